@@ -1,0 +1,66 @@
+"""orch: auditable multi-model LLM ensembles.
+
+Define a pipeline of typed agents in Python; run it asynchronously; get a content-addressed,
+verifiable, replayable record of everything it did. The public API is re-exported here.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .agent import Agent, FunctionAgent, NoConfig, agent
+from .context import Context
+from .errors import (
+    AgentDefinitionError,
+    ChildStepError,
+    InputError,
+    OrchError,
+    PipelineLoadError,
+    PipelineValidationError,
+    PluginError,
+    RetryableError,
+    StepError,
+    StepTimeoutError,
+    ValidationProblem,
+)
+from .pipeline import Pipeline, PipelineBuilder
+from .refs import Branch, InputRef, NodeRef, input_ref, ref
+from .retry import RetryPolicy
+from .runtime import RunResult, arun, run
+from .selection import Selection
+
+__all__ = [
+    "__version__",
+    # defining agents
+    "Agent",
+    "Context",
+    "FunctionAgent",
+    "NoConfig",
+    "agent",
+    # defining pipelines
+    "Branch",
+    "InputRef",
+    "NodeRef",
+    "Pipeline",
+    "PipelineBuilder",
+    "RetryPolicy",
+    "Selection",
+    "input_ref",
+    "ref",
+    # running
+    "RunResult",
+    "arun",
+    "run",
+    # errors
+    "AgentDefinitionError",
+    "ChildStepError",
+    "InputError",
+    "OrchError",
+    "PipelineLoadError",
+    "PipelineValidationError",
+    "PluginError",
+    "RetryableError",
+    "StepError",
+    "StepTimeoutError",
+    "ValidationProblem",
+]

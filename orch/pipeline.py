@@ -1,0 +1,183 @@
+"""Defining pipelines: the builder API and the validated, immutable :class:`Pipeline`.
+
+A :class:`PipelineBuilder` collects inputs, nodes and outputs without judging them; ``build()``
+checks everything at once (see :mod:`orch.validate`) and either returns a :class:`Pipeline` or
+raises one :class:`~orch.errors.PipelineValidationError` listing every problem. A built
+pipeline never changes; its spec hash covers node ids, agent names, versions, config hashes,
+bindings and edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from traces import canonical_bytes, digest
+
+from .agent import Agent
+from .refs import Branch, InputRef, NodeRef, Ref
+from .retry import RetryPolicy
+
+__all__ = ["Const", "ListBinding", "Node", "Pipeline", "PipelineBuilder"]
+
+
+@dataclass(frozen=True)
+class Const:
+    """A constant bound to an input field (part of the spec hash)."""
+
+    value: Any
+
+    def spec(self) -> dict[str, Any]:
+        return {"const": self.value}
+
+
+@dataclass(frozen=True)
+class ListBinding:
+    """Several references gathered into one list-typed field, in the order given.
+
+    Items whose producer was skipped are left out, so a merge after conditional branches sees
+    only the branches that ran.
+    """
+
+    items: tuple[Ref, ...]
+
+    def spec(self) -> dict[str, Any]:
+        return {"list": [r.spec() for r in self.items]}
+
+
+Binding = InputRef | NodeRef | ListBinding | Const
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node as declared: an agent and where its inputs come from."""
+
+    id: str
+    agent: Agent[Any, Any] | str
+    """The agent, or the name of a plugin agent (resolved at build)."""
+    whole: Ref | None = None
+    """A reference whose value becomes the whole input (fields may still override)."""
+    bindings: Mapping[str, Binding] = field(default_factory=dict)
+    when: tuple[Branch, ...] = ()
+    optional: bool = False
+    """When True, a failure of this node does not fail the run."""
+    timeout: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def handle(self) -> NodeRef:
+        return NodeRef(self.id)
+
+
+def _binding(value: object) -> Binding:
+    if isinstance(value, (InputRef, NodeRef, ListBinding, Const)):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(
+        isinstance(v, (InputRef, NodeRef)) for v in value
+    ):
+        return ListBinding(tuple(value))
+    return Const(value)
+
+
+class PipelineBuilder:
+    """Collects a pipeline's definition; call :meth:`build` to validate it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._inputs: list[tuple[str, Any]] = []
+        self._nodes: list[Node] = []
+        self._outputs: list[tuple[str, Ref]] = []
+
+    def input(self, name: str, type_: Any = str) -> InputRef:
+        """Declare pipeline input ``name`` of type ``type_``; return a reference to it."""
+        self._inputs.append((name, type_))
+        return InputRef(name)
+
+    def node(
+        self,
+        node_id: str,
+        agent: Agent[Any, Any] | str,
+        whole: Ref | None = None,
+        /,
+        *,
+        when: Branch | Sequence[Branch] = (),
+        optional: bool = False,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        **bindings: object,
+    ) -> NodeRef:
+        """Add node ``node_id`` running ``agent``.
+
+        ``whole`` binds the agent's entire input to a reference; keyword arguments bind input
+        fields to a reference, a list of references (gathered into a list) or a constant.
+        ``when`` makes the node conditional on a router's selection.
+        """
+        node = Node(
+            id=node_id,
+            agent=agent,
+            whole=whole,
+            bindings={k: _binding(v) for k, v in bindings.items()},
+            when=(when,) if isinstance(when, Branch) else tuple(when),
+            optional=optional,
+            timeout=timeout,
+            retry=retry or RetryPolicy(),
+        )
+        self._nodes.append(node)
+        return NodeRef(node_id)
+
+    def output(self, name: str, source: Ref) -> None:
+        """Name a pipeline output; without any, every sink node's output is one."""
+        self._outputs.append((name, source))
+
+    def build(self) -> Pipeline:
+        """Validate everything and return the pipeline, or raise with every problem."""
+        from .validate import validate  # the checks are long; keep them out of this module
+
+        return validate(self.name, self._inputs, self._nodes, self._outputs)
+
+
+@dataclass(frozen=True, eq=False)
+class Pipeline:
+    """A validated pipeline. Build with :class:`PipelineBuilder`; never mutate."""
+
+    name: str
+    inputs: Mapping[str, Any]
+    """Input name -> type."""
+    nodes: Mapping[str, Node]
+    """Node id -> node, in definition order; every agent resolved."""
+    agents: Mapping[str, Agent[Any, Any]]
+    """Node id -> resolved agent."""
+    outputs: Mapping[str, Ref]
+    graph: nx.DiGraph
+    """Nodes and data/condition edges (edge attribute ``kind``: data or condition)."""
+    order: tuple[str, ...]
+    """A topological order (ties broken by definition order)."""
+    depth: Mapping[str, int]
+    """Logical time of each node: longest path from a node with no producers."""
+    producers: Mapping[str, tuple[str, ...]]
+    """Node id -> node ids it waits for (data and conditions), sorted."""
+    consumers: Mapping[str, tuple[str, ...]]
+    spec: Mapping[str, Any]
+    plugins: Mapping[str, str] = field(default_factory=dict)
+    """Distribution -> version of plugin packages whose agents the pipeline uses."""
+    spec_bytes: bytes = b""
+
+    @property
+    def spec_hash(self) -> str:
+        """Key of the canonical spec document."""
+        return digest(self.spec_bytes)
+
+    def to_mermaid(self, statuses: Mapping[str, str] | None = None) -> str:
+        """The pipeline as a Mermaid flowchart; ``statuses`` colours nodes by step status."""
+        from .mermaid import pipeline_to_mermaid
+
+        return pipeline_to_mermaid(self.spec, statuses)
+
+    def __repr__(self) -> str:
+        return f"<Pipeline {self.name!r} nodes={len(self.nodes)} spec={self.spec_hash[:19]}>"
+
+
+def spec_bytes_of(spec: Mapping[str, Any]) -> bytes:
+    return canonical_bytes(dict(spec))

@@ -1,0 +1,500 @@
+"""Running a pipeline: the scheduler and the step executor, recording as they go.
+
+A node starts as soon as every node it waits for has finished (no lock-step supersteps),
+within a per-run concurrency limit. Every step, whatever its fate, ends in a StepRecord in the
+store and a ``step_end`` event; a failure cancels the rest of the run and each cancelled or
+never-started step is recorded as such, so the record is complete even for a failed run.
+
+What must never enter a hashed record: the run id, wall-clock time, completion order. The
+root hash is computed over step records sorted by step id.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import orjson
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from traces import (
+    ArtifactStore,
+    ErrorInfo,
+    EventLog,
+    RunHead,
+    RunRecord,
+    canonical_bytes,
+    digest,
+    steps_root,
+)
+from traces.records import STEP_FORMAT
+
+from . import __version__
+from .agent import Agent
+from .context import Context
+from .errors import InputError, OrchError, StepError, StepTimeoutError
+from .pipeline import Const, ListBinding, Pipeline
+from .refs import InputRef, NodeRef, Ref
+from .retry import RetryPolicy, call_with_retry
+from .typecheck import is_optional
+
+__all__ = ["Perturbation", "RunResult", "RunState", "Slot", "StepOutcome", "arun", "run"]
+
+Perturbation = Callable[[str], Awaitable[None]]
+"""Awaited with the step id just before a step records its result (tests use it to shuffle
+completion order)."""
+
+_OPTS = orjson.OPT_SORT_KEYS
+
+
+class Slot:
+    """A step's claim on the run's concurrency limit (released while it awaits children)."""
+
+    __slots__ = ("held",)
+
+    def __init__(self) -> None:
+        self.held = False
+
+
+@dataclass
+class StepOutcome:
+    status: str
+    output: BaseModel | None = None
+    record_key: str = ""
+    error_type: str = ""
+    error_message: str = ""
+
+
+@dataclass
+class RunResult:
+    """What a run produced. ``outputs`` holds live values; the record holds their keys."""
+
+    run_id: str
+    status: str
+    root_hash: str
+    record: RunRecord
+    outputs: dict[str, Any]
+    steps: dict[str, StepOutcome] = field(repr=False)
+    error: ErrorInfo | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def raise_for_status(self) -> RunResult:
+        """Return self, or raise :class:`OrchError` describing why the run failed."""
+        if not self.ok:
+            detail = f"{self.error.type}: {self.error.message}" if self.error else "unknown"
+            raise OrchError(f"run {self.run_id} failed: {detail}")
+        return self
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id (metadata only: it never enters a hashed record)."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+
+
+def _error_info(exc: BaseException) -> ErrorInfo:
+    t = type(exc)
+    name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+    return ErrorInfo(type=name, message=str(exc))
+
+
+class RunState:
+    """Everything one run shares between its steps."""
+
+    def __init__(self, pipeline: Pipeline, store: ArtifactStore, run_id: str, seed: int,
+                 max_concurrency: int, perturb: Perturbation | None,
+                 clock: Callable[[], float]) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.run_id = run_id
+        self.seed = seed
+        self.limiter = anyio.CapacityLimiter(max_concurrency)
+        self.perturb = perturb
+        self.events = EventLog(store, run_id, clock)
+        self.records: dict[str, tuple[str, str]] = {}
+        """Step id -> (record key, status)."""
+        self.node_outcomes: dict[str, StepOutcome] = {}
+        self.failure: ErrorInfo | None = None
+        self.failed_node: str | None = None
+        self._agent_refs: dict[int, dict[str, str]] = {}
+
+    # -- concurrency slots -------------------------------------------------------------------
+
+    async def acquire_slot(self, slot: Slot) -> None:
+        await self.limiter.acquire_on_behalf_of(slot)
+        slot.held = True
+
+    def release_slot(self, slot: Slot) -> None:
+        if slot.held:
+            slot.held = False
+            self.limiter.release_on_behalf_of(slot)
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def _agent_ref(self, agent: Agent[Any, Any]) -> dict[str, str]:
+        ref = self._agent_refs.get(id(agent))
+        if ref is None:
+            ref = {"name": agent.name, "version": agent.version, "config_hash": agent.config_hash}
+            self._agent_refs[id(agent)] = ref
+        return ref
+
+    def record_step(self, *, step_id: str, node: str, parent: str | None,
+                    agent: Agent[Any, Any], input_key: str | None, output_key: str | None,
+                    decisions: list[str], children: list[str], status: str,
+                    error: ErrorInfo | None, reason: str | None, logical_time: int) -> str:
+        # Built as a plain dict (the StepRecord schema, every field present) because this runs
+        # once per step; tests pin it to StepRecord's canonical form.
+        record = {
+            "format": STEP_FORMAT,
+            "step_id": step_id,
+            "node": node,
+            "parent": parent,
+            "agent": self._agent_ref(agent),
+            "input": input_key,
+            "output": output_key,
+            "effects": [],
+            "decisions": decisions,
+            "children": children,
+            "status": status,
+            "error": None if error is None else {"type": error.type, "message": error.message},
+            "reason": reason,
+            "logical_time": logical_time,
+        }
+        key = self.store.put(orjson.dumps(record, option=_OPTS))
+        self.records[step_id] = (key, status)
+        self.events.emit("step_end", step_id, status=status, record=key)
+        return key
+
+    # -- executing one step -----------------------------------------------------------------
+
+    async def execute(self, *, step_id: str, node: str, parent: str | None,
+                      agent: Agent[Any, Any], input_value: BaseModel | Mapping[str, Any],
+                      logical_time: int, timeout: float | None, retry: RetryPolicy,
+                      slot: Slot) -> StepOutcome:
+        """Run one step to a record. Never raises, except cancellation (after recording)."""
+        self.events.emit("step_start", step_id)
+        ctx: Context | None = None
+        input_key: str | None = None
+        try:
+            inp = _coerce(agent.input_model, input_value, f"input of agent {agent.name!r}")
+            input_key = self.store.put(canonical_bytes(inp))
+
+            async def attempt(_n: int) -> BaseModel:
+                nonlocal ctx
+                ctx = Context(self, step_id, node, agent, logical_time, slot)
+                if timeout is None:
+                    out = await agent.run(inp, ctx)
+                else:
+                    try:
+                        with anyio.fail_after(timeout):
+                            out = await agent.run(inp, ctx)
+                    except TimeoutError as exc:
+                        raise StepTimeoutError(
+                            f"step {step_id!r} (agent {agent.name!r}) timed out after "
+                            f"{timeout}s"
+                        ) from exc
+                return _coerce(agent.output_model, out, f"output of agent {agent.name!r}")
+
+            output, _attempts = await call_with_retry(retry, attempt)
+            if self.perturb is not None:
+                await self.perturb(step_id)
+            output_key = self.store.put(canonical_bytes(output))
+        except anyio.get_cancelled_exc_class():
+            self.record_step(step_id=step_id, node=node, parent=parent, agent=agent,
+                             input_key=input_key, output_key=None,
+                             decisions=ctx._decisions if ctx else [],
+                             children=ctx._children if ctx else [], status="cancelled",
+                             error=None, reason=self._cancel_reason(), logical_time=logical_time)
+            raise
+        except Exception as exc:
+            info = _error_info(exc)
+            key = self.record_step(step_id=step_id, node=node, parent=parent, agent=agent,
+                                   input_key=input_key, output_key=None,
+                                   decisions=ctx._decisions if ctx else [],
+                                   children=ctx._children if ctx else [], status="failed",
+                                   error=info, reason=None, logical_time=logical_time)
+            return StepOutcome("failed", None, key, info.type, info.message)
+        key = self.record_step(step_id=step_id, node=node, parent=parent, agent=agent,
+                               input_key=input_key, output_key=output_key,
+                               decisions=ctx._decisions if ctx else [],
+                               children=ctx._children if ctx else [], status="ok", error=None,
+                               reason=None, logical_time=logical_time)
+        return StepOutcome("ok", output, key)
+
+    def _cancel_reason(self) -> str:
+        if self.failed_node is not None:
+            return f"cancelled: run stopped after node {self.failed_node!r} failed"
+        return "cancelled: the run was cancelled"
+
+    async def execute_child(self, parent: Context, step_id: str, agent: Agent[Any, Any],
+                            input_value: BaseModel | Mapping[str, Any], timeout: float | None,
+                            retry: RetryPolicy | None) -> StepOutcome:
+        if not isinstance(agent, Agent):
+            raise OrchError(
+                f"step {parent.step_id!r}: ctx.call() got {agent!r}, not an agent; fix: pass "
+                "an Agent instance or a function decorated with @agent"
+            )
+        slot = Slot()
+        await self.acquire_slot(slot)
+        try:
+            return await self.execute(step_id=step_id, node=parent.node_id,
+                                      parent=parent.step_id, agent=agent,
+                                      input_value=input_value,
+                                      logical_time=parent.logical_time + 1, timeout=timeout,
+                                      retry=retry or RetryPolicy(), slot=slot)
+        finally:
+            self.release_slot(slot)
+
+
+def _coerce(model: type[BaseModel], value: Any, what: str) -> BaseModel:
+    if type(value) is model:
+        return value  # type: ignore[no-any-return]
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise StepError(
+            f"{what} is not a valid {model.__name__}: {exc.error_count()} error(s), first: "
+            f"{exc.errors()[0]['loc']} {exc.errors()[0]['msg']}; fix: return/bind a "
+            f"{model.__name__}"
+        ) from exc
+
+
+def _validate_inputs(pipeline: Pipeline, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    problems = []
+    unknown = sorted(set(inputs) - set(pipeline.inputs))
+    if unknown:
+        problems.append(f"unknown input(s) {unknown}; this pipeline takes "
+                        f"{sorted(pipeline.inputs) or 'no inputs'}")
+    values: dict[str, Any] = {}
+    for name, tp in pipeline.inputs.items():
+        if name not in inputs:
+            if is_optional(tp):
+                values[name] = None
+                continue
+            problems.append(f"missing input {name!r}; fix: pass {name}=VALUE")
+            continue
+        try:
+            values[name] = TypeAdapter(tp).validate_python(inputs[name])
+        except ValidationError as exc:
+            problems.append(f"input {name!r}: {exc.errors()[0]['msg']} (got {inputs[name]!r})")
+    if problems:
+        raise InputError(f"pipeline {pipeline.name!r}: " + "; ".join(problems))
+    return values
+
+
+class _Scheduler:
+    """Starts each node when its producers are done; resolves bindings; handles skips."""
+
+    def __init__(self, state: RunState, inputs: dict[str, Any]) -> None:
+        self.state = state
+        self.p = state.pipeline
+        self.inputs = inputs
+        self.remaining = {n: len(self.p.producers[n]) for n in self.p.order}
+        self.outputs: dict[str, BaseModel] = {}
+        self.status: dict[str, str] = {}
+        self.tg: anyio.abc.TaskGroup | None = None
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            self.tg = tg
+            for node_id in self.p.order:
+                if self.remaining[node_id] == 0:
+                    tg.start_soon(self.run_node, node_id)
+
+    def _value(self, ref: Ref) -> tuple[bool, Any]:
+        """(available, value) of a reference; unavailable when its producer did not succeed."""
+        if isinstance(ref, InputRef):
+            return True, self.inputs[ref.name]
+        if self.status.get(ref.node) != "ok":
+            return False, None
+        value: Any = self.outputs[ref.node]
+        for name in ref.path:
+            value = getattr(value, name)
+        return True, value
+
+    def _gather(self, node_id: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The node's input data, or (None, reason to skip)."""
+        node = self.p.nodes[node_id]
+        for cond in node.when:
+            gate_status = self.status.get(cond.node)
+            if gate_status != "ok":
+                return None, f"skipped: router {cond.node!r} did not run ({gate_status})"
+            selected = _selection(self.outputs[cond.node])
+            if cond.label not in selected:
+                return None, (f"skipped: router {cond.node!r} selected {sorted(selected)}, "
+                              f"not {cond.label!r}")
+        data: dict[str, Any] = {}
+        if node.whole is not None:
+            ok, value = self._value(node.whole)
+            if not ok:
+                return None, f"skipped: its input comes from {node.whole}, which did not succeed"
+            data.update(dict(value) if isinstance(value, BaseModel) else value)
+        fields = self.p.agents[node_id].input_model.model_fields
+        for name, binding in node.bindings.items():
+            if isinstance(binding, Const):
+                data[name] = binding.value
+            elif isinstance(binding, ListBinding):
+                items = [v for ok, v in map(self._value, binding.items) if ok]
+                if not items:
+                    return None, (f"skipped: none of the producers of field {name!r} "
+                                  "succeeded")
+                data[name] = items
+            else:
+                ok, value = self._value(binding)
+                if not ok:
+                    if is_optional(fields[name].annotation):
+                        value = None
+                    else:
+                        return None, (f"skipped: field {name!r} comes from {binding}, which "
+                                      "did not succeed")
+                data[name] = value
+        return data, None
+
+    async def run_node(self, node_id: str) -> None:
+        state, p = self.state, self.p
+        node = p.nodes[node_id]
+        agent = p.agents[node_id]
+        data, skip_reason = self._gather(node_id)
+        if data is None:
+            state.events.emit("step_start", node_id)
+            state.record_step(step_id=node_id, node=node_id, parent=None, agent=agent,
+                              input_key=None, output_key=None, decisions=[], children=[],
+                              status="skipped", error=None, reason=skip_reason,
+                              logical_time=p.depth[node_id])
+            self.status[node_id] = "skipped"
+        else:
+            slot = Slot()
+            await state.acquire_slot(slot)
+            try:
+                outcome = await state.execute(step_id=node_id, node=node_id, parent=None,
+                                              agent=agent, input_value=data,
+                                              logical_time=p.depth[node_id],
+                                              timeout=node.timeout, retry=node.retry, slot=slot)
+            finally:
+                state.release_slot(slot)
+            self.status[node_id] = outcome.status
+            state.node_outcomes[node_id] = outcome
+            if outcome.status == "ok":
+                assert outcome.output is not None
+                self.outputs[node_id] = outcome.output
+            elif not node.optional and state.failure is None:
+                state.failed_node = node_id
+                state.failure = ErrorInfo(
+                    type=outcome.error_type,
+                    message=f"node {node_id!r} failed: {outcome.error_message}",
+                )
+                assert self.tg is not None
+                self.tg.cancel_scope.cancel()
+                return
+        assert self.tg is not None
+        for consumer in p.consumers[node_id]:
+            self.remaining[consumer] -= 1
+            if self.remaining[consumer] == 0:
+                self.tg.start_soon(self.run_node, consumer)
+
+
+def _selection(output: BaseModel) -> set[str]:
+    branches = getattr(output, "branches", None)
+    if branches is None:
+        branch = getattr(output, "branch", None)
+        return {branch} if isinstance(branch, str) else set()
+    if isinstance(branches, str):
+        return {branches}
+    return {b for b in branches if isinstance(b, str)}
+
+
+async def arun(
+    pipeline: Pipeline,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    store: ArtifactStore | None = None,
+    seed: int = 0,
+    max_concurrency: int = 64,
+    run_id: str | None = None,
+    perturb: Perturbation | None = None,
+    clock: Callable[[], float] = time.time,
+) -> RunResult:
+    """Run ``pipeline`` on ``inputs`` and record it in ``store``; return the result.
+
+    A failed node does not raise: the result has status ``failed`` and the error. Bad inputs
+    raise :class:`~orch.errors.InputError` before anything is written.
+    """
+    if max_concurrency < 1:
+        raise OrchError(f"max_concurrency is {max_concurrency}; fix: use 1 or more")
+    values = _validate_inputs(pipeline, inputs or {})
+    if store is None:
+        from traces.open import open_store
+
+        store = open_store()
+    run_id = run_id or new_run_id()
+    state = RunState(pipeline, store, run_id, seed, max_concurrency, perturb, clock)
+
+    spec_key = store.put(pipeline.spec_bytes)
+    input_keys = {
+        name: store.put(canonical_bytes(TypeAdapter(pipeline.inputs[name]).dump_python(
+            value, mode="json")))
+        for name, value in sorted(values.items())
+    }
+    head = RunHead(run_id=run_id, pipeline=pipeline.name, spec_hash=spec_key, seed=seed,
+                   status="running", started_at=clock(), host=socket.gethostname(),
+                   orch_version=__version__)
+    store.write_run_head(run_id, orjson.dumps(head.sealed().model_dump(mode="json"),
+                                              option=_OPTS))
+    state.events.emit("run_start", pipeline=pipeline.name, spec=spec_key, seed=seed,
+                      inputs=input_keys)
+
+    scheduler = _Scheduler(state, values)
+    await scheduler.run()
+
+    # Nodes that never started because the run stopped still get a record: a reader must
+    # be able to tell "did not run" from "lost".
+    for node_id in pipeline.order:
+        if node_id not in state.records:
+            state.events.emit("step_start", node_id)
+            state.record_step(step_id=node_id, node=node_id, parent=None,
+                              agent=pipeline.agents[node_id], input_key=None, output_key=None,
+                              decisions=[], children=[], status="cancelled", error=None,
+                              reason="not started: " + state._cancel_reason(),
+                              logical_time=pipeline.depth[node_id])
+
+    outputs: dict[str, Any] = {}
+    output_keys: dict[str, str] = {}
+    if state.failure is None:
+        for name, ref in sorted(pipeline.outputs.items()):
+            ok, value = scheduler._value(ref)
+            if ok:
+                outputs[name] = value
+                output_keys[name] = store.put(canonical_bytes(value))
+
+    steps = sorted((sid, key) for sid, (key, _) in state.records.items())
+    status = "failed" if state.failure is not None else "ok"
+    record = RunRecord(pipeline=pipeline.name, spec_hash=spec_key, inputs=input_keys, seed=seed,
+                       steps=steps, steps_root=steps_root(steps), outputs=output_keys,
+                       status=status, error=state.failure, plugins=dict(pipeline.plugins))
+    record_bytes = canonical_bytes(record)
+    root_hash = store.put(record_bytes)
+    assert root_hash == digest(record_bytes)
+    state.events.emit("run_end", status=status, root_hash=root_hash)
+    final = head.model_copy(update={
+        "status": status, "root_hash": root_hash, "finished_at": clock(),
+        "event_count": state.events.count, "event_head": state.events.head,
+    })
+    store.write_run_head(run_id, orjson.dumps(final.sealed().model_dump(mode="json"),
+                                              option=_OPTS))
+    return RunResult(run_id=run_id, status=status, root_hash=root_hash, record=record,
+                     outputs=outputs, steps=dict(state.node_outcomes), error=state.failure)
+
+
+def run(pipeline: Pipeline, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> RunResult:
+    """Synchronous :func:`arun` (starts an event loop; do not call from async code)."""
+    async def main() -> RunResult:
+        return await arun(pipeline, inputs, **kwargs)
+
+    return anyio.run(main)

@@ -1,0 +1,194 @@
+"""The artifact store seam: immutable content-addressed blobs plus per-run logs.
+
+A store holds three kinds of thing:
+
+* **artifacts**: immutable blobs under ``sha256:<hex>`` of their bytes. ``put`` is idempotent
+  and never overwrites; every ``get`` re-hashes what it read and raises
+  :class:`~traces.errors.IntegrityError` on a mismatch, so corruption is never returned.
+* **event logs**: one append-only log of JSON lines per run.
+* **run heads**: one small mutable document per run (its metadata and, once finished, its
+  root hash), replaced atomically, like a git ref.
+
+Backends implement a handful of primitives (``_read_blob``, ``_write_blob`` ...); hashing and
+verification live here so that no backend can get them wrong. A backend must never mutate an
+artifact once written, and must never make a half-written blob visible under its key.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from .canonical import canonical_bytes, check_key, digest
+from .errors import ArtifactNotFoundError, IntegrityError, RunNotFoundError
+
+__all__ = ["ArtifactStore", "MemoryStore"]
+
+
+class ArtifactStore(abc.ABC):
+    """Base class of every store backend. Subclass it and implement the primitives."""
+
+    #: Human-readable location used in messages (a path, URL or ``memory``).
+    location: str = "?"
+
+    # -- primitives a backend implements ---------------------------------------------------
+
+    @abc.abstractmethod
+    def _read_blob(self, key: str) -> bytes | None:
+        """Return the stored bytes for ``key`` exactly as stored, or None if absent."""
+
+    @abc.abstractmethod
+    def _write_blob(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` atomically if absent; do nothing if present."""
+
+    @abc.abstractmethod
+    def _has_blob(self, key: str) -> bool:
+        """True when a blob is stored under ``key``."""
+
+    @abc.abstractmethod
+    def _iter_keys(self) -> Iterator[str]:
+        """Every stored key, in any order."""
+
+    @abc.abstractmethod
+    def append_event(self, run_id: str, line: bytes) -> None:
+        """Append one line (without trailing newline) to the run's event log."""
+
+    @abc.abstractmethod
+    def read_events(self, run_id: str) -> list[bytes]:
+        """Every line of the run's event log, in append order (empty if none).
+
+        A line torn by a crash mid-write is returned as it is; verification judges it.
+        """
+
+    @abc.abstractmethod
+    def write_run_head(self, run_id: str, data: bytes) -> None:
+        """Atomically replace the run's head document."""
+
+    @abc.abstractmethod
+    def read_run_head(self, run_id: str) -> bytes | None:
+        """The run's head document, or None when the run is unknown."""
+
+    @abc.abstractmethod
+    def run_ids(self) -> list[str]:
+        """Ids of every run with a head document, sorted."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing open
+        """Release files or connections; the store is unusable afterwards."""
+
+    # -- artifacts (concrete: hashing and verification live here) -------------------------
+
+    def put(self, data: bytes) -> str:
+        """Store raw bytes; return their key. Idempotent."""
+        if not isinstance(data, bytes):
+            raise TypeError(
+                f"put() takes bytes, not {type(data).__name__}; fix: use put_value() for data"
+            )
+        key = digest(data)
+        if not self._has_blob(key):
+            self._write_blob(key, data)
+        return key
+
+    def put_value(self, value: Any) -> str:
+        """Store the canonical encoding of ``value``; return its key."""
+        return self.put(canonical_bytes(value))
+
+    def get(self, key: str) -> bytes:
+        """Return the bytes under ``key``, verified against the key."""
+        check_key(key)
+        data = self._read_blob(key)
+        if data is None:
+            raise ArtifactNotFoundError(key, self.location)
+        actual = digest(data)
+        if actual != key:
+            raise IntegrityError(key, actual, f"in store {self.location}")
+        return data
+
+    def get_value(self, key: str) -> Any:
+        """Return the decoded JSON value under ``key``, verified."""
+        return orjson.loads(self.get(key))
+
+    def has(self, key: str) -> bool:
+        """True when ``key`` is stored (no verification)."""
+        return self._has_blob(check_key(key))
+
+    def keys(self) -> Iterator[str]:
+        """Every stored key, sorted."""
+        return iter(sorted(self._iter_keys()))
+
+    def read_raw(self, key: str) -> bytes | None:
+        """The bytes under ``key`` without verification, for tools that report corruption."""
+        return self._read_blob(check_key(key))
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def resolve_run(self, run_id_or_prefix: str) -> str:
+        """Return the full id of the run named exactly or by a unique prefix."""
+        ids = self.run_ids()
+        if run_id_or_prefix in ids:
+            return run_id_or_prefix
+        matches = [r for r in ids if r.startswith(run_id_or_prefix)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise RunNotFoundError(
+                f"no run {run_id_or_prefix!r} in store {self.location}; "
+                "fix: list runs with 'orch runs' (and check --store / ORCH_STORE)"
+            )
+        raise RunNotFoundError(
+            f"run prefix {run_id_or_prefix!r} is ambiguous in store {self.location} "
+            f"({len(matches)} runs match); fix: give more characters of the run id"
+        )
+
+    def __enter__(self) -> ArtifactStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class MemoryStore(ArtifactStore):
+    """An in-process store: fast, for tests and benchmarks; gone when the process ends."""
+
+    location = "memory"
+
+    def __init__(self) -> None:
+        self._blobs: dict[str, bytes] = {}
+        self._events: dict[str, list[bytes]] = {}
+        self._heads: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def _read_blob(self, key: str) -> bytes | None:
+        return self._blobs.get(key)
+
+    def _write_blob(self, key: str, data: bytes) -> None:
+        self._blobs.setdefault(key, data)
+
+    def _has_blob(self, key: str) -> bool:
+        return key in self._blobs
+
+    def _iter_keys(self) -> Iterator[str]:
+        return iter(list(self._blobs))
+
+    def append_event(self, run_id: str, line: bytes) -> None:
+        with self._lock:
+            self._events.setdefault(run_id, []).append(bytes(line))
+
+    def read_events(self, run_id: str) -> list[bytes]:
+        return list(self._events.get(run_id, ()))
+
+    def write_run_head(self, run_id: str, data: bytes) -> None:
+        self._heads[run_id] = bytes(data)
+
+    def read_run_head(self, run_id: str) -> bytes | None:
+        return self._heads.get(run_id)
+
+    def run_ids(self) -> list[str]:
+        return sorted(self._heads)
+
+    # Test hook: corrupt a blob in place, as a disk or an attacker would.
+    def _tamper(self, key: str, data: bytes) -> None:
+        self._blobs[key] = data
