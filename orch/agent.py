@@ -123,7 +123,7 @@ class Agent(Generic[InT, OutT]):
         """How records name this agent."""
         return AgentRef(name=self.name, version=self.version, config_hash=self._config_hash)
 
-    async def run(self, input: InT, ctx: Context) -> OutT:  # noqa: A002 - the contract's name
+    async def run(self, input: InT, ctx: Context) -> OutT:
         """Do the agent's work. Override this."""
         raise NotImplementedError(f"agent {self.name!r} does not implement run()")
 
@@ -171,7 +171,7 @@ class FunctionAgent(Agent[BaseModel, BaseModel]):
             config=config,
         )
 
-    async def run(self, input: BaseModel, ctx: Context) -> BaseModel:  # noqa: A002
+    async def run(self, input: BaseModel, ctx: Context) -> BaseModel:
         return await self._fn(input, ctx)
 
 
@@ -201,7 +201,7 @@ def agent(
     """
 
     def wrap(f: AgentFn) -> FunctionAgent:
-        owner = name or getattr(f, "__name__", repr(f))
+        owner: str = name or getattr(f, "__name__", None) or repr(f)
         if not inspect.iscoroutinefunction(f):
             raise AgentDefinitionError(
                 f"agent {owner!r} must be an async function; fix: define it with 'async def'"
@@ -213,7 +213,7 @@ def agent(
                 f"agent {owner!r}: its annotations cannot be resolved ({exc}); fix: import the "
                 "types it names at module level"
             ) from exc
-        params = [p for p in inspect.signature(f).parameters.values()]
+        params = list(inspect.signature(f).parameters.values())
         if len(params) != 2:
             raise AgentDefinitionError(
                 f"agent {owner!r} takes {len(params)} parameters; fix: define it as "

@@ -20,11 +20,12 @@ from pydantic import BaseModel
 from traces import Decision
 
 from .errors import ChildStepError, OrchError
+from .pool import WorkerPool
 
 if TYPE_CHECKING:
     from .agent import Agent
     from .retry import RetryPolicy
-    from .runtime import RunState, Slot
+    from .runtime import RunState
 
 __all__ = ["Context", "step_seed"]
 
@@ -51,11 +52,11 @@ class Context:
         "logical_time",
         "node_id",
         "step_id",
-        "token",
     )
 
-    def __init__(self, state: RunState, step_id: str, node_id: str, agent: Agent[Any, Any],
-                 logical_time: int, token: Slot) -> None:
+    def __init__(
+        self, state: RunState, step_id: str, node_id: str, agent: Agent[Any, Any], logical_time: int
+    ) -> None:
         self._state = state
         self.step_id = step_id
         """This step's id: the node id, or ``parent/index`` for a child call."""
@@ -63,7 +64,6 @@ class Context:
         self.agent = agent
         self.logical_time = logical_time
         """Causal depth of the step: the only clock an agent may read."""
-        self.token = token
         self._rng: random.Random | None = None
         self._next_call = 0
         self._tick = 0
@@ -155,7 +155,7 @@ class Context:
     async def call(
         self,
         agent: Agent[Any, OutT],
-        input: BaseModel | Mapping[str, Any],  # noqa: A002
+        input: BaseModel | Mapping[str, Any],
         *,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
@@ -165,13 +165,7 @@ class Context:
         Raises :class:`~orch.errors.ChildStepError` when the child fails.
         """
         step_id = self._child_id()
-        state = self._state
-        # Give our concurrency slot away while we wait, or nested calls could deadlock.
-        state.release_slot(self.token)
-        try:
-            outcome = await state.execute_child(self, step_id, agent, input, timeout, retry)
-        finally:
-            await state.acquire_slot(self.token)
+        outcome = await self._state.execute_child(self, step_id, agent, input, timeout, retry)
         if outcome.status != "ok":
             raise ChildStepError(step_id, outcome.error_type, outcome.error_message)
         return outcome.output  # type: ignore[return-value]
@@ -186,7 +180,8 @@ class Context:
         """Run several child calls concurrently; outputs come back in call order.
 
         Step ids are assigned in list order before anything starts, so they never depend on
-        which child finishes first. If one child fails, the others are cancelled and a
+        which child finishes first. At most ``max_concurrency`` children of one call run at
+        once. If one child fails, the others are cancelled and a
         :class:`~orch.errors.ChildStepError` names the failed one.
         """
         state = self._state
@@ -203,13 +198,11 @@ class Context:
                 failure.append(ChildStepError(ids[i], outcome.error_type, outcome.error_message))
                 tg.cancel_scope.cancel()
 
-        state.release_slot(self.token)
-        try:
-            async with anyio.create_task_group() as tg:
-                for i in range(len(calls)):
-                    tg.start_soon(one, i)
-        finally:
-            await state.acquire_slot(self.token)
+        async with anyio.create_task_group() as tg:
+            pool = WorkerPool(tg, one, state.max_concurrency)
+            for i in range(len(calls)):
+                pool.submit(i)
+            pool.close()
         if failure:
             raise failure[0]
         return results

@@ -40,12 +40,15 @@ def pipeline_to_mermaid(spec: Mapping[str, Any], statuses: Mapping[str, str] | N
     """Mermaid ``flowchart TD`` text for a pipeline spec."""
     lines = ["flowchart TD"]
     for inp in spec["inputs"]:
-        lines.append(f'    {_mid("in", inp["name"])}(["{_label(inp["name"])}: '
-                     f'{_label(inp["type"])}"])')
+        lines.append(
+            f'    {_mid("in", inp["name"])}(["{_label(inp["name"])}: {_label(inp["type"])}"])'
+        )
     for node in spec["nodes"]:
         agent = node["agent"]
-        lines.append(f'    {_mid("n", node["id"])}["{_label(node["id"])}<br/>'
-                     f'{_label(agent["name"])}@{_label(agent["version"])}"]')
+        lines.append(
+            f'    {_mid("n", node["id"])}["{_label(node["id"])}<br/>'
+            f'{_label(agent["name"])}@{_label(agent["version"])}"]'
+        )
     for name in spec["outputs"]:
         lines.append(f'    {_mid("out", name)}[/"{_label(name)}"/]')
     edges: set[str] = set()
@@ -71,7 +74,7 @@ def pipeline_to_mermaid(spec: Mapping[str, Any], statuses: Mapping[str, str] | N
         for status, style in _STATUS_STYLE.items():
             lines.append(f"    classDef {status} {style}")
         for node in spec["nodes"]:
-            status = statuses.get(node["id"])
-            if status in _STATUS_STYLE:
-                lines.append(f"    class {_mid('n', node['id'])} {status}")
+            node_status = statuses.get(node["id"])
+            if node_status in _STATUS_STYLE:
+                lines.append(f"    class {_mid('n', node['id'])} {node_status}")
     return "\n".join(lines) + "\n"

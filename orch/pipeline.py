@@ -74,8 +74,10 @@ class Node:
 def _binding(value: object) -> Binding:
     if isinstance(value, (InputRef, NodeRef, ListBinding, Const)):
         return value
-    if isinstance(value, (list, tuple)) and value and all(
-        isinstance(v, (InputRef, NodeRef)) for v in value
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(v, (InputRef, NodeRef)) for v in value)
     ):
         return ListBinding(tuple(value))
     return Const(value)

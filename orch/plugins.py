@@ -61,9 +61,7 @@ def _instantiate(ep: EntryPoint) -> Agent[Any, Any]:
     try:
         if isinstance(target, Agent):
             agent = target
-        elif inspect.isclass(target) and issubclass(target, Agent):
-            agent = target()
-        elif callable(target):
+        elif (inspect.isclass(target) and issubclass(target, Agent)) or callable(target):
             agent = target()
         else:
             agent = target
@@ -114,9 +112,19 @@ def list_plugins() -> list[PluginInfo]:
         try:
             agent = _instantiate(ep)
         except PluginError as exc:
-            infos.append(PluginInfo(ep.name, ep.group, ep.value, package, version, False,
-                                    error=str(exc)))
+            infos.append(
+                PluginInfo(ep.name, ep.group, ep.value, package, version, False, error=str(exc))
+            )
         else:
-            infos.append(PluginInfo(ep.name, ep.group, ep.value, package, version, True,
-                                    agent=f"{agent.name}@{agent.version}"))
+            infos.append(
+                PluginInfo(
+                    ep.name,
+                    ep.group,
+                    ep.value,
+                    package,
+                    version,
+                    True,
+                    agent=f"{agent.name}@{agent.version}",
+                )
+            )
     return infos

@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 import orjson
+from anyio.abc import TaskGroup
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from traces import (
@@ -39,26 +40,19 @@ from .agent import Agent
 from .context import Context
 from .errors import InputError, OrchError, StepError, StepTimeoutError
 from .pipeline import Const, ListBinding, Pipeline
-from .refs import InputRef, NodeRef, Ref
+from .refs import InputRef, Ref
+from .pool import WorkerPool
 from .retry import RetryPolicy, call_with_retry
 from .typecheck import is_optional
 
-__all__ = ["Perturbation", "RunResult", "RunState", "Slot", "StepOutcome", "arun", "run"]
+__all__ = ["Perturbation", "RunResult", "RunState", "StepOutcome", "arun", "run"]
 
 Perturbation = Callable[[str], Awaitable[None]]
 """Awaited with the step id just before a step records its result (tests use it to shuffle
 completion order)."""
 
 _OPTS = orjson.OPT_SORT_KEYS
-
-
-class Slot:
-    """A step's claim on the run's concurrency limit (released while it awaits children)."""
-
-    __slots__ = ("held",)
-
-    def __init__(self) -> None:
-        self.held = False
+_NO_RETRY = RetryPolicy()
 
 
 @dataclass
@@ -108,14 +102,21 @@ def _error_info(exc: BaseException) -> ErrorInfo:
 class RunState:
     """Everything one run shares between its steps."""
 
-    def __init__(self, pipeline: Pipeline, store: ArtifactStore, run_id: str, seed: int,
-                 max_concurrency: int, perturb: Perturbation | None,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        store: ArtifactStore,
+        run_id: str,
+        seed: int,
+        max_concurrency: int,
+        perturb: Perturbation | None,
+        clock: Callable[[], float],
+    ) -> None:
         self.pipeline = pipeline
         self.store = store
         self.run_id = run_id
         self.seed = seed
-        self.limiter = anyio.CapacityLimiter(max_concurrency)
+        self.max_concurrency = max_concurrency
         self.perturb = perturb
         self.events = EventLog(store, run_id, clock)
         self.records: dict[str, tuple[str, str]] = {}
@@ -124,17 +125,6 @@ class RunState:
         self.failure: ErrorInfo | None = None
         self.failed_node: str | None = None
         self._agent_refs: dict[int, dict[str, str]] = {}
-
-    # -- concurrency slots -------------------------------------------------------------------
-
-    async def acquire_slot(self, slot: Slot) -> None:
-        await self.limiter.acquire_on_behalf_of(slot)
-        slot.held = True
-
-    def release_slot(self, slot: Slot) -> None:
-        if slot.held:
-            slot.held = False
-            self.limiter.release_on_behalf_of(slot)
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -145,10 +135,22 @@ class RunState:
             self._agent_refs[id(agent)] = ref
         return ref
 
-    def record_step(self, *, step_id: str, node: str, parent: str | None,
-                    agent: Agent[Any, Any], input_key: str | None, output_key: str | None,
-                    decisions: list[str], children: list[str], status: str,
-                    error: ErrorInfo | None, reason: str | None, logical_time: int) -> str:
+    def record_step(
+        self,
+        *,
+        step_id: str,
+        node: str,
+        parent: str | None,
+        agent: Agent[Any, Any],
+        input_key: str | None,
+        output_key: str | None,
+        decisions: list[str],
+        children: list[str],
+        status: str,
+        error: ErrorInfo | None,
+        reason: str | None,
+        logical_time: int,
+    ) -> str:
         # Built as a plain dict (the StepRecord schema, every field present) because this runs
         # once per step; tests pin it to StepRecord's canonical form.
         record = {
@@ -174,10 +176,18 @@ class RunState:
 
     # -- executing one step -----------------------------------------------------------------
 
-    async def execute(self, *, step_id: str, node: str, parent: str | None,
-                      agent: Agent[Any, Any], input_value: BaseModel | Mapping[str, Any],
-                      logical_time: int, timeout: float | None, retry: RetryPolicy,
-                      slot: Slot) -> StepOutcome:
+    async def execute(
+        self,
+        *,
+        step_id: str,
+        node: str,
+        parent: str | None,
+        agent: Agent[Any, Any],
+        input_value: BaseModel | Mapping[str, Any],
+        logical_time: int,
+        timeout: float | None,
+        retry: RetryPolicy,
+    ) -> StepOutcome:
         """Run one step to a record. Never raises, except cancellation (after recording)."""
         self.events.emit("step_start", step_id)
         ctx: Context | None = None
@@ -188,7 +198,7 @@ class RunState:
 
             async def attempt(_n: int) -> BaseModel:
                 nonlocal ctx
-                ctx = Context(self, step_id, node, agent, logical_time, slot)
+                ctx = Context(self, step_id, node, agent, logical_time)
                 if timeout is None:
                     out = await agent.run(inp, ctx)
                 else:
@@ -197,8 +207,7 @@ class RunState:
                             out = await agent.run(inp, ctx)
                     except TimeoutError as exc:
                         raise StepTimeoutError(
-                            f"step {step_id!r} (agent {agent.name!r}) timed out after "
-                            f"{timeout}s"
+                            f"step {step_id!r} (agent {agent.name!r}) timed out after {timeout}s"
                         ) from exc
                 return _coerce(agent.output_model, out, f"output of agent {agent.name!r}")
 
@@ -207,25 +216,52 @@ class RunState:
                 await self.perturb(step_id)
             output_key = self.store.put(canonical_bytes(output))
         except anyio.get_cancelled_exc_class():
-            self.record_step(step_id=step_id, node=node, parent=parent, agent=agent,
-                             input_key=input_key, output_key=None,
-                             decisions=ctx._decisions if ctx else [],
-                             children=ctx._children if ctx else [], status="cancelled",
-                             error=None, reason=self._cancel_reason(), logical_time=logical_time)
+            self.record_step(
+                step_id=step_id,
+                node=node,
+                parent=parent,
+                agent=agent,
+                input_key=input_key,
+                output_key=None,
+                decisions=ctx._decisions if ctx else [],
+                children=ctx._children if ctx else [],
+                status="cancelled",
+                error=None,
+                reason=self._cancel_reason(),
+                logical_time=logical_time,
+            )
             raise
         except Exception as exc:
             info = _error_info(exc)
-            key = self.record_step(step_id=step_id, node=node, parent=parent, agent=agent,
-                                   input_key=input_key, output_key=None,
-                                   decisions=ctx._decisions if ctx else [],
-                                   children=ctx._children if ctx else [], status="failed",
-                                   error=info, reason=None, logical_time=logical_time)
+            key = self.record_step(
+                step_id=step_id,
+                node=node,
+                parent=parent,
+                agent=agent,
+                input_key=input_key,
+                output_key=None,
+                decisions=ctx._decisions if ctx else [],
+                children=ctx._children if ctx else [],
+                status="failed",
+                error=info,
+                reason=None,
+                logical_time=logical_time,
+            )
             return StepOutcome("failed", None, key, info.type, info.message)
-        key = self.record_step(step_id=step_id, node=node, parent=parent, agent=agent,
-                               input_key=input_key, output_key=output_key,
-                               decisions=ctx._decisions if ctx else [],
-                               children=ctx._children if ctx else [], status="ok", error=None,
-                               reason=None, logical_time=logical_time)
+        key = self.record_step(
+            step_id=step_id,
+            node=node,
+            parent=parent,
+            agent=agent,
+            input_key=input_key,
+            output_key=output_key,
+            decisions=ctx._decisions if ctx else [],
+            children=ctx._children if ctx else [],
+            status="ok",
+            error=None,
+            reason=None,
+            logical_time=logical_time,
+        )
         return StepOutcome("ok", output, key)
 
     def _cancel_reason(self) -> str:
@@ -233,29 +269,35 @@ class RunState:
             return f"cancelled: run stopped after node {self.failed_node!r} failed"
         return "cancelled: the run was cancelled"
 
-    async def execute_child(self, parent: Context, step_id: str, agent: Agent[Any, Any],
-                            input_value: BaseModel | Mapping[str, Any], timeout: float | None,
-                            retry: RetryPolicy | None) -> StepOutcome:
+    async def execute_child(
+        self,
+        parent: Context,
+        step_id: str,
+        agent: Agent[Any, Any],
+        input_value: BaseModel | Mapping[str, Any],
+        timeout: float | None,
+        retry: RetryPolicy | None,
+    ) -> StepOutcome:
         if not isinstance(agent, Agent):
             raise OrchError(
                 f"step {parent.step_id!r}: ctx.call() got {agent!r}, not an agent; fix: pass "
                 "an Agent instance or a function decorated with @agent"
             )
-        slot = Slot()
-        await self.acquire_slot(slot)
-        try:
-            return await self.execute(step_id=step_id, node=parent.node_id,
-                                      parent=parent.step_id, agent=agent,
-                                      input_value=input_value,
-                                      logical_time=parent.logical_time + 1, timeout=timeout,
-                                      retry=retry or RetryPolicy(), slot=slot)
-        finally:
-            self.release_slot(slot)
+        return await self.execute(
+            step_id=step_id,
+            node=parent.node_id,
+            parent=parent.step_id,
+            agent=agent,
+            input_value=input_value,
+            logical_time=parent.logical_time + 1,
+            timeout=timeout,
+            retry=retry or _NO_RETRY,
+        )
 
 
 def _coerce(model: type[BaseModel], value: Any, what: str) -> BaseModel:
     if type(value) is model:
-        return value  # type: ignore[no-any-return]
+        return value
     try:
         return model.model_validate(value)
     except ValidationError as exc:
@@ -270,8 +312,10 @@ def _validate_inputs(pipeline: Pipeline, inputs: Mapping[str, Any]) -> dict[str,
     problems = []
     unknown = sorted(set(inputs) - set(pipeline.inputs))
     if unknown:
-        problems.append(f"unknown input(s) {unknown}; this pipeline takes "
-                        f"{sorted(pipeline.inputs) or 'no inputs'}")
+        problems.append(
+            f"unknown input(s) {unknown}; this pipeline takes "
+            f"{sorted(pipeline.inputs) or 'no inputs'}"
+        )
     values: dict[str, Any] = {}
     for name, tp in pipeline.inputs.items():
         if name not in inputs:
@@ -299,14 +343,17 @@ class _Scheduler:
         self.remaining = {n: len(self.p.producers[n]) for n in self.p.order}
         self.outputs: dict[str, BaseModel] = {}
         self.status: dict[str, str] = {}
-        self.tg: anyio.abc.TaskGroup | None = None
+        self.unfinished = len(self.p.order)
+        self.tg: TaskGroup | None = None
+        self.pool: WorkerPool[str] | None = None
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             self.tg = tg
+            self.pool = WorkerPool(tg, self.run_node, self.state.max_concurrency)
             for node_id in self.p.order:
                 if self.remaining[node_id] == 0:
-                    tg.start_soon(self.run_node, node_id)
+                    self.pool.submit(node_id)
 
     def _value(self, ref: Ref) -> tuple[bool, Any]:
         """(available, value) of a reference; unavailable when its producer did not succeed."""
@@ -319,7 +366,7 @@ class _Scheduler:
             value = getattr(value, name)
         return True, value
 
-    def _gather(self, node_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    def _gather(self, node_id: str) -> tuple[Any, str | None]:
         """The node's input data, or (None, reason to skip)."""
         node = self.p.nodes[node_id]
         for cond in node.when:
@@ -328,14 +375,17 @@ class _Scheduler:
                 return None, f"skipped: router {cond.node!r} did not run ({gate_status})"
             selected = _selection(self.outputs[cond.node])
             if cond.label not in selected:
-                return None, (f"skipped: router {cond.node!r} selected {sorted(selected)}, "
-                              f"not {cond.label!r}")
+                return None, (
+                    f"skipped: router {cond.node!r} selected {sorted(selected)}, not {cond.label!r}"
+                )
         data: dict[str, Any] = {}
         if node.whole is not None:
             ok, value = self._value(node.whole)
             if not ok:
                 return None, f"skipped: its input comes from {node.whole}, which did not succeed"
-            data.update(dict(value) if isinstance(value, BaseModel) else value)
+            if not node.bindings:
+                return value, None  # the producer's model itself; coerced once if needed
+            data.update(value.__dict__ if isinstance(value, BaseModel) else value)
         fields = self.p.agents[node_id].input_model.model_fields
         for name, binding in node.bindings.items():
             if isinstance(binding, Const):
@@ -343,8 +393,7 @@ class _Scheduler:
             elif isinstance(binding, ListBinding):
                 items = [v for ok, v in map(self._value, binding.items) if ok]
                 if not items:
-                    return None, (f"skipped: none of the producers of field {name!r} "
-                                  "succeeded")
+                    return None, (f"skipped: none of the producers of field {name!r} succeeded")
                 data[name] = items
             else:
                 ok, value = self._value(binding)
@@ -352,8 +401,9 @@ class _Scheduler:
                     if is_optional(fields[name].annotation):
                         value = None
                     else:
-                        return None, (f"skipped: field {name!r} comes from {binding}, which "
-                                      "did not succeed")
+                        return None, (
+                            f"skipped: field {name!r} comes from {binding}, which did not succeed"
+                        )
                 data[name] = value
         return data, None
 
@@ -364,21 +414,32 @@ class _Scheduler:
         data, skip_reason = self._gather(node_id)
         if data is None:
             state.events.emit("step_start", node_id)
-            state.record_step(step_id=node_id, node=node_id, parent=None, agent=agent,
-                              input_key=None, output_key=None, decisions=[], children=[],
-                              status="skipped", error=None, reason=skip_reason,
-                              logical_time=p.depth[node_id])
+            state.record_step(
+                step_id=node_id,
+                node=node_id,
+                parent=None,
+                agent=agent,
+                input_key=None,
+                output_key=None,
+                decisions=[],
+                children=[],
+                status="skipped",
+                error=None,
+                reason=skip_reason,
+                logical_time=p.depth[node_id],
+            )
             self.status[node_id] = "skipped"
         else:
-            slot = Slot()
-            await state.acquire_slot(slot)
-            try:
-                outcome = await state.execute(step_id=node_id, node=node_id, parent=None,
-                                              agent=agent, input_value=data,
-                                              logical_time=p.depth[node_id],
-                                              timeout=node.timeout, retry=node.retry, slot=slot)
-            finally:
-                state.release_slot(slot)
+            outcome = await state.execute(
+                step_id=node_id,
+                node=node_id,
+                parent=None,
+                agent=agent,
+                input_value=data,
+                logical_time=p.depth[node_id],
+                timeout=node.timeout,
+                retry=node.retry,
+            )
             self.status[node_id] = outcome.status
             state.node_outcomes[node_id] = outcome
             if outcome.status == "ok":
@@ -393,11 +454,14 @@ class _Scheduler:
                 assert self.tg is not None
                 self.tg.cancel_scope.cancel()
                 return
-        assert self.tg is not None
+        assert self.pool is not None
         for consumer in p.consumers[node_id]:
             self.remaining[consumer] -= 1
             if self.remaining[consumer] == 0:
-                self.tg.start_soon(self.run_node, consumer)
+                self.pool.submit(consumer)
+        self.unfinished -= 1
+        if self.unfinished == 0:
+            self.pool.close()
 
 
 def _selection(output: BaseModel) -> set[str]:
@@ -438,17 +502,25 @@ async def arun(
 
     spec_key = store.put(pipeline.spec_bytes)
     input_keys = {
-        name: store.put(canonical_bytes(TypeAdapter(pipeline.inputs[name]).dump_python(
-            value, mode="json")))
+        name: store.put(
+            canonical_bytes(TypeAdapter(pipeline.inputs[name]).dump_python(value, mode="json"))
+        )
         for name, value in sorted(values.items())
     }
-    head = RunHead(run_id=run_id, pipeline=pipeline.name, spec_hash=spec_key, seed=seed,
-                   status="running", started_at=clock(), host=socket.gethostname(),
-                   orch_version=__version__)
-    store.write_run_head(run_id, orjson.dumps(head.sealed().model_dump(mode="json"),
-                                              option=_OPTS))
-    state.events.emit("run_start", pipeline=pipeline.name, spec=spec_key, seed=seed,
-                      inputs=input_keys)
+    head = RunHead(
+        run_id=run_id,
+        pipeline=pipeline.name,
+        spec_hash=spec_key,
+        seed=seed,
+        status="running",
+        started_at=clock(),
+        host=socket.gethostname(),
+        orch_version=__version__,
+    )
+    store.write_run_head(run_id, orjson.dumps(head.sealed().model_dump(mode="json"), option=_OPTS))
+    state.events.emit(
+        "run_start", pipeline=pipeline.name, spec=spec_key, seed=seed, inputs=input_keys
+    )
 
     scheduler = _Scheduler(state, values)
     await scheduler.run()
@@ -458,11 +530,20 @@ async def arun(
     for node_id in pipeline.order:
         if node_id not in state.records:
             state.events.emit("step_start", node_id)
-            state.record_step(step_id=node_id, node=node_id, parent=None,
-                              agent=pipeline.agents[node_id], input_key=None, output_key=None,
-                              decisions=[], children=[], status="cancelled", error=None,
-                              reason="not started: " + state._cancel_reason(),
-                              logical_time=pipeline.depth[node_id])
+            state.record_step(
+                step_id=node_id,
+                node=node_id,
+                parent=None,
+                agent=pipeline.agents[node_id],
+                input_key=None,
+                output_key=None,
+                decisions=[],
+                children=[],
+                status="cancelled",
+                error=None,
+                reason="not started: " + state._cancel_reason(),
+                logical_time=pipeline.depth[node_id],
+            )
 
     outputs: dict[str, Any] = {}
     output_keys: dict[str, str] = {}
@@ -475,25 +556,46 @@ async def arun(
 
     steps = sorted((sid, key) for sid, (key, _) in state.records.items())
     status = "failed" if state.failure is not None else "ok"
-    record = RunRecord(pipeline=pipeline.name, spec_hash=spec_key, inputs=input_keys, seed=seed,
-                       steps=steps, steps_root=steps_root(steps), outputs=output_keys,
-                       status=status, error=state.failure, plugins=dict(pipeline.plugins))
+    record = RunRecord(
+        pipeline=pipeline.name,
+        spec_hash=spec_key,
+        inputs=input_keys,
+        seed=seed,
+        steps=steps,
+        steps_root=steps_root(steps),
+        outputs=output_keys,
+        status=status,
+        error=state.failure,
+        plugins=dict(pipeline.plugins),
+    )
     record_bytes = canonical_bytes(record)
     root_hash = store.put(record_bytes)
     assert root_hash == digest(record_bytes)
     state.events.emit("run_end", status=status, root_hash=root_hash)
-    final = head.model_copy(update={
-        "status": status, "root_hash": root_hash, "finished_at": clock(),
-        "event_count": state.events.count, "event_head": state.events.head,
-    })
-    store.write_run_head(run_id, orjson.dumps(final.sealed().model_dump(mode="json"),
-                                              option=_OPTS))
-    return RunResult(run_id=run_id, status=status, root_hash=root_hash, record=record,
-                     outputs=outputs, steps=dict(state.node_outcomes), error=state.failure)
+    final = head.model_copy(
+        update={
+            "status": status,
+            "root_hash": root_hash,
+            "finished_at": clock(),
+            "event_count": state.events.count,
+            "event_head": state.events.head,
+        }
+    )
+    store.write_run_head(run_id, orjson.dumps(final.sealed().model_dump(mode="json"), option=_OPTS))
+    return RunResult(
+        run_id=run_id,
+        status=status,
+        root_hash=root_hash,
+        record=record,
+        outputs=outputs,
+        steps=dict(state.node_outcomes),
+        error=state.failure,
+    )
 
 
 def run(pipeline: Pipeline, inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> RunResult:
     """Synchronous :func:`arun` (starts an event loop; do not call from async code)."""
+
     async def main() -> RunResult:
         return await arun(pipeline, inputs, **kwargs)
 

@@ -108,9 +108,7 @@ def compatible(produced: Any, expected: Any) -> bool:
         if len(p_args) != len(e_args):
             p_elem, e_elem = element_type(produced), element_type(expected)
             return p_elem is not None and e_elem is not None and compatible(p_elem, e_elem)
-        return all(
-            a is Ellipsis or compatible(a, b) for a, b in zip(p_args, e_args, strict=True)
-        )
+        return all(a is Ellipsis or compatible(a, b) for a, b in zip(p_args, e_args, strict=True))
     if isinstance(expected, type) and e_origin is None and p_origin is not None:
         return isinstance(p_origin, type) and issubclass(p_origin, expected)
     return False

@@ -21,7 +21,7 @@ from .agent import Agent
 from .errors import PipelineValidationError, PluginError, ValidationProblem
 from .pipeline import Binding, Const, ListBinding, Node, Pipeline, spec_bytes_of
 from .refs import InputRef, NodeRef, Ref
-from .typecheck import compatible, describe, element_type, field_type, is_optional
+from .typecheck import compatible, describe, element_type, field_type
 
 __all__ = ["SELECTION_FIELDS", "validate"]
 
@@ -31,8 +31,13 @@ SELECTION_FIELDS = ("branches", "branch")
 
 
 class _Checker:
-    def __init__(self, name: str, inputs: Sequence[tuple[str, Any]], nodes: Sequence[Node],
-                 outputs: Sequence[tuple[str, Ref]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        inputs: Sequence[tuple[str, Any]],
+        nodes: Sequence[Node],
+        outputs: Sequence[tuple[str, Ref]],
+    ) -> None:
         self.name = name
         self.raw_inputs = inputs
         self.raw_nodes = nodes
@@ -52,18 +57,30 @@ class _Checker:
         for name, tp in self.raw_inputs:
             where = f"input:{name}"
             if not isinstance(name, str) or not _ID_RE.match(name):
-                self.problem(where, "invalid-id", f"input name {name!r} is not a valid name",
-                             "use letters, digits, '_' or '-', starting with a letter or '_'")
+                self.problem(
+                    where,
+                    "invalid-id",
+                    f"input name {name!r} is not a valid name",
+                    "use letters, digits, '_' or '-', starting with a letter or '_'",
+                )
                 continue
             if name in self.inputs:
-                self.problem(where, "duplicate-input", f"input {name!r} is declared twice",
-                             "declare each pipeline input once")
+                self.problem(
+                    where,
+                    "duplicate-input",
+                    f"input {name!r} is declared twice",
+                    "declare each pipeline input once",
+                )
                 continue
             try:
                 TypeAdapter(tp)
             except Exception as exc:
-                self.problem(where, "invalid-type", f"type {tp!r} is not usable ({exc})",
-                             "declare the input with a type pydantic can validate")
+                self.problem(
+                    where,
+                    "invalid-type",
+                    f"type {tp!r} is not usable ({exc})",
+                    "declare the input with a type pydantic can validate",
+                )
                 continue
             self.inputs[name] = tp
 
@@ -73,23 +90,38 @@ class _Checker:
             seen[node.id] = seen.get(node.id, 0) + 1
         for node_id, count in seen.items():
             if count > 1:
-                self.problem(node_id, "duplicate-node", f"node id is used by {count} nodes",
-                             "give every node a unique id")
+                self.problem(
+                    node_id,
+                    "duplicate-node",
+                    f"node id is used by {count} nodes",
+                    "give every node a unique id",
+                )
         for node in self.raw_nodes:
             if seen[node.id] > 1 or node.id in self.nodes:
                 continue
             if not isinstance(node.id, str) or not _ID_RE.match(node.id):
-                self.problem(str(node.id), "invalid-id",
-                             "node id must be 1-128 letters, digits, '_' or '-', starting with "
-                             "a letter or '_' ('/' is reserved for child steps)",
-                             "rename the node")
+                self.problem(
+                    str(node.id),
+                    "invalid-id",
+                    "node id must be 1-128 letters, digits, '_' or '-', starting with "
+                    "a letter or '_' ('/' is reserved for child steps)",
+                    "rename the node",
+                )
                 continue
             if node.id in self.inputs:
-                self.problem(node.id, "duplicate-node", "a pipeline input has the same name",
-                             "rename the node or the input")
+                self.problem(
+                    node.id,
+                    "duplicate-node",
+                    "a pipeline input has the same name",
+                    "rename the node or the input",
+                )
             if node.timeout is not None and not node.timeout > 0:
-                self.problem(node.id, "invalid-timeout", f"timeout {node.timeout!r} is not > 0",
-                             "give a positive number of seconds, or None")
+                self.problem(
+                    node.id,
+                    "invalid-timeout",
+                    f"timeout {node.timeout!r} is not > 0",
+                    "give a positive number of seconds, or None",
+                )
             agent = self.resolve_agent(node)
             if agent is None:
                 continue
@@ -105,16 +137,23 @@ class _Checker:
             try:
                 agent, dist = load_agent(node.agent)
             except PluginError as exc:
-                self.problem(node.id, "unknown-agent", str(exc),
-                             "install the plugin package, or pass an Agent instance")
+                self.problem(
+                    node.id,
+                    "unknown-agent",
+                    str(exc),
+                    "install the plugin package, or pass an Agent instance",
+                )
                 return None
             if dist is not None:
                 self.plugins[dist[0]] = dist[1]
             return agent
-        self.problem(node.id, "not-an-agent",
-                     f"{node.agent!r} is a {type(node.agent).__name__}, not an agent",
-                     "pass an Agent instance, a function decorated with @agent, or the name "
-                     "of a plugin agent")
+        self.problem(
+            node.id,
+            "not-an-agent",
+            f"{node.agent!r} is a {type(node.agent).__name__}, not an agent",
+            "pass an Agent instance, a function decorated with @agent, or the name "
+            "of a plugin agent",
+        )
         return None
 
     # -- references and types ------------------------------------------------------------
@@ -124,28 +163,37 @@ class _Checker:
         if isinstance(ref, InputRef):
             if ref.name not in self.inputs:
                 known = ", ".join(sorted(self.inputs)) or "(none)"
-                self.problem(where, "unknown-reference",
-                             f"{what} refers to pipeline input {ref.name!r}, which is not "
-                             f"declared (inputs: {known})",
-                             f"declare it with builder.input({ref.name!r}, TYPE) or fix the name")
+                self.problem(
+                    where,
+                    "unknown-reference",
+                    f"{what} refers to pipeline input {ref.name!r}, which is not "
+                    f"declared (inputs: {known})",
+                    f"declare it with builder.input({ref.name!r}, TYPE) or fix the name",
+                )
                 return False, None
             return True, self.inputs[ref.name]
         if ref.node not in self.agents:
             if ref.node in self.nodes or any(n.id == ref.node for n in self.raw_nodes):
                 return False, None  # the producer itself is broken and already reported
             known = ", ".join(sorted(self.agents)) or "(none)"
-            self.problem(where, "unknown-reference",
-                         f"{what} refers to node {ref.node!r}, which does not exist "
-                         f"(nodes: {known})", "define that node or fix the reference")
+            self.problem(
+                where,
+                "unknown-reference",
+                f"{what} refers to node {ref.node!r}, which does not exist (nodes: {known})",
+                "define that node or fix the reference",
+            )
             return False, None
         out_model = self.agents[ref.node].output_model
         if not ref.path:
             return True, out_model
         tp, err = field_type(out_model, ref.path)
         if err is not None:
-            self.problem(where, "unknown-reference",
-                         f"{what} refers to field {'.'.join(ref.path)!r} of node {ref.node!r}: "
-                         f"{err}", "reference an existing field of that node's output")
+            self.problem(
+                where,
+                "unknown-reference",
+                f"{what} refers to field {'.'.join(ref.path)!r} of node {ref.node!r}: {err}",
+                "reference an existing field of that node's output",
+            )
             return False, None
         return True, tp
 
@@ -157,33 +205,44 @@ class _Checker:
                 TypeAdapter(expected).validate_python(binding.value)
             except (ValidationError, CanonicalEncodingError) as exc:
                 first = str(exc).splitlines()[0]
-                self.problem(node_id, "type-mismatch",
-                             f"{what} expects {describe(expected)} but is bound to the constant "
-                             f"{binding.value!r} ({first})",
-                             "bind a value of the expected type, or a reference")
+                self.problem(
+                    node_id,
+                    "type-mismatch",
+                    f"{what} expects {describe(expected)} but is bound to the constant "
+                    f"{binding.value!r} ({first})",
+                    "bind a value of the expected type, or a reference",
+                )
             return
         if isinstance(binding, ListBinding):
             elem = element_type(expected)
             if elem is None:
-                self.problem(node_id, "type-mismatch",
-                             f"{what} expects {describe(expected)} but is bound to a list of "
-                             f"{len(binding.items)} references",
-                             "bind a single reference, or declare the field as list[...]")
+                self.problem(
+                    node_id,
+                    "type-mismatch",
+                    f"{what} expects {describe(expected)} but is bound to a list of "
+                    f"{len(binding.items)} references",
+                    "bind a single reference, or declare the field as list[...]",
+                )
                 return
             for i, item in enumerate(binding.items):
                 ok, produced = self.ref_type(node_id, f"{what} item {i}", item)
                 if ok and not compatible(produced, elem):
-                    self.problem(node_id, "type-mismatch",
-                                 f"{what} item {i} expects {describe(elem)} but {item} "
-                                 f"produces {describe(produced)}",
-                                 "bind a producer of the expected type, or change the field type")
+                    self.problem(
+                        node_id,
+                        "type-mismatch",
+                        f"{what} item {i} expects {describe(elem)} but {item} "
+                        f"produces {describe(produced)}",
+                        "bind a producer of the expected type, or change the field type",
+                    )
             return
         ok, produced = self.ref_type(node_id, what, binding)
         if ok and not compatible(produced, expected):
-            self.problem(node_id, "type-mismatch",
-                         f"{what} expects {describe(expected)} but {binding} produces "
-                         f"{describe(produced)}",
-                         "bind a producer of the expected type, or change one of the two types")
+            self.problem(
+                node_id,
+                "type-mismatch",
+                f"{what} expects {describe(expected)} but {binding} produces {describe(produced)}",
+                "bind a producer of the expected type, or change one of the two types",
+            )
 
     def check_node_inputs(self, node: Node) -> None:
         agent = self.agents[node.id]
@@ -192,61 +251,88 @@ class _Checker:
         if node.whole is not None:
             ok, produced = self.ref_type(node.id, "whole input", node.whole)
             if ok and not compatible(produced, model):
-                self.problem(node.id, "type-mismatch",
-                             f"whole input expects {describe(model)} but {node.whole} produces "
-                             f"{describe(produced)}",
-                             "bind the whole input to a producer of that model, or bind fields")
+                self.problem(
+                    node.id,
+                    "type-mismatch",
+                    f"whole input expects {describe(model)} but {node.whole} produces "
+                    f"{describe(produced)}",
+                    "bind the whole input to a producer of that model, or bind fields",
+                )
         for name, binding in node.bindings.items():
             if name not in fields:
                 known = ", ".join(sorted(fields)) or "(none)"
-                self.problem(node.id, "unknown-field",
-                             f"agent {agent.name!r} input {model.__name__} has no field "
-                             f"{name!r} (fields: {known})", "bind one of the agent's input fields")
+                self.problem(
+                    node.id,
+                    "unknown-field",
+                    f"agent {agent.name!r} input {model.__name__} has no field "
+                    f"{name!r} (fields: {known})",
+                    "bind one of the agent's input fields",
+                )
                 continue
             self.check_binding(node.id, name, fields[name].annotation, binding)
         if node.whole is None:
             for name, info in fields.items():
                 if info.is_required() and name not in node.bindings:
-                    self.problem(node.id, "unbound-input",
-                                 f"required input field {name!r} "
-                                 f"({describe(info.annotation)}) of agent {agent.name!r} is "
-                                 "not bound",
-                                 f"pass {name}=<reference or value> to builder.node("
-                                 f"{node.id!r}, ...)")
+                    self.problem(
+                        node.id,
+                        "unbound-input",
+                        f"required input field {name!r} "
+                        f"({describe(info.annotation)}) of agent {agent.name!r} is "
+                        "not bound",
+                        f"pass {name}=<reference or value> to builder.node({node.id!r}, ...)",
+                    )
         for cond in node.when:
             self.check_condition(node.id, cond.node, cond.label)
 
     def check_condition(self, node_id: str, gate: str, label: str) -> None:
         if gate not in self.agents:
             if not any(n.id == gate for n in self.raw_nodes):
-                self.problem(node_id, "unknown-reference",
-                             f"condition refers to node {gate!r}, which does not exist",
-                             "make the node conditional on an existing router node")
+                self.problem(
+                    node_id,
+                    "unknown-reference",
+                    f"condition refers to node {gate!r}, which does not exist",
+                    "make the node conditional on an existing router node",
+                )
             return
         if gate == node_id:
             return  # reported as a cycle
         out = self.agents[gate].output_model
         if not any(f in out.model_fields for f in SELECTION_FIELDS):
-            self.problem(node_id, "invalid-condition",
-                         f"condition on node {gate!r}: its output {out.__name__} has no "
-                         "'branches' (list of labels) or 'branch' (one label) field",
-                         "give the router's output model a 'branches: list[str]' field, e.g. "
-                         "by subclassing orch.Selection")
+            self.problem(
+                node_id,
+                "invalid-condition",
+                f"condition on node {gate!r}: its output {out.__name__} has no "
+                "'branches' (list of labels) or 'branch' (one label) field",
+                "give the router's output model a 'branches: list[str]' field, e.g. "
+                "by subclassing orch.Selection",
+            )
         if not isinstance(label, str) or not label:
-            self.problem(node_id, "invalid-condition", f"branch label {label!r} is not a "
-                         "non-empty string", "use a string label")
+            self.problem(
+                node_id,
+                "invalid-condition",
+                f"branch label {label!r} is not a non-empty string",
+                "use a string label",
+            )
 
     def check_outputs(self) -> dict[str, Ref]:
         outputs: dict[str, Ref] = {}
         for name, source in self.raw_outputs:
             where = f"output:{name}"
             if name in outputs:
-                self.problem(where, "duplicate-output", f"output {name!r} is declared twice",
-                             "name each output once")
+                self.problem(
+                    where,
+                    "duplicate-output",
+                    f"output {name!r} is declared twice",
+                    "name each output once",
+                )
                 continue
             if not isinstance(source, (InputRef, NodeRef)):
-                self.problem(where, "unknown-reference", f"output source {source!r} is not "
-                             "a reference", "pass a node handle, node.field(...) or an input")
+                self.problem(
+                    where,
+                    "unknown-reference",
+                    f"output source {source!r} is not a reference",
+                    "pass a node handle, node.field(...) or an input",
+                )
                 continue
             ok, _ = self.ref_type(where, "output", source)
             if ok:
@@ -270,16 +356,21 @@ class _Checker:
 
     def check_cycles(self, g: nx.DiGraph) -> None:
         order = {n: i for i, n in enumerate(self.nodes)}
-        for component in sorted(nx.strongly_connected_components(g),
-                                key=lambda c: min(order[n] for n in c)):
+        for component in sorted(
+            nx.strongly_connected_components(g), key=lambda c: min(order[n] for n in c)
+        ):
             first = min(component, key=order.__getitem__)
             if len(component) == 1 and not g.has_edge(first, first):
                 continue
             cycle = nx.find_cycle(g.subgraph(component), source=first)
             path = [edge[0] for edge in cycle] + [cycle[0][0]]
-            self.problem(first, "cycle", "cycle " + " -> ".join(path),
-                         "remove one of these edges: a pipeline must be acyclic (loop inside an "
-                         "agent with ctx.call instead)")
+            self.problem(
+                first,
+                "cycle",
+                "cycle " + " -> ".join(path),
+                "remove one of these edges: a pipeline must be acyclic (loop inside an "
+                "agent with ctx.call instead)",
+            )
 
 
 def _producers(node: Node) -> list[str]:
@@ -302,20 +393,25 @@ def _spec(c: _Checker, outputs: dict[str, Ref], depth: dict[str, int]) -> dict[s
     nodes = []
     for node_id, node in c.nodes.items():
         agent = c.agents[node_id]
-        nodes.append({
-            "id": node_id,
-            "agent": {"name": agent.name, "version": agent.version,
-                      "config_hash": agent.config_hash,
-                      "input": describe(agent.input_model),
-                      "output": describe(agent.output_model)},
-            "whole": node.whole.spec() if node.whole is not None else None,
-            "bind": {k: _binding_spec(v) for k, v in sorted(node.bindings.items())},
-            "when": [b.spec() for b in node.when],
-            "optional": node.optional,
-            "timeout": node.timeout,
-            "retry": node.retry.spec(),
-            "depth": depth[node_id],
-        })
+        nodes.append(
+            {
+                "id": node_id,
+                "agent": {
+                    "name": agent.name,
+                    "version": agent.version,
+                    "config_hash": agent.config_hash,
+                    "input": describe(agent.input_model),
+                    "output": describe(agent.output_model),
+                },
+                "whole": node.whole.spec() if node.whole is not None else None,
+                "bind": {k: _binding_spec(v) for k, v in sorted(node.bindings.items())},
+                "when": [b.spec() for b in node.when],
+                "optional": node.optional,
+                "timeout": node.timeout,
+                "retry": node.retry.spec(),
+                "depth": depth[node_id],
+            }
+        )
     return {
         "format": "orch.spec/1",
         "name": c.name,
@@ -325,8 +421,12 @@ def _spec(c: _Checker, outputs: dict[str, Ref], depth: dict[str, int]) -> dict[s
     }
 
 
-def validate(name: str, inputs: Sequence[tuple[str, Any]], nodes: Sequence[Node],
-             outputs: Sequence[tuple[str, Ref]]) -> Pipeline:
+def validate(
+    name: str,
+    inputs: Sequence[tuple[str, Any]],
+    nodes: Sequence[Node],
+    outputs: Sequence[tuple[str, Ref]],
+) -> Pipeline:
     """Check a definition; return the :class:`Pipeline` or raise with every problem."""
     c = _Checker(name, inputs, nodes, outputs)
     c.check_inputs()

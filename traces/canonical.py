@@ -9,11 +9,14 @@ hash alike, or one value hash two ways.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import math
 import re
+import types
+import typing
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, get_args, get_origin
 
 import orjson
 from pydantic import BaseModel
@@ -95,15 +98,7 @@ def to_canonical(value: Any, path: str = "$") -> Any:
     if t is list or t is tuple:
         return [to_canonical(v, f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, BaseModel):
-        try:
-            dumped = value.model_dump(mode="json")
-        except Exception as exc:  # pydantic raises several types; all mean "no JSON form"
-            raise CanonicalEncodingError(
-                path,
-                f"{type(value).__name__} cannot be dumped in JSON mode ({exc})",
-                "give the model's fields JSON-serialisable types",
-            ) from exc
-        return to_canonical(dumped, path)
+        return _dump_model(value, path)
     if isinstance(value, (set, frozenset)):
         raise CanonicalEncodingError(
             path,
@@ -133,9 +128,113 @@ def to_canonical(value: Any, path: str = "$") -> Any:
     )
 
 
+# -- pydantic models ---------------------------------------------------------------------------
+#
+# A model is encoded as its JSON-mode dump, but that dump alone is not safe to hash: pydantic
+# turns a set into a list in iteration order (which differs between processes for strings),
+# bytes into text, and passes NaN through. So the Python-level field values are checked first.
+# Checking every value of every model would cost more than the rest of a step; instead each
+# model class gets a plan once: the fields whose declared type cannot hold anything unsafe are
+# skipped, the rest are walked.
+
+_SAFE_LEAVES: Final = frozenset({str, int, bool, type(None)})
+_UNIONS: Final = (typing.Union, types.UnionType)
+_plans: dict[type[BaseModel], tuple[str, ...]] = {}
+
+
+def _safe_type(tp: Any, seen: set[type[BaseModel]]) -> bool:
+    """True when every value of declared type ``tp`` has a deterministic JSON form."""
+    while get_origin(tp) is typing.Annotated:
+        tp = get_args(tp)[0]
+    if tp in _SAFE_LEAVES:
+        return True  # an int beyond 64 bits is refused by orjson itself, and reported
+    origin = get_origin(tp)
+    if origin is typing.Literal:
+        return all(type(a) in (str, int, bool) for a in get_args(tp))
+    if origin in _UNIONS:
+        return all(_safe_type(a, seen) for a in get_args(tp))
+    if origin in (list, tuple):
+        return all(a is Ellipsis or _safe_type(a, seen) for a in get_args(tp))
+    if origin is dict:
+        key, val = get_args(tp) or (Any, Any)
+        return key is str and _safe_type(val, seen)
+    if isinstance(tp, type):
+        if issubclass(tp, enum.Enum):
+            return all(type(m.value) in (str, int) for m in tp)
+        if issubclass(tp, BaseModel):
+            if tp in seen:
+                return True  # recursive model: the outer check covers it
+            return not _plan(tp, seen)
+    return False
+
+
+def _plan(cls: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> tuple[str, ...]:
+    """Names of the fields of ``cls`` whose values must be checked before dumping."""
+    plan = _plans.get(cls)
+    if plan is None:
+        seen = (seen or set()) | {cls}
+        plan = tuple(
+            name for name, info in cls.model_fields.items() if not _safe_type(info.annotation, seen)
+        )
+        if cls.model_config.get("extra") == "allow":
+            plan += ("__pydantic_extra__",)
+        _plans[cls] = plan
+    return plan
+
+
+def _check_python(value: Any, path: str) -> None:
+    """Refuse what a JSON-mode dump would encode ambiguously: sets, bytes, NaN, infinities."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return
+    if t is float:
+        if not math.isfinite(value):
+            to_canonical(value, path)  # raises the standard error
+        return
+    if isinstance(value, BaseModel):
+        for name in _plan(type(value)):
+            sub = getattr(value, name, None)
+            if name == "__pydantic_extra__":
+                for k, v in (sub or {}).items():
+                    _check_python(v, f"{path}.{k}")
+            else:
+                _check_python(sub, f"{path}.{name}")
+        return
+    if isinstance(value, (set, frozenset, bytes, bytearray, memoryview)):
+        to_canonical(value, path)  # raises the standard error
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_python(v, f"{path}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_python(v, f"{path}[{i}]")
+    elif isinstance(value, float):
+        _check_python(float(value), path)
+
+
+def _dump_model(value: BaseModel, path: str) -> Any:
+    _check_python(value, path)
+    try:
+        return value.model_dump(mode="json")
+    except Exception as exc:  # pydantic raises several types; all mean "no JSON form"
+        raise CanonicalEncodingError(
+            path,
+            f"{type(value).__name__} cannot be dumped in JSON mode ({exc})",
+            "give the model's fields JSON-serialisable types",
+        ) from exc
+
+
 def canonical_bytes(value: Any) -> bytes:
     """Encode ``value`` to its one canonical byte string."""
-    return orjson.dumps(to_canonical(value), option=_OPTS)
+    # A model's checked JSON-mode dump is plain data; orjson encodes it directly. Anything
+    # else takes the full walk.
+    data = _dump_model(value, "$") if isinstance(value, BaseModel) else to_canonical(value)
+    try:
+        return orjson.dumps(data, option=_OPTS)
+    except orjson.JSONEncodeError as exc:
+        raise CanonicalEncodingError(
+            "$", str(exc), "encode integers beyond 64 bits as strings"
+        ) from exc
 
 
 def canonical_json(value: Any) -> str:

@@ -62,9 +62,7 @@ class IntegrityError(StoreError):
         self.key = key
         self.actual = actual
         self.where = where
-        super().__init__(
-            f"artifact {key} is corrupt: its bytes hash to {actual} ({where})"
-        )
+        super().__init__(f"artifact {key} is corrupt: its bytes hash to {actual} ({where})")
 
 
 class InvalidKeyError(StoreError, ValueError):

@@ -47,7 +47,13 @@ class EventLog:
         self.head: str | None = None
 
     def emit(self, type_: str, step: str | None = None, **data: Any) -> str:
-        """Append one event and return its hash."""
+        """Append one event and return its hash.
+
+        ``data`` must be plain JSON data (str, int, finite float, bool, None, lists, dicts with
+        str keys): the engine passes keys, ids and statuses, never user values, and orjson
+        refuses anything else. (orjson would write a NaN as null; the engine passes no floats
+        in ``data``, and verification re-canonicalises every event, so one would show.)
+        """
         event: dict[str, Any] = {
             "seq": self.count,
             "prev": self.head,
@@ -58,7 +64,7 @@ class EventLog:
         if step is not None:
             event["step"] = step
         if data:
-            event["data"] = to_canonical(data, "$.data")
+            event["data"] = data
         # Events are built from plain values above, so orjson's own output is canonical.
         body = orjson.dumps(event, option=_OPTS)
         h = digest(body)

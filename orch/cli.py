@@ -1,0 +1,293 @@
+"""The ``orch`` command line: run, runs, show, verify, plugins.
+
+Thin: each command parses options, calls the library and renders. User mistakes (a bad path,
+an unknown run, an invalid pipeline) print one clear line and a hint, exit code 2; a run that
+fails exits 1; verification that finds tampering exits 1. Tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+
+from traces import ArtifactStore, TraceError, to_canonical
+from traces.open import open_store
+from traces.runview import load_run_head, load_run_view
+from traces.verify import verify_run, verify_store
+
+from .errors import OrchError, PipelineValidationError
+from .loader import load_pipeline
+from .render import run_summary, runs_table, step_tree
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="orch",
+    help="Auditable multi-model LLM ensembles: run pipelines, inspect and verify their records.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Store location: a directory, sqlite:///file.db, or memory:. "
+        "Default: $ORCH_STORE, else .orch/ in the working directory.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+class CliError(Exception):
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def user_errors(fn: F) -> F:
+    """Turn user mistakes into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PipelineValidationError as exc:
+            err.print(f"[red]error:[/] pipeline {exc.pipeline!r} is invalid:")
+            for p in exc.problems:
+                err.print(f"  - {p}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        except (OrchError, TraceError, CliError) as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            hint = getattr(exc, "hint", "")
+            if hint:
+                err.print(f"[dim]hint: {hint}[/]")
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(
+        orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode() + "\n"
+    )
+
+
+def _store(location: str | None) -> ArtifactStore:
+    return open_store(location)
+
+
+def _parse_inputs(pairs: list[str], types: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"--input {pair!r} is not KEY=VALUE", "e.g. --input question='What?'")
+        if raw.startswith("@"):
+            try:
+                raw = Path(raw[1:]).read_text()
+            except OSError as exc:
+                raise CliError(f"--input {key}: cannot read {raw[1:]!r}: {exc.strerror}") from exc
+        tp = types.get(key)
+        if tp is str:
+            values[key] = raw
+            continue
+        try:  # JSON when it parses (numbers, lists, objects), else the raw text
+            values[key] = json.loads(raw)
+        except ValueError:
+            values[key] = raw
+    return values
+
+
+@app.command()
+@user_errors
+def run(
+    target: Annotated[str, typer.Argument(help="FILE.py[:NAME]; NAME defaults to 'pipeline'.")],
+    input: Annotated[
+        list[str] | None,
+        typer.Option(  # noqa: A002
+            "--input",
+            "-i",
+            help="Pipeline input KEY=VALUE (JSON or text; @file reads a file). Repeatable.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Run seed: every step's RNG derives from it.")] = 0,
+    store: StoreOpt = None,
+    max_concurrency: Annotated[int, typer.Option(help="Steps running at once.")] = 64,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a pipeline defined in a Python file and record it."""
+    from .runtime import run as run_pipeline
+
+    pipeline = load_pipeline(target)
+    inputs = _parse_inputs(input or [], dict(pipeline.inputs))
+    with _store(store) as st:
+        result = run_pipeline(
+            pipeline, inputs, store=st, seed=seed, max_concurrency=max_concurrency
+        )
+        if as_json:
+            emit_json(
+                {
+                    "run_id": result.run_id,
+                    "status": result.status,
+                    "root_hash": result.root_hash,
+                    "spec_hash": result.record.spec_hash,
+                    "seed": seed,
+                    "store": st.location,
+                    "outputs": {k: to_canonical(v) for k, v in result.outputs.items()},
+                    "error": result.error.model_dump() if result.error else None,
+                }
+            )
+        else:
+            out.print(run_summary(load_run_view(st, result.run_id)))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def runs(
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+    limit: Annotated[int, typer.Option(help="Show the newest N runs.")] = 50,
+) -> None:
+    """List the runs in the store, newest last."""
+    with _store(store) as st:
+        heads = [load_run_head(st, r) for r in st.run_ids()]
+    heads.sort(key=lambda h: (h.started_at, h.run_id))
+    heads = heads[-limit:]
+    if as_json:
+        emit_json([h.model_dump(mode="json") for h in heads])
+    elif not heads:
+        out.print(f"no runs in {st.location}")
+    else:
+        out.print(runs_table(heads))
+
+
+@app.command()
+@user_errors
+def show(
+    target: Annotated[
+        str, typer.Argument(help="A run id (or unique prefix), or FILE.py[:NAME] with --graph.")
+    ],
+    graph: Annotated[bool, typer.Option("--graph", help="Print the pipeline as Mermaid.")] = False,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a run: summary and a tree of steps with decisions and timings."""
+    from .mermaid import pipeline_to_mermaid
+
+    if graph and (target.endswith(".py") or ".py:" in target):
+        sys.stdout.write(load_pipeline(target).to_mermaid())
+        return
+    with _store(store) as st:
+        view = load_run_view(st, st.resolve_run(target))
+        if graph:
+            sys.stdout.write(pipeline_to_mermaid(view.spec, view.statuses()))
+        elif as_json:
+            emit_json(
+                {
+                    "head": view.head.model_dump(mode="json"),
+                    "record": view.record.model_dump(mode="json") if view.record else None,
+                    "steps": {
+                        sid: {
+                            "record": s.record.model_dump(mode="json"),
+                            "key": s.key,
+                            "duration": s.duration,
+                            "decisions": [d.model_dump(mode="json") for d in s.decisions],
+                        }
+                        for sid, s in view.steps.items()
+                    },
+                }
+            )
+        else:
+            out.print(run_summary(view))
+            out.print(step_tree(view))
+
+
+@app.command()
+@user_errors
+def verify(
+    target: Annotated[str | None, typer.Argument(help="Run id or prefix; omit with --all.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Verify every artifact and run.")] = False,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recompute every hash of a run (artifacts, step records, Merkle root, event chain)."""
+    if (target is None) == (not all_):
+        raise CliError("give a run id or --all (not both)", "orch verify RUN  |  orch verify --all")
+    with _store(store) as st:
+        report = verify_store(st) if all_ else verify_run(st, st.resolve_run(target or ""))
+    if as_json:
+        emit_json(report.model_dump(mode="json") | {"ok": report.ok})
+    else:
+        _print_report(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_report(report: Any) -> None:
+    label = report.run_id or "store"
+    if report.ok:
+        state = "complete" if report.complete else "incomplete (the run did not finish)"
+        out.print(
+            f"[green]✔ intact[/] {label}: {state}; "
+            + ", ".join(f"{n} {k}" for k, n in report.checked.items())
+            + " verified"
+        )
+        if report.root_hash:
+            out.print(f"  root hash {report.root_hash}")
+    else:
+        out.print(f"[red]✘ TAMPERED[/] {label}: {len(report.problems)} problem(s)")
+        for p in report.problems:
+            out.print(f"  - [bold]{p.subject}[/]: {p.detail} [dim]({p.kind})[/]", highlight=False)
+    for w in report.warnings:
+        out.print(f"  [yellow]warning:[/] {w}", highlight=False)
+
+
+@app.command()
+@user_errors
+def plugins(as_json: JsonOpt = False) -> None:
+    """List installed plugin agents and routers (entry points orch.agents, orch.routers)."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from .plugins import list_plugins
+
+    infos = list_plugins()
+    if as_json:
+        emit_json([asdict(i) for i in infos])
+        return
+    if not infos:
+        out.print("no plugins installed (entry-point groups orch.agents, orch.routers)")
+        return
+    table = Table(title="plugins")
+    for col in ("name", "group", "package", "agent", "status"):
+        table.add_column(col)
+    for i in infos:
+        status = "[green]ok[/]" if i.ok else f"[red]broken[/]: {i.error}"
+        table.add_row(i.name, i.group, f"{i.package} {i.version}", i.agent or i.target, status)
+    out.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Load a pipeline object from a Python file: ``path/to/file.py[:NAME]``.
+
+NAME (default ``pipeline``) may be a built :class:`~orch.pipeline.Pipeline`, a
+:class:`~orch.pipeline.PipelineBuilder` (built here), or a function of no arguments returning
+either. Errors in the user's file become a :class:`~orch.errors.PipelineLoadError` naming the
+file, the line and the fix, never a traceback from inside the loader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+
+from .errors import PipelineLoadError, PipelineValidationError
+from .pipeline import Pipeline, PipelineBuilder
+
+__all__ = ["load_pipeline", "split_target"]
+
+
+def split_target(target: str) -> tuple[Path, str]:
+    """``file.py:name`` -> (path, name); the name defaults to ``pipeline``."""
+    path, sep, name = target.rpartition(":")
+    if not sep or not name.isidentifier():
+        return Path(target), "pipeline"
+    return Path(path), name
+
+
+def _import_file(path: Path) -> ModuleType:
+    if not path.exists():
+        raise PipelineLoadError(f"pipeline file {str(path)!r} does not exist; fix: check the path")
+    if path.suffix != ".py":
+        raise PipelineLoadError(
+            f"pipeline file {str(path)!r} is not a .py file; fix: give the "
+            "Python file that defines the pipeline"
+        )
+    resolved = path.resolve()
+    module_name = "orch_pipeline_" + hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, resolved)
+    if spec is None or spec.loader is None:
+        raise PipelineLoadError(f"cannot import {str(path)!r}; fix: check it is a Python file")
+    module = importlib.util.module_from_spec(spec)
+    # Let the file import its neighbours, as `python file.py` would.
+    sys.path.insert(0, str(resolved.parent))
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except PipelineValidationError:
+        del sys.modules[module_name]
+        raise
+    except Exception as exc:
+        del sys.modules[module_name]
+        frames = [
+            f
+            for f in traceback.extract_tb(exc.__traceback__)
+            if Path(f.filename).resolve() == resolved
+        ]
+        where = f" at line {frames[-1].lineno}" if frames else ""
+        raise PipelineLoadError(
+            f"importing {str(path)!r} failed{where}: {type(exc).__name__}: {exc}; fix: correct "
+            "the file (run it with python to see the full traceback)"
+        ) from exc
+    finally:
+        sys.path.remove(str(resolved.parent))
+    return module
+
+
+def load_pipeline(target: str) -> Pipeline:
+    """Load and (if needed) build the pipeline named by ``target``."""
+    path, name = split_target(target)
+    module = _import_file(path)
+    if not hasattr(module, name):
+        found = sorted(
+            k for k, v in vars(module).items() if isinstance(v, (Pipeline, PipelineBuilder))
+        )
+        hint = f"pipelines in the file: {', '.join(found)}" if found else "it defines none"
+        raise PipelineLoadError(
+            f"{str(path)!r} has no object named {name!r} ({hint}); fix: use {path}:NAME"
+        )
+    obj = getattr(module, name)
+    if callable(obj) and not isinstance(obj, (Pipeline, PipelineBuilder)):
+        obj = obj()
+    if isinstance(obj, PipelineBuilder):
+        obj = obj.build()
+    if not isinstance(obj, Pipeline):
+        raise PipelineLoadError(
+            f"{target!r} is a {type(obj).__name__}, not a pipeline; fix: "
+            "point at a Pipeline, a PipelineBuilder, or a function "
+            "returning one"
+        )
+    return obj

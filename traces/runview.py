@@ -1,0 +1,116 @@
+"""Read a stored run into one structure for display: head, record, steps, timings, decisions.
+
+Used by ``orch show``, ``orch runs`` and reports. It reads and decodes; it never judges
+integrity (that is :mod:`traces.verify`), but it never hides a problem either: an artifact
+that fails its hash check surfaces as the store's IntegrityError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .errors import RunNotFoundError
+from .records import Decision, RunHead, RunRecord, StepRecord
+from .store import ArtifactStore
+
+__all__ = ["RunView", "StepView", "load_run_head", "load_run_view"]
+
+
+@dataclass
+class StepView:
+    """One step with what a reader wants next to it."""
+
+    record: StepRecord
+    key: str
+    decisions: list[Decision] = field(default_factory=list)
+    started: float | None = None
+    ended: float | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.ended is None:
+            return None
+        return self.ended - self.started
+
+
+@dataclass
+class RunView:
+    """A run as stored."""
+
+    head: RunHead
+    record: RunRecord | None
+    spec: dict[str, Any]
+    steps: dict[str, StepView]
+    """Step id -> view, sorted by step id."""
+    events: list[dict[str, Any]]
+
+    @property
+    def finished(self) -> bool:
+        return self.record is not None
+
+    def top_level(self) -> list[StepView]:
+        """Top-level steps in the pipeline's definition order."""
+        order = [n["id"] for n in self.spec.get("nodes", [])]
+        tops = [s for s in self.steps.values() if s.record.parent is None]
+        rank = {n: i for i, n in enumerate(order)}
+        return sorted(tops, key=lambda s: (rank.get(s.record.step_id, len(rank)), s.record.step_id))
+
+    def children(self, step: StepView) -> list[StepView]:
+        return [self.steps[c] for c in step.record.children if c in self.steps]
+
+    def statuses(self) -> dict[str, str]:
+        return {s.record.step_id: s.record.status for s in self.top_level()}
+
+    def value(self, key: str) -> Any:
+        """Decode an artifact referenced by the run (for outputs and inputs)."""
+        return self._store.get_value(key)
+
+    _store: ArtifactStore = field(default=None, repr=False)  # type: ignore[assignment]
+
+
+def load_run_head(store: ArtifactStore, run_id: str) -> RunHead:
+    raw = store.read_run_head(run_id)
+    if raw is None:
+        raise RunNotFoundError(f"no run {run_id!r} in store {store.location}")
+    return RunHead.model_validate_json(raw)
+
+
+def _parse_events(lines: list[bytes]) -> list[dict[str, Any]]:
+    events = []
+    for line in lines:
+        try:
+            events.append(orjson.loads(line))
+        except orjson.JSONDecodeError:
+            break  # a torn tail left by a crash; verification reports it
+    return events
+
+
+def load_run_view(store: ArtifactStore, run_id: str) -> RunView:
+    """Load run ``run_id`` (exact id; resolve prefixes with ``store.resolve_run``)."""
+    head = load_run_head(store, run_id)
+    events = _parse_events(store.read_events(run_id))
+    record = RunRecord.model_validate(store.get_value(head.root_hash)) if head.root_hash else None
+    spec: dict[str, Any] = store.get_value(head.spec_hash) if store.has(head.spec_hash) else {}
+    if record is not None:
+        step_keys = dict(record.steps)
+    else:  # unfinished: what the event log says was finished
+        step_keys = {
+            e["step"]: e["data"]["record"]
+            for e in events
+            if e.get("type") == "step_end" and "step" in e
+        }
+    starts = {e["step"]: e["t"] for e in events if e.get("type") == "step_start"}
+    ends = {e["step"]: e["t"] for e in events if e.get("type") == "step_end"}
+    steps: dict[str, StepView] = {}
+    for step_id in sorted(step_keys):
+        rec = StepRecord.model_validate(store.get_value(step_keys[step_id]))
+        decisions = [Decision.model_validate(store.get_value(k)) for k in rec.decisions]
+        steps[step_id] = StepView(
+            rec, step_keys[step_id], decisions, starts.get(step_id), ends.get(step_id)
+        )
+    view = RunView(head=head, record=record, spec=spec, steps=steps, events=events)
+    view._store = store
+    return view
