@@ -177,7 +177,6 @@ pipeline = build()
 def main() -> int:
     from rich.console import Console
     from rich.table import Table
-
     from traces.open import open_store
 
     console = Console()

@@ -17,11 +17,11 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 from rich.console import Console
+from traces.open import open_store
+from traces.verify import verify_run, verify_store
 
 from traces import ArtifactStore, TraceError, to_canonical
-from traces.open import open_store
 from traces.runview import load_run_head, load_run_view
-from traces.verify import verify_run, verify_store
 
 from .errors import OrchError, PipelineValidationError
 from .loader import load_pipeline
@@ -118,7 +118,7 @@ def run(
     target: Annotated[str, typer.Argument(help="FILE.py[:NAME]; NAME defaults to 'pipeline'.")],
     input: Annotated[
         list[str] | None,
-        typer.Option(  # noqa: A002
+        typer.Option(
             "--input",
             "-i",
             help="Pipeline input KEY=VALUE (JSON or text; @file reads a file). Repeatable.",

@@ -40,8 +40,8 @@ from .agent import Agent
 from .context import Context
 from .errors import InputError, OrchError, StepError, StepTimeoutError
 from .pipeline import Const, ListBinding, Pipeline
-from .refs import InputRef, Ref
 from .pool import WorkerPool
+from .refs import InputRef, Ref
 from .retry import RetryPolicy, call_with_retry
 from .typecheck import is_optional
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from traces.open import open_store
+from traces.verify import verify_run
 from typer.testing import CliRunner
 
 from orch.cli import app
-from traces.open import open_store
 from traces.records import RunRecord, StepRecord
-from traces.verify import verify_run
 
 FIXTURE = str(Path(__file__).parents[1] / "fixtures" / "pipelines.py")
 
