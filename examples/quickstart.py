@@ -177,6 +177,7 @@ pipeline = build()
 def main() -> int:
     from rich.console import Console
     from rich.table import Table
+
     from traces.open import open_store
 
     console = Console()

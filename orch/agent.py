@@ -17,7 +17,7 @@ import typing
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_args, get_origin, overload
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from traces import AgentRef, hash_value
 
@@ -77,6 +77,8 @@ class Agent(Generic[InT, OutT]):
     config_model: ClassVar[type[BaseModel]] = NoConfig
 
     config: BaseModel
+    unconfigured: str | None = None
+    """Why the agent cannot run yet (a config with required fields not given), else None."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -104,7 +106,7 @@ class Agent(Generic[InT, OutT]):
                 f"agent {cls.name!r}: pass either a config model or config fields, not both"
             )
         if config is None:
-            config = cls.config_model.model_validate(config_fields)
+            config = _make_config(cls.config_model, config_fields, cls.name)
         elif not isinstance(config, cls.config_model):
             raise AgentDefinitionError(
                 f"agent {cls.name!r}: config is a {type(config).__name__}, expected "
@@ -131,6 +133,20 @@ class Agent(Generic[InT, OutT]):
         return f"<agent {self.name}@{self.version}>"
 
 
+def _make_config(model: type[BaseModel], fields: dict[str, Any], owner: str) -> BaseModel:
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(config)'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise AgentDefinitionError(
+            f"agent {owner!r}: invalid config for {model.__name__} ({problems}); fix: pass "
+            f"the fields {model.__name__} declares"
+        ) from None
+
+
 class FunctionAgent(Agent[BaseModel, BaseModel]):
     """An agent made from an async function by :func:`agent`."""
 
@@ -153,14 +169,35 @@ class FunctionAgent(Agent[BaseModel, BaseModel]):
         self.output_model = output_model  # type: ignore[misc]
         self.config_model = config_model  # type: ignore[misc]
         if config is None:
-            config = config_model()
+            try:
+                config = config_model()
+            except ValidationError:
+                # A config with required fields: usable only through with_config(...).
+                required = [n for n, f in config_model.model_fields.items() if f.is_required()]
+                self.unconfigured = (
+                    f"agent {self.name!r} needs a config ({config_model.__name__} requires "
+                    f"{', '.join(required)}); fix: use {fn.__name__}.with_config("
+                    + ", ".join(f"{n}=..." for n in required)
+                    + ")"
+                )
+                self._config_hash = ""
+                return
         self.config = config
         self._config_hash = hash_value(config)
 
     def with_config(self, config: BaseModel | None = None, **fields: Any) -> FunctionAgent:
         """A copy of this agent with another config."""
+        if config is not None and fields:
+            raise AgentDefinitionError(
+                f"agent {self.name!r}: pass either a config model or config fields, not both"
+            )
         if config is None:
-            config = self.config_model.model_validate(fields)
+            config = _make_config(self.config_model, fields, self.name)
+        elif not isinstance(config, self.config_model):
+            raise AgentDefinitionError(
+                f"agent {self.name!r}: config is a {type(config).__name__}, expected "
+                f"{self.config_model.__name__}; fix: pass {self.config_model.__name__}(...)"
+            )
         return FunctionAgent(
             self._fn,
             name=self.name,

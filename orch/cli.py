@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,11 +18,11 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 from rich.console import Console
-from traces.open import open_store
-from traces.verify import verify_run, verify_store
 
 from traces import ArtifactStore, TraceError, to_canonical
+from traces.open import open_store
 from traces.runview import load_run_head, load_run_view
+from traces.verify import verify_run, verify_store
 
 from .errors import OrchError, PipelineValidationError
 from .loader import load_pipeline
@@ -36,8 +37,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    # Piped output is for grep and copy: never wrap a hash at rich's default 80 columns.
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, width=200 if wide else None)
+
+
+out = _console()
+err = _console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -96,8 +96,9 @@ def run_summary(view: RunView) -> Table:
     head = view.head
     icon, style = STATUS_STYLE.get(head.status, ("?", ""))
     table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    # Hashes are what an auditor copies: fold them onto the next line, never cut them.
+    table.add_column(overflow="fold")
     table.add_row("run", head.run_id)
     table.add_row("pipeline", head.pipeline)
     table.add_row("status", Text(f"{icon} {head.status}", style=style))

@@ -125,6 +125,10 @@ class _Checker:
             agent = self.resolve_agent(node)
             if agent is None:
                 continue
+            if agent.unconfigured:
+                fix = agent.unconfigured.split("; fix: ")
+                self.problem(node.id, "unconfigured-agent", fix[0], fix[-1])
+                continue
             self.nodes[node.id] = node
             self.agents[node.id] = agent
 

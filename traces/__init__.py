@@ -16,11 +16,13 @@ from .canonical import (
     is_key,
     to_canonical,
 )
+from .dirstore import DirectoryStore
 from .errors import (
     ArtifactNotFoundError,
     CanonicalEncodingError,
     IntegrityError,
     InvalidKeyError,
+    InvalidRunIdError,
     RunNotFoundError,
     StoreError,
     StoreLocationError,
@@ -28,8 +30,11 @@ from .errors import (
 )
 from .eventlog import EventLog
 from .merkle import merkle_root
+from .open import default_store_location, open_store
 from .records import AgentRef, Decision, ErrorInfo, RunHead, RunRecord, StepRecord, steps_root
-from .store import ArtifactStore, MemoryStore
+from .sqlitestore import SQLiteStore
+from .store import ArtifactStore, MemoryStore, check_run_id
+from .verify import Problem, VerifyReport, verify_run, verify_store
 
 __all__ = [
     # encoding and hashing
@@ -43,7 +48,17 @@ __all__ = [
     "to_canonical",
     # stores
     "ArtifactStore",
+    "DirectoryStore",
     "MemoryStore",
+    "SQLiteStore",
+    "check_run_id",
+    "default_store_location",
+    "open_store",
+    # verification
+    "Problem",
+    "VerifyReport",
+    "verify_run",
+    "verify_store",
     # records
     "AgentRef",
     "Decision",
@@ -58,6 +73,7 @@ __all__ = [
     "CanonicalEncodingError",
     "IntegrityError",
     "InvalidKeyError",
+    "InvalidRunIdError",
     "RunNotFoundError",
     "StoreError",
     "StoreLocationError",

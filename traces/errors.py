@@ -8,6 +8,7 @@ Every message names the thing at fault and the fix. The tree::
     │   ├── ArtifactNotFoundError    no artifact under that key
     │   ├── IntegrityError           stored bytes do not hash to their key
     │   ├── InvalidKeyError          a key that is not ``sha256:<64 hex>``
+    │   ├── InvalidRunIdError        a run id that is not safe as a file or row name
     │   └── StoreLocationError       a store location that cannot be opened
     └── RunNotFoundError         no run with that id in the store
 """
@@ -19,6 +20,7 @@ __all__ = [
     "CanonicalEncodingError",
     "IntegrityError",
     "InvalidKeyError",
+    "InvalidRunIdError",
     "RunNotFoundError",
     "StoreError",
     "StoreLocationError",
@@ -72,6 +74,16 @@ class InvalidKeyError(StoreError, ValueError):
         super().__init__(
             f"invalid artifact key {key!r}; fix: use a key returned by put(), "
             "of the form 'sha256:' followed by 64 lowercase hex digits"
+        )
+
+
+class InvalidRunIdError(StoreError, ValueError):
+    """A run id that is empty, too long, or holds characters other than letters, digits, ``._-``."""
+
+    def __init__(self, run_id: object) -> None:
+        super().__init__(
+            f"invalid run id {run_id!r}; fix: use 1 to 128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
         )
 
 

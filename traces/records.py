@@ -9,7 +9,7 @@ facts live in :class:`RunHead` and the event log, outside the root hash.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,8 +31,8 @@ __all__ = [
     "steps_root",
 ]
 
-STEP_FORMAT = "orch.step/1"
-RUN_FORMAT = "orch.run/1"
+STEP_FORMAT: Final = "orch.step/1"
+RUN_FORMAT: Final = "orch.run/1"
 
 StepStatus = Literal["ok", "failed", "skipped", "cancelled"]
 RunStatus = Literal["running", "ok", "failed"]

@@ -17,6 +17,7 @@ artifact once written, and must never make a half-written blob visible under its
 from __future__ import annotations
 
 import abc
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -24,9 +25,19 @@ from typing import Any
 import orjson
 
 from .canonical import canonical_bytes, check_key, digest
-from .errors import ArtifactNotFoundError, IntegrityError, RunNotFoundError
+from .errors import ArtifactNotFoundError, IntegrityError, InvalidRunIdError, RunNotFoundError
 
-__all__ = ["ArtifactStore", "MemoryStore"]
+__all__ = ["ArtifactStore", "MemoryStore", "check_run_id"]
+
+# Run ids become directory names and row keys: no separators, no leading dot, bounded length.
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_run_id(run_id: object) -> str:
+    """Return ``run_id`` unchanged, or raise :class:`InvalidRunIdError`."""
+    if not isinstance(run_id, str) or _RUN_ID_RE.match(run_id) is None:
+        raise InvalidRunIdError(run_id)
+    return run_id
 
 
 class ArtifactStore(abc.ABC):
@@ -175,16 +186,19 @@ class MemoryStore(ArtifactStore):
 
     def append_event(self, run_id: str, line: bytes) -> None:
         with self._lock:
-            self._events.setdefault(run_id, []).append(bytes(line))
+            events = self._events.get(run_id)
+            if events is None:
+                events = self._events[check_run_id(run_id)] = []
+            events.append(bytes(line))
 
     def read_events(self, run_id: str) -> list[bytes]:
-        return list(self._events.get(run_id, ()))
+        return list(self._events.get(check_run_id(run_id), ()))
 
     def write_run_head(self, run_id: str, data: bytes) -> None:
-        self._heads[run_id] = bytes(data)
+        self._heads[check_run_id(run_id)] = bytes(data)
 
     def read_run_head(self, run_id: str) -> bytes | None:
-        return self._heads.get(run_id)
+        return self._heads.get(check_run_id(run_id))
 
     def run_ids(self) -> list[str]:
         return sorted(self._heads)
@@ -192,3 +206,6 @@ class MemoryStore(ArtifactStore):
     # Test hook: corrupt a blob in place, as a disk or an attacker would.
     def _tamper(self, key: str, data: bytes) -> None:
         self._blobs[key] = data
+
+    def _tamper_event(self, run_id: str, index: int, line: bytes) -> None:
+        self._events[run_id][index] = line

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from traces.verify import verify_run
 
 import orch
 from orch.testing import assert_order_independent
 from traces import MemoryStore
 from traces.runview import load_run_view
+from traces.verify import verify_run
 
 PATH = Path(__file__).parents[2] / "examples" / "quickstart.py"
 

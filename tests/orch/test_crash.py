@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from traces.open import open_store
 from traces.verify import verify_run
 

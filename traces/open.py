@@ -1,0 +1,95 @@
+"""Open a store from a location string: the one place that maps ``--store`` to a backend.
+
+Resolution order: the explicit location, else ``$ORCH_STORE``, else ``.orch`` under the
+working directory. Accepted forms:
+
+* ``memory:`` — an in-process :class:`~traces.store.MemoryStore` (gone at exit);
+* ``sqlite:///path/to/file.db`` or ``sqlite:relative.db``, or any path ending in ``.db``,
+  ``.sqlite`` or ``.sqlite3`` — a :class:`~traces.sqlitestore.SQLiteStore`;
+* ``file:///path`` or any other path — a :class:`~traces.dirstore.DirectoryStore`;
+* ``<scheme>://...`` for a scheme registered by an installed package under the entry-point
+  group ``orch.stores`` (the value is a callable taking the location string).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from .dirstore import DirectoryStore
+from .errors import StoreLocationError
+from .sqlitestore import SQLiteStore
+from .store import ArtifactStore, MemoryStore
+
+__all__ = ["DEFAULT_STORE", "STORE_ENV", "default_store_location", "open_store"]
+
+STORE_ENV = "ORCH_STORE"
+DEFAULT_STORE = ".orch"
+_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_SUPPORTED = (
+    "a directory path, 'memory:', 'sqlite:///path.db' (or a path ending in .db), "
+    "or a URL whose scheme an installed package registers under 'orch.stores'"
+)
+
+
+def default_store_location() -> str:
+    """``$ORCH_STORE`` when set and not empty, else ``.orch`` (relative to the working dir)."""
+    return os.environ.get(STORE_ENV) or DEFAULT_STORE
+
+
+def open_store(location: str | os.PathLike[str] | None = None) -> ArtifactStore:
+    """Open (creating when missing) the store at ``location``; see the module docstring."""
+    loc = default_store_location() if location is None else os.fspath(location)
+    if not loc.strip():
+        raise StoreLocationError(f"empty store location; fix: give {_SUPPORTED}")
+    if loc in ("memory:", "memory://"):
+        return MemoryStore()
+    if loc.startswith("sqlite:"):
+        path = loc.removeprefix("sqlite:")
+        # sqlite:///abs/path -> /abs/path ; sqlite://rel -> rel ; sqlite:rel -> rel
+        path = path[2:] if path.startswith("//") else path
+        if not path:
+            raise StoreLocationError(
+                f"store location {loc!r} names no file; fix: write sqlite:///path/to/store.db"
+            )
+        return SQLiteStore(path)
+    if loc.startswith("file://"):
+        return DirectoryStore(loc.removeprefix("file://"))
+    match = _SCHEME_RE.match(loc)
+    if match:
+        return _open_plugin_store(match.group(1).lower(), loc)
+    if Path(loc).suffix.lower() in _SQLITE_SUFFIXES:
+        return SQLiteStore(loc)
+    return DirectoryStore(loc)
+
+
+def _open_plugin_store(scheme: str, loc: str) -> ArtifactStore:
+    for ep in entry_points(group="orch.stores"):
+        if ep.name.lower() != scheme:
+            continue
+        package = ep.dist.name if ep.dist is not None else ep.value
+        try:
+            factory = ep.load()
+            store = factory(loc)
+        except StoreLocationError:
+            raise
+        except Exception as exc:
+            raise StoreLocationError(
+                f"the {scheme}:// store from package {package!r} failed to open {loc!r}: "
+                f"{type(exc).__name__}: {exc}; fix: check the location, or reinstall {package}"
+            ) from exc
+        if not isinstance(store, ArtifactStore):
+            raise StoreLocationError(
+                f"the {scheme}:// store from package {package!r} returned "
+                f"{type(store).__name__}, not an ArtifactStore; fix: report it to {package}"
+            )
+        return store
+    # Redact credentials before echoing a URL back.
+    shown = re.sub(r"://[^/@]*@", "://***@", loc)
+    raise StoreLocationError(
+        f"unsupported store location {shown!r}: no backend for '{scheme}://'; "
+        f"fix: give {_SUPPORTED}"
+    )
