@@ -138,8 +138,7 @@ def _make_config(model: type[BaseModel], fields: dict[str, Any], owner: str) -> 
         return model.model_validate(fields)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(config)'}: {e['msg']}"
-            for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or '(config)'}: {e['msg']}" for e in exc.errors()
         )
         raise AgentDefinitionError(
             f"agent {owner!r}: invalid config for {model.__name__} ({problems}); fix: pass "

@@ -9,6 +9,7 @@ bindings and edges.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,7 +167,7 @@ class Pipeline:
     """Distribution -> version of plugin packages whose agents the pipeline uses."""
     spec_bytes: bytes = b""
 
-    @property
+    @functools.cached_property
     def spec_hash(self) -> str:
         """Key of the canonical spec document."""
         return digest(self.spec_bytes)

@@ -11,7 +11,7 @@ and completion order never reaches a record.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Generic, TypeVar
 
 import anyio
@@ -25,11 +25,20 @@ T = TypeVar("T")
 class WorkerPool(Generic[T]):
     """Run ``handler(item)`` for each submitted item with at most ``limit`` at once.
 
+    A handler may return follow-up items (the nodes its step made ready): the worker takes
+    the first itself, straight away, and queues the rest. A chain of steps then runs on one
+    worker with no queue traffic and no new tasks.
+
     Type Parameters:
         T: the item type.
     """
 
-    def __init__(self, tg: TaskGroup, handler: Callable[[T], Awaitable[None]], limit: int) -> None:
+    def __init__(
+        self,
+        tg: TaskGroup,
+        handler: Callable[[T], Awaitable[Iterable[T] | None]],
+        limit: int,
+    ) -> None:
         self._send, self._recv = anyio.create_memory_object_stream[T](math.inf)
         self._tg = tg
         self._handler = handler
@@ -69,4 +78,12 @@ class WorkerPool(Generic[T]):
             except anyio.EndOfStream:
                 return
             self._queued -= 1
-            await handler(item)
+            follow = await handler(item)
+            while follow:
+                it = iter(follow)
+                first = next(it, None)
+                for other in it:
+                    self.submit(other)
+                if first is None:
+                    break
+                follow = await handler(first)

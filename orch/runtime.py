@@ -11,6 +11,7 @@ root hash is computed over step records sorted by step id.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import socket
 import time
@@ -52,6 +53,7 @@ Perturbation = Callable[[str], Awaitable[None]]
 completion order)."""
 
 _OPTS = orjson.OPT_SORT_KEYS
+_HOST = socket.gethostname()  # metadata only (run head), looked up once
 _NO_RETRY = RetryPolicy()
 
 
@@ -308,6 +310,19 @@ def _coerce(model: type[BaseModel], value: Any, what: str) -> BaseModel:
         ) from exc
 
 
+@functools.lru_cache(maxsize=256)
+def _cached_adapter(tp: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(tp)
+
+
+def _adapter(tp: Any) -> TypeAdapter[Any]:
+    # Building a TypeAdapter compiles a schema; input types repeat across runs of a pipeline.
+    try:
+        return _cached_adapter(tp)
+    except TypeError:  # an unhashable type expression (Annotated metadata, say)
+        return TypeAdapter(tp)
+
+
 def _validate_inputs(pipeline: Pipeline, inputs: Mapping[str, Any]) -> dict[str, Any]:
     problems = []
     unknown = sorted(set(inputs) - set(pipeline.inputs))
@@ -325,7 +340,7 @@ def _validate_inputs(pipeline: Pipeline, inputs: Mapping[str, Any]) -> dict[str,
             problems.append(f"missing input {name!r}; fix: pass {name}=VALUE")
             continue
         try:
-            values[name] = TypeAdapter(tp).validate_python(inputs[name])
+            values[name] = _adapter(tp).validate_python(inputs[name])
         except ValidationError as exc:
             problems.append(f"input {name!r}: {exc.errors()[0]['msg']} (got {inputs[name]!r})")
     if problems:
@@ -386,7 +401,6 @@ class _Scheduler:
             if not node.bindings:
                 return value, None  # the producer's model itself; coerced once if needed
             data.update(value.__dict__ if isinstance(value, BaseModel) else value)
-        fields = self.p.agents[node_id].input_model.model_fields
         for name, binding in node.bindings.items():
             if isinstance(binding, Const):
                 data[name] = binding.value
@@ -398,6 +412,7 @@ class _Scheduler:
             else:
                 ok, value = self._value(binding)
                 if not ok:
+                    fields = self.p.agents[node_id].input_model.model_fields
                     if is_optional(fields[name].annotation):
                         value = None
                     else:
@@ -407,7 +422,8 @@ class _Scheduler:
                 data[name] = value
         return data, None
 
-    async def run_node(self, node_id: str) -> None:
+    async def run_node(self, node_id: str) -> list[str] | None:
+        """Run one node; return the consumers it made ready (the pool runs them next)."""
         state, p = self.state, self.p
         node = p.nodes[node_id]
         agent = p.agents[node_id]
@@ -453,15 +469,17 @@ class _Scheduler:
                 )
                 assert self.tg is not None
                 self.tg.cancel_scope.cancel()
-                return
+                return None
         assert self.pool is not None
+        ready = []
         for consumer in p.consumers[node_id]:
             self.remaining[consumer] -= 1
             if self.remaining[consumer] == 0:
-                self.pool.submit(consumer)
+                ready.append(consumer)
         self.unfinished -= 1
         if self.unfinished == 0:
             self.pool.close()
+        return ready
 
 
 def _selection(output: BaseModel) -> set[str]:
@@ -500,10 +518,12 @@ async def arun(
     run_id = run_id or new_run_id()
     state = RunState(pipeline, store, run_id, seed, max_concurrency, perturb, clock)
 
-    spec_key = store.put(pipeline.spec_bytes)
+    spec_key = pipeline.spec_hash
+    if not store.has(spec_key):  # the spec of a large pipeline is large: hash it once
+        store.put(pipeline.spec_bytes)
     input_keys = {
         name: store.put(
-            canonical_bytes(TypeAdapter(pipeline.inputs[name]).dump_python(value, mode="json"))
+            canonical_bytes(_adapter(pipeline.inputs[name]).dump_python(value, mode="json"))
         )
         for name, value in sorted(values.items())
     }
@@ -514,7 +534,7 @@ async def arun(
         seed=seed,
         status="running",
         started_at=clock(),
-        host=socket.gethostname(),
+        host=_HOST,
         orch_version=__version__,
     )
     store.write_run_head(run_id, orjson.dumps(head.sealed().model_dump(mode="json"), option=_OPTS))

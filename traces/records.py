@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from .canonical import canonical_bytes, digest
@@ -165,8 +166,13 @@ class RunHead(BaseModel):
 
 
 def step_leaf(step_id: str, record_key: str) -> bytes:
-    """Leaf bytes binding a step id to its record key (so a record cannot change places)."""
-    return canonical_bytes([step_id, record_key])
+    """Leaf bytes binding a step id to its record key (so a record cannot change places).
+
+    Equal to ``canonical_bytes([step_id, record_key])``; two strings need no canonical walk.
+    """
+    if type(step_id) is not str or type(record_key) is not str:
+        return canonical_bytes([step_id, record_key])  # raises the standard error
+    return orjson.dumps([step_id, record_key])
 
 
 def steps_root(steps: Sequence[tuple[str, str]]) -> str:
