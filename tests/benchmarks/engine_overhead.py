@@ -14,7 +14,8 @@ noisy machine:
 * ``langgraph``: the same shapes as LangGraph StateGraphs (optional ``bench`` extra);
 * ``anyio``: a bare anyio task group, one task per node, no records at all (the floor).
 
-Figures are the median wall time of ``--repeat`` runs divided by N. Pipeline construction
+Figures are the median wall time of the timed runs divided by N: at least ``--repeat`` runs,
+more for fast cells so that each cell is timed for about a second. Pipeline construction
 and validation are not timed (they happen once per pipeline, not per run). The report ends
 with PASS/FAIL lines for the issue's targets: orch-mem at most 50 µs per node, per-node cost
 flat from the smallest to the largest N (within 1.5x), and LangGraph at least 5x slower.
@@ -29,6 +30,7 @@ import argparse
 import gc
 import itertools
 import json
+import math
 import operator
 import platform
 import statistics
@@ -37,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -53,6 +56,10 @@ FLAT_RATIO = 1.5
 LANGGRAPH_RATIO = 5.0
 # A LangGraph shape slower than this at one size is not tried at larger sizes.
 LANGGRAPH_BUDGET_S = 60.0
+# Each cell is timed for at least this long in total (more runs for fast cells), at most
+# MAX_RUNS runs.
+MIN_CELL_S = 1.0
+MAX_RUNS = 100
 
 
 # -- orch ------------------------------------------------------------------------------------
@@ -239,7 +246,11 @@ async def _timed(cell: Cell, make: Callable[[], Awaitable[Any]]) -> float:
 
 
 async def _measure(
-    cell: Cell, make: Callable[[], Awaitable[Any]], repeat: int, budget_s: float | None = None
+    cell: Cell,
+    make: Callable[[], Awaitable[Any]],
+    repeat: int,
+    budget_s: float | None = None,
+    min_time: float = MIN_CELL_S,
 ) -> None:
     """Warm up once, then time ``repeat`` runs; with a budget, a slow contender gets fewer."""
     warm = await _timed(cell, make)  # warm-up: imports, caches, first-touch allocation
@@ -252,12 +263,19 @@ async def _measure(
         cell.cpu_s.append(warm)
         cell.note = "1 run (slow)"
         return
-    for _ in range(repeat):
+    # Short cells get more runs (as timeit's autorange does): a 5 ms run is at the mercy of
+    # one scheduler hiccup, and the median of many is not.
+    runs = max(repeat, min(MAX_RUNS, math.ceil(min_time / max(warm, 1e-9))))
+    for _ in range(runs):
         await _timed(cell, make)
 
 
 async def bench(
-    sizes: list[int], repeat: int, langgraph: bool, log: Callable[[str], None]
+    sizes: list[int],
+    repeat: int,
+    langgraph: bool,
+    log: Callable[[str], None],
+    min_time: float = MIN_CELL_S,
 ) -> list[Cell]:
     cells: list[Cell] = []
     lg_slow: set[str] = set()
@@ -267,18 +285,18 @@ async def bench(
                 pipeline = orch_pipeline(shape, n)
                 mem = MemoryStore()
                 cell = Cell("orch-mem", shape, n)
-                await _measure(cell, lambda p=pipeline, s=mem: run_orch(p, s), repeat)  # type: ignore[misc]
+                await _measure(cell, partial(run_orch, pipeline, mem), repeat, None, min_time)
                 cells.append(cell)
                 del mem
 
                 store = DirectoryStore(Path(tmp) / f"{shape}-{n}")
                 cell = Cell("orch-dir", shape, n)
-                await _measure(cell, lambda p=pipeline, s=store: run_orch(p, s), repeat)  # type: ignore[misc]
+                await _measure(cell, partial(run_orch, pipeline, store), repeat, None, min_time)
                 store.close()
                 cells.append(cell)
 
                 cell = Cell("anyio", shape, n)
-                await _measure(cell, lambda sh=shape, k=n: run_anyio(sh, k), repeat)  # type: ignore[misc]
+                await _measure(cell, partial(run_anyio, shape, n), repeat, None, min_time)
                 cells.append(cell)
 
                 cell = Cell("langgraph", shape, n)
@@ -290,7 +308,7 @@ async def bench(
                     runner = langgraph_runner(shape, n)
                     assert runner is not None
                     t0 = time.perf_counter()
-                    await _measure(cell, runner, repeat, LANGGRAPH_BUDGET_S)
+                    await _measure(cell, runner, repeat, LANGGRAPH_BUDGET_S, min_time)
                     if time.perf_counter() - t0 > LANGGRAPH_BUDGET_S:
                         lg_slow.add(shape)
                 cells.append(cell)
@@ -378,7 +396,13 @@ def report(cells: list[Cell], sizes: list[int]) -> tuple[list[str], list[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated node counts")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per cell (median)")
+    parser.add_argument("--repeat", type=int, default=5, help="least timed runs per cell")
+    parser.add_argument(
+        "--min-time",
+        type=float,
+        default=MIN_CELL_S,
+        help="least total seconds timed per cell (fast cells get more runs); 0 for a smoke run",
+    )
     parser.add_argument("--quick", action="store_true", help="sizes 100,1000 and 1 repeat")
     parser.add_argument("--skip-langgraph", action="store_true")
     parser.add_argument("--json", type=Path, help="write every measurement to this file")
@@ -386,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [100, 1000] if args.quick else sorted(int(s) for s in args.sizes.split(","))
     repeat = 1 if args.quick else max(1, args.repeat)
+    min_time = 0.2 if args.quick else max(0.0, args.min_time)
     langgraph = not args.skip_langgraph
     if langgraph:
         try:
@@ -398,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         f"engine overhead: sizes {sizes}, {repeat} timed run(s) per cell, "
         f"Python {platform.python_version()} on {platform.machine()}"
     )
-    cells = anyio.run(bench, sizes, repeat, langgraph, print)
+    cells = anyio.run(bench, sizes, repeat, langgraph, print, min_time)
     lines, verdicts = report(cells, sizes)
     print()
     print("\n".join(lines))
