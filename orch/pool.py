@@ -46,13 +46,22 @@ class WorkerPool(Generic[T]):
         self._workers = 0
         self._idle = 0
         self._queued = 0
+        self._starting = False
 
     def submit(self, item: T) -> None:
         """Queue ``item``; start a worker if every existing one is busy."""
         self._send.send_nowait(item)
         self._queued += 1
-        if self._queued > self._idle and self._workers < self._limit:
+        self._grow()
+
+    def _grow(self) -> None:
+        # One new worker at a time: it starts on the next loop iteration, takes an item, and
+        # only then starts another if work is still waiting. Steps that never block are all
+        # run by the first worker (no task spawned for them); steps that block ramp the pool
+        # up one worker per blocked step, to the limit.
+        if not self._starting and self._queued > self._idle and self._workers < self._limit:
             self._workers += 1
+            self._starting = True
             self._tg.start_soon(self._work)
 
     def close(self) -> None:
@@ -60,6 +69,7 @@ class WorkerPool(Generic[T]):
         self._send.close()
 
     async def _work(self) -> None:
+        self._starting = False
         receive, receive_nowait = self._recv.receive, self._recv.receive_nowait
         handler = self._handler
         while True:
@@ -78,6 +88,7 @@ class WorkerPool(Generic[T]):
             except anyio.EndOfStream:
                 return
             self._queued -= 1
+            self._grow()
             follow = await handler(item)
             while follow:
                 it = iter(follow)
