@@ -213,7 +213,13 @@ class RunState:
                         ) from exc
                 return _coerce(agent.output_model, out, f"output of agent {agent.name!r}")
 
-            output, _attempts = await call_with_retry(retry, attempt)
+            if timeout is None and retry.max_attempts == 1:
+                # The common case, without the retry and timeout machinery (per-step cost).
+                ctx = Context(self, step_id, node, agent, logical_time)
+                out = await agent.run(inp, ctx)
+                output = _coerce(agent.output_model, out, f"output of agent {agent.name!r}")
+            else:
+                output, _attempts = await call_with_retry(retry, attempt)
             if self.perturb is not None:
                 await self.perturb(step_id)
             output_key = self.store.put(canonical_bytes(output))

@@ -213,7 +213,9 @@ def _check_python(value: Any, path: str) -> None:
 
 
 def _dump_model(value: BaseModel, path: str) -> Any:
-    _check_python(value, path)
+    plan = _plans.get(type(value))
+    if plan is None or plan:  # most models have an empty plan: nothing to walk
+        _check_python(value, path)
     try:
         return value.model_dump(mode="json")
     except Exception as exc:  # pydantic raises several types; all mean "no JSON form"
