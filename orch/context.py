@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 from pydantic import BaseModel
 
-from traces import Decision
+from traces import Decision, EffectRecord, ErrorInfo, canonical_bytes
 
+from .effects import Divergence, RecordedEffectError, field_diff
 from .errors import ChildStepError, OrchError
 from .pool import WorkerPool
 
@@ -27,9 +29,15 @@ if TYPE_CHECKING:
     from .retry import RetryPolicy
     from .runtime import RunState
 
-__all__ = ["Context", "step_seed"]
+__all__ = ["Context", "StepLog", "step_seed"]
 
 OutT = TypeVar("OutT", bound=BaseModel)
+R = TypeVar("R")
+
+
+def _type_name(exc: BaseException) -> str:
+    t = type(exc)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
 
 
 def step_seed(run_seed: int, step_id: str) -> int:
@@ -38,13 +46,27 @@ def step_seed(run_seed: int, step_id: str) -> int:
     return int.from_bytes(h[:8], "big")
 
 
+class StepLog:
+    """What a step has done so far, kept across its retry attempts.
+
+    A retried attempt continues the numbering (child ids, effect indexes) where the failed
+    one stopped, so no two calls of one step ever share an id, and the record lists all.
+    """
+
+    __slots__ = ("children", "decisions", "effects", "next_call")
+
+    def __init__(self) -> None:
+        self.children: list[str] = []
+        self.decisions: list[str] = []
+        self.effects: list[str] = []
+        self.next_call = 0
+
+
 class Context:
     """Handed to ``Agent.run``; see the module docstring for what it records."""
 
     __slots__ = (
-        "_children",
-        "_decisions",
-        "_next_call",
+        "_log",
         "_rng",
         "_state",
         "_tick",
@@ -55,7 +77,13 @@ class Context:
     )
 
     def __init__(
-        self, state: RunState, step_id: str, node_id: str, agent: Agent[Any, Any], logical_time: int
+        self,
+        state: RunState,
+        step_id: str,
+        node_id: str,
+        agent: Agent[Any, Any],
+        logical_time: int,
+        log: StepLog | None = None,
     ) -> None:
         self._state = state
         self.step_id = step_id
@@ -65,10 +93,8 @@ class Context:
         self.logical_time = logical_time
         """Causal depth of the step: the only clock an agent may read."""
         self._rng: random.Random | None = None
-        self._next_call = 0
         self._tick = 0
-        self._children: list[str] = []
-        self._decisions: list[str] = []
+        self._log = log if log is not None else StepLog()
 
     # -- identity and determinism ----------------------------------------------------------
 
@@ -131,9 +157,127 @@ class Context:
             evidence=dict(evidence or {}),
         )
         key = self._state.store.put_value(decision)
-        self._decisions.append(key)
+        self._log.decisions.append(key)
         self._state.events.emit("decision", self.step_id, decision=key, chosen=chosen_list)
         return decision
+
+    async def effect(
+        self,
+        kind: str,
+        target: str,
+        request: BaseModel | Mapping[str, Any],
+        perform: Callable[[], Awaitable[R]],
+        *,
+        response_model: type[BaseModel] | None = None,
+        meter: Callable[[R], tuple[Mapping[str, int], float | None]] | None = None,
+    ) -> R:
+        """Make (or, in replay, look up) one call to the outside world; return its response.
+
+        ``request`` must hold everything that determines the response (model, messages,
+        parameters; never a key or a timestamp): its canonical hash is what replay compares.
+        ``perform`` makes the call; its result (a pydantic model or plain JSON data) is
+        recorded. ``response_model`` decodes a recorded response in replay; ``meter`` turns a
+        response into (token usage, cost in USD) for the record.
+        """
+        state = self._state
+        log = self._log
+        index = len(log.effects)
+        req_key = state.store.put(canonical_bytes(request))
+        source = state.effect_source
+        if source is not None:
+            slot = source.get(self.step_id, index)
+            if slot is not None and state.mode == "resume" and slot[1].status != "ok":
+                slot = None  # resuming retries what failed; replay reproduces it
+            if slot is not None:
+                rec_key, rec = slot
+                if rec.request != req_key:
+                    raise state.diverge(
+                        Divergence(
+                            self.step_id,
+                            index,
+                            "request-changed",
+                            target,
+                            rec.request,
+                            req_key,
+                            tuple(
+                                field_diff(
+                                    state.store.get_value(rec.request),
+                                    state.store.get_value(req_key),
+                                )
+                            ),
+                        )
+                    )
+                log.effects.append(state.store.put(canonical_bytes(rec)))
+                state.events.emit(
+                    "effect",
+                    self.step_id,
+                    record=rec_key,
+                    index=index,
+                    kind=rec.kind,
+                    target=rec.target,
+                    status=rec.status,
+                    served_from=source.run_id,
+                )
+                if rec.status != "ok" or rec.response is None:
+                    err = rec.error
+                    raise RecordedEffectError(
+                        err.type if err else "Error", err.message if err else "failed"
+                    )
+                value = state.store.get_value(rec.response)
+                if response_model is not None:
+                    return cast(R, response_model.model_validate(value))
+                return cast(R, value)
+            if state.mode == "replay":
+                raise state.diverge(
+                    Divergence(self.step_id, index, "unexpected-effect", target, None, req_key)
+                )
+        started = time.perf_counter()
+        try:
+            response = await perform()
+        except Exception as exc:
+            rec = EffectRecord(
+                step_id=self.step_id,
+                index=index,
+                kind=kind,
+                target=target,
+                request=req_key,
+                status="failed",
+                error=ErrorInfo(type=_type_name(exc), message=str(exc)),
+            )
+            self._finish_effect(rec, started)
+            raise
+        usage: Mapping[str, int] = {}
+        cost: float | None = None
+        if meter is not None:
+            usage, cost = meter(response)
+        rec = EffectRecord(
+            step_id=self.step_id,
+            index=index,
+            kind=kind,
+            target=target,
+            request=req_key,
+            response=state.store.put(canonical_bytes(response)),
+            status="ok",
+            usage=dict(usage),
+            cost_usd=cost,
+        )
+        self._finish_effect(rec, started)
+        return response
+
+    def _finish_effect(self, rec: EffectRecord, started: float) -> None:
+        key = self._state.store.put(canonical_bytes(rec))
+        self._log.effects.append(key)
+        # Latency is wall-clock time: it goes to the event log, never into a hashed record.
+        self._state.events.emit(
+            "effect",
+            self.step_id,
+            record=key,
+            index=rec.index,
+            kind=rec.kind,
+            target=rec.target,
+            status=rec.status,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
 
     def put_artifact(self, value: Any) -> str:
         """Store a value as a content-addressed artifact; return its key."""
@@ -146,10 +290,11 @@ class Context:
     # -- child calls -----------------------------------------------------------------------
 
     def _child_id(self) -> str:
-        index = self._next_call
-        self._next_call += 1
+        log = self._log
+        index = log.next_call
+        log.next_call += 1
         step_id = f"{self.step_id}/{index}"
-        self._children.append(step_id)
+        log.children.append(step_id)
         return step_id
 
     async def call(

@@ -38,7 +38,14 @@ from traces.records import STEP_FORMAT
 
 from . import __version__
 from .agent import Agent
-from .context import Context
+from .context import Context, StepLog
+from .effects import (
+    Divergence,
+    EffectSource,
+    RecordedEffectError,
+    ReplayDivergenceError,
+    RunMode,
+)
 from .errors import InputError, OrchError, StepError, StepTimeoutError
 from .pipeline import Const, ListBinding, Pipeline
 from .pool import WorkerPool
@@ -46,7 +53,15 @@ from .refs import InputRef, Ref
 from .retry import RetryPolicy, call_with_retry
 from .typecheck import is_optional
 
-__all__ = ["Perturbation", "RunResult", "RunState", "StepOutcome", "arun", "run"]
+__all__ = [
+    "Perturbation",
+    "ReusedStep",
+    "RunResult",
+    "RunState",
+    "StepOutcome",
+    "arun",
+    "run",
+]
 
 Perturbation = Callable[[str], Awaitable[None]]
 """Awaited with the step id just before a step records its result (tests use it to shuffle
@@ -66,6 +81,16 @@ class StepOutcome:
     error_message: str = ""
 
 
+@dataclass(frozen=True)
+class ReusedStep:
+    """A node finished by an earlier run: its record key, output, and every record below it."""
+
+    record_key: str
+    output_key: str
+    subtree: tuple[tuple[str, str, str], ...]
+    """(step id, record key, status) of the node's step and all its descendants."""
+
+
 @dataclass
 class RunResult:
     """What a run produced. ``outputs`` holds live values; the record holds their keys."""
@@ -77,6 +102,8 @@ class RunResult:
     outputs: dict[str, Any]
     steps: dict[str, StepOutcome] = field(repr=False)
     error: ErrorInfo | None = None
+    divergences: list[Divergence] = field(default_factory=list)
+    """Where a replay or resume stopped matching its record (empty for a normal run)."""
 
     @property
     def ok(self) -> bool:
@@ -96,6 +123,8 @@ def new_run_id() -> str:
 
 
 def _error_info(exc: BaseException) -> ErrorInfo:
+    if isinstance(exc, RecordedEffectError):  # replayed failure: record it as it was
+        return ErrorInfo(type=exc.original_type, message=exc.original_message)
     t = type(exc)
     name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
     return ErrorInfo(type=name, message=str(exc))
@@ -125,8 +154,28 @@ class RunState:
         """Step id -> (record key, status)."""
         self.node_outcomes: dict[str, StepOutcome] = {}
         self.failure: ErrorInfo | None = None
+        self.mode: RunMode = "record"
+        self.reuse: dict[str, ReusedStep] = {}
+        """Top-level nodes finished by the run being resumed: taken, not run."""
+        self.divergences: list[Divergence] = []
+        self.effect_source: EffectSource | None = None
+        """Recorded effects served instead of live calls (replay and resume)."""
         self.failed_node: str | None = None
         self._agent_refs: dict[int, dict[str, str]] = {}
+
+    def _check_all_effects_made(self, step_id: str, made: int) -> None:
+        assert self.effect_source is not None
+        slot = self.effect_source.get(step_id, made)
+        if slot is not None:  # the record has more effects than the step made now
+            rec = slot[1]
+            raise self.diverge(
+                Divergence(step_id, made, "missing-effect", rec.target, rec.request, None)
+            )
+
+    def diverge(self, divergence: Divergence) -> ReplayDivergenceError:
+        """Note where a replay stopped matching (even if an agent swallows the error)."""
+        self.divergences.append(divergence)
+        return ReplayDivergenceError(divergence)
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -147,6 +196,7 @@ class RunState:
         input_key: str | None,
         output_key: str | None,
         decisions: list[str],
+        effects: list[str] | None = None,
         children: list[str],
         status: str,
         error: ErrorInfo | None,
@@ -163,7 +213,7 @@ class RunState:
             "agent": self._agent_ref(agent),
             "input": input_key,
             "output": output_key,
-            "effects": [],
+            "effects": effects or [],
             "decisions": decisions,
             "children": children,
             "status": status,
@@ -192,15 +242,14 @@ class RunState:
     ) -> StepOutcome:
         """Run one step to a record. Never raises, except cancellation (after recording)."""
         self.events.emit("step_start", step_id)
-        ctx: Context | None = None
+        log = StepLog()
         input_key: str | None = None
         try:
             inp = _coerce(agent.input_model, input_value, f"input of agent {agent.name!r}")
             input_key = self.store.put(canonical_bytes(inp))
 
             async def attempt(_n: int) -> BaseModel:
-                nonlocal ctx
-                ctx = Context(self, step_id, node, agent, logical_time)
+                ctx = Context(self, step_id, node, agent, logical_time, log)
                 if timeout is None:
                     out = await agent.run(inp, ctx)
                 else:
@@ -215,11 +264,12 @@ class RunState:
 
             if timeout is None and retry.max_attempts == 1:
                 # The common case, without the retry and timeout machinery (per-step cost).
-                ctx = Context(self, step_id, node, agent, logical_time)
-                out = await agent.run(inp, ctx)
+                out = await agent.run(inp, Context(self, step_id, node, agent, logical_time, log))
                 output = _coerce(agent.output_model, out, f"output of agent {agent.name!r}")
             else:
                 output, _attempts = await call_with_retry(retry, attempt)
+            if self.effect_source is not None and self.mode == "replay":
+                self._check_all_effects_made(step_id, len(log.effects))
             if self.perturb is not None:
                 await self.perturb(step_id)
             output_key = self.store.put(canonical_bytes(output))
@@ -231,8 +281,9 @@ class RunState:
                 agent=agent,
                 input_key=input_key,
                 output_key=None,
-                decisions=ctx._decisions if ctx else [],
-                children=ctx._children if ctx else [],
+                effects=log.effects,
+                decisions=log.decisions,
+                children=log.children,
                 status="cancelled",
                 error=None,
                 reason=self._cancel_reason(),
@@ -248,8 +299,9 @@ class RunState:
                 agent=agent,
                 input_key=input_key,
                 output_key=None,
-                decisions=ctx._decisions if ctx else [],
-                children=ctx._children if ctx else [],
+                effects=log.effects,
+                decisions=log.decisions,
+                children=log.children,
                 status="failed",
                 error=info,
                 reason=None,
@@ -263,8 +315,9 @@ class RunState:
             agent=agent,
             input_key=input_key,
             output_key=output_key,
-            decisions=ctx._decisions if ctx else [],
-            children=ctx._children if ctx else [],
+            effects=log.effects,
+            decisions=log.decisions,
+            children=log.children,
             status="ok",
             error=None,
             reason=None,
@@ -433,8 +486,21 @@ class _Scheduler:
         state, p = self.state, self.p
         node = p.nodes[node_id]
         agent = p.agents[node_id]
-        data, skip_reason = self._gather(node_id)
-        if data is None:
+        reused = state.reuse.get(node_id)
+        data, skip_reason = (None, None) if reused else self._gather(node_id)
+        if reused is not None:
+            output = _coerce(
+                agent.output_model,
+                state.store.get_value(reused.output_key),
+                f"recorded output of node {node_id!r}",
+            )
+            for step_id, key, status in reused.subtree:
+                state.records[step_id] = (key, status)
+                state.events.emit("step_end", step_id, status=status, record=key, reused=True)
+            self.status[node_id] = "ok"
+            self.outputs[node_id] = output
+            state.node_outcomes[node_id] = StepOutcome("ok", output, reused.record_key)
+        elif data is None:
             state.events.emit("step_start", node_id)
             state.record_step(
                 step_id=node_id,
@@ -508,21 +574,71 @@ async def arun(
     run_id: str | None = None,
     perturb: Perturbation | None = None,
     clock: Callable[[], float] = time.time,
+    resume: str | None = None,
+    origin: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Run ``pipeline`` on ``inputs`` and record it in ``store``; return the result.
 
     A failed node does not raise: the result has status ``failed`` and the error. Bad inputs
     raise :class:`~orch.errors.InputError` before anything is written.
+
+    ``resume`` names an earlier run of the same pipeline that crashed, was killed or failed:
+    its inputs and seed are used (``inputs`` and ``seed`` must not be given), every node it
+    finished is taken from its record without running again, its finished effects are served
+    from the record, and the rest runs. The new run's root hash is the one an uninterrupted
+    run would have had. ``origin`` is metadata for the event log (the CLI records the file
+    the pipeline came from, so that ``orch replay`` can load it again).
     """
-    if max_concurrency < 1:
-        raise OrchError(f"max_concurrency is {max_concurrency}; fix: use 1 or more")
-    values = _validate_inputs(pipeline, inputs or {})
     if store is None:
         from traces.open import open_store
 
         store = open_store()
+    if resume is None:
+        return await _run(
+            pipeline, inputs, store, seed, max_concurrency, run_id, perturb, clock, origin
+        )
+    from .resume import prepare_resume  # keeps the common path free of resume's imports
+
+    plan = prepare_resume(pipeline, store, resume, inputs, seed)
+    return await _run(
+        pipeline,
+        plan.inputs,
+        store,
+        plan.seed,
+        max_concurrency,
+        run_id,
+        perturb,
+        clock,
+        {**(origin or {}), "resumed_from": resume},
+        mode="resume",
+        source=plan.effects,
+        reuse=plan.reuse,
+    )
+
+
+async def _run(
+    pipeline: Pipeline,
+    inputs: Mapping[str, Any] | None,
+    store: ArtifactStore,
+    seed: int,
+    max_concurrency: int,
+    run_id: str | None,
+    perturb: Perturbation | None,
+    clock: Callable[[], float],
+    origin: Mapping[str, str] | None,
+    *,
+    mode: RunMode = "record",
+    source: EffectSource | None = None,
+    reuse: Mapping[str, ReusedStep] | None = None,
+) -> RunResult:
+    if max_concurrency < 1:
+        raise OrchError(f"max_concurrency is {max_concurrency}; fix: use 1 or more")
+    values = _validate_inputs(pipeline, inputs or {})
     run_id = run_id or new_run_id()
     state = RunState(pipeline, store, run_id, seed, max_concurrency, perturb, clock)
+    state.mode = mode
+    state.effect_source = source
+    state.reuse = dict(reuse or {})
 
     spec_key = pipeline.spec_hash
     if not store.has(spec_key):  # the spec of a large pipeline is large: hash it once
@@ -544,9 +660,16 @@ async def arun(
         orch_version=__version__,
     )
     store.write_run_head(run_id, orjson.dumps(head.sealed().model_dump(mode="json"), option=_OPTS))
-    state.events.emit(
-        "run_start", pipeline=pipeline.name, spec=spec_key, seed=seed, inputs=input_keys
-    )
+    start: dict[str, Any] = {
+        "pipeline": pipeline.name,
+        "spec": spec_key,
+        "seed": seed,
+        "inputs": input_keys,
+        "mode": mode,
+    }
+    if origin:
+        start["origin"] = dict(sorted(origin.items()))
+    state.events.emit("run_start", **start)
 
     scheduler = _Scheduler(state, values)
     await scheduler.run()
@@ -616,6 +739,7 @@ async def arun(
         outputs=outputs,
         steps=dict(state.node_outcomes),
         error=state.failure,
+        divergences=list(state.divergences),
     )
 
 

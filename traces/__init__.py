@@ -31,7 +31,16 @@ from .errors import (
 from .eventlog import EventLog
 from .merkle import merkle_root
 from .open import default_store_location, open_store
-from .records import AgentRef, Decision, ErrorInfo, RunHead, RunRecord, StepRecord, steps_root
+from .records import (
+    AgentRef,
+    Decision,
+    EffectRecord,
+    ErrorInfo,
+    RunHead,
+    RunRecord,
+    StepRecord,
+    steps_root,
+)
 from .sqlitestore import SQLiteStore
 from .store import ArtifactStore, MemoryStore, check_run_id
 from .verify import Problem, VerifyReport, verify_run, verify_store
@@ -62,6 +71,7 @@ __all__ = [
     # records
     "AgentRef",
     "Decision",
+    "EffectRecord",
     "ErrorInfo",
     "EventLog",
     "RunHead",

@@ -22,6 +22,8 @@ __all__ = [
     "STEP_FORMAT",
     "AgentRef",
     "Decision",
+    "EFFECT_FORMAT",
+    "EffectRecord",
     "ErrorInfo",
     "RunHead",
     "RunRecord",
@@ -33,6 +35,7 @@ __all__ = [
 ]
 
 STEP_FORMAT: Final = "orch.step/1"
+EFFECT_FORMAT: Final = "orch.effect/1"
 RUN_FORMAT: Final = "orch.run/1"
 
 StepStatus = Literal["ok", "failed", "skipped", "cancelled"]
@@ -79,6 +82,35 @@ class Decision(BaseModel):
     """Key of the learned-state artifact read, for routers that learn."""
     evidence: dict[str, Any] = Field(default_factory=dict)
     """Anything else that explains the choice (σ, pheromones, reasoning text ...)."""
+
+
+class EffectRecord(BaseModel):
+    """One call to the outside world (a model or a tool) made by a step, as recorded.
+
+    ``request`` is the key of the canonical request: its hash. Replay serves ``response`` to
+    the step that makes the same request at the same (step id, index), and reports a
+    divergence when the request differs. Latency is wall-clock time and lives in the event
+    log; tokens and cost are functions of the response and belong here.
+    """
+
+    model_config = _FROZEN
+    format: Literal["orch.effect/1"] = EFFECT_FORMAT
+    step_id: str
+    index: int
+    """Position among the step's effects: 0, 1, 2 ... in the order the step made them."""
+    kind: str
+    """What was called: ``model``, ``tool`` ..."""
+    target: str
+    """Which one: a model id, a tool name."""
+    request: str
+    """Key of the canonical request artifact."""
+    response: str | None = None
+    """Key of the response artifact (None when the call failed)."""
+    status: Literal["ok", "failed"]
+    error: ErrorInfo | None = None
+    usage: dict[str, int] = Field(default_factory=dict)
+    """Token counts and the like, as the provider reported them."""
+    cost_usd: float | None = None
 
 
 class StepRecord(BaseModel):

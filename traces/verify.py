@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field, ValidationError
 from .canonical import canonical_bytes, is_key
 from .errors import ArtifactNotFoundError, IntegrityError, InvalidKeyError, RunNotFoundError
 from .eventlog import event_body_hash
-from .records import Decision, RunHead, RunRecord, StepRecord, steps_root
+from .records import Decision, EffectRecord, RunHead, RunRecord, StepRecord, steps_root
 from .store import ArtifactStore
 
 __all__ = ["Problem", "VerifyReport", "verify_run", "verify_store"]
@@ -226,12 +226,30 @@ class _Checker:
         if rec.output is not None:
             self.load(rec.output, f"output of step {step_id!r}")
         for i, k in enumerate(rec.effects):
-            self.load(k, f"effect #{i} of step {step_id!r}")
+            self.effect(step_id, i, k)
         for i, k in enumerate(rec.decisions):
             if self.load_model(Decision, k, f"decision #{i} of step {step_id!r}", "artifact"):
                 self.count("decisions")
         self.count("steps")
         return rec
+
+    def effect(self, step_id: str, index: int, key: object) -> EffectRecord | None:
+        subject = f"effect #{index} of step {step_id!r}"
+        eff: EffectRecord | None = self.load_model(EffectRecord, key, subject, "effect")
+        if eff is None:
+            return None
+        if (eff.step_id, eff.index) != (step_id, index):
+            self.problem(
+                "effect",
+                f"{subject} ({key})",
+                f"records itself as effect #{eff.index} of step {eff.step_id!r}",
+            )
+            return None
+        self.load(eff.request, f"request of {subject}")
+        if eff.response is not None:
+            self.load(eff.response, f"response of {subject}")
+        self.count("effects")
+        return eff
 
 
 def _parse_event(line: bytes) -> dict[str, Any] | str:
@@ -405,7 +423,7 @@ def verify_store(store: ArtifactStore, run_ids: Iterable[str] | None = None) -> 
     for run_id in store.run_ids() if run_ids is None else run_ids:
         sub = verify_run(store, run_id)
         checked["runs"] += 1
-        for what in ("steps", "events", "decisions"):
+        for what in ("steps", "events", "decisions", "effects"):
             checked[what] = checked.get(what, 0) + sub.checked.get(what, 0)
         report.complete = report.complete and sub.complete
         report.problems.extend(

@@ -1,0 +1,197 @@
+"""Effects: every call a step makes to the outside world, recorded, replayed or resumed.
+
+An agent calls a model or a tool through :meth:`orch.Context.effect`. What happens depends on
+the run's mode:
+
+* **record** (the default): the call is made; the canonical request and the response are
+  stored as artifacts and an :class:`~traces.records.EffectRecord` ties them to the step at
+  ``(step id, index)``;
+* **replay**: nothing is called. The response recorded at the same ``(step id, index)`` of
+  an earlier run is served, provided the new request is byte-for-byte the recorded one;
+  otherwise the step stops with a :class:`ReplayDivergenceError` naming the step, the effect,
+  both request hashes and the differing fields;
+* **resume**: recorded effects of the crashed run are served the same way, and any effect
+  the crashed run never finished is made live, so no completed effect is issued twice.
+
+This module holds the pieces that are independent of the context: the source of recorded
+effects, divergences and their field-level diffs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from traces import ArtifactStore, EffectRecord, RunRecord, StepRecord
+from traces.runview import load_run_head
+
+from .errors import OrchError
+
+__all__ = [
+    "Divergence",
+    "EffectSource",
+    "FieldChange",
+    "RecordedEffectError",
+    "ReplayDivergenceError",
+    "field_diff",
+]
+
+RunMode = Literal["record", "replay", "resume"]
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One difference between the recorded and the new request, at a JSON path."""
+
+    path: str
+    expected: Any
+    actual: Any
+
+    def describe(self) -> str:
+        def show(v: Any) -> str:
+            if v is _MISSING:
+                return "(absent)"
+            text = orjson.dumps(v).decode()
+            return text if len(text) <= 120 else text[:117] + "..."
+
+        return f"{self.path}: {show(self.expected)} -> {show(self.actual)}"
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+_MISSING: Any = _Missing()
+
+
+def field_diff(expected: Any, actual: Any, path: str = "$") -> list[FieldChange]:
+    """Field-level differences between two JSON values, in path order."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        out: list[FieldChange] = []
+        for key in sorted(set(expected) | set(actual)):
+            out.extend(
+                field_diff(expected.get(key, _MISSING), actual.get(key, _MISSING), f"{path}.{key}")
+            )
+        return out
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        out = []
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            out.extend(field_diff(e, a, f"{path}[{i}]"))
+        return out
+    if expected == actual and type(expected) is type(actual):
+        return []
+    return [FieldChange(path, expected, actual)]
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where a replay stopped matching its record."""
+
+    step_id: str
+    index: int
+    kind: Literal["request-changed", "unexpected-effect", "missing-effect"]
+    target: str = ""
+    expected_request: str | None = None
+    actual_request: str | None = None
+    changes: tuple[FieldChange, ...] = field(default=())
+
+    def describe(self) -> str:
+        where = f"step {self.step_id!r}, effect #{self.index}"
+        if self.kind == "request-changed":
+            head = (
+                f"{where} ({self.target}): the request changed: recorded "
+                f"{self.expected_request}, now {self.actual_request}"
+            )
+            return head + "".join(f"\n    {c.describe()}" for c in self.changes)
+        if self.kind == "unexpected-effect":
+            return (
+                f"{where} ({self.target}): the step now makes an effect the record does not "
+                f"have (request {self.actual_request})"
+            )
+        return (
+            f"{where}: the record has this effect ({self.target}, request "
+            f"{self.expected_request}) but the step no longer makes it"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step_id": self.step_id,
+            "index": self.index,
+            "kind": self.kind,
+            "target": self.target,
+            "expected_request": self.expected_request,
+            "actual_request": self.actual_request,
+            "changes": [
+                {
+                    "path": c.path,
+                    "expected": None if c.expected is _MISSING else c.expected,
+                    "actual": None if c.actual is _MISSING else c.actual,
+                    "expected_absent": c.expected is _MISSING,
+                    "actual_absent": c.actual is _MISSING,
+                }
+                for c in self.changes
+            ],
+        }
+
+
+class ReplayDivergenceError(OrchError):
+    """A replayed step made a request that differs from its record; the replay stops."""
+
+    def __init__(self, divergence: Divergence) -> None:
+        self.divergence = divergence
+        super().__init__("replay diverged at " + divergence.describe())
+
+
+class RecordedEffectError(OrchError):
+    """A recorded effect had failed; replay raises it again with the recorded type and text."""
+
+    def __init__(self, original_type: str, message: str) -> None:
+        self.original_type = original_type
+        self.original_message = message
+        super().__init__(f"{original_type}: {message}")
+
+
+class EffectSource:
+    """The recorded effects of one earlier run, by (step id, index)."""
+
+    def __init__(self, run_id: str, records: Iterable[tuple[str, EffectRecord]]) -> None:
+        self.run_id = run_id
+        self._by_slot: dict[tuple[str, int], tuple[str, EffectRecord]] = {}
+        self._count: dict[str, int] = {}
+        for key, rec in records:
+            self._by_slot[(rec.step_id, rec.index)] = (key, rec)
+            self._count[rec.step_id] = max(self._count.get(rec.step_id, 0), rec.index + 1)
+
+    def get(self, step_id: str, index: int) -> tuple[str, EffectRecord] | None:
+        return self._by_slot.get((step_id, index))
+
+    def count(self, step_id: str) -> int:
+        """How many effects the recorded step made."""
+        return self._count.get(step_id, 0)
+
+    def __len__(self) -> int:
+        return len(self._by_slot)
+
+    @classmethod
+    def from_run(cls, store: ArtifactStore, run_id: str) -> EffectSource:
+        """Every effect the run recorded: from its step records when it finished, else from
+        the ``effect`` events its log holds (a crashed run)."""
+        head = load_run_head(store, run_id)
+        keys: list[str] = []
+        if head.root_hash is not None:
+            record = RunRecord.model_validate(store.get_value(head.root_hash))
+            for _, step_key in record.steps:
+                keys.extend(StepRecord.model_validate(store.get_value(step_key)).effects)
+        else:
+            for line in store.read_events(run_id):
+                try:
+                    event = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    break  # the torn tail of a crash
+                if event.get("type") == "effect":
+                    keys.append(event["data"]["record"])
+        return cls(run_id, ((k, EffectRecord.model_validate(store.get_value(k))) for k in keys))
