@@ -25,7 +25,7 @@ from traces.runview import load_run_head, load_run_view
 from traces.verify import verify_run, verify_store
 
 from .errors import OrchError, PipelineValidationError
-from .loader import load_pipeline
+from .loader import load_pipeline, split_target
 from .render import run_summary, runs_table, step_tree
 
 __all__ = ["app", "main"]
@@ -100,6 +100,12 @@ def _store(location: str | None) -> ArtifactStore:
     return open_store(location)
 
 
+def _origin(target: str) -> str:
+    """FILE:NAME with an absolute path, for the event log (``orch replay`` reads it back)."""
+    path, name = split_target(target)
+    return f"{Path(path).resolve()}:{name}"
+
+
 def _parse_inputs(pairs: list[str], types: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for pair in pairs:
@@ -137,16 +143,35 @@ def run(
     seed: Annotated[int, typer.Option(help="Run seed: every step's RNG derives from it.")] = 0,
     store: StoreOpt = None,
     max_concurrency: Annotated[int, typer.Option(help="Steps running at once.")] = 64,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            help="Continue this crashed, killed or failed run: finished steps are not run "
+            "again and their effects are not re-issued (uses the run's inputs and seed).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a pipeline defined in a Python file and record it."""
     from .runtime import run as run_pipeline
 
     pipeline = load_pipeline(target)
+    if resume is not None and (input or seed):
+        raise CliError(
+            "--resume uses the recorded inputs and seed of the run it continues",
+            f"drop --input and --seed: orch run {target} --resume {resume}",
+        )
     inputs = _parse_inputs(input or [], dict(pipeline.inputs))
     with _store(store) as st:
         result = run_pipeline(
-            pipeline, inputs, store=st, seed=seed, max_concurrency=max_concurrency
+            pipeline,
+            inputs,
+            store=st,
+            seed=seed,
+            max_concurrency=max_concurrency,
+            resume=st.resolve_run(resume) if resume else None,
+            origin={"pipeline": _origin(target)},
         )
         if as_json:
             emit_json(
@@ -226,6 +251,70 @@ def show(
         else:
             out.print(run_summary(view))
             out.print(step_tree(view))
+
+
+@app.command()
+@user_errors
+def replay(
+    run_id: Annotated[str, typer.Argument(help="The run to replay (id or unique prefix).")],
+    pipeline_target: Annotated[
+        str | None,
+        typer.Option(
+            "--pipeline",
+            help="FILE.py[:NAME] to replay with; default: the file the run was made from.",
+        ),
+    ] = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-run a recorded run with every effect served from its record (no network).
+
+    Exit 0 when nothing diverged and the root hash is the same; 1 with a report of the first
+    diverging step and effect, both request hashes and a field-level diff otherwise.
+    """
+    import anyio
+
+    from .replay import areplay
+
+    with _store(store) as st:
+        rid = st.resolve_run(run_id)
+        target = pipeline_target or _recorded_origin(st, rid)
+        pipeline = load_pipeline(target)
+        report = anyio.run(areplay, pipeline, rid, st)
+    if as_json:
+        emit_json(report.to_json())
+    elif report.clean:
+        out.print(
+            f"[green]✔ clean replay[/] of {rid}: same root hash {report.expected_root}\n"
+            f"  replay recorded as run {report.result.run_id}; no effect was called"
+        )
+    else:
+        first = report.first_divergence
+        out.print(f"[red]✘ DIVERGED[/] replay of run {rid} (pipeline {pipeline.name!r})")
+        if first is not None:
+            out.print("  first divergence: " + first.describe(), markup=False, highlight=False)
+        else:
+            out.print(
+                f"  root hash {report.result.root_hash} differs from the record's "
+                f"{report.expected_root} although every effect matched (agent code changed?)"
+            )
+        if report.spec_changed:
+            out.print("  note: the pipeline spec changed since the run (code, prompts or config)")
+        out.print(f"  replay recorded as run {report.result.run_id}")
+    if not report.clean:
+        raise typer.Exit(1)
+
+
+def _recorded_origin(st: ArtifactStore, run_id: str) -> str:
+    for line in st.read_events(run_id)[:1]:
+        origin = orjson.loads(line).get("data", {}).get("origin", {})
+        if "pipeline" in origin:
+            return str(origin["pipeline"])
+    raise CliError(
+        f"run {run_id} does not record which file its pipeline came from (it was not started "
+        "by 'orch run')",
+        f"name it: orch replay {run_id} --pipeline FILE.py:NAME",
+    )
 
 
 @app.command()

@@ -40,9 +40,9 @@ def pipeline_to_mermaid(spec: Mapping[str, Any], statuses: Mapping[str, str] | N
     """Mermaid ``flowchart TD`` text for a pipeline spec."""
     lines = ["flowchart TD"]
     for inp in spec["inputs"]:
-        lines.append(
-            f'    {_mid("in", inp["name"])}(["{_label(inp["name"])}: {_label(inp["type"])}"])'
-        )
+        tp = inp["type"]
+        tp_name = tp["name"] if isinstance(tp, dict) else str(tp)
+        lines.append(f'    {_mid("in", inp["name"])}(["{_label(inp["name"])}: {_label(tp_name)}"])')
     for node in spec["nodes"]:
         agent = node["agent"]
         lines.append(

@@ -8,34 +8,64 @@ built rather than as a validation error deep inside a run.
 
 from __future__ import annotations
 
+import contextlib
 import types
 import typing
 from typing import Any, get_args, get_origin
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
-__all__ = ["compatible", "describe", "element_type", "field_type", "is_optional"]
+from traces import hash_value
+
+__all__ = ["compatible", "describe", "element_type", "field_type", "is_optional", "spec_type"]
 
 _UNIONS = (typing.Union, types.UnionType)
 _SEQUENCES = (list, tuple, typing.Sequence, set, frozenset)
 
 
-def describe(tp: Any) -> str:
-    """A stable, readable name for a type (used in messages and the spec hash)."""
+def describe(tp: Any, *, qualified: bool = True) -> str:
+    """A readable name for a type; ``qualified`` prefixes classes with their module."""
     if tp is type(None):
         return "None"
     if isinstance(tp, type) and not get_args(tp):
         mod = tp.__module__
-        return tp.__qualname__ if mod == "builtins" else f"{mod}.{tp.__qualname__}"
+        if mod == "builtins" or not qualified:
+            return tp.__qualname__
+        return f"{mod}.{tp.__qualname__}"
     origin = get_origin(tp)
     if origin in _UNIONS:
-        return " | ".join(describe(a) for a in get_args(tp))
+        return " | ".join(describe(a, qualified=qualified) for a in get_args(tp))
     if origin is typing.Literal:
         return f"Literal[{', '.join(repr(a) for a in get_args(tp))}]"
     if origin is not None:
         base = getattr(origin, "__qualname__", str(origin))
-        return f"{base}[{', '.join(describe(a) for a in get_args(tp))}]"
+        return f"{base}[{', '.join(describe(a, qualified=qualified) for a in get_args(tp))}]"
     return str(tp)
+
+
+_spec_cache: dict[Any, Any] = {}
+
+
+def spec_type(tp: Any) -> Any:
+    """How a type enters the pipeline spec: its name and a hash of its JSON schema.
+
+    Not its module: a pipeline file loaded from another directory (or another checkout) gets
+    another module name, and must still have the same spec hash. The schema hash makes a
+    change to a model's fields, types or defaults change the spec.
+    """
+    try:
+        return _spec_cache[tp]
+    except (KeyError, TypeError):
+        pass
+    name = describe(tp, qualified=False)
+    try:
+        schema = TypeAdapter(tp).json_schema()
+        result: Any = {"name": name, "schema": hash_value(schema)}
+    except Exception:  # a type without a JSON schema: its name is all there is
+        result = name
+    with contextlib.suppress(TypeError):  # an unhashable type expression is not cached
+        _spec_cache[tp] = result
+    return result
 
 
 def _strip_annotated(tp: Any) -> Any:

@@ -21,7 +21,7 @@ from .agent import Agent
 from .errors import PipelineValidationError, PluginError, ValidationProblem
 from .pipeline import Binding, Const, ListBinding, Node, Pipeline, spec_bytes_of
 from .refs import InputRef, NodeRef, Ref
-from .typecheck import compatible, describe, element_type, field_type
+from .typecheck import compatible, describe, element_type, field_type, spec_type
 
 __all__ = ["SELECTION_FIELDS", "validate"]
 
@@ -404,8 +404,8 @@ def _spec(c: _Checker, outputs: dict[str, Ref], depth: dict[str, int]) -> dict[s
                     "name": agent.name,
                     "version": agent.version,
                     "config_hash": agent.config_hash,
-                    "input": describe(agent.input_model),
-                    "output": describe(agent.output_model),
+                    "input": spec_type(agent.input_model),
+                    "output": spec_type(agent.output_model),
                 },
                 "whole": node.whole.spec() if node.whole is not None else None,
                 "bind": {k: _binding_spec(v) for k, v in sorted(node.bindings.items())},
@@ -419,7 +419,7 @@ def _spec(c: _Checker, outputs: dict[str, Ref], depth: dict[str, int]) -> dict[s
     return {
         "format": "orch.spec/1",
         "name": c.name,
-        "inputs": [{"name": n, "type": describe(t)} for n, t in c.inputs.items()],
+        "inputs": [{"name": n, "type": spec_type(t)} for n, t in c.inputs.items()],
         "nodes": nodes,
         "outputs": {k: v.spec() for k, v in sorted(outputs.items())},
     }
