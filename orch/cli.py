@@ -1,4 +1,4 @@
-"""The ``orch`` command line: run, runs, show, verify, plugins.
+"""The ``orch`` command line: run, runs, show, verify, replay, diff, plugins.
 
 Thin: each command parses options, calls the library and renders. User mistakes (a bad path,
 an unknown run, an invalid pipeline) print one clear line and a hint, exit code 2; a run that
@@ -302,6 +302,37 @@ def replay(
             out.print("  note: the pipeline spec changed since the run (code, prompts or config)")
         out.print(f"  replay recorded as run {report.result.run_id}")
     if not report.clean:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def diff(
+    run_a: Annotated[str, typer.Argument(help="First run (id or unique prefix).")],
+    run_b: Annotated[str, typer.Argument(help="Second run (id or unique prefix).")],
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Which steps, decisions and outputs differ between two runs. Exit 1 when any do."""
+    from traces.diff import diff_runs
+
+    with _store(store) as st:
+        d = diff_runs(st, st.resolve_run(run_a), st.resolve_run(run_b))
+    if as_json:
+        emit_json(d.model_dump(mode="json") | {"identical": d.identical})
+    elif d.identical:
+        out.print(f"[green]identical[/]: {d.run_a} and {d.run_b} have the same root hash")
+    else:
+        out.print(f"runs {d.run_a} and {d.run_b} differ" + (" (same root hash)" * d.same_root))
+        for line in d.header:
+            out.print(f"  {line}", markup=False, highlight=False)
+        for sd in d.steps:
+            out.print(f"  step {sd.step_id!r}: {sd.change}", markup=False, highlight=False)
+            for detail in sd.details:
+                out.print(f"      {detail}", markup=False, highlight=False)
+        for line in d.outputs:
+            out.print(f"  output {line}", markup=False, highlight=False)
+    if not d.identical:
         raise typer.Exit(1)
 
 

@@ -155,3 +155,32 @@ def test_sigkill_then_resume_gives_the_uninterrupted_root_hash(tmp_path: Path) -
     report = verify_run(store, run_id)  # the killed run still verifies as incomplete
     assert report.ok and not report.complete
     store.close()
+
+
+def test_diff_names_the_steps_and_outputs_that_differ(golden: tuple[Path, str]) -> None:
+    store, run_id = golden
+    runner = CliRunner()
+    changed = runner.invoke(
+        app,
+        ["replay", run_id, "--store", str(store), "--pipeline", EFFECTS + ":changed", "--json"],
+    )
+    replay_id = json.loads(changed.stdout)["replay_run_id"]
+    same = runner.invoke(
+        app, ["replay", run_id, "--store", str(store), "--pipeline", EFFECTS, "--json"]
+    )
+    clean_id = json.loads(same.stdout)["replay_run_id"]
+
+    ok = runner.invoke(app, ["diff", run_id, clean_id, "--store", str(store)])
+    assert ok.exit_code == 0, ok.output
+    assert "identical" in ok.stdout
+
+    result = runner.invoke(app, ["diff", run_id, replay_id, "--store", str(store), "--json"])
+    assert result.exit_code == 1
+    d = json.loads(result.stdout)
+    assert d["identical"] is False
+    changes = {s["step_id"]: s for s in d["steps"]}
+    assert "a" not in changes  # step a made the same call and got the same answer
+    assert changes["b"]["change"] == "changed"
+    assert any("status ok -> failed" in x for x in changes["b"]["details"])
+    assert changes["c"]["details"][0].startswith("status ok -> cancelled")
+    assert any(line.startswith("spec_hash") for line in d["header"])
