@@ -161,6 +161,19 @@ class Context:
         self._state.events.emit("decision", self.step_id, decision=key, chosen=chosen_list)
         return decision
 
+    def service(self, name: str) -> Any:
+        """A service the run was given (``arun(..., services={name: obj})``), such as the
+        model hub under ``"models"``. Services reach the world only through ``ctx.effect``."""
+        services = self._state.services
+        if name not in services:
+            have = ", ".join(sorted(services)) or "none"
+            raise OrchError(
+                f"step {self.step_id!r} asked for service {name!r}, which this run was not "
+                f"given (services: {have}); fix: pass services={{{name!r}: ...}} to run/arun "
+                "(the CLI passes 'models' from --models or ORCH_MODELS)"
+            )
+        return services[name]
+
     async def effect(
         self,
         kind: str,

@@ -11,6 +11,7 @@ diff of the two requests.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,7 @@ async def areplay(
     store: ArtifactStore,
     *,
     max_concurrency: int = 64,
+    services: Mapping[str, Any] | None = None,
 ) -> ReplayReport:
     """Replay finished run ``run_id`` of ``pipeline`` from ``store`` with no live effects."""
     run_id = store.resolve_run(run_id)
@@ -95,6 +97,7 @@ async def areplay(
         {"replay_of": run_id},
         mode="replay",
         source=EffectSource.from_run(store, run_id),
+        services=services,
     )
     return ReplayReport(
         run_id=run_id,

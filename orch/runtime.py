@@ -155,6 +155,7 @@ class RunState:
         self.node_outcomes: dict[str, StepOutcome] = {}
         self.failure: ErrorInfo | None = None
         self.mode: RunMode = "record"
+        self.services: dict[str, Any] = {}
         self.reuse: dict[str, ReusedStep] = {}
         """Top-level nodes finished by the run being resumed: taken, not run."""
         self.divergences: list[Divergence] = []
@@ -576,6 +577,7 @@ async def arun(
     clock: Callable[[], float] = time.time,
     resume: str | None = None,
     origin: Mapping[str, str] | None = None,
+    services: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run ``pipeline`` on ``inputs`` and record it in ``store``; return the result.
 
@@ -587,7 +589,9 @@ async def arun(
     finished is taken from its record without running again, its finished effects are served
     from the record, and the rest runs. The new run's root hash is the one an uninterrupted
     run would have had. ``origin`` is metadata for the event log (the CLI records the file
-    the pipeline came from, so that ``orch replay`` can load it again).
+    the pipeline came from, so that ``orch replay`` can load it again). ``services`` are
+    objects agents reach with ``ctx.service(name)`` (the model hub is ``"models"``); they are
+    not part of the record, only the effects they make are.
     """
     if store is None:
         from traces.open import open_store
@@ -595,7 +599,16 @@ async def arun(
         store = open_store()
     if resume is None:
         return await _run(
-            pipeline, inputs, store, seed, max_concurrency, run_id, perturb, clock, origin
+            pipeline,
+            inputs,
+            store,
+            seed,
+            max_concurrency,
+            run_id,
+            perturb,
+            clock,
+            origin,
+            services=services,
         )
     from .resume import prepare_resume  # keeps the common path free of resume's imports
 
@@ -613,6 +626,7 @@ async def arun(
         mode="resume",
         source=plan.effects,
         reuse=plan.reuse,
+        services=services,
     )
 
 
@@ -630,6 +644,7 @@ async def _run(
     mode: RunMode = "record",
     source: EffectSource | None = None,
     reuse: Mapping[str, ReusedStep] | None = None,
+    services: Mapping[str, Any] | None = None,
 ) -> RunResult:
     if max_concurrency < 1:
         raise OrchError(f"max_concurrency is {max_concurrency}; fix: use 1 or more")
@@ -639,6 +654,7 @@ async def _run(
     state.mode = mode
     state.effect_source = source
     state.reuse = dict(reuse or {})
+    state.services = dict(services or {})
 
     spec_key = pipeline.spec_hash
     if not store.has(spec_key):  # the spec of a large pipeline is large: hash it once

@@ -104,21 +104,23 @@ class ModelRegistry:
             raise RegistryError(
                 f"{source}: unknown section(s) {unknown}; fix: use [providers.*] and [models.*]"
             )
-        try:
-            providers = {
-                name: ProviderConfig.model_validate(cfg)
-                for name, cfg in data.get("providers", {}).items()
-            }
-            models = {
-                mid: ModelInfo.model_validate({"id": mid, **cfg})
-                for mid, cfg in data.get("models", {}).items()
-            }
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise RegistryError(
-                f"{source}: {exc.title} {where}: {err['msg']}; fix: correct that entry"
-            ) from None
+        providers: dict[str, ProviderConfig] = {}
+        models: dict[str, ModelInfo] = {}
+        for section, target, model_cls in (
+            ("providers", providers, ProviderConfig),
+            ("models", models, ModelInfo),
+        ):
+            for name, cfg in data.get(section, {}).items():
+                entry = cfg if model_cls is ProviderConfig else {"id": name, **cfg}
+                try:
+                    target[name] = model_cls.model_validate(entry)  # type: ignore[assignment]
+                except ValidationError as exc:
+                    err = exc.errors()[0]
+                    where = ".".join(str(p) for p in err["loc"])
+                    raise RegistryError(
+                        f'{source}: [{section}."{name}"] {where}: {err["msg"]}; fix: correct '
+                        "that entry"
+                    ) from None
         return cls(providers, models)
 
     @classmethod
