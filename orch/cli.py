@@ -11,10 +11,12 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import anyio
 import orjson
 import typer
 from rich.console import Console
@@ -25,7 +27,7 @@ from traces.runview import load_run_head, load_run_view
 from traces.verify import verify_run, verify_store
 
 from .errors import OrchError, PipelineValidationError
-from .loader import load_pipeline, split_target
+from .loader import load_pipeline, load_services, split_target
 from .render import run_summary, runs_table, step_tree
 
 __all__ = ["app", "main"]
@@ -50,7 +52,16 @@ out = _console()
 err = _console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
+ModelsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--models",
+        help="Model registry TOML for the 'models' service (default: $ORCH_MODELS, else what "
+        "the pipeline file's services() provides).",
+    ),
+]
 StoreOpt = Annotated[
     str | None,
     typer.Option(
@@ -100,6 +111,28 @@ def _store(location: str | None) -> ArtifactStore:
     return open_store(location)
 
 
+def _services(target: str, models: str | None) -> dict[str, Any]:
+    """The pipeline file's services, with the model hub from --models / $ORCH_MODELS."""
+    services = load_services(target)
+    registry = models or os.environ.get("ORCH_MODELS")
+    if registry:
+        from agents.models import ModelHub  # the CLI is where the packages are wired together
+
+        services["models"] = ModelHub.load(registry)
+    return services
+
+
+async def _with_services(services: dict[str, Any], call: Callable[[], Awaitable[T]]) -> T:
+    """Run ``call`` and then close every service that can be closed, in the same loop."""
+    try:
+        return await call()
+    finally:
+        for service in services.values():
+            close = getattr(service, "aclose", None)
+            if close is not None:
+                await close()
+
+
 def _origin(target: str) -> str:
     """FILE:NAME with an absolute path, for the event log (``orch replay`` reads it back)."""
     path, name = split_target(target)
@@ -143,6 +176,7 @@ def run(
     seed: Annotated[int, typer.Option(help="Run seed: every step's RNG derives from it.")] = 0,
     store: StoreOpt = None,
     max_concurrency: Annotated[int, typer.Option(help="Steps running at once.")] = 64,
+    models: ModelsOpt = None,
     resume: Annotated[
         str | None,
         typer.Option(
@@ -154,7 +188,7 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a pipeline defined in a Python file and record it."""
-    from .runtime import run as run_pipeline
+    from .runtime import arun
 
     pipeline = load_pipeline(target)
     if resume is not None and (input or seed):
@@ -163,15 +197,22 @@ def run(
             f"drop --input and --seed: orch run {target} --resume {resume}",
         )
     inputs = _parse_inputs(input or [], dict(pipeline.inputs))
+    services = _services(target, models)
     with _store(store) as st:
-        result = run_pipeline(
-            pipeline,
-            inputs,
-            store=st,
-            seed=seed,
-            max_concurrency=max_concurrency,
-            resume=st.resolve_run(resume) if resume else None,
-            origin={"pipeline": _origin(target)},
+        result = anyio.run(
+            _with_services,
+            services,
+            partial(
+                arun,
+                pipeline,
+                inputs,
+                store=st,
+                seed=seed,
+                max_concurrency=max_concurrency,
+                resume=st.resolve_run(resume) if resume else None,
+                origin={"pipeline": _origin(target)},
+                services=services,
+            ),
         )
         if as_json:
             emit_json(
@@ -184,6 +225,7 @@ def run(
                     "store": st.location,
                     "outputs": {k: to_canonical(v) for k, v in result.outputs.items()},
                     "error": result.error.model_dump() if result.error else None,
+                    "cost_usd": load_run_view(st, result.run_id).cost_usd,
                 }
             )
         else:
@@ -264,6 +306,7 @@ def replay(
             help="FILE.py[:NAME] to replay with; default: the file the run was made from.",
         ),
     ] = None,
+    models: ModelsOpt = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -272,15 +315,16 @@ def replay(
     Exit 0 when nothing diverged and the root hash is the same; 1 with a report of the first
     diverging step and effect, both request hashes and a field-level diff otherwise.
     """
-    import anyio
-
     from .replay import areplay
 
     with _store(store) as st:
         rid = st.resolve_run(run_id)
         target = pipeline_target or _recorded_origin(st, rid)
         pipeline = load_pipeline(target)
-        report = anyio.run(areplay, pipeline, rid, st)
+        services = _services(target, models)
+        report = anyio.run(
+            _with_services, services, partial(areplay, pipeline, rid, st, services=services)
+        )
     if as_json:
         emit_json(report.to_json())
     elif report.clean:

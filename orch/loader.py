@@ -12,13 +12,15 @@ import hashlib
 import importlib.util
 import sys
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from .errors import PipelineLoadError, PipelineValidationError
 from .pipeline import Pipeline, PipelineBuilder
 
-__all__ = ["load_pipeline", "split_target"]
+__all__ = ["load_pipeline", "load_services", "split_target"]
 
 
 def split_target(target: str) -> tuple[Path, str]:
@@ -94,3 +96,21 @@ def load_pipeline(target: str) -> Pipeline:
             "returning one"
         )
     return obj
+
+
+def load_services(target: str) -> dict[str, Any]:
+    """The optional ``services`` the pipeline file provides (a mapping, or a function
+    returning one): objects its agents reach through ``ctx.service(name)``."""
+    path, _ = split_target(target)
+    module = _import_file(path)
+    obj = getattr(module, "services", None)
+    if obj is None:
+        return {}
+    if callable(obj):
+        obj = obj()
+    if not isinstance(obj, Mapping):
+        raise PipelineLoadError(
+            f"'services' in {str(path)!r} is a {type(obj).__name__}; fix: make it a dict of "
+            "name -> service, or a function returning one"
+        )
+    return dict(obj)

@@ -68,6 +68,15 @@ def _step_label(step: StepView) -> RenderableType:
     text.append(f"  {rec.status}", style=style)
     if step.duration is not None:
         text.append(f"  {_ms(step.duration)}", style="dim")
+    for e in step.effects:
+        tokens = "/".join(str(v) for v in e.usage.values())
+        cost = f" ${e.cost_usd:.6f}" if e.cost_usd is not None else ""
+        text.append(
+            f"\n  ⇄ {e.kind} {e.target} #{e.index} {e.status}"
+            + (f" tokens {tokens}" if tokens else "")
+            + cost,
+            style="dim" if e.status == "ok" else "red",
+        )
     if rec.reason:
         text.append(f"\n  {rec.reason}", style="dim")
     if rec.error:
@@ -112,6 +121,11 @@ def run_summary(view: RunView) -> Table:
     for s in view.steps.values():
         counts[s.record.status] = counts.get(s.record.status, 0) + 1
     table.add_row("steps", ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "0")
+    n_effects = sum(len(s.effects) for s in view.steps.values())
+    if n_effects:
+        usage = ", ".join(f"{v} {k}" for k, v in view.usage().items())
+        table.add_row("effects", f"{n_effects} recorded" + (f" ({usage})" if usage else ""))
+        table.add_row("cost", f"${view.cost_usd:.6f}")
     if view.record is not None:
         if view.record.error:
             table.add_row("error", Text(view.record.error.message, style="red"))

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from .errors import RunNotFoundError
-from .records import Decision, RunHead, RunRecord, StepRecord
+from .records import Decision, EffectRecord, RunHead, RunRecord, StepRecord
 from .store import ArtifactStore
 
 __all__ = ["RunView", "StepView", "load_run_head", "load_run_view"]
@@ -28,6 +28,11 @@ class StepView:
     decisions: list[Decision] = field(default_factory=list)
     started: float | None = None
     ended: float | None = None
+    effects: list[EffectRecord] = field(default_factory=list)
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(e.cost_usd or 0.0 for e in self.effects)
 
     @property
     def duration(self) -> float | None:
@@ -50,6 +55,20 @@ class RunView:
     @property
     def finished(self) -> bool:
         return self.record is not None
+
+    @property
+    def cost_usd(self) -> float:
+        """Total cost of the run's recorded effects (model and tool calls), in USD."""
+        return sum(s.cost_usd for s in self.steps.values())
+
+    def usage(self) -> dict[str, int]:
+        """Token counts summed over every effect of the run."""
+        total: dict[str, int] = {}
+        for s in self.steps.values():
+            for e in s.effects:
+                for k, v in e.usage.items():
+                    total[k] = total.get(k, 0) + v
+        return dict(sorted(total.items()))
 
     def top_level(self) -> list[StepView]:
         """Top-level steps in the pipeline's definition order."""
@@ -108,8 +127,9 @@ def load_run_view(store: ArtifactStore, run_id: str) -> RunView:
     for step_id in sorted(step_keys):
         rec = StepRecord.model_validate(store.get_value(step_keys[step_id]))
         decisions = [Decision.model_validate(store.get_value(k)) for k in rec.decisions]
+        effects = [EffectRecord.model_validate(store.get_value(k)) for k in rec.effects]
         steps[step_id] = StepView(
-            rec, step_keys[step_id], decisions, starts.get(step_id), ends.get(step_id)
+            rec, step_keys[step_id], decisions, starts.get(step_id), ends.get(step_id), effects
         )
     view = RunView(head=head, record=record, spec=spec, steps=steps, events=events)
     view._store = store

@@ -46,14 +46,20 @@ async def assert_order_independent(
     seed: int = 0,
     shuffles: int = 5,
     store: ArtifactStore | None = None,
+    services: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run once plainly and ``shuffles`` times with shuffled completion; all root hashes must
     be equal. Returns the plain run's result; raises AssertionError naming the shuffle seed."""
     store = store or MemoryStore()
-    baseline = await arun(pipeline, inputs, store=store, seed=seed)
+    baseline = await arun(pipeline, inputs, store=store, seed=seed, services=services)
     for shuffle_seed in range(shuffles):
         shuffled = await arun(
-            pipeline, inputs, store=store, seed=seed, perturb=ShuffledCompletion(shuffle_seed)
+            pipeline,
+            inputs,
+            store=store,
+            seed=seed,
+            perturb=ShuffledCompletion(shuffle_seed),
+            services=services,
         )
         if shuffled.root_hash != baseline.root_hash:
             raise AssertionError(

@@ -138,18 +138,20 @@ def test_plugins_command(cli: CliRunner, plugin_site: Path) -> None:
 
 
 def test_console_script_runs_quickstart(tmp_path: Path) -> None:
-    """The installed `orch` script end to end, on the quickstart, in a scratch directory."""
+    """The installed `orch` script end to end, on the quickstart, in a scratch directory:
+    run one recorded question (its services come from the file), verify, replay."""
     orch_bin = Path(sys.executable).parent / "orch"
-    cmd = [str(orch_bin), "run", QUICKSTART, "-i", "question=What is 17 * 3?", "--json"]
+    data_file = Path(QUICKSTART).parent / "data" / "routerarena_mmlupro_30.json"
+    item = json.loads(data_file.read_text())["items"][0]
+    (tmp_path / "q.txt").write_text(item["question"])
+    cmd = [str(orch_bin), "run", QUICKSTART, "-i", "question=@q.txt", "--json"]
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
-    assert data["outputs"]["answer"]["answer"] == "51"
-    verified = subprocess.run(
-        [str(orch_bin), "verify", data["run_id"]],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert data["outputs"]["answer"]["answer"] == item["answer"]
+    assert data["cost_usd"] > 0
+    for sub in (["verify", data["run_id"]], ["replay", data["run_id"]]):
+        checked = subprocess.run(
+            [str(orch_bin), *sub], cwd=tmp_path, capture_output=True, text=True, check=False
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
