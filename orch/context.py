@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import anyio
 from pydantic import BaseModel
 
-from traces import Decision, EffectRecord, ErrorInfo, canonical_bytes
+from traces import Decision, canonical_bytes
+from traces.records import EFFECT_FORMAT
 
 from .effects import Divergence, RecordedEffectError, field_diff
 from .errors import ChildStepError, OrchError
@@ -220,7 +221,7 @@ class Context:
                             ),
                         )
                     )
-                log.effects.append(state.store.put(canonical_bytes(rec)))
+                log.effects.append(rec_key)  # the same record: same bytes, same key
                 state.events.emit(
                     "effect",
                     self.step_id,
@@ -248,47 +249,68 @@ class Context:
         try:
             response = await perform()
         except Exception as exc:
-            rec = EffectRecord(
-                step_id=self.step_id,
-                index=index,
-                kind=kind,
-                target=target,
-                request=req_key,
-                status="failed",
-                error=ErrorInfo(type=_type_name(exc), message=str(exc)),
+            error = {"type": _type_name(exc), "message": str(exc)}
+            self._finish_effect(
+                index, kind, target, req_key, None, "failed", error, {}, None, started
             )
-            self._finish_effect(rec, started)
             raise
         usage: Mapping[str, int] = {}
         cost: float | None = None
         if meter is not None:
             usage, cost = meter(response)
-        rec = EffectRecord(
-            step_id=self.step_id,
-            index=index,
-            kind=kind,
-            target=target,
-            request=req_key,
-            response=state.store.put(canonical_bytes(response)),
-            status="ok",
-            usage=dict(usage),
-            cost_usd=cost,
+            bad = {k: v for k, v in usage.items() if type(v) is not int or type(k) is not str}
+            if bad or not (cost is None or isinstance(cost, (int, float))):
+                raise OrchError(
+                    f"step {self.step_id!r}: the meter of effect #{index} ({target}) returned "
+                    f"usage {dict(usage)!r} and cost {cost!r}; fix: return token counts as "
+                    "{name: int} and the cost as a float or None"
+                )
+            cost = None if cost is None else float(cost)
+        response_key = state.store.put(canonical_bytes(response))
+        self._finish_effect(
+            index, kind, target, req_key, response_key, "ok", None, usage, cost, started
         )
-        self._finish_effect(rec, started)
         return response
 
-    def _finish_effect(self, rec: EffectRecord, started: float) -> None:
-        key = self._state.store.put(canonical_bytes(rec))
+    def _finish_effect(
+        self,
+        index: int,
+        kind: str,
+        target: str,
+        request: str,
+        response: str | None,
+        status: str,
+        error: dict[str, str] | None,
+        usage: Mapping[str, int],
+        cost: float | None,
+        started: float,
+    ) -> None:
+        # The EffectRecord schema, every field present, built as a plain dict because this
+        # runs once per call; tests pin it to EffectRecord's canonical form.
+        record = {
+            "format": EFFECT_FORMAT,
+            "step_id": self.step_id,
+            "index": index,
+            "kind": kind,
+            "target": target,
+            "request": request,
+            "response": response,
+            "status": status,
+            "error": error,
+            "usage": dict(usage),
+            "cost_usd": cost,
+        }
+        key = self._state.store.put(canonical_bytes(record))
         self._log.effects.append(key)
         # Latency is wall-clock time: it goes to the event log, never into a hashed record.
         self._state.events.emit(
             "effect",
             self.step_id,
             record=key,
-            index=rec.index,
-            kind=rec.kind,
-            target=rec.target,
-            status=rec.status,
+            index=index,
+            kind=kind,
+            target=target,
+            status=status,
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
         )
 

@@ -93,10 +93,22 @@ def to_canonical(value: Any, path: str = "$") -> Any:
                     f"mapping key {k!r} is a {type(k).__name__}, not a str",
                     "use string keys",
                 )
-            out[k] = to_canonical(v, f"{path}.{k}")
+            # Leaves inline (most values are): a call per leaf was most of the cost.
+            tv = type(v)
+            if tv is str or tv is bool or v is None or (tv is int and _INT_MIN <= v <= _INT_MAX):
+                out[k] = v
+            else:
+                out[k] = to_canonical(v, f"{path}.{k}")
         return out
     if t is list or t is tuple:
-        return [to_canonical(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        items: list[Any] = []
+        for i, v in enumerate(value):
+            tv = type(v)
+            if tv is str or tv is bool or v is None or (tv is int and _INT_MIN <= v <= _INT_MAX):
+                items.append(v)
+            else:
+                items.append(to_canonical(v, f"{path}[{i}]"))
+        return items
     if isinstance(value, BaseModel):
         return _dump_model(value, path)
     if isinstance(value, (set, frozenset)):

@@ -232,7 +232,7 @@ class StoreConformance:
             assert len(list(store.keys())) == 40 + 4 * 40
             for n in range(4):
                 assert store.read_events(f"run-{n}") == [b'{"i":%d}' % i for i in range(40)]
-            for key in store.keys():  # noqa: SIM118 - a store is not a mapping
+            for key in store.keys():
                 store.get(key)
 
         self._with_store(check)

@@ -403,7 +403,7 @@ def verify_store(store: ArtifactStore, run_ids: Iterable[str] | None = None) -> 
     """Re-hash every artifact in ``store`` and verify every run (or those given)."""
     report = VerifyReport(run_id=None, status="store", complete=True)
     checked = {"artifacts": 0, "runs": 0}
-    for key in store.keys():  # noqa: SIM118 - a store is not a mapping
+    for key in store.keys():
         try:
             store.get(key)
         except IntegrityError as exc:

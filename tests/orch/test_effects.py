@@ -212,3 +212,41 @@ def test_effect_source_and_field_diff() -> None:
     assert paths == ["$.b[1]", "$.c"]
     assert field_diff([1, 2], [1, 2, 3])[0].path == "$"
     assert len(EffectSource("r", [])) == 0
+
+
+async def test_effect_record_dict_is_the_canonical_effect_record() -> None:
+    import orjson
+
+    from traces import canonical_bytes
+
+    store = MemoryStore()
+    SERVER.fail_next = 1
+    await arun(pipeline(), {"question": "hi"}, store=store)  # one failed effect
+    SERVER.fail_next = 0
+    await arun(pipeline(), {"question": "hi"}, store=store)
+    effects = 0
+    for key in store.keys():
+        value = orjson.loads(store.get(key))
+        if isinstance(value, dict) and value.get("format") == "orch.effect/1":
+            effects += 1
+            assert store.get(key) == canonical_bytes(EffectRecord.model_validate(value))
+    assert effects >= 5
+
+
+async def test_a_bad_meter_is_a_clear_error() -> None:
+    @agent(name="badmeter", version="1")
+    async def badmeter(p: Prompt, ctx: Context) -> Reply:
+        return await ctx.effect(
+            "model",
+            "m",
+            {"q": p.question},
+            lambda: SERVER.chat({"prompt": p.question}),
+            response_model=Reply,
+            meter=lambda r: ({"tokens": 1.5}, 0.0),  # type: ignore[dict-item]
+        )
+
+    p = PipelineBuilder("bad")
+    p.node("a", badmeter, question="x")
+    result = await arun(p.build(), {}, store=MemoryStore())
+    assert result.error is not None
+    assert "return token counts as {name: int}" in result.error.message
