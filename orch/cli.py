@@ -285,9 +285,13 @@ def show(
                             "key": s.key,
                             "duration": s.duration,
                             "decisions": [d.model_dump(mode="json") for d in s.decisions],
+                            "effects": [e.model_dump(mode="json") for e in s.effects],
+                            "cost_usd": s.cost_usd,
                         }
                         for sid, s in view.steps.items()
                     },
+                    "cost_usd": view.cost_usd,
+                    "usage": view.usage(),
                 }
             )
         else:

@@ -184,3 +184,16 @@ def test_diff_names_the_steps_and_outputs_that_differ(golden: tuple[Path, str]) 
     assert any("status ok -> failed" in x for x in changes["b"]["details"])
     assert changes["c"]["details"][0].startswith("status ok -> cancelled")
     assert any(line.startswith("spec_hash") for line in d["header"])
+
+
+def test_show_reports_effects_and_cost(golden: tuple[Path, str]) -> None:
+    store, run_id = golden
+    result = CliRunner().invoke(app, ["show", run_id, "--store", str(store), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["cost_usd"] == pytest.approx(sum(s["cost_usd"] for s in data["steps"].values()))
+    assert data["cost_usd"] > 0
+    assert data["usage"]["output_tokens"] == 9  # three calls, three tokens each
+    assert data["steps"]["b"]["effects"][0]["target"] == "local-reverse"
+    text = CliRunner().invoke(app, ["show", run_id, "--store", str(store)]).stdout
+    assert "⇄ model local-reverse #0 ok" in text and "cost" in text
