@@ -63,6 +63,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if probe.returncode != 0:
         pytest.skip(f"llama-cpp-python[server] is not installed in {python}")
     port = _free_port()
+    # The server logs a lot while loading: to a file, never to a pipe nobody drains.
+    log_path = tmp_path_factory.mktemp("server") / "llama.log"
+    log = log_path.open("wb")
     proc = subprocess.Popen(
         [
             python,
@@ -76,25 +79,29 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             str(port),
             "--n_ctx",
             "2048",
+            "--model_alias",
+            "smollm2-135m",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    while True:
         try:
             urllib.request.urlopen(url + "/v1/models", timeout=1)
             break
         except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"llama.cpp server exited: {proc.stderr.read()!r}")  # type: ignore[union-attr]
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"llama.cpp server did not start: {log_path.read_text()[-2000:]}")
             time.sleep(0.5)
     try:
         yield url
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        log.close()
 
 
 class Q(BaseModel):
