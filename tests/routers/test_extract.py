@@ -1,0 +1,54 @@
+"""Answer extractors: every format they read, and what they refuse."""
+
+from __future__ import annotations
+
+import pytest
+
+from routers.extract import CodeEquivalence, extractor, number, option_letter, short_text
+
+
+@pytest.mark.parametrize(
+    ("text", "letter"),
+    [
+        ("So the answer is \\boxed{C}.", "C"),
+        ("\\boxed{ b } ... on reflection \\boxed{D}", "D"),
+        ("The answer is (B).", "B"),
+        ("Answer: e", "E"),
+        ("J", "J"),
+        ("(a)", "A"),
+        ("I cannot tell.", None),
+        ("", None),
+    ],
+)
+def test_option_letter(text: str, letter: str | None) -> None:
+    assert option_letter(text) == letter
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("The total is 1,250 dollars.", "1250"),
+        ("x = 3.50", "3.5"),
+        ("so \\boxed{42} (not 41)", "42"),
+        ("-0.0", "0"),
+        ("about 7.000 apples", "7"),
+        ("-12", "-12"),
+        ("no digits here", None),
+    ],
+)
+def test_number(text: str, value: str | None) -> None:
+    assert number(text) == value
+
+
+def test_short_text_and_code() -> None:
+    assert short_text("The Eiffel Tower!") == short_text("eiffel  tower") == "eiffel tower"
+    assert short_text("...") is None
+    code = CodeEquivalence()
+    assert code("```python\nx = 1  # one\n```") == code("x = 1")
+    by_length = CodeEquivalence(lambda src: str(len(src.strip())))
+    assert by_length("abc") == by_length("xyz")
+
+
+def test_unknown_extractor() -> None:
+    with pytest.raises(ValueError, match="unknown answer extractor 'roman'"):
+        extractor("roman")
