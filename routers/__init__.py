@@ -1,5 +1,5 @@
-"""Routing agents: ACAR σ-escalation and the ORCH EMA statistics (done); TCAR, AMRO-S, the
-ORCH merge pipeline and baselines (coming).
+"""Routing agents: ACAR σ-escalation, the ORCH EMA statistics and the AMRO-S pheromone
+arithmetic (done); TCAR, the AMRO-S and ORCH router agents and the baselines (coming).
 
 See ``../shared/design/ROUTERS.md`` in the design notes for each paper's algorithm.
 """
@@ -7,6 +7,7 @@ See ``../shared/design/ROUTERS.md`` in the design notes for each paper's algorit
 from __future__ import annotations
 
 from .acar import ACARConfig, ACARResult, Task, acar, escalation_mode, sigma
+from .amro import AMROParams, Candidate, PheromoneState, Trajectory, choose, deposit, transition
 from .ema import AgentStats, EMAState, Observation, apply_feedback, panel, panel_score
 from .extract import EXTRACTORS, CodeEquivalence, extractor, number, option_letter, short_text
 
@@ -14,6 +15,13 @@ __all__ = [
     "EXTRACTORS",
     "ACARConfig",
     "ACARResult",
+    "AMROParams",
+    "Candidate",
+    "PheromoneState",
+    "Trajectory",
+    "choose",
+    "deposit",
+    "transition",
     "AgentStats",
     "EMAState",
     "Observation",
