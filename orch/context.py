@@ -376,13 +376,21 @@ class Context:
                 results[i] = outcome.output
             elif outcome.status == "failed" and not failure:
                 failure.append(ChildStepError(ids[i], outcome.error_type, outcome.error_message))
+                for sibling in ids:
+                    if sibling != ids[i]:
+                        state.cancel_causes[sibling] = f"cancelled: sibling step {ids[i]!r} failed"
                 tg.cancel_scope.cancel()
 
-        async with anyio.create_task_group() as tg:
-            pool = WorkerPool(tg, one, state.max_concurrency)
-            for i in range(len(calls)):
-                pool.submit(i)
-            pool.close()
+        try:
+            async with anyio.create_task_group() as tg:
+                pool = WorkerPool(tg, one, state.max_concurrency)
+                for i in range(len(calls)):
+                    pool.submit(i)
+                pool.close()
+        finally:
+            if failure:
+                for sibling in ids:
+                    state.cancel_causes.pop(sibling, None)
         if failure:
             raise failure[0]
         return results

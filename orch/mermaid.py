@@ -20,8 +20,15 @@ _STATUS_STYLE = {
 }
 
 
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group(0)
+    return "__" if char == "_" else f"_{ord(char):x}_"
+
+
 def _mid(kind: str, name: str) -> str:
-    return f"{kind}_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+    # Injective, so distinct names never merge into one box: '_' doubles and any other
+    # character outside [A-Za-z0-9] becomes _<hex code point>_ ('a-b' -> a_2d_b, 'a_b' -> a__b).
+    return f"{kind}_" + re.sub(r"[^A-Za-z0-9]", _escape_char, name)
 
 
 def _label(text: str) -> str:

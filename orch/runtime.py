@@ -162,6 +162,10 @@ class RunState:
         self.effect_source: EffectSource | None = None
         """Recorded effects served instead of live calls (replay and resume)."""
         self.failed_node: str | None = None
+        # Why a step is being cancelled when the cause is local (a failed sibling, a parent's
+        # deadline), keyed by the step whose scope was cancelled; read by _cancel_reason.
+        self.cancel_causes: dict[str, str] = {}
+        self.deadlines: dict[str, tuple[anyio.CancelScope, float]] = {}
         self._agent_refs: dict[int, dict[str, str]] = {}
 
     def _check_all_effects_made(self, step_id: str, made: int) -> None:
@@ -255,8 +259,12 @@ class RunState:
                     out = await agent.run(inp, ctx)
                 else:
                     try:
-                        with anyio.fail_after(timeout):
-                            out = await agent.run(inp, ctx)
+                        with anyio.fail_after(timeout) as scope:
+                            self.deadlines[step_id] = (scope, timeout)
+                            try:
+                                out = await agent.run(inp, ctx)
+                            finally:
+                                del self.deadlines[step_id]
                     except TimeoutError as exc:
                         raise StepTimeoutError(
                             f"step {step_id!r} (agent {agent.name!r}) timed out after {timeout}s"
@@ -287,7 +295,7 @@ class RunState:
                 children=log.children,
                 status="cancelled",
                 error=None,
-                reason=self._cancel_reason(),
+                reason=self._cancel_reason(step_id),
                 logical_time=logical_time,
             )
             raise
@@ -326,7 +334,18 @@ class RunState:
         )
         return StepOutcome("ok", output, key)
 
-    def _cancel_reason(self) -> str:
+    def _cancel_reason(self, step_id: str | None = None) -> str:
+        # A local cause (on this step or an ancestor) explains more than the run-level one.
+        ancestor = step_id
+        while ancestor:
+            cause = self.cancel_causes.get(ancestor)
+            if cause is not None:
+                return cause
+            deadline = self.deadlines.get(ancestor)
+            if deadline is not None and deadline[0].cancel_called:
+                what = "step" if ancestor == step_id else "parent step"
+                return f"cancelled: {what} {ancestor!r} timed out after {deadline[1]}s"
+            ancestor = ancestor.rpartition("/")[0]
         if self.failed_node is not None:
             return f"cancelled: run stopped after node {self.failed_node!r} failed"
         return "cancelled: the run was cancelled"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import types
 import typing
+from collections import abc
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter
@@ -20,7 +21,9 @@ from traces import hash_value
 __all__ = ["compatible", "describe", "element_type", "field_type", "is_optional", "spec_type"]
 
 _UNIONS = (typing.Union, types.UnionType)
-_SEQUENCES = (list, tuple, typing.Sequence, set, frozenset)
+# get_origin(Sequence[int]) is collections.abc.Sequence, whichever module it was written from.
+_SEQUENCES = (list, tuple, abc.Sequence, typing.Sequence, set, frozenset)
+_LIST_LIKE = (abc.Sequence, typing.Sequence, list, tuple)
 
 
 def describe(tp: Any, *, qualified: bool = True) -> str:
@@ -127,18 +130,27 @@ def compatible(produced: Any, expected: Any) -> bool:
             return False  # a bool where a count is expected is almost always a wiring mistake
         return issubclass(produced, expected)
     if p_origin is not None and e_origin is not None:
-        same_family = p_origin == e_origin or (
-            p_origin in _SEQUENCES and e_origin in (typing.Sequence, list, tuple)
-        )
+        same_family = p_origin == e_origin or (p_origin in _SEQUENCES and e_origin in _LIST_LIKE)
         if not same_family:
             return False
         p_args, e_args = get_args(produced), get_args(expected)
         if not e_args:
             return True
-        if len(p_args) != len(e_args):
+        if e_origin is tuple and e_args[-1] is not Ellipsis:
+            # A fixed-length tuple is a record: only a tuple of the same shape always fits.
+            return (
+                p_origin is tuple
+                and len(p_args) == len(e_args)
+                and Ellipsis not in p_args
+                and all(compatible(a, b) for a, b in zip(p_args, e_args, strict=True))
+            )
+        if p_origin is tuple and p_args and p_args[-1] is not Ellipsis:
+            e_elem = element_type(expected)
+            return e_elem is not None and all(compatible(a, e_elem) for a in p_args)
+        if len(p_args) != len(e_args) or Ellipsis in p_args or Ellipsis in e_args:
             p_elem, e_elem = element_type(produced), element_type(expected)
             return p_elem is not None and e_elem is not None and compatible(p_elem, e_elem)
-        return all(a is Ellipsis or compatible(a, b) for a, b in zip(p_args, e_args, strict=True))
+        return all(compatible(a, b) for a, b in zip(p_args, e_args, strict=True))
     if isinstance(expected, type) and e_origin is None and p_origin is not None:
         return isinstance(p_origin, type) and issubclass(p_origin, expected)
     return False

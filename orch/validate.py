@@ -78,7 +78,7 @@ class _Checker:
                 self.problem(
                     where,
                     "invalid-type",
-                    f"type {tp!r} is not usable ({exc})",
+                    f"type {tp!r} is not usable ({str(exc).splitlines()[0]})",
                     "declare the input with a type pydantic can validate",
                 )
                 continue
@@ -141,11 +141,13 @@ class _Checker:
             try:
                 agent, dist = load_agent(node.agent)
             except PluginError as exc:
+                # The plugin error carries its own "; fix: ..." part; keep one of each.
+                message, _, fix = str(exc).partition("; fix: ")
                 self.problem(
                     node.id,
                     "unknown-agent",
-                    str(exc),
-                    "install the plugin package, or pass an Agent instance",
+                    message,
+                    f"{fix or 'install the plugin package'}, or pass an Agent instance",
                 )
                 return None
             if dist is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 from pydantic import BaseModel
 
@@ -133,3 +134,146 @@ def test_decorator_definition_errors(source: str, message: str) -> None:
     with pytest.raises(AgentDefinitionError, match=message) as info:
         agent(name="f")(scope["f"])  # type: ignore[arg-type]
     assert "fix:" in str(info.value)
+
+
+# -- identity: name, version, config hash --------------------------------------------------------
+
+# Literal keys: a config hash is sha256 of canonical bytes, the same in every process.
+M1_CONFIG_HASH = "sha256:9bcb9229a050f365f4a0625f27514dc6a3d7f38d75f5a461a18135f6321d2af4"
+NO_CONFIG_HASH = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+
+
+def test_config_hash_is_a_stable_literal() -> None:
+    import hashlib
+
+    from traces import canonical_bytes
+
+    cfg = Cfg(model="m1")
+    assert canonical_bytes(cfg) == b'{"model":"m1","temperature":0.0}'
+    expected = "sha256:" + hashlib.sha256(b'{"model":"m1","temperature":0.0}').hexdigest()
+    assert expected == M1_CONFIG_HASH
+    assert Upper(model="m1").config_hash == M1_CONFIG_HASH
+    assert Upper(temperature=0.0, model="m1").config_hash == M1_CONFIG_HASH  # order-free
+
+
+def test_config_hash_is_stable_in_another_process() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from pydantic import BaseModel\n"
+        "from orch import Agent, Context\n"
+        "class Q(BaseModel):\n    text: str\n"
+        "class Cfg(BaseModel):\n    model: str\n    temperature: float = 0.0\n"
+        "class Upper(Agent[Q, Q]):\n    name = 'upper'\n    config_model = Cfg\n"
+        "print(Upper(model='m1').config_hash)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert out.stdout.strip() == M1_CONFIG_HASH
+
+
+def test_no_config_hash_literal() -> None:
+    @agent(name="plain", version="1")
+    async def plain(q: Q, ctx: Context) -> A:
+        return A(text=q.text)
+
+    assert plain.config == NoConfig()
+    assert plain.config_hash == NO_CONFIG_HASH
+    assert plain.ref.config_hash == NO_CONFIG_HASH
+
+
+def test_class_agent_defaults() -> None:
+    class Plain(Agent[Q, A]):
+        async def run(self, input: Q, ctx: Context) -> A:
+            return A(text=input.text)
+
+    a = Plain()
+    assert (a.name, a.version) == ("Plain", "0")
+    assert a.config_model is NoConfig and a.config_hash == NO_CONFIG_HASH
+    assert repr(a) == "<agent Plain@0>"
+    with pytest.raises(AgentDefinitionError, match="invalid config for NoConfig"):
+        Plain(temperature=1.0)
+
+
+def test_class_agent_with_non_model_output() -> None:
+    with pytest.raises(AgentDefinitionError) as info:
+
+        class Bad(Agent[Q, str]):  # type: ignore[type-var]
+            name = "bad-out"
+
+    assert str(info.value) == (
+        "agent 'bad-out': its output type <class 'str'> is not a pydantic model; fix: declare "
+        "the output as a subclass of pydantic.BaseModel"
+    )
+
+
+def test_class_agent_without_run_raises_when_run() -> None:
+    class Lazy(Agent[Q, A]):
+        name = "lazy"
+
+    with pytest.raises(NotImplementedError, match="agent 'lazy' does not implement run"):
+        anyio.run(Lazy().run, Q(text="x"), None)
+
+
+def test_with_config_keeps_identity_and_changes_hash() -> None:
+    @agent(name="llm2", version="7", config=Cfg)
+    async def llm2(q: Q, ctx: Context) -> A:
+        return A(text=q.text)
+
+    one = llm2.with_config(model="m1")
+    again = llm2.with_config(model="m1")
+    hot = one.with_config(model="m1", temperature=0.9)
+    assert (one.name, one.version, one.input_model, one.output_model) == ("llm2", "7", Q, A)
+    assert one.config_hash == again.config_hash == M1_CONFIG_HASH
+    assert hot.config_hash != one.config_hash
+    assert one.config == Cfg(model="m1")  # the original is not changed by a copy
+    with pytest.raises(AgentDefinitionError, match="pass either a config model or config fields"):
+        llm2.with_config(Cfg(model="a"), model="b")
+
+
+async def test_with_config_value_reaches_ctx_config() -> None:
+    from orch import PipelineBuilder, arun
+    from traces import MemoryStore
+
+    @agent(name="cfgecho", version="1", config=Cfg)
+    async def cfgecho(q: Q, ctx: Context) -> A:
+        return A(text=f"{ctx.config.model}:{q.text}")
+
+    p = PipelineBuilder("cfg")
+    p.node("a", cfgecho.with_config(model="m9"), text="hi")
+    result = await arun(p.build(), {}, store=MemoryStore())
+    assert result.outputs == {"a": A(text="m9:hi")}
+
+
+def test_decorator_invalid_name() -> None:
+    async def f(q: Q, ctx: Context) -> A:
+        return A(text=q.text)
+
+    with pytest.raises(AgentDefinitionError) as info:
+        agent(name="bad name")(f)
+    assert "has invalid name 'bad name'; fix: use letters, digits" in str(info.value)
+
+
+def test_decorator_rejects_non_async_with_exact_message() -> None:
+    def sync(q: Q, ctx: Context) -> A:
+        return A(text=q.text)
+
+    with pytest.raises(AgentDefinitionError) as info:
+        agent(sync)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "agent 'sync' must be an async function; fix: define it with 'async def'"
+    )
+
+
+def test_decorator_missing_return_annotation() -> None:
+    async def noret(q: Q, ctx: Context):  # type: ignore[no-untyped-def]
+        return A(text=q.text)
+
+    with pytest.raises(AgentDefinitionError, match="agent 'noret' lacks type annotations"):
+        agent(noret)
+
+
+def test_definition_errors_are_type_errors() -> None:
+    assert issubclass(AgentDefinitionError, TypeError)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from orch import Context, Pipeline, PipelineBuilder, Selection, agent, arun
+from orch.loader import load_pipeline
 from orch.testing import ShuffledCompletion, assert_order_independent
 from traces import MemoryStore
 
@@ -124,3 +127,106 @@ async def test_different_seed_changes_the_root_hash() -> None:
     a = await arun(PIPELINES[2], {"x": 1}, store=MemoryStore(), seed=1)
     b = await arun(PIPELINES[2], {"x": 1}, store=MemoryStore(), seed=2)
     assert a.root_hash != b.root_hash
+
+
+# -- the diamond fixture and a wide fan-out of ctx.parallel children -----------------------------
+
+FIXTURE = str(Path(__file__).parents[1] / "fixtures" / "pipelines.py")
+DIAMOND = load_pipeline(f"{FIXTURE}:pipeline")
+
+
+@agent(name="fan", version="1")
+async def fan(n: Num, ctx: Context) -> Many:
+    outs = await ctx.parallel([(noisy, Num(x=n.x + i)) for i in range(8)])
+    return Many(xs=[o.x for o in outs])
+
+
+class Lists(BaseModel):
+    xss: list[list[int]]
+
+
+@agent(name="flatten", version="1")
+async def flatten(m: Lists, ctx: Context) -> Many:
+    return Many(xs=[x for xs in m.xss for x in xs])
+
+
+def fan_out(width: int) -> Pipeline:
+    p = PipelineBuilder(f"fan-{width}")
+    x = p.input("x", int)
+    fans = [p.node(f"f{i}", fan, x=x) for i in range(width)]
+    p.node("flatten", flatten, xss=[f.field("xs") for f in fans])
+    return p.build()
+
+
+FAN = fan_out(6)
+
+
+def _same_hash_shuffled(pipe: Pipeline, inputs: dict[str, int], seed: int, shuffle: int) -> None:
+    async def both() -> None:
+        plain = await arun(pipe, inputs, store=MemoryStore(), seed=seed)
+        perturb = ShuffledCompletion(shuffle, max_delay=0.002)
+        shuffled = await arun(pipe, inputs, store=MemoryStore(), seed=seed, perturb=perturb)
+        assert plain.ok and shuffled.ok
+        assert shuffled.root_hash == plain.root_hash
+        assert len(perturb.order) == len(plain.record.steps)
+
+    anyio.run(both)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    x=st.integers(min_value=-1000, max_value=1000),
+    seed=st.integers(min_value=0, max_value=2**32),
+    shuffle=st.integers(min_value=0, max_value=2**32),
+)
+def test_diamond_root_hash_ignores_completion_order(x: int, seed: int, shuffle: int) -> None:
+    _same_hash_shuffled(DIAMOND, {"x": x}, seed, shuffle)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    x=st.integers(min_value=-1000, max_value=1000),
+    seed=st.integers(min_value=0, max_value=2**32),
+    shuffle=st.integers(min_value=0, max_value=2**32),
+)
+def test_parallel_children_root_hash_ignores_completion_order(
+    x: int, seed: int, shuffle: int
+) -> None:
+    _same_hash_shuffled(FAN, {"x": x}, seed, shuffle)
+
+
+async def test_diamond_twice_gives_the_same_root_hash() -> None:
+    a = await arun(DIAMOND, {"x": 3}, store=MemoryStore(), seed=5)
+    b = await arun(DIAMOND, {"x": 3}, store=MemoryStore(), seed=5)
+    c = await arun(DIAMOND, {"x": 4}, store=MemoryStore(), seed=5)
+    assert a.root_hash == b.root_hash
+    assert a.record == b.record
+    assert c.root_hash != a.root_hash  # other inputs, other record
+
+
+async def test_seed_changes_the_hash_only_through_rng() -> None:
+    """The diamond draws no randomness: its outputs do not change with the seed, but the seed
+    is recorded, so the root hash does; the fan-out's outputs change with the seed."""
+    d1 = await arun(DIAMOND, {"x": 3}, store=MemoryStore(), seed=1)
+    d2 = await arun(DIAMOND, {"x": 3}, store=MemoryStore(), seed=2)
+    assert d1.outputs["sum"].x == d2.outputs["sum"].x
+    assert d1.record.steps_root == d2.record.steps_root
+    f1 = await arun(FAN, {"x": 3}, store=MemoryStore(), seed=1)
+    f2 = await arun(FAN, {"x": 3}, store=MemoryStore(), seed=2)
+    assert f1.outputs != f2.outputs
+    assert f1.record.steps_root != f2.record.steps_root
+    assert f1.root_hash != f2.root_hash
+
+
+async def test_fan_out_children_really_complete_in_shuffled_orders() -> None:
+    orders = set()
+    for s in range(3):
+        perturb = ShuffledCompletion(s, max_delay=0.002)
+        await arun(FAN, {"x": 0}, store=MemoryStore(), perturb=perturb)
+        orders.add(tuple(perturb.order))
+        assert sorted(perturb.order) == sorted(
+            [f"f{i}" for i in range(6)]
+            + [f"f{i}/{j}" for i in range(6) for j in range(8)]
+            + ["flatten"]
+        )
+    assert len(orders) > 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -19,8 +21,10 @@ from orch import (
     Selection,
     agent,
     arun,
+    run,
 )
 from orch.errors import ChildStepError
+from orch.loader import load_pipeline
 from traces import Decision, MemoryStore, RunRecord, StepRecord, canonical_bytes, verify_run
 
 
@@ -394,3 +398,464 @@ async def test_logical_time_counts_depth_and_ticks() -> None:
     p.node("c", clock, x=b.field("x"))
     result = await arun(p.build(), {}, store=MemoryStore())
     assert result.outputs == {"c": Num(x=2)}
+
+
+# -- the diamond fixture -----------------------------------------------------------------------
+
+FIXTURE = str(Path(__file__).parents[1] / "fixtures" / "pipelines.py")
+
+
+async def test_diamond_fixture_outputs_status_and_records() -> None:
+    pipe = load_pipeline(f"{FIXTURE}:pipeline")
+    store = MemoryStore()
+    result = await arun(pipe, {"x": 5}, store=store, seed=0)
+    assert result.status == "ok" and result.error is None
+    assert list(result.outputs) == ["sum"]
+    assert result.outputs["sum"].model_dump() == {"x": 12}
+    assert store.get_value(result.record.outputs["sum"]) == {"x": 12}
+    assert {n: o.status for n, o in result.steps.items()} == {
+        "left": "ok",
+        "right": "ok",
+        "sum": "ok",
+    }
+    recs = steps(store, result.record)
+    assert [sid for sid, _ in result.record.steps] == ["left", "right", "sum"]
+    assert {s: r.status for s, r in recs.items()} == {"left": "ok", "right": "ok", "sum": "ok"}
+    assert (recs["left"].logical_time, recs["sum"].logical_time) == (0, 1)
+    assert store.get_value(recs["sum"].input or "") == {"a": 6, "b": 6}
+    decision = Decision.model_validate(store.get_value(recs["sum"].decisions[0]))
+    assert decision.chosen == ["sum"] and decision.router == "add"
+    assert recs["sum"].agent.name == "add" and recs["sum"].agent.version == "1"
+
+
+def test_sync_run_matches_arun() -> None:
+    pipe = load_pipeline(f"{FIXTURE}:pipeline")
+    a = run(pipe, {"x": 2}, store=MemoryStore(), seed=9)
+    b = run(pipe, {"x": 2}, store=MemoryStore(), seed=9)
+    assert a.ok and a.root_hash == b.root_hash
+    assert a.outputs["sum"].x == 6
+
+
+# -- timeouts with siblings --------------------------------------------------------------------
+
+
+async def test_timeout_cancels_siblings_and_never_started_nodes() -> None:
+    p = PipelineBuilder("timeout-siblings")
+    x = p.input("x", int)
+    slow = p.node("slow", sleepy, x=2000, timeout=0.02)
+    sib = p.node("sibling", sleepy, x=3000)
+    p.node("after_slow", inc, x=slow.field("x"))
+    p.node("after_sibling", inc, x=sib.field("x"))
+    p.node("quick", inc, x=x)
+    store = MemoryStore()
+    with anyio.fail_after(2):
+        result = await arun(p.build(), {"x": 1}, store=store)
+    assert result.status == "failed"
+    assert result.error is not None
+    assert result.error.type == "orch.errors.StepTimeoutError"
+    assert result.error.message == (
+        "node 'slow' failed: step 'slow' (agent 'sleepy') timed out after 0.02s"
+    )
+    recs = steps(store, result.record)
+    assert sorted(recs) == ["after_sibling", "after_slow", "quick", "sibling", "slow"]
+    assert recs["slow"].status == "failed"
+    assert recs["slow"].error is not None
+    assert recs["slow"].error.type == "orch.errors.StepTimeoutError"
+    assert recs["slow"].input is not None and recs["slow"].output is None
+    assert recs["quick"].status == "ok"
+    assert recs["sibling"].status == "cancelled"
+    assert recs["sibling"].reason == "cancelled: run stopped after node 'slow' failed"
+    assert recs["sibling"].input is not None  # it had started
+    for never in ("after_slow", "after_sibling"):
+        assert recs[never].status == "cancelled"
+        assert recs[never].reason == "not started: cancelled: run stopped after node 'slow' failed"
+        assert recs[never].input is None
+    assert verify_run(store, result.run_id).ok
+
+
+async def test_timeouts_are_retryable() -> None:
+    calls = 0
+
+    @agent(name="slow-once", version="1")
+    async def slow_once(n: Num, ctx: Context) -> Num:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await anyio.sleep(5)
+        return n
+
+    p = PipelineBuilder("timeout-retry")
+    p.node("s", slow_once, x=4, timeout=0.02, retry=RetryPolicy(max_attempts=2, initial_wait=0))
+    result = await arun(p.build(), {}, store=MemoryStore())
+    assert result.ok and calls == 2
+    assert result.outputs == {"s": Num(x=4)}
+
+
+async def test_optional_node_failure_does_not_fail_the_run() -> None:
+    p = PipelineBuilder("optional")
+    bad = p.node("bad", boom, x=1, optional=True)
+    p.node("needs_bad", inc, x=bad.field("x"))
+    p.node("maybe_bad", maybe, x=bad.field("x"))
+    store = MemoryStore()
+    result = await arun(p.build(), {}, store=store)
+    assert result.ok
+    recs = steps(store, result.record)
+    assert recs["bad"].status == "failed"
+    assert recs["needs_bad"].status == "skipped"
+    assert recs["needs_bad"].reason == (
+        "skipped: field 'x' comes from node 'bad' field 'x', which did not succeed"
+    )
+    assert store.get_value(recs["maybe_bad"].input or "") == {"x": None}
+
+
+# -- retries counted exactly -------------------------------------------------------------------
+
+
+async def test_retryable_error_uses_exactly_max_attempts() -> None:
+    calls = 0
+
+    @agent(name="always", version="1")
+    async def always(n: Num, ctx: Context) -> Num:
+        nonlocal calls
+        calls += 1
+        raise RetryableError("busy")
+
+    p = PipelineBuilder("attempts")
+    p.node("a", always, x=1, retry=RetryPolicy(max_attempts=5, initial_wait=0, max_wait=0))
+    store = MemoryStore()
+    result = await arun(p.build(), {}, store=store)
+    assert calls == 5
+    rec = steps(store, result.record)["a"]
+    assert rec.status == "failed"
+    assert rec.error is not None
+    assert (rec.error.type, rec.error.message) == ("orch.errors.RetryableError", "busy")
+
+
+async def test_plain_error_is_not_retried_even_with_a_policy() -> None:
+    calls = 0
+
+    @agent(name="bug", version="1")
+    async def bug(n: Num, ctx: Context) -> Num:
+        nonlocal calls
+        calls += 1
+        raise ValueError("deterministic bug")
+
+    p = PipelineBuilder("no-retry")
+    p.node("a", bug, x=1, retry=RetryPolicy(max_attempts=5, initial_wait=0))
+    result = await arun(p.build(), {}, store=MemoryStore())
+    assert calls == 1
+    assert result.error is not None and result.error.type == "ValueError"
+
+
+async def test_retry_on_names_the_retried_errors() -> None:
+    calls = 0
+
+    @agent(name="keyed", version="1")
+    async def keyed(n: Num, ctx: Context) -> Num:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise KeyError("transient here")
+        return n
+
+    policy = RetryPolicy(max_attempts=3, retry_on=(KeyError,), initial_wait=0)
+    p = PipelineBuilder("retry-on")
+    p.node("a", keyed, x=1, retry=policy)
+    assert (await arun(p.build(), {}, store=MemoryStore())).ok
+    assert calls == 3
+
+
+def test_retry_policy_rejects_zero_attempts() -> None:
+    with pytest.raises(ValueError, match="max_attempts is 0; fix: use 1"):
+        RetryPolicy(max_attempts=0)
+
+
+# -- branches, more ------------------------------------------------------------------------------
+
+
+async def test_node_conditional_on_a_skipped_router_is_skipped() -> None:
+    p = PipelineBuilder("nested-branches")
+    outer = p.node("outer", router, x=p.input("x", int))
+    inner = p.node("inner", router, x=2, when=outer.selects("odd"))
+    p.node("deep", inc, x=1, when=inner.selects("even"))
+    store = MemoryStore()
+    result = await arun(p.build(), {"x": 2}, store=store)
+    assert result.ok
+    recs = steps(store, result.record)
+    assert recs["inner"].status == "skipped"
+    assert recs["inner"].reason == "skipped: router 'outer' selected ['even'], not 'odd'"
+    assert recs["deep"].status == "skipped"
+    assert recs["deep"].reason == "skipped: router 'inner' did not run (skipped)"
+    assert result.outputs == {}  # the only sink was skipped
+
+
+async def test_list_binding_with_every_producer_skipped() -> None:
+    p = PipelineBuilder("all-skipped")
+    r = p.node("route", router, x=p.input("x", int))
+    odd = p.node("odd", inc, x=1, when=r.selects("odd"))
+    p.node("merge", total, xs=[odd.field("x")])
+    store = MemoryStore()
+    result = await arun(p.build(), {"x": 0}, store=store)
+    rec = steps(store, result.record)["merge"]
+    assert rec.status == "skipped"
+    assert rec.reason == "skipped: none of the producers of field 'xs' succeeded"
+
+
+# -- children, more ------------------------------------------------------------------------------
+
+
+async def test_ctx_call_failure_raises_child_step_error() -> None:
+    caught: list[ChildStepError] = []
+
+    @agent(name="caller", version="1")
+    async def caller(n: Num, ctx: Context) -> Num:
+        ok = await ctx.call(inc, Num(x=n.x))
+        try:
+            await ctx.call(boom, {"x": ok.x})
+        except ChildStepError as exc:
+            caught.append(exc)
+        return ok
+
+    p = PipelineBuilder("call-fail")
+    p.node("p", caller, x=1)
+    store = MemoryStore()
+    result = await arun(p.build(), {}, store=store)
+    assert result.ok  # the parent handled the child failure
+    (exc,) = caught
+    assert exc.step_id == "p/1" and exc.error_type == "ValueError"
+    assert str(exc) == "child step 'p/1' failed: ValueError: cannot handle 2"
+    recs = steps(store, result.record)
+    assert recs["p"].children == ["p/0", "p/1"]
+    assert (recs["p/0"].status, recs["p/1"].status) == ("ok", "failed")
+    assert recs["p/1"].parent == "p" and recs["p/1"].logical_time == 1
+
+
+async def test_grandchildren_and_map_ids() -> None:
+    @agent(name="mid", version="1")
+    async def mid(n: Num, ctx: Context) -> Num:
+        outs = await ctx.map(inc, [Num(x=n.x), Num(x=n.x * 10)])
+        return Num(x=sum(o.x for o in outs))
+
+    @agent(name="top", version="1")
+    async def top(n: Num, ctx: Context) -> Num:
+        return await ctx.call(mid, n)
+
+    p = PipelineBuilder("nested")
+    p.node("t", top, x=p.input("x", int))
+    store = MemoryStore()
+    result = await arun(p.build(), {"x": 2}, store=store)
+    assert result.outputs == {"t": Num(x=3 + 21)}
+    recs = steps(store, result.record)
+    assert sorted(recs) == ["t", "t/0", "t/0/0", "t/0/1"]
+    assert recs["t/0"].children == ["t/0/0", "t/0/1"]
+    assert recs["t/0/1"].parent == "t/0" and recs["t/0/1"].node == "t"
+    assert [recs[s].logical_time for s in ("t", "t/0", "t/0/0")] == [0, 1, 2]
+    assert store.get_value(recs["t/0/1"].input or "") == {"x": 20}
+
+
+async def test_child_ids_continue_across_retry_attempts() -> None:
+    attempts = 0
+
+    @agent(name="flaky-parent", version="1")
+    async def flaky_parent(n: Num, ctx: Context) -> Num:
+        nonlocal attempts
+        attempts += 1
+        out = await ctx.call(inc, n)
+        if attempts == 1:
+            raise RetryableError("again")
+        return out
+
+    p = PipelineBuilder("retry-children")
+    p.node("f", flaky_parent, x=1, retry=RetryPolicy(max_attempts=2, initial_wait=0))
+    store = MemoryStore()
+    result = await arun(p.build(), {}, store=store)
+    assert result.ok
+    recs = steps(store, result.record)
+    assert recs["f"].children == ["f/0", "f/1"]
+    assert sorted(recs) == ["f", "f/0", "f/1"]
+
+
+async def test_parallel_children_respect_max_concurrency() -> None:
+    running = 0
+    peak = 0
+
+    @agent(name="busy", version="1")
+    async def busy(n: Num, ctx: Context) -> Num:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await anyio.sleep(0.002)
+        running -= 1
+        return n
+
+    @agent(name="fanout", version="1")
+    async def fanout(n: Num, ctx: Context) -> Num:
+        outs = await ctx.parallel([(busy, Num(x=i)) for i in range(10)])
+        return Num(x=sum(o.x for o in outs))
+
+    p = PipelineBuilder("child-limit")
+    p.node("f", fanout, x=1)
+    result = await arun(p.build(), {}, store=MemoryStore(), max_concurrency=2)
+    assert result.outputs == {"f": Num(x=45)}
+    assert peak == 2
+
+
+async def test_max_concurrency_one_runs_serially() -> None:
+    running = 0
+    peak = 0
+
+    @agent(name="one-at-a-time", version="1")
+    async def one(n: Num, ctx: Context) -> Num:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await anyio.sleep(0.001)
+        running -= 1
+        return n
+
+    p = PipelineBuilder("serial")
+    for i in range(6):
+        p.node(f"n{i}", one, x=i)
+    result = await arun(p.build(), {}, store=MemoryStore(), max_concurrency=1)
+    assert result.ok and peak == 1
+
+
+# -- rng and logical time, exactly -------------------------------------------------------------
+
+
+async def test_rng_is_seeded_from_seed_and_step_id() -> None:
+    import random
+
+    from orch.context import step_seed
+
+    @agent(name="draw3", version="1")
+    async def draw3(n: Num, ctx: Context) -> Many:
+        return Many(xs=[ctx.rng.randrange(1000) for _ in range(3)])
+
+    @agent(name="kids", version="1")
+    async def kids(n: Num, ctx: Context) -> Many:
+        (child,) = await ctx.map(draw3, [n])
+        return child
+
+    p = PipelineBuilder("rng-exact")
+    p.node("a", draw3, x=1)
+    p.node("k", kids, x=1)
+    result = await arun(p.build(), {}, store=MemoryStore(), seed=42)
+
+    def expected(seed: int, step_id: str) -> list[int]:
+        rng = random.Random(step_seed(seed, step_id))
+        return [rng.randrange(1000) for _ in range(3)]
+
+    assert result.outputs["a"].xs == expected(42, "a")
+    assert result.outputs["k"].xs == expected(42, "k/0")
+    assert expected(42, "a") != expected(43, "a")
+    assert step_seed(42, "a") == step_seed(42, "a") != step_seed(42, "b")
+
+
+async def test_now_is_logical_depth_and_tick() -> None:
+    seen: dict[str, list[tuple[int, int]]] = {}
+
+    @agent(name="ticks", version="1")
+    async def ticks(n: Num, ctx: Context) -> Num:
+        seen[ctx.step_id] = [ctx.now(), ctx.now(), ctx.now()]
+        if ctx.step_id == "b":
+            await ctx.call(ticks, n)
+        return n
+
+    p = PipelineBuilder("ticks")
+    a = p.node("a", ticks, x=1)
+    p.node("b", ticks, x=a.field("x"))
+    await arun(p.build(), {}, store=MemoryStore())
+    assert seen == {
+        "a": [(0, 1), (0, 2), (0, 3)],
+        "b": [(1, 1), (1, 2), (1, 3)],
+        "b/0": [(2, 1), (2, 2), (2, 3)],
+    }
+
+
+# -- inputs and records ------------------------------------------------------------------------
+
+
+async def test_wrongly_typed_input_writes_nothing() -> None:
+    p = PipelineBuilder("typed")
+    p.node("a", inc, x=p.input("x", int))
+    store = MemoryStore()
+    with pytest.raises(InputError) as info:
+        await arun(p.build(), {"x": [1]}, store=store)
+    assert str(info.value) == (
+        "pipeline 'typed': input 'x': Input should be a valid integer (got [1])"
+    )
+    with pytest.raises(InputError, match=r"unknown input\(s\) \['z'\]; this pipeline takes"):
+        await arun(p.build(), {"x": 1, "z": 2}, store=store)
+    assert list(store.keys()) == [] and store.run_ids() == []
+
+
+async def test_optional_input_may_be_omitted() -> None:
+    p = PipelineBuilder("opt-input")
+    p.node("m", maybe, x=p.input("x", int | None))
+    result = await arun(p.build(), {}, store=MemoryStore())
+    assert result.outputs == {"m": Num(x=-1)}
+
+
+async def test_every_record_of_a_varied_run_is_canonical_step_record_bytes() -> None:
+    """ok, failed, skipped, cancelled and never-started steps, children and decisions."""
+
+    @agent(name="busy-parent", version="1")
+    async def busy_parent(n: Num, ctx: Context) -> Num:
+        ctx.decide(candidates=["x", "y"], chosen="y", reason="why not", scores={"x": 0.5})
+        outs = await ctx.parallel([(inc, n), (inc, {"x": 2})])
+        return Num(x=sum(o.x for o in outs))
+
+    p = PipelineBuilder("varied")
+    x = p.input("x", int)
+    r = p.node("route", router, x=x)
+    even = p.node("even", busy_parent, x=x, when=r.selects("even"))
+    p.node("odd", inc, x=x, when=r.selects("odd"))
+    p.node("bad", boom, x=even.field("x"))
+    slow = p.node("slow", sleepy, x=3000)
+    p.node("never", inc, x=slow.field("x"))
+    p.node("timed", sleepy, x=3000, timeout=0.5)
+    store = MemoryStore()
+    result = await arun(p.build(), {"x": 4}, store=store)
+    statuses = {
+        sid: StepRecord.model_validate(store.get_value(k)).status for sid, k in result.record.steps
+    }
+    assert set(statuses.values()) == {"ok", "failed", "skipped", "cancelled"}
+    assert statuses["never"] == "cancelled" and statuses["even/1"] == "ok"
+    for _, key in result.record.steps:
+        raw = store.get(key)
+        assert raw == canonical_bytes(StepRecord.model_validate(orjson.loads(raw)))
+
+
+async def test_cancelled_child_reason_does_not_claim_the_run_was_cancelled() -> None:
+    @agent(name="forgiving", version="1")
+    async def forgiving(n: Num, ctx: Context) -> Num:
+        with contextlib.suppress(ChildStepError):  # the parent copes; the run goes on
+            await ctx.parallel([(sleepy, Num(x=3000)), (boom, Num(x=7))])
+        return n
+
+    p = PipelineBuilder("forgive")
+    p.node("p", forgiving, x=1)
+    store = MemoryStore()
+    result = await arun(p.build(), {}, store=store)
+    assert result.ok
+    rec = steps(store, result.record)["p/0"]
+    assert rec.status == "cancelled"
+    assert rec.reason == "cancelled: sibling step 'p/1' failed"
+
+
+async def test_child_of_a_timed_out_parent_names_the_deadline() -> None:
+    @agent(name="waits-on-child", version="1")
+    async def waits(n: Num, ctx: Context) -> Num:
+        await ctx.call(sleepy, Num(x=3000))
+        return n
+
+    p = PipelineBuilder("deadline")
+    p.node("p", waits, x=1, timeout=0.05)
+    store = MemoryStore()
+    result = await arun(p.build(), {}, store=store)
+    assert not result.ok
+    records = steps(store, result.record)
+    assert records["p"].status == "failed"
+    assert records["p/0"].status == "cancelled"
+    assert records["p/0"].reason == "cancelled: parent step 'p' timed out after 0.05s"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from pydantic import BaseModel
 
@@ -276,7 +278,9 @@ def test_unknown_plugin_agent_name() -> None:
     p.node("a", "no-such-agent", x=1)
     prob = only(p, "unknown-agent")
     assert "no-such-agent" in prob.message
-    assert prob.fix == "install the plugin package, or pass an Agent instance"
+    assert prob.fix == (
+        "install the package that provides it (see 'orch plugins'), or pass an Agent instance"
+    )
 
 
 def test_duplicate_output() -> None:
@@ -304,3 +308,181 @@ def test_every_problem_is_reported_at_once() -> None:
     assert "(4 problems)" in text
     for node in ("'a'", "'b'", "'c'", "'d'"):
         assert f"node {node}" in text
+
+
+# -- more problems, and one build reporting all of them -----------------------------------------
+
+
+class Cfg(BaseModel):
+    model: str
+
+
+class SeqIn(BaseModel):
+    xs: Sequence[int]
+
+
+@agent(name="listing", version="1")
+async def listing(n: Num, ctx: Context) -> Many:
+    return Many(xs=[n.x])
+
+
+@agent(name="count", version="1")
+async def count(s: SeqIn, ctx: Context) -> Num:
+    return Num(x=len(s.xs))
+
+
+@agent(name="needs", version="1", config=Cfg)
+async def needs(n: Num, ctx: Context) -> Num:
+    return n
+
+
+def test_empty_pipeline() -> None:
+    prob = only(PipelineBuilder("empty"), "empty")
+    assert prob.node == "(pipeline)"
+    assert prob.message == "the pipeline has no nodes"
+    assert prob.fix == "add a node"
+
+
+def test_unknown_reference_in_whole_input() -> None:
+    p = PipelineBuilder("whole-unknown")
+    p.node("a", inc, ref("ghost"))
+    prob = only(p, "unknown-reference")
+    assert prob.message == "whole input refers to node 'ghost', which does not exist (nodes: a)"
+
+
+def test_unknown_references_in_outputs() -> None:
+    from orch.refs import input_ref
+
+    p = PipelineBuilder("outputs")
+    a = p.node("a", inc, x=1)
+    p.output("y", ref("ghost.x"))
+    p.output("z", a.field("q"))
+    p.output("w", input_ref("nope"))
+    found = problems(p)
+    assert [(q.node, q.code) for q in found] == [
+        ("output:y", "unknown-reference"),
+        ("output:z", "unknown-reference"),
+        ("output:w", "unknown-reference"),
+    ]
+    assert found[0].message == "output refers to node 'ghost', which does not exist (nodes: a)"
+    assert found[1].message == (
+        "output refers to field 'q' of node 'a': Num has no field 'q' (fields: x)"
+    )
+    assert found[2].message == (
+        "output refers to pipeline input 'nope', which is not declared (inputs: (none))"
+    )
+
+
+def test_every_cycle_is_reported_separately() -> None:
+    p = PipelineBuilder("two-loops")
+    p.node("a", inc, x=ref("b.x"))
+    p.node("b", inc, x=ref("a.x"))
+    p.node("ok", inc, x=1)
+    p.node("c", inc, x=ref("d.x"))
+    p.node("d", inc, x=ref("c.x"))
+    found = problems(p)
+    assert [(q.node, q.code, q.message) for q in found] == [
+        ("a", "cycle", "cycle a -> b -> a"),
+        ("c", "cycle", "cycle c -> d -> c"),
+    ]
+
+
+def test_cycle_through_a_condition_edge() -> None:
+    p = PipelineBuilder("cond-loop")
+    r = p.node("r", route, x=ref("a.x"))
+    p.node("a", inc, x=1, when=r.selects("go"))
+    assert only(p, "cycle").message == "cycle r -> a -> r"
+
+
+def test_unconfigured_agent() -> None:
+    p = PipelineBuilder("unconfigured")
+    p.node("a", needs, x=1)
+    prob = only(p, "unconfigured-agent")
+    assert prob.message == "agent 'needs' needs a config (Cfg requires model)"
+    assert prob.fix == "use needs.with_config(model=...)"
+    ok = PipelineBuilder("configured")
+    ok.node("a", needs.with_config(model="m"), x=1)
+    ok.build()
+
+
+def test_input_type_pydantic_cannot_use() -> None:
+    p = PipelineBuilder("bad-type")
+    p.input("x", 5)
+    p.node("a", inc, x=1)
+    prob = only(p, "invalid-type")
+    assert prob.node == "input:x"
+    assert prob.message.startswith("type 5 is not usable (")
+    assert prob.fix == "declare the input with a type pydantic can validate"
+
+
+def test_empty_branch_label() -> None:
+    p = PipelineBuilder("label")
+    r = p.node("r", route, x=1)
+    p.node("a", inc, x=1, when=r.selects(""))
+    prob = only(p, "invalid-condition")
+    assert prob.message == "branch label '' is not a non-empty string"
+    assert prob.fix == "use a string label"
+
+
+def test_one_build_reports_every_kind_of_problem() -> None:
+    p = PipelineBuilder("everything")
+    x = p.input("x", int)
+    p.node("bad id", inc, x=x)
+    p.node("unk", inc, x=ref("ghost.x"))
+    src = p.node("src", shout, text="t")
+    p.node("badref", inc, x=src.field("nope"))
+    p.node("extra", inc, x=x, y=1)
+    p.node("unbound", inc)
+    p.node("const", inc, x="seven")
+    lab = p.node("lab", labeller, x=x)
+    p.node("cond", inc, x=x, when=lab.selects("a"))
+    p.node("c1", inc, x=ref("c2.x"))
+    p.node("c2", inc, x=ref("c1.x"))
+    p.node("plug", "no-such-agent", x=1)
+    p.node("whole", inc, src)
+    p.node("lst", total, xs=[x, src.field("text")])
+    p.node("fine", inc, x=x)
+    found = problems(p)  # also checks each names its node and has a fix
+    assert sorted((q.node, q.code) for q in found) == sorted(
+        [
+            ("bad id", "invalid-id"),
+            ("unk", "unknown-reference"),
+            ("badref", "unknown-reference"),
+            ("extra", "unknown-field"),
+            ("unbound", "unbound-input"),
+            ("const", "type-mismatch"),
+            ("cond", "invalid-condition"),
+            ("c1", "cycle"),
+            ("plug", "unknown-agent"),
+            ("whole", "type-mismatch"),
+            ("lst", "type-mismatch"),
+        ]
+    )
+    by_node = {q.node: q for q in found}
+    assert by_node["c1"].message == "cycle c1 -> c2 -> c1"
+    assert "no plugin agent named 'no-such-agent'" in by_node["plug"].message
+    assert "item 1 expects int but node 'src' field 'text' produces str" in by_node["lst"].message
+    assert by_node["badref"].message.endswith("Text has no field 'nope' (fields: text)")
+    with pytest.raises(PipelineValidationError, match=r"\(11 problems\)"):
+        p.build()
+
+
+def test_unknown_plugin_problem_has_a_single_fix() -> None:
+    p = PipelineBuilder("plugin-fix")
+    p.node("a", "no-such-agent", x=1)
+    prob = only(p, "unknown-agent")
+    assert "; fix:" not in prob.message
+
+
+def test_invalid_input_type_problem_is_one_line() -> None:
+    p = PipelineBuilder("bad-type-line")
+    p.input("x", 5)
+    p.node("a", inc, x=1)
+    assert "\n" not in only(p, "invalid-type").message
+
+
+def test_list_producer_feeds_a_sequence_field() -> None:
+    p = PipelineBuilder("seq")
+    m = p.node("m", listing, x=1)
+    p.node("c", count, xs=m.field("xs"))
+    p.build()
