@@ -20,6 +20,7 @@ import anyio
 import orjson
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from traces import ArtifactStore, TraceError, to_canonical
 from traces.open import open_store
@@ -264,13 +265,20 @@ def show(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a run: summary and a tree of steps with decisions and timings."""
+    """Show a run: summary and a tree of steps with decisions and timings.
+
+    Given a router state version (sha256:...) instead, print that state's history: each
+    version back to the initial one, with a summary of what it holds.
+    """
     from .mermaid import pipeline_to_mermaid
 
     if graph and (target.endswith(".py") or ".py:" in target):
         sys.stdout.write(load_pipeline(target).to_mermaid())
         return
     with _store(store) as st:
+        if target.startswith("sha256:"):
+            _show_state_history(st, target, as_json)
+            return
         view = load_run_view(st, st.resolve_run(target))
         if graph:
             sys.stdout.write(pipeline_to_mermaid(view.spec, view.statuses()))
@@ -297,6 +305,36 @@ def show(
         else:
             out.print(run_summary(view))
             out.print(step_tree(view))
+
+
+def _show_state_history(st: Any, version: str, as_json: bool) -> None:
+    import routers  # noqa: F401 - registers the built-in router state formats
+    from routers.state import load_state, state_history
+
+    try:
+        load_state(st, version)
+        history = state_history(st, version)
+    except (LookupError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    if as_json:
+        emit_json(
+            [
+                {
+                    "version": h.version,
+                    "format": getattr(h.state, "format", None),
+                    "parent": getattr(h.state, "parent", None),
+                    "summary": h.summary,
+                }
+                for h in history
+            ]
+        )
+        return
+    table = Table(title=f"router state history ({len(history)} versions, newest first)")
+    for col in ("version", "format", "summary"):
+        table.add_column(col)
+    for h in history:
+        table.add_row(h.version[:19], str(getattr(h.state, "format", "-")), h.summary)
+    out.print(table)
 
 
 @app.command()

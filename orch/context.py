@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["Context", "StepLog", "step_seed"]
 
 OutT = TypeVar("OutT", bound=BaseModel)
+ModelT = TypeVar("ModelT", bound=BaseModel)
 R = TypeVar("R")
 
 
@@ -146,6 +147,12 @@ class Context:
                 f"step {self.step_id!r}: decide() chose {unknown} which are not among the "
                 f"candidates {list(candidates)}; fix: choose from the candidates"
             )
+        if state_version is not None and not self._state.store.has(state_version):
+            raise OrchError(
+                f"step {self.step_id!r}: decide() names state version {state_version!r}, which "
+                "is not in the run's store; fix: save the state (routers.state.save_state) "
+                "before routing with it"
+            )
         decision = Decision(
             router=self.agent.name,
             router_version=self.agent.version,
@@ -161,6 +168,28 @@ class Context:
         self._log.decisions.append(key)
         self._state.events.emit("decision", self.step_id, decision=key, chosen=chosen_list)
         return decision
+
+    def load(self, key: str, model: type[ModelT]) -> ModelT:
+        """Read an artifact of the run's store by its key, validated as ``model``.
+
+        For learned router state: a run names the state version it reads (in its input or
+        config), and the version is the artifact's hash, so the read is as reproducible as
+        the rest of the run and replay reads the very same bytes.
+        """
+        store = self._state.store
+        if not isinstance(key, str) or not store.has(key):
+            raise OrchError(
+                f"step {self.step_id!r}: artifact {key!r} is not in the run's store; fix: save "
+                "it first (routers.state.save_state for router state) and pass its key"
+            )
+        try:
+            return model.model_validate(store.get_value(key))
+        except ValueError as exc:
+            first = str(exc).splitlines()[0]
+            raise OrchError(
+                f"step {self.step_id!r}: artifact {key} is not a valid {model.__name__} "
+                f"({first}); fix: pass the key of a {model.__name__}"
+            ) from None
 
     def service(self, name: str) -> Any:
         """A service the run was given (``arun(..., services={name: obj})``), such as the
@@ -356,13 +385,16 @@ class Context:
         *,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
+        fail_fast: bool = True,
     ) -> list[Any]:
         """Run several child calls concurrently; outputs come back in call order.
 
         Step ids are assigned in list order before anything starts, so they never depend on
         which child finishes first. At most ``max_concurrency`` children of one call run at
         once. If one child fails, the others are cancelled and a
-        :class:`~orch.errors.ChildStepError` names the failed one.
+        :class:`~orch.errors.ChildStepError` names the failed one; with ``fail_fast=False``
+        every child runs to its end and a failed one's place in the list holds its
+        :class:`~orch.errors.ChildStepError` instead of an output.
         """
         state = self._state
         ids = [self._child_id() for _ in calls]
@@ -374,6 +406,8 @@ class Context:
             outcome = await state.execute_child(self, ids[i], agent, inp, timeout, retry)
             if outcome.status == "ok":
                 results[i] = outcome.output
+            elif not fail_fast:
+                results[i] = ChildStepError(ids[i], outcome.error_type, outcome.error_message)
             elif outcome.status == "failed" and not failure:
                 failure.append(ChildStepError(ids[i], outcome.error_type, outcome.error_message))
                 for sibling in ids:

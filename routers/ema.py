@@ -23,14 +23,19 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orch import Context, agent
 from traces import hash_value
+
+from .state import register_state_format
 
 __all__ = [
     "DEFAULTS",
     "AgentStats",
+    "EMAFeedback",
     "EMAState",
     "Observation",
     "apply_feedback",
+    "ema_feedback",
     "panel",
     "panel_score",
 ]
@@ -58,7 +63,8 @@ class Observation(BaseModel):
     model_config = _FROZEN
     agent: str
     ok: bool
-    latency_ms: float = Field(ge=0)
+    latency_ms: float | None = Field(default=None, ge=0)
+    """None when unknown: the latency EMA is left as it is."""
     cost_usd: float = Field(ge=0)
     quality: float | None = Field(default=None, ge=0, le=1)
 
@@ -142,3 +148,34 @@ def panel(state: EMAState, agents: Sequence[str], k: int = 3) -> list[tuple[str,
         ((a, panel_score(state.stats(a))) for a in set(agents)), key=lambda t: (-t[1], t[0])
     )
     return scored[:k]
+
+
+def _summary(state: EMAState) -> str:
+    ranked = sorted(
+        ((a, panel_score(s)) for a, s in state.agents.items()), key=lambda t: (-t[1], t[0])
+    )
+    shown = ", ".join(f"{a} {score:+.3f}" for a, score in ranked[:5])
+    more = f" (+{len(ranked) - 5} more)" if len(ranked) > 5 else ""
+    return f"EMA state, {len(state.agents)} agents; panel scores: {shown or 'none'}{more}"
+
+
+register_state_format("orch.ema-state/1", EMAState, _summary)
+
+
+class EMAFeedback(BaseModel):
+    """A batch of feedback for one state version, in input order."""
+
+    state: str
+    """The version (artifact key) the feedback applies to."""
+    observations: list[Observation]
+
+
+@agent(name="ema-feedback", version="1")
+async def ema_feedback(batch: EMAFeedback, ctx: Context) -> EMAState:
+    """Apply a batch of feedback as a recorded step; the output is the next state version.
+
+    Its key (the step's output artifact) is the new version, and its ``parent`` is the
+    version read, so the update is as auditable as a routing decision.
+    """
+    state = ctx.load(batch.state, EMAState)
+    return apply_feedback(state, batch.observations)

@@ -9,6 +9,7 @@ from .openai_client import OpenAIClient
 from .recorded import RecordedClient, RecordedSet, SimulatedClient
 from .registry import ModelInfo, ModelRegistry, ProviderConfig, RegistryError
 from .retrying import ProviderError
+from .scripted import Script, ScriptedClient
 from .types import ChatMessage, ChatRequest, ChatResponse, ToolCall, ToolSpec, Usage
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "RecordedClient",
     "RecordedSet",
     "RegistryError",
+    "Script",
+    "ScriptedClient",
     "SimulatedClient",
     "ToolCall",
     "ToolSpec",
