@@ -166,7 +166,7 @@ class RunState:
         # deadline), keyed by the step whose scope was cancelled; read by _cancel_reason.
         self.cancel_causes: dict[str, str] = {}
         self.deadlines: dict[str, tuple[anyio.CancelScope, float]] = {}
-        self._agent_refs: dict[int, dict[str, str]] = {}
+        self._agent_refs: dict[int, tuple[Agent[Any, Any], dict[str, str]]] = {}
 
     def _check_all_effects_made(self, step_id: str, made: int) -> None:
         assert self.effect_source is not None
@@ -185,11 +185,15 @@ class RunState:
     # -- recording ---------------------------------------------------------------------------
 
     def _agent_ref(self, agent: Agent[Any, Any]) -> dict[str, str]:
-        ref = self._agent_refs.get(id(agent))
-        if ref is None:
+        # Keyed by id() for speed; the entry holds the agent itself so that its id cannot be
+        # reused by another object (a with_config() copy made and dropped inside a step) while
+        # this run lasts, which would record one agent under another's name.
+        entry = self._agent_refs.get(id(agent))
+        if entry is None or entry[0] is not agent:
             ref = {"name": agent.name, "version": agent.version, "config_hash": agent.config_hash}
-            self._agent_refs[id(agent)] = ref
-        return ref
+            entry = (agent, ref)
+            self._agent_refs[id(agent)] = entry
+        return entry[1]
 
     def record_step(
         self,

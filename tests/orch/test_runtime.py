@@ -859,3 +859,39 @@ async def test_child_of_a_timed_out_parent_names_the_deadline() -> None:
     assert records["p"].status == "failed"
     assert records["p/0"].status == "cancelled"
     assert records["p/0"].reason == "cancelled: parent step 'p' timed out after 0.05s"
+
+
+class Step(BaseModel):
+    by: int = 1
+
+
+@agent(name="add-by", version="1", config=Step)
+async def add_by(n: Num, ctx: Context) -> Num:
+    return Num(x=n.x + ctx.config.by)
+
+
+@agent(name="double-by", version="1", config=Step)
+async def double_by(n: Num, ctx: Context) -> Num:
+    return Num(x=n.x * 2 * ctx.config.by)
+
+
+async def test_children_made_with_config_copies_are_recorded_under_their_own_agent() -> None:
+    # Regression: agent refs were cached by id(); a with_config() copy dropped after one
+    # child could have its id reused by the next copy, recording it under the wrong agent.
+    @agent(name="chain-copies", version="1")
+    async def chain(n: Num, ctx: Context) -> Num:
+        for i in range(20):
+            n = await ctx.call(add_by.with_config(by=i), n)
+            n = await ctx.call(double_by.with_config(by=1), n)
+        return n
+
+    p = PipelineBuilder("copies")
+    p.node("c", chain, x=1)
+    store = MemoryStore()
+    result = await arun(p.build(), {}, store=store)
+    assert result.ok
+    records = steps(store, result.record)
+    for i in range(20):
+        assert records[f"c/{2 * i}"].agent.name == "add-by"
+        assert records[f"c/{2 * i + 1}"].agent.name == "double-by"
+        assert records[f"c/{2 * i}"].agent.config_hash == add_by.with_config(by=i).config_hash
