@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 __all__ = ["STOPWORDS", "LexicalIndex", "tokens"]
 
-_STOPWORDS = """a an and are as at be by can could do does for from had has have how i i'm if in
+_STOPWORDS = """a am an and are as at be by can could do does for from had has have how i i'm if in
 is it its me my of on or our please so that the their them there this to was we what when where
 which who why will with would you your"""
 STOPWORDS = frozenset(_STOPWORDS.split())

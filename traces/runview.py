@@ -70,6 +70,24 @@ class RunView:
                     total[k] = total.get(k, 0) + v
         return dict(sorted(total.items()))
 
+    def effect_latencies(self) -> dict[str, list[float]]:
+        """Latency (ms) of each effect by target (model or tool), in step-id then effect-index
+        order: the wall-clock figures routers learn from, read from the event log."""
+        found = sorted(
+            (
+                str(e["step"]),
+                int(e["data"].get("index", 0)),
+                str(e["data"].get("target", "")),
+                float(e["data"]["latency_ms"]),
+            )
+            for e in self.events
+            if e.get("type") == "effect" and "latency_ms" in e.get("data", {})
+        )
+        out: dict[str, list[float]] = {}
+        for _step, _index, target, ms in found:
+            out.setdefault(target, []).append(ms)
+        return dict(sorted(out.items()))
+
     def top_level(self) -> list[StepView]:
         """Top-level steps in the pipeline's definition order."""
         order = [n["id"] for n in self.spec.get("nodes", [])]

@@ -45,9 +45,7 @@ def main() -> None:
         "domains": {
             d: {i: train[i] for i in sorted(intents)} for d, intents in sorted(domains.items())
         },
-        "test": [
-            [t, i] for d in sorted(domains) for i in sorted(domains[d]) for t in test[i]
-        ]
+        "test": [[t, i] for d in sorted(domains) for i in sorted(domains[d]) for t in test[i]]
         + [[t, "oos"] for t, _ in full["oos_test"][: args.oos]],
         "val": [[t, i] for d in sorted(domains) for i in sorted(domains[d]) for t in val[i]]
         + [[t, "oos"] for t, _ in full["oos_val"][: args.oos]],
