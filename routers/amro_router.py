@@ -79,7 +79,10 @@ class AMROConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     layers: list[list[AgentNode]] = Field(min_length=1)
     """One list of nodes per stage; a single layer is plain model selection."""
-    params: AMROParams = Field(default_factory=AMROParams)
+    params: AMROParams | None = None
+    """Expected parameters: the state version carries the ones used (learning needs them
+    too); when given here, a state with other parameters is refused rather than silently
+    used."""
     intent_examples: list[LabelledExample] = Field(default_factory=list)
     intent_k: int = Field(default=5, ge=1)
     exploit: bool = False
@@ -169,6 +172,12 @@ async def amro_router(query: AMROQuery, ctx: Context) -> AMROResult:
     cfg: AMROConfig = ctx.config
     hub: ModelHub = ctx.service("models")
     state = ctx.load(query.state, PheromoneState)
+    if cfg.params is not None and cfg.params != state.params:
+        raise ValueError(
+            f"pheromone state {query.state[:19]} has parameters {state.params.model_dump()}, "
+            f"but the router is configured with {cfg.params.model_dump()}; fix: route with a "
+            "state made with these parameters, or drop params from the router config"
+        )
     weights = _intent(cfg).infer(query.question)
     unknown_load = sorted(set(query.load) - {n.name for layer in cfg.layers for n in layer})
     if unknown_load:
@@ -203,7 +212,7 @@ async def amro_router(query: AMROQuery, ctx: Context) -> AMROResult:
                 "layer": depth,
                 "from": previous,
                 "exploit": cfg.exploit,
-                **cfg.params.model_dump(mode="json"),
+                **state.params.model_dump(mode="json"),
             },
             state_version=query.state,
             evidence={
