@@ -60,8 +60,8 @@ class ModelInfo(BaseModel):
     id: str
     provider: str
     name: str
-    input_per_mtok: float = Field(default=0.0, ge=0)
-    output_per_mtok: float = Field(default=0.0, ge=0)
+    input_per_mtok: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    output_per_mtok: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     context: int | None = Field(default=None, gt=0)
 
     def cost(self, usage: Usage) -> float:
