@@ -9,6 +9,7 @@ are broken by that order, and floating-point sums run in sorted-token order.
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import Counter
@@ -55,6 +56,11 @@ class LexicalIndex:
         self.idf_bm25 = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
         self.idf = {t: math.log((1 + n) / (1 + f)) + 1 for t, f in df.items()}
         self.vectors = [self._vector(c) for c in self.docs]
+        # Postings for cosine: only documents sharing a token with the query are touched.
+        self.postings: dict[str, list[tuple[int, float]]] = {}
+        for i, vec in enumerate(self.vectors):
+            for t, w in vec.items():
+                self.postings.setdefault(t, []).append((i, w))
 
     def __len__(self) -> int:
         return len(self.docs)
@@ -80,8 +86,11 @@ class LexicalIndex:
 
     def cosine(self, query: str) -> list[float]:
         """TF-IDF cosine similarity of every document with ``query``, in document order."""
-        qv = self._vector(Counter(tokens(query)))
-        return [sum(w * dv.get(t, 0.0) for t, w in qv.items()) for dv in self.vectors]
+        sims = [0.0] * len(self.docs)
+        for t, w in self._vector(Counter(tokens(query))).items():  # sorted tokens: fixed sum order
+            for i, dw in self.postings.get(t, ()):
+                sims[i] += w * dw
+        return sims
 
     def nearest(self, query: str, k: int) -> list[tuple[int, float]]:
         """The ``k`` most similar documents by cosine: (index, similarity), best first,
@@ -89,5 +98,5 @@ class LexicalIndex:
         if k < 1:
             raise ValueError(f"k is {k}; fix: use k >= 1")
         sims = self.cosine(query)
-        order = sorted(range(len(sims)), key=lambda i: (-sims[i], i))
-        return [(i, sims[i]) for i in order[:k]]
+        order = heapq.nsmallest(k, range(len(sims)), key=lambda i: (-sims[i], i))
+        return [(i, sims[i]) for i in order]
