@@ -2,9 +2,9 @@
 
 CLINC150 (Larson et al., EMNLP 2019; github.com/clinc/oos-eval, commit 828f8093) is licensed
 CC BY 3.0. The subset keeps, per intent, the first ``--train`` training queries (agent
-examples for the offline router) and the first ``--test`` test queries, plus the first
-``--oos`` out-of-scope test queries and ``--oos-val`` out-of-scope validation queries. Run from
-the repository root::
+examples for the offline router), the first ``--test`` test queries and ``--val`` validation
+queries, plus the first ``--oos`` out-of-scope test queries and as many out-of-scope
+validation queries. Run from the repository root::
 
     python examples/data/make_clinc150_subset.py ../shared/data/clinc150
 """
@@ -21,7 +21,7 @@ OUT = Path(__file__).parent / "clinc150_subset.json"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("source", type=Path, help="folder with data_full.json and domains.json")
-    ap.add_argument("--train", type=int, default=4)
+    ap.add_argument("--train", type=int, default=10)
     ap.add_argument("--test", type=int, default=2)
     ap.add_argument("--oos", type=int, default=30)
     ap.add_argument("--val", type=int, default=1)
