@@ -28,6 +28,24 @@ from .amro_router import (
     amro_learn,
     amro_router,
 )
+from .baselines import (
+    CascadeConfig,
+    KNNConfig,
+    KNNExample,
+    KNNIndex,
+    KNNQuery,
+    ModelsConfig,
+    Query,
+    Routed,
+    SingleConfig,
+    build_knn_index,
+    cascade,
+    knn_router,
+    majority_vote,
+    oracle,
+    random_router,
+    single,
+)
 from .ema import (
     AgentStats,
     EMAFeedback,
@@ -58,6 +76,22 @@ from .tcar_lexical import LexicalRouter
 from .tcar_team import TCARResult, TCARTeamConfig, tcar
 
 __all__ = [
+    "CascadeConfig",
+    "KNNConfig",
+    "KNNExample",
+    "KNNIndex",
+    "KNNQuery",
+    "ModelsConfig",
+    "Query",
+    "Routed",
+    "SingleConfig",
+    "build_knn_index",
+    "cascade",
+    "knn_router",
+    "majority_vote",
+    "oracle",
+    "random_router",
+    "single",
     "EXTRACTORS",
     "OOS",
     "ACARConfig",
