@@ -36,6 +36,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("acar_sigma", [], ["σ=", "agreement-but-wrong", "modes single"]),
     ("amro_routing", [], ["learned from 10 routes", "task weights", "orch show sha256:"]),
     ("orch_panel", [], ["feedback applied", "panel [", "orch show sha256:"]),
+    ("baselines", [], ["majority vote", "oracle", "kNN index state: orch show"]),
 ]
 
 
