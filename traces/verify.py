@@ -228,8 +228,18 @@ class _Checker:
         for i, k in enumerate(rec.effects):
             self.effect(step_id, i, k)
         for i, k in enumerate(rec.decisions):
-            if self.load_model(Decision, k, f"decision #{i} of step {step_id!r}", "artifact"):
+            decision = self.load_model(
+                Decision, k, f"decision #{i} of step {step_id!r}", "artifact"
+            )
+            if decision:
                 self.count("decisions")
+                if decision.state_version is not None:
+                    # The router state a decision read must be here, byte for byte, or the
+                    # decision cannot be re-derived.
+                    self.load(
+                        decision.state_version,
+                        f"state version read by decision #{i} of step {step_id!r}",
+                    )
         self.count("steps")
         return rec
 

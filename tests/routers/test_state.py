@@ -114,3 +114,37 @@ def test_orch_show_refuses_a_key_that_is_not_state(store_dir: Path) -> None:
     assert "not router state" in result.output and "Traceback" not in result.output
     missing = CliRunner().invoke(app, ["show", "sha256:" + "4" * 64])
     assert missing.exit_code != 0 and "not in this store" in missing.output
+
+
+async def test_verify_rehashes_the_state_a_decision_read() -> None:
+    from agents.models import ModelHub, ModelRegistry, ScriptedClient
+    from routers import amro_router
+    from traces import verify_run
+
+    store = MemoryStore()
+    version = save_state(store, PheromoneState())
+    p = PipelineBuilder("amro")
+    p.node(
+        "r",
+        amro_router.with_config(
+            layers=[[{"name": "m", "model": "m"}]],
+            intent_examples=[{"text": "anything at all", "task": "general"}],
+        ),
+        question=p.input("question", str),
+        state=p.input("state", str),
+    )
+    registry = ModelRegistry.from_dict(
+        {"providers": {"s": {"kind": "simulated"}}, "models": {"m": {"provider": "s", "name": "m"}}}
+    )
+    hub = ModelHub(registry, clients={"s": ScriptedClient(lambda r, m: "A")})
+    result = await arun(
+        p.build(), {"question": "q", "state": version}, store=store, services={"models": hub}
+    )
+    assert result.ok, result.error
+    assert verify_run(store, result.run_id).ok
+    store._tamper(version, store.get(version).replace(b"amro", b"AMRO"))
+    report = verify_run(store, result.run_id)
+    assert not report.ok
+    assert any(
+        "state version read by decision #0 of step 'r'" in p.subject for p in report.problems
+    )
