@@ -423,10 +423,11 @@ def diff(
 
 
 def _recorded_origin(st: ArtifactStore, run_id: str) -> str:
-    for line in st.read_events(run_id)[:1]:
-        origin = orjson.loads(line).get("data", {}).get("origin", {})
-        if "pipeline" in origin:
-            return str(origin["pipeline"])
+    from .replay import recorded_origin
+
+    found = recorded_origin(st, run_id)
+    if found is not None:
+        return found
     raise CliError(
         f"run {run_id} does not record which file its pipeline came from (it was not started "
         "by 'orch run')",

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from traces import ArtifactStore, RunRecord
 from traces.runview import load_run_head
 
@@ -24,7 +26,17 @@ from .pipeline import Pipeline
 from .resume import recorded_inputs
 from .runtime import RunResult, _run
 
-__all__ = ["ReplayReport", "areplay"]
+__all__ = ["ReplayReport", "areplay", "recorded_origin"]
+
+
+def recorded_origin(store: ArtifactStore, run_id: str) -> str | None:
+    """The ``FILE.py:NAME`` a run's pipeline came from, as its run_start event recorded it
+    (runs started by ``orch run``, or with ``origin={"pipeline": ...}``), else None."""
+    for line in store.read_events(run_id)[:1]:
+        origin = orjson.loads(line).get("data", {}).get("origin", {})
+        if "pipeline" in origin:
+            return str(origin["pipeline"])
+    return None
 
 
 @dataclass

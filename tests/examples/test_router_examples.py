@@ -13,9 +13,8 @@ from typing import Any
 import anyio
 import pytest
 
-from orch.cli import _recorded_origin
 from orch.loader import load_pipeline
-from orch.replay import areplay
+from orch.replay import areplay, recorded_origin
 from traces.open import open_store
 from traces.verify import verify_store
 
@@ -64,7 +63,9 @@ def test_example_runs_verifies_and_replays_clean(
         assert run_ids
         services: dict[str, Any] = module.services() if hasattr(module, "services") else {}
         for run_id in run_ids:
-            pipeline = load_pipeline(_recorded_origin(store, run_id))
+            origin = recorded_origin(store, run_id)
+            assert origin is not None, f"run {run_id} does not say which pipeline it ran"
+            pipeline = load_pipeline(origin)
             # The learning/feedback pipelines need no services; the serving ones do.
             replayed = anyio.run(
                 functools.partial(areplay, pipeline, run_id, store, services=services)
