@@ -34,6 +34,7 @@ __all__ = ["Context", "StepLog", "step_seed"]
 
 OutT = TypeVar("OutT", bound=BaseModel)
 ModelT = TypeVar("ModelT", bound=BaseModel)
+_loaded: dict[tuple[str, type[BaseModel]], BaseModel] = {}
 R = TypeVar("R")
 
 
@@ -182,14 +183,26 @@ class Context:
                 f"step {self.step_id!r}: artifact {key!r} is not in the run's store; fix: save "
                 "it first (routers.state.save_state for router state) and pass its key"
             )
+        cacheable = bool(model.model_config.get("frozen"))
+        if cacheable:
+            found = _loaded.get((key, model))
+            if found is not None:
+                return cast(ModelT, found)
         try:
-            return model.model_validate(store.get_value(key))
+            value = model.model_validate(store.get_value(key))
         except ValueError as exc:
             first = str(exc).splitlines()[0]
             raise OrchError(
                 f"step {self.step_id!r}: artifact {key} is not a valid {model.__name__} "
                 f"({first}); fix: pass the key of a {model.__name__}"
             ) from None
+        if cacheable:
+            # Content addressing makes the cache safe: a key names one byte string forever,
+            # and a frozen model cannot be changed by the agent that reads it.
+            if len(_loaded) >= 64:
+                _loaded.pop(next(iter(_loaded)))
+            _loaded[(key, model)] = value
+        return value
 
     def service(self, name: str) -> Any:
         """A service the run was given (``arun(..., services={name: obj})``), such as the

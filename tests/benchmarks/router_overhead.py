@@ -64,6 +64,7 @@ from routers import (
     tcar_router,
     transition,
 )
+from routers.baselines import KNNExample, build_knn_index, cascade, knn_router, majority_vote
 from routers.tcar_lexical import LexicalRouter
 from traces import MemoryStore, StepRecord
 
@@ -160,6 +161,19 @@ def single(name: str, node_agent: Any, **inputs: Any) -> Pipeline:
 
 def contenders(store: MemoryStore) -> dict[str, tuple[Pipeline, Callable[[int], dict[str, Any]]]]:
     amro_state = save_state(store, PheromoneState(params=AMROParams()))
+    knn_index = save_state(
+        store,
+        build_knn_index(
+            [
+                KNNExample(
+                    query=f"training question {j} about topic {j % 7}",
+                    quality={m: ((j + i) % 3) / 2 for i, m in enumerate(("m1", "m2", "m3"))},
+                    cost_usd={"m1": 1e-4, "m2": 5e-4, "m3": 2e-3},
+                )
+                for j in range(200)
+            ]
+        ),
+    )
     ema_state = save_state(store, EMAState())
     q = lambda i: f"Question {i}: what is {i} plus {i * 7}? Options A B C D"  # noqa: E731
     return {
@@ -193,6 +207,18 @@ def contenders(store: MemoryStore) -> dict[str, tuple[Pipeline, Callable[[int], 
         "AMRO-S router": (
             single("amro", amro_router.with_config(**AMRO_CONFIG), question=str, state=str),
             lambda i: {"question": q(i), "state": amro_state},
+        ),
+        "baseline: majority vote of 3": (
+            single("majority", majority_vote.with_config(models=["m1", "m2", "m3"]), question=str),
+            lambda i: {"question": q(i)},
+        ),
+        "baseline: cascade (3 samples)": (
+            single("cascade", cascade.with_config(weak="m1", strong="m3"), question=str),
+            lambda i: {"question": q(i)},
+        ),
+        "baseline: kNN, 200 examples": (
+            single("knn", knn_router, question=str, index=str),
+            lambda i: {"question": f"question about topic {i % 7}", "index": knn_index},
         ),
         "ORCH merge + EMA panel": (
             single(
