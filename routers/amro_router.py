@@ -32,7 +32,7 @@ from orch import Context, agent
 
 from .amro import AMROParams, Candidate, PheromoneState, Trajectory, choose, deposit, transition
 from .extract import extractor
-from .intent import LabelledExample, NearestExamples
+from .intent import IntentModel, LabelledExample, NearestExamples
 from .state import register_state_format
 
 __all__ = [
@@ -85,6 +85,11 @@ class AMROConfig(BaseModel):
     used."""
     intent_examples: list[LabelledExample] = Field(default_factory=list)
     intent_k: int = Field(default=5, ge=1)
+    intent_service: str | None = None
+    """Name of a service with ``infer(text) -> weights`` (an :class:`IntentModel`, e.g. a
+    fine-tuned classifier) used instead of the nearest labelled examples. Its weights are
+    recorded in each decision; a model behind it that is not deterministic should make its
+    calls through ``ctx.effect`` to stay replayable."""
     exploit: bool = False
     """Take the most probable node instead of sampling."""
     extractor: str = "option"
@@ -100,10 +105,11 @@ class AMROConfig(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"agent node names must be unique across layers: {dupes}")
-        if not self.intent_examples:
+        if not self.intent_examples and self.intent_service is None:
             raise ValueError(
                 "AMRO-S needs labelled intent examples (intent_examples) to infer task-type "
-                "weights; fix: give a few (text, task) examples per task type"
+                "weights; fix: give a few (text, task) examples per task type, or name an "
+                "intent_service"
             )
         extractor(self.extractor)
         return self
@@ -178,7 +184,11 @@ async def amro_router(query: AMROQuery, ctx: Context) -> AMROResult:
             f"but the router is configured with {cfg.params.model_dump()}; fix: route with a "
             "state made with these parameters, or drop params from the router config"
         )
-    weights = _intent(cfg).infer(query.question)
+    if cfg.intent_service is not None:
+        model: IntentModel = ctx.service(cfg.intent_service)
+        weights = dict(sorted(model.infer(query.question).items()))
+    else:
+        weights = _intent(cfg).infer(query.question)
     unknown_load = sorted(set(query.load) - {n.name for layer in cfg.layers for n in layer})
     if unknown_load:
         raise ValueError(f"load given for unknown nodes {unknown_load}; fix: use node names")

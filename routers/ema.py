@@ -58,14 +58,18 @@ class AgentStats(BaseModel):
 
 
 class Observation(BaseModel):
-    """One finished call of one agent. ``quality`` is None until feedback arrives."""
+    """What is known about one call of one agent; a metric left None is not updated.
+
+    A finished call gives ``ok``, latency and cost at once; its ``quality`` can come with it
+    (gold labels) or later, as a quality-only observation (delayed feedback, a judge).
+    """
 
     model_config = _FROZEN
     agent: str
-    ok: bool
+    ok: bool | None = None
     latency_ms: float | None = Field(default=None, ge=0)
     """None when unknown: the latency EMA is left as it is."""
-    cost_usd: float = Field(ge=0)
+    cost_usd: float | None = Field(default=None, ge=0)
     quality: float | None = Field(default=None, ge=0, le=1)
 
     @field_validator("latency_ms", "cost_usd", "quality")
@@ -103,7 +107,7 @@ def _observe(stats: AgentStats, obs: Observation, alpha: float) -> AgentStats:
     values = {
         "latency_ms": obs.latency_ms,
         "cost_usd": obs.cost_usd,
-        "stability": 1.0 if obs.ok else 0.0,
+        "stability": None if obs.ok is None else 1.0 if obs.ok else 0.0,
         "quality": obs.quality,
     }
     update: dict[str, object] = {}

@@ -41,9 +41,13 @@ from .extract import number, option_letter
 __all__ = [
     "FALLBACK_SUBQUESTIONS",
     "Analysis",
+    "JudgeFeedbackConfig",
+    "JudgeFeedbackInput",
+    "JudgedFeedback",
     "OrchConfig",
     "OrchMergeResult",
     "OrchQuestion",
+    "judge_feedback",
     "observations",
     "orch_merge",
     "parse_merge",
@@ -298,3 +302,76 @@ def observations(
         )
     )
     return out
+
+
+class JudgeFeedbackConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    judge_model: str = Field(min_length=1)
+
+
+class JudgeFeedbackInput(BaseModel):
+    question: str
+    result: OrchMergeResult
+
+
+class JudgedFeedback(BaseModel):
+    observations: list[Observation]
+
+
+_YES = re.compile(r"\b(yes|correct)\b", re.I)
+_NO = re.compile(r"\b(no|incorrect|wrong)\b", re.I)
+
+
+@agent(name="orch-judge-feedback", version="1", config=JudgeFeedbackConfig)
+async def judge_feedback(inp: JudgeFeedbackInput, ctx: Context) -> JudgedFeedback:
+    """Quality feedback without gold labels: a judge model says whether the final answer and
+    each tentative answer are right (one recorded call per distinct answer). The output is
+    quality-only observations, for :data:`~routers.ema.ema_feedback` to apply; an
+    unreadable verdict gives no quality rather than a guess."""
+    cfg: JudgeFeedbackConfig = ctx.config
+    hub: ModelHub = ctx.service("models")
+    verdicts: dict[str, float | None] = {}
+    answers = [a.tentative for a in inp.result.analyses] + [inp.result.answer]
+    for answer in sorted({a for a in answers if a is not None and a != UNPARSEABLE}):
+        reply = await hub.chat(
+            ctx,
+            ChatRequest(
+                model=cfg.judge_model,
+                messages=[
+                    ChatMessage(
+                        role="user",
+                        content=(
+                            f"Is {answer} the correct answer to the question below? Reply 'yes' "
+                            f"or 'no' only.\n\nQuestion:\n{inp.question}"
+                        ),
+                    )
+                ],
+                temperature=0.0,
+                max_tokens=8,
+            ),
+        )
+        yes, no = bool(_YES.search(reply.text)), bool(_NO.search(reply.text))
+        verdicts[answer] = 1.0 if yes and not no else 0.0 if no and not yes else None
+
+    def quality(answer: str | None) -> float | None:
+        if answer is None or answer == UNPARSEABLE:
+            return 0.0
+        return verdicts.get(answer)
+
+    out = [Observation(agent=a.agent, quality=quality(a.tentative)) for a in inp.result.analyses]
+    out.append(Observation(agent=inp.result.merger, quality=quality(inp.result.answer)))
+    ctx.decide(
+        candidates=sorted(verdicts) or [UNPARSEABLE],
+        chosen=[a for a, v in sorted(verdicts.items()) if v == 1.0],
+        reason=f"judge {cfg.judge_model} on the answers given: "
+        + (
+            ", ".join(
+                f"{a} {'right' if v == 1.0 else 'wrong' if v == 0.0 else 'unclear'}"
+                for a, v in sorted(verdicts.items())
+            )
+            or "no readable answer"
+        ),
+        parameters={"judge_model": cfg.judge_model},
+        evidence={"verdicts": verdicts},
+    )
+    return JudgedFeedback(observations=out)

@@ -335,3 +335,37 @@ async def test_learning_gives_the_same_version_twice_and_depends_on_order() -> N
     # ... but evaporation makes repeated deposits on one edge order-sensitive, which is why a
     # batch is applied in input order whatever order its runs finished in
     assert x.outputs["learn"].version != y.outputs["learn"].version
+
+
+class FixedIntent:
+    task_types = ("code", "math")
+
+    def infer(self, text: str) -> dict[str, float]:
+        return {"math": 0.25, "code": 0.75}
+
+
+async def test_pluggable_intent_model_and_bad_weights() -> None:
+    store = MemoryStore()
+    version = save_state(store, PheromoneState())
+    models, _ = hub()
+    p = serving(intent_service="intent", intent_examples=[])
+    result = await arun(
+        p,
+        {"question": "solve this equation", "state": version, "load": {}},
+        store=store,
+        services={"models": models, "intent": FixedIntent()},
+    )
+    assert result.ok, result.error
+    assert result.outputs["route"].weights == {"code": 0.75, "math": 0.25}
+
+    class Broken(FixedIntent):
+        def infer(self, text: str) -> dict[str, float]:
+            return {"math": 0.5, "code": 0.2}
+
+    bad = await arun(
+        p,
+        {"question": "q", "state": version, "load": {}},
+        store=store,
+        services={"models": models, "intent": Broken()},
+    )
+    assert bad.error is not None and "must sum to 1" in bad.error.message

@@ -269,3 +269,50 @@ async def test_orch_merge_order_independent() -> None:
         store=store,
         services={"models": hub()[0]},
     )
+
+
+async def test_judge_feedback_gives_quality_only_observations() -> None:
+    from routers.orch_merge import judge_feedback
+
+    out, _, _, store, version = await run(models=hub(analysis="Tentative answer: C", merge="B"))
+
+    def judge(request: ChatRequest, model: ModelInfo) -> str:
+        return "yes" if "Is B the correct" in request.messages[0].content else "no"
+
+    judge_hub = ModelHub(ModelRegistry.from_dict(REGISTRY), clients={"s": ScriptedClient(judge)})
+    p = PipelineBuilder("judged")
+    p.node(
+        "j",
+        judge_feedback.with_config(judge_model="alpha"),
+        question=p.input("question", str),
+        result=p.input("result", type(out)),
+    )
+    result = await arun(
+        p.build(),
+        {"question": "Which?", "result": out.model_dump()},
+        store=store,
+        services={"models": judge_hub},
+    )
+    assert result.ok, result.error
+    obs = result.outputs["j"].observations
+    assert [(o.agent, o.quality) for o in obs] == [
+        ("gamma", 0.0),
+        ("alpha", 0.0),
+        ("delta", 0.0),
+        ("gamma", 1.0),
+    ]
+    assert all(o.ok is None and o.cost_usd is None and o.latency_ms is None for o in obs)
+    # quality-only feedback moves quality and nothing else
+    before = load_state_ema(store, version)
+    after = apply_feedback(before, obs)
+    assert after.stats("delta").latency_ms == before.stats("delta").latency_ms
+    assert after.stats("delta").quality == pytest.approx(
+        0.0
+    )  # delta had no quality count: initialises
+
+
+def load_state_ema(store: MemoryStore, version: str) -> EMAState:
+    from routers.state import load_state
+
+    state: EMAState = load_state(store, version, EMAState)
+    return state
