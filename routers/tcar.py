@@ -231,6 +231,13 @@ class TCARRoute(BaseModel):
     registry_version: str
 
 
+def _lexical_text(query: TCARQuery) -> str:
+    # Our choice: in a multi-turn chat the offline router also reads the previous user turn,
+    # so "and for my card?" after "block my account" still finds banking.
+    previous = [m.content for m in query.history if m.role == "user"][-1:]
+    return " ".join([*previous, query.query])
+
+
 @agent(name="tcar-router", version="1", config=TCARConfig)
 async def tcar_router(query: TCARQuery, ctx: Context) -> TCARRoute:
     """Choose agents for ``query``; see the module docstring."""
@@ -251,7 +258,7 @@ async def tcar_router(query: TCARQuery, ctx: Context) -> TCARRoute:
 
     if cfg.router_model is None:
         via = "offline"
-        text, scores, lexical_evidence = lexical.reply(query.query, cfg.max_agents)
+        text, scores, lexical_evidence = lexical.reply(_lexical_text(query), cfg.max_agents)
         parsed = parse_route(text, ids, cfg.max_agents)
         attempts.append({"by": "lexical", "reply": text, "errors": parsed.errors})
     else:
@@ -300,7 +307,7 @@ async def tcar_router(query: TCARQuery, ctx: Context) -> TCARRoute:
                     ids=[OOS], reason="the router's replies broke the contract; fallback: oos"
                 )
             else:
-                text, scores, lexical_evidence = lexical.reply(query.query, cfg.max_agents)
+                text, scores, lexical_evidence = lexical.reply(_lexical_text(query), cfg.max_agents)
                 parsed = parse_route(text, ids, cfg.max_agents)
                 attempts.append({"by": "lexical", "reply": text, "errors": parsed.errors})
     if not parsed.ok:  # only the offline router can get here, and it meets the contract

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from agents.models import ChatRequest, ModelHub, ModelInfo, ModelRegistry, ScriptedClient
+from agents.models import (
+    ChatMessage,
+    ChatRequest,
+    ModelHub,
+    ModelInfo,
+    ModelRegistry,
+    ScriptedClient,
+)
 from agents.refiner import AgentAnswer, AgentReply, offline_refine
 from orch import Context, PipelineBuilder, agent, arun
 from orch.testing import assert_order_independent
@@ -365,3 +372,25 @@ async def test_team_is_completion_order_independent() -> None:
         {"query": "refund for my lost luggage flight invoice"},
         services={"agents": registry()},
     )
+
+
+async def test_offline_router_reads_the_previous_user_turn() -> None:
+    p = PipelineBuilder("tcar-history")
+    p.node(
+        "route",
+        tcar_router,
+        query=p.input("query", str),
+        history=p.input("history", list[ChatMessage]),
+    )
+    history = [
+        ChatMessage(role="user", content="my luggage was lost on the flight"),
+        ChatMessage(role="assistant", content="Sorry to hear that."),
+    ]
+    result = await arun(
+        p.build(),
+        {"query": "what now?", "history": [m.model_dump() for m in history]},
+        store=MemoryStore(),
+        services={"agents": registry()},
+    )
+    assert result.ok, result.error
+    assert result.outputs["route"].chosen == ["travel"]
