@@ -1,34 +1,55 @@
 """Baselines a serious routing evaluation needs, as agents with recorded decisions.
 
-* :data:`single`: one model, always;
-* :data:`random_router`: a model drawn uniformly with the step's seeded RNG;
-* :data:`majority_vote`: every model answers; the most frequent answer wins, ties to the model
-  listed first (a fixed tie order);
-* :data:`knn_router`: the k training queries nearest the query (TF-IDF cosine) give each
-  model an expected quality and cost (similarity-weighted means); the model with the best
-  λ·quality - cost answers. The index is versioned router state (:class:`KNNIndex`);
-* :data:`cascade`: a weak model is sampled n times; when the share agreeing with the majority
-  reaches the threshold its answer is accepted, else the strong model answers;
+A router is only worth its cost if it beats these (RouterBench, RouteLLM; ORCH's own
+baselines, see ``ROUTERS.md``):
+
+* :data:`single` (``single-model``): one model, always;
+* :data:`random_router` (``random-router``): a model drawn uniformly with the step's seeded
+  RNG, so a run is reproducible from its seed;
+* :data:`majority_vote` (``majority-vote``): every model answers, one after the other in
+  config order; the most frequent answer wins, ties to the answer of the model listed first;
+* :data:`knn_router` (``knn-router``): the k training queries nearest the query (TF-IDF
+  cosine) give each model an expected quality and cost (similarity-weighted means); the
+  model with the best λ·quality - cost answers. The training data is versioned router state
+  (:class:`KNNIndex`, format ``orch.knn-index/1``) read by its version key;
+* :data:`cascade`: a weak model is sampled n times; when the share of samples agreeing with
+  their majority reaches the threshold its answer is accepted, else the strong model answers;
 * :data:`oracle`: for evaluation only; every model answers and the cheapest correct one is
   chosen (the cheapest model when none is correct). It needs the gold label.
 
-All take a :class:`Query` and return a :class:`Routed`. *Our choices*: kNN ties go to the
-model name first in sort order, and with no lexical overlap at all the kNN estimate is the
-plain mean over the k neighbours; unextractable answers never count as agreeing.
+All but the kNN router take a :class:`Query` (the kNN router a :class:`KNNQuery`) and all
+return a :class:`Routed`. Each records exactly one Decision with its evidence. Answers are
+compared by their canonical form (:mod:`routers.extract`, config field ``extractor``).
+
+*Our choices* (the sources leave them open):
+
+* an answer no extractor can read casts no vote and never counts as agreeing;
+* kNN: similarity-weighted means over the k nearest queries; when every neighbour has
+  similarity 0 the plain mean over the k neighbours (the first k training queries, by the
+  lexical index's tie order); k above the number of training queries uses them all; utility
+  ties go to the model name first in sort order;
+* cascade: the strong model is asked once at its default temperature; an accepted answer is
+  the weak samples' majority (ties to the earliest sample);
+* oracle: "cheapest" is the cost of each model's call on this query at the registry's prices,
+  ties to the model listed first; the gold label is read with the same extractor (a label it
+  cannot read is compared as given); the output's cost is the chosen model's call only (what
+  an oracle router would have spent), while the evidence lists every call's cost;
+* the random draw is ``ctx.rng.random()`` mapped to ``floor(draw · n)`` over config order.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -37,77 +58,202 @@ from agents.models import ChatMessage, ChatRequest, ChatResponse, ModelHub
 from orch import Context, agent
 from traces import hash_value
 
+from .acar import majority
 from .extract import extractor
 from .lexical import LexicalIndex
 from .state import register_state_format
 
 __all__ = [
+    "KNN_FORMAT",
     "CascadeConfig",
     "KNNConfig",
     "KNNExample",
     "KNNIndex",
     "KNNQuery",
+    "MajorityConfig",
     "ModelsConfig",
     "Query",
     "Routed",
     "SingleConfig",
     "build_knn_index",
     "cascade",
+    "knn_estimate",
     "knn_router",
     "majority_vote",
     "oracle",
     "random_router",
     "single",
+    "vote",
 ]
 
+KNN_FORMAT: Final = "orch.knn-index/1"
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
+# -- shared input and output -------------------------------------------------------------------
+
+
 class Query(BaseModel):
-    question: str = Field(min_length=1)
+    question: str
     gold: str | None = None
-    """The gold answer (needed by the oracle only)."""
+    """The gold answer (read by the oracle only; the other baselines ignore it)."""
 
 
 class Routed(BaseModel):
     answer: str | None
-    chosen: list[str]
+    """The final canonical answer (None when no answer could be read)."""
     models_invoked: list[str]
+    """Every model call, in call order."""
+    chosen: list[str]
+    """The model(s) whose answer was taken."""
     cost_usd: float
+    """USD of the calls (the oracle: of the chosen model's call only)."""
+
+
+# -- config validation -------------------------------------------------------------------------
 
 
 def _check_extractor(name: str) -> str:
-    extractor(name)  # an unknown name fails here, naming the known ones
+    extractor(name)  # an unknown name fails here, naming the known ones and the fix
     return name
 
 
+def _check_model_name(name: str) -> str:
+    if not name.strip():
+        raise ValueError("a model name is empty; fix: give a model name from the registry")
+    return name
+
+
+def _check_max_tokens(v: int) -> int:
+    if v <= 0:
+        raise ValueError(f"max_tokens is {v}; fix: use a positive token limit")
+    return v
+
+
 ExtractorName = Annotated[str, AfterValidator(_check_extractor)]
+ModelName = Annotated[str, AfterValidator(_check_model_name)]
+MaxTokens = Annotated[int, AfterValidator(_check_max_tokens)]
+
+
+def _check_models(models: list[str], least: int, who: str) -> list[str]:
+    if len(models) < least:
+        raise ValueError(
+            f"{who} needs at least {least} model{'s' if least > 1 else ''}, got {len(models)}; "
+            f"fix: list {least} or more distinct model names from the registry"
+        )
+    dupes = sorted({m for m in models if models.count(m) > 1})
+    if dupes:
+        raise ValueError(f"models lists {dupes} more than once; fix: list each model once")
+    return models
 
 
 class SingleConfig(BaseModel):
     model_config = _FROZEN
-    model: str = Field(min_length=1)
+    model: ModelName
     extractor: ExtractorName = "option"
-    max_tokens: int = Field(default=512, gt=0)
+    max_tokens: MaxTokens = 512
 
 
 class ModelsConfig(BaseModel):
+    """Config of the random router and the oracle: one or more distinct models."""
+
     model_config = _FROZEN
-    models: list[str] = Field(min_length=1)
+    models: list[ModelName]
     extractor: ExtractorName = "option"
-    max_tokens: int = Field(default=512, gt=0)
+    max_tokens: MaxTokens = 512
 
     @field_validator("models")
     @classmethod
-    def _distinct(cls, v: list[str]) -> list[str]:
-        dupes = sorted({m for m in v if v.count(m) > 1})
-        if dupes:
-            raise ValueError(f"models must be distinct, got duplicates {dupes}")
+    def _models(cls, v: list[str]) -> list[str]:
+        return _check_models(v, 1, "this router")
+
+
+class MajorityConfig(ModelsConfig):
+    """Config of the majority vote: two or more distinct models, in tie-break order."""
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: list[str]) -> list[str]:
+        return _check_models(v, 2, "a majority vote")
+
+
+class KNNConfig(BaseModel):
+    model_config = _FROZEN
+    k: int = 5
+    """How many nearest training queries to average over."""
+    lam: float = 1.0
+    """λ: the weight of expected quality (0..1) against expected cost (USD)."""
+    extractor: ExtractorName = "option"
+    max_tokens: MaxTokens = 512
+
+    @field_validator("k")
+    @classmethod
+    def _k(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"k is {v}; fix: use k >= 1 (the number of neighbours)")
+        return v
+
+    @field_validator("lam")
+    @classmethod
+    def _lam(cls, v: float) -> float:
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"lam (λ) is {v!r}; fix: use a finite λ >= 0")
         return v
 
 
+class CascadeConfig(BaseModel):
+    model_config = _FROZEN
+    weak: ModelName
+    strong: ModelName
+    n_samples: int = 3
+    """How many times the weak model is sampled (request ``sample=0..n-1``)."""
+    threshold: float = 1.0
+    """Accept the weak answer when at least this share of samples agree with it."""
+    temperature: float = 0.7
+    """Sampling temperature of the weak model (above 0, so samples can differ)."""
+    extractor: ExtractorName = "option"
+    max_tokens: MaxTokens = 512
+
+    @field_validator("n_samples")
+    @classmethod
+    def _n(cls, v: int) -> int:
+        if v < 2:
+            raise ValueError(f"n_samples is {v}; fix: use n_samples >= 2 to measure agreement")
+        return v
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, v: float) -> float:
+        if not (math.isfinite(v) and 0 < v <= 1):
+            raise ValueError(
+                f"threshold is {v!r}; fix: use a share in (0, 1] (1 = every sample agrees)"
+            )
+        return v
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature(cls, v: float) -> float:
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(
+                f"temperature is {v!r}; fix: use a finite temperature > 0 so samples can differ"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _two(self) -> CascadeConfig:
+        if self.weak == self.strong:
+            raise ValueError(
+                f"weak and strong are both {self.weak!r}; fix: name two different models"
+            )
+        return self
+
+
+# -- calling models ------------------------------------------------------------------------------
+
+
 class _Caller:
-    """Calls models through the hub, keeping the models invoked and their cost."""
+    """Calls models through the hub (each call a recorded effect), keeping the models invoked
+    and the cost of each call at the registry's prices."""
 
     def __init__(self, ctx: Context, max_tokens: int) -> None:
         self.ctx = ctx
@@ -135,91 +281,122 @@ class _Caller:
 
     @property
     def cost(self) -> float:
-        return sum(self.costs)
+        return math.fsum(self.costs)
 
 
-@agent(name="single-model", version="1", config=SingleConfig)
+def vote(answers: Sequence[str | None]) -> tuple[str | None, dict[str, int]]:
+    """The most frequent readable answer and the vote counts (sorted by answer); ties go to
+    the answer given first, unreadable answers (None) cast no vote."""
+    counts = Counter(a for a in answers if a is not None)
+    return majority(list(answers)), dict(sorted(counts.items()))
+
+
+# -- single, random, majority ---------------------------------------------------------------------
+
+
+@agent(name="single-model", version="2", config=SingleConfig)
 async def single(q: Query, ctx: Context) -> Routed:
-    """Always the configured model."""
+    """Always the configured model: one call."""
     cfg: SingleConfig = ctx.config
     caller = _Caller(ctx, cfg.max_tokens)
-    answer = extractor(cfg.extractor)((await caller.ask(cfg.model, q.question)).text)
+    response = await caller.ask(cfg.model, q.question)
+    answer = extractor(cfg.extractor)(response.text)
     ctx.decide(
         candidates=[cfg.model],
         chosen=cfg.model,
+        scores={cfg.model: 1.0},
         reason=f"single-model baseline: always {cfg.model}",
-        parameters={"model": cfg.model, "extractor": cfg.extractor},
+        parameters=cfg.model_dump(),
         evidence={"answer": answer, "cost_usd": caller.cost},
     )
     return Routed(
-        answer=answer, chosen=[cfg.model], models_invoked=caller.invoked, cost_usd=caller.cost
+        answer=answer, models_invoked=caller.invoked, chosen=[cfg.model], cost_usd=caller.cost
     )
 
 
-@agent(name="random-router", version="1", config=ModelsConfig)
+@agent(name="random-router", version="2", config=ModelsConfig)
 async def random_router(q: Query, ctx: Context) -> Routed:
-    """A model drawn uniformly with the step's seeded RNG."""
+    """A model drawn uniformly with the step's seeded RNG; one call."""
     cfg: ModelsConfig = ctx.config
+    n = len(cfg.models)
     draw = ctx.rng.random()
-    index = min(int(draw * len(cfg.models)), len(cfg.models) - 1)
+    index = min(int(draw * n), n - 1)
     model = cfg.models[index]
+    p = 1.0 / n
     caller = _Caller(ctx, cfg.max_tokens)
     answer = extractor(cfg.extractor)((await caller.ask(model, q.question)).text)
-    p = 1.0 / len(cfg.models)
     ctx.decide(
         candidates=cfg.models,
         chosen=model,
         scores=dict.fromkeys(cfg.models, p),
-        reason=f"uniform draw {draw:.4f} picked {model} (p={p:.3f} each)",
-        parameters={"models": cfg.models, "extractor": cfg.extractor},
-        evidence={"draw": draw, "answer": answer, "cost_usd": caller.cost},
+        reason=f"uniform draw {draw:.6f} -> index {index} of {n}: {model} (p={p:.4f} each)",
+        parameters=cfg.model_dump(),
+        evidence={
+            "draw": draw,
+            "index": index,
+            "probabilities": dict.fromkeys(cfg.models, p),
+            "answer": answer,
+            "cost_usd": caller.cost,
+        },
     )
     return Routed(
-        answer=answer, chosen=[model], models_invoked=caller.invoked, cost_usd=caller.cost
+        answer=answer, models_invoked=caller.invoked, chosen=[model], cost_usd=caller.cost
     )
 
 
-def vote(answers: Sequence[str | None]) -> tuple[str | None, dict[str, int]]:
-    """Most frequent readable answer; ties go to the answer of the earliest model listed."""
-    counts = Counter(a for a in answers if a is not None)
-    if not counts:
-        return None, {}
-    top = max(counts.values())
-    winner = next(a for a in answers if a is not None and counts[a] == top)
-    return winner, dict(sorted(counts.items()))
-
-
-@agent(name="majority-vote", version="1", config=ModelsConfig)
+@agent(name="majority-vote", version="2", config=MajorityConfig)
 async def majority_vote(q: Query, ctx: Context) -> Routed:
-    """Every model answers; the majority wins with a fixed tie order (config order)."""
-    cfg: ModelsConfig = ctx.config
-    if len(cfg.models) < 2:
-        raise ValueError("a majority vote needs at least 2 models; fix: list 2 or more")
+    """Every model answers (sequentially, config order); the majority wins, ties to the
+    answer of the model listed first."""
+    cfg: MajorityConfig = ctx.config
     caller = _Caller(ctx, cfg.max_tokens)
     extract = extractor(cfg.extractor)
     answers = [extract((await caller.ask(m, q.question)).text) for m in cfg.models]
     winner, counts = vote(answers)
-    tied = list(counts.values()).count(max(counts.values(), default=0)) > 1
-    backers = [m for m, a in zip(cfg.models, answers, strict=True) if a == winner and a is not None]
+    top = max(counts.values(), default=0)
+    tied = sorted(a for a, c in counts.items() if c == top)
+    backers = [m for m, a in zip(cfg.models, answers, strict=True) if a is not None and a == winner]
+    if winner is None:
+        reason = "no model gave a readable answer"
+    else:
+        reason = f"{winner!r} has {top} of {len(cfg.models)} votes ({', '.join(backers)})"
+        if len(tied) > 1:
+            reason += f"; tie among {tied} broken by model order ({backers[0]} is listed first)"
     ctx.decide(
         candidates=cfg.models,
         chosen=backers,
-        scores=dict(counts),
-        reason=(
-            f"{winner!r} has {counts[winner]} of {len(cfg.models)} votes"
-            + (" (tie broken by model order)" if tied else "")
-            if winner is not None
-            else "no model gave a readable answer"
-        ),
-        parameters={"models": cfg.models, "extractor": cfg.extractor},
-        evidence={"answers": dict(zip(cfg.models, answers, strict=True)), "cost_usd": caller.cost},
+        scores={
+            m: float(counts.get(a, 0)) if a is not None else 0.0
+            for m, a in zip(cfg.models, answers, strict=True)
+        },
+        reason=reason,
+        parameters=cfg.model_dump(),
+        evidence={
+            "answers": dict(zip(cfg.models, answers, strict=True)),
+            "votes": counts,
+            "tied": tied if len(tied) > 1 else [],
+            "answer": winner,
+            "cost_usd": caller.cost,
+        },
     )
     return Routed(
-        answer=winner, chosen=backers, models_invoked=caller.invoked, cost_usd=caller.cost
+        answer=winner, models_invoked=caller.invoked, chosen=backers, cost_usd=caller.cost
     )
 
 
-# -- kNN -------------------------------------------------------------------------------------
+# -- kNN -----------------------------------------------------------------------------------------
+
+
+def _sorted_finite(
+    values: dict[str, float], what: str, low: float, high: float
+) -> dict[str, float]:
+    bad = {m: v for m, v in values.items() if not (math.isfinite(v) and low <= v <= high)}
+    if bad:
+        span = f"in [{low}, {high}]" if math.isfinite(high) else f">= {low}"
+        raise ValueError(
+            f"{what} {bad} must be finite and {span}; fix: correct or drop those values"
+        )
+    return dict(sorted(values.items()))
 
 
 class KNNExample(BaseModel):
@@ -230,97 +407,138 @@ class KNNExample(BaseModel):
     quality: dict[str, float]
     cost_usd: dict[str, float]
 
+    @field_validator("quality")
+    @classmethod
+    def _quality(cls, v: dict[str, float]) -> dict[str, float]:
+        return _sorted_finite(v, "quality", 0.0, 1.0)
+
+    @field_validator("cost_usd")
+    @classmethod
+    def _cost(cls, v: dict[str, float]) -> dict[str, float]:
+        return _sorted_finite(v, "cost_usd", 0.0, math.inf)
+
+    @model_validator(mode="after")
+    def _same_models(self) -> KNNExample:
+        if not self.quality:
+            raise ValueError("no model is scored; fix: give each model's quality and cost")
+        if list(self.quality) != list(self.cost_usd):
+            raise ValueError(
+                f"quality scores models {list(self.quality)} but cost_usd {list(self.cost_usd)}; "
+                "fix: give a quality and a cost for the same models"
+            )
+        return self
+
+
+def _index_models(examples: Sequence[KNNExample]) -> list[str]:
+    """The models every example scores; a ValueError naming the first example that differs."""
+    if not examples:
+        raise ValueError("a kNN index needs training examples, got none; fix: give at least one")
+    models = list(examples[0].quality)
+    for i, e in enumerate(examples):
+        if list(e.quality) != models:
+            raise ValueError(
+                f"example {i} scores models {list(e.quality)}, example 0 scores {models}; "
+                "fix: give every example the same models"
+            )
+    return models
+
 
 class KNNIndex(BaseModel):
-    """The kNN router's learned state: its training examples, versioned like all state."""
+    """The kNN router's state: training examples, versioned like all router state."""
 
     model_config = _FROZEN
-    format: str = "orch.knn-index/1"
+    format: Literal["orch.knn-index/1"] = KNN_FORMAT
     models: list[str]
+    """The models every example scores, sorted."""
     examples: list[KNNExample]
     parent: str | None = None
+    """The version this one was derived from (None for an index built from scratch)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KNNIndex:
+        models = _index_models(self.examples)
+        if self.models != models:
+            raise ValueError(
+                f"models is {self.models} but the examples score {models}; fix: build the "
+                "index with build_knn_index()"
+            )
+        return self
 
     @property
     def version(self) -> str:
+        """This index's key: what a decision records as the state version it read."""
         return hash_value(self)
 
 
 def build_knn_index(
-    examples: Sequence[KNNExample | dict[str, Any]], parent: str | None = None
+    examples: Sequence[KNNExample | Mapping[str, Any]], parent: str | None = None
 ) -> KNNIndex:
-    """Validate the training examples and make an index (every example must score the same
-    models with finite qualities in [0, 1] and finite costs >= 0)."""
-    items = [e if isinstance(e, KNNExample) else KNNExample.model_validate(e) for e in examples]
-    if not items:
-        raise ValueError("a kNN index needs training examples; fix: give at least one")
-    models = sorted(items[0].quality)
-    if not models:
-        raise ValueError("example 0 scores no model; fix: give each model's quality and cost")
-    for i, e in enumerate(items):
-        if sorted(e.quality) != models or sorted(e.cost_usd) != models:
-            raise ValueError(
-                f"example {i} scores models {sorted(e.quality)} (costs {sorted(e.cost_usd)}), "
-                f"not {models}; fix: give every example the same models"
+    """Validate training examples and make an index. Every example must score the same models
+    with a finite quality in [0, 1] and a finite cost >= 0; a ValueError names the first
+    example that does not, and the fix."""
+    items: list[KNNExample] = []
+    for i, e in enumerate(examples):
+        if isinstance(e, KNNExample):
+            items.append(e)
+            continue
+        try:
+            items.append(KNNExample.model_validate(e))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'example'}: {err['msg']}"
+                for err in exc.errors()
             )
-        bad_q = {m: v for m, v in e.quality.items() if not (math.isfinite(v) and 0 <= v <= 1)}
-        bad_c = {m: v for m, v in e.cost_usd.items() if not (math.isfinite(v) and v >= 0)}
-        if bad_q or bad_c:
             raise ValueError(
-                f"example {i} has invalid values (quality must be finite in [0, 1], cost finite "
-                f"and >= 0): quality {bad_q}, cost {bad_c}; fix: correct or drop that example"
-            )
-    return KNNIndex(models=models, examples=items, parent=parent)
+                f"example {i} is invalid ({problems}); fix: correct or drop example {i}"
+            ) from None
+    return KNNIndex(models=_index_models(items), examples=items, parent=parent)
 
 
-_lexical: dict[str, LexicalIndex] = {}
+_LEXICAL: dict[str, LexicalIndex] = {}
+_LEXICAL_MAX = 32
 
 
 def _lexical_for(version: str, index: KNNIndex) -> LexicalIndex:
-    # A pure function of the index version, so caching cannot change a decision.
-    found = _lexical.get(version)
+    # A pure function of the version (a content hash), so the cache cannot change a decision.
+    found = _LEXICAL.get(version)
     if found is None:
-        if len(_lexical) > 16:
-            _lexical.clear()
-        found = _lexical[version] = LexicalIndex([e.query for e in index.examples])
+        if len(_LEXICAL) >= _LEXICAL_MAX:
+            _LEXICAL.pop(next(iter(_LEXICAL)))
+        found = _LEXICAL[version] = LexicalIndex([e.query for e in index.examples])
     return found
 
 
-class KNNConfig(BaseModel):
-    model_config = _FROZEN
-    k: int = Field(default=5, ge=1)
-    lam: float = Field(default=1.0, ge=0, allow_inf_nan=False)
-    """λ: the weight of expected quality against expected cost (USD)."""
-    extractor: ExtractorName = "option"
-    max_tokens: int = Field(default=512, gt=0)
-
-
 class KNNQuery(BaseModel):
-    question: str = Field(min_length=1)
+    question: str
     index: str
-    """The KNNIndex version (artifact key)."""
+    """The :class:`KNNIndex` version (its artifact key, from ``save_state``)."""
 
 
 def knn_estimate(
     index: KNNIndex, lexical: LexicalIndex, question: str, k: int
 ) -> tuple[list[tuple[int, float]], dict[str, float], dict[str, float]]:
-    """The neighbours and each model's expected quality and cost."""
+    """The k nearest training queries as (example index, cosine), best first, and each
+    model's expected quality and cost: similarity-weighted means over them (plain means
+    when every similarity is 0)."""
     near = lexical.nearest(question, min(k, len(index.examples)))
-    total = sum(s for _, s in near)
-    weights = [s / total for _, s in near] if total > 0 else [1 / len(near)] * len(near)
-    quality = {
-        m: sum(w * index.examples[i].quality[m] for w, (i, _) in zip(weights, near, strict=True))
-        for m in index.models
-    }
-    cost = {
-        m: sum(w * index.examples[i].cost_usd[m] for w, (i, _) in zip(weights, near, strict=True))
-        for m in index.models
-    }
+    total = math.fsum(s for _, s in near)
+    weights = [s / total for _, s in near] if total > 0 else [1.0 / len(near)] * len(near)
+
+    def mean(table: str, model: str) -> float:
+        return math.fsum(
+            w * getattr(index.examples[i], table)[model]
+            for w, (i, _) in zip(weights, near, strict=True)
+        )
+
+    quality = {m: mean("quality", m) for m in index.models}
+    cost = {m: mean("cost_usd", m) for m in index.models}
     return near, quality, cost
 
 
-@agent(name="knn-router", version="1", config=KNNConfig)
+@agent(name="knn-router", version="2", config=KNNConfig)
 async def knn_router(q: KNNQuery, ctx: Context) -> Routed:
-    """Choose by λ·expected quality - expected cost over the k nearest training queries."""
+    """The model with the best λ·expected quality - expected cost over the k nearest
+    training queries answers; one call."""
     cfg: KNNConfig = ctx.config
     index = ctx.load(q.index, KNNIndex)
     near, quality, cost = knn_estimate(index, _lexical_for(q.index, index), q.question, cfg.k)
@@ -328,72 +546,60 @@ async def knn_router(q: KNNQuery, ctx: Context) -> Routed:
     model = min(index.models, key=lambda m: (-utility[m], m))
     caller = _Caller(ctx, cfg.max_tokens)
     answer = extractor(cfg.extractor)((await caller.ask(model, q.question)).text)
+    plain = math.fsum(s for _, s in near) == 0
     ctx.decide(
         candidates=index.models,
         chosen=model,
-        scores={m: round(u, 12) for m, u in utility.items()},
+        scores=utility,
         reason=(
-            f"{model} has the best λ·quality - cost ({utility[model]:.4f}; expected quality "
-            f"{quality[model]:.3f}, cost ${cost[model]:.6f}) over {len(near)} neighbours"
+            f"{model} has the best λ·quality - cost = {cfg.lam:g}·{quality[model]:.4f} - "
+            f"{cost[model]:.6f} = {utility[model]:.6f} over {len(near)} neighbours"
+            + (" (no lexical overlap: plain means)" if plain else "")
         ),
-        parameters={"k": cfg.k, "lam": cfg.lam, "extractor": cfg.extractor},
+        parameters=cfg.model_dump(),
         state_version=q.index,
         evidence={
-            "neighbours": [{"example": i, "similarity": round(s, 6)} for i, s in near],
+            "neighbours": [{"index": i, "similarity": s} for i, s in near],
+            "weighting": "plain mean" if plain else "similarity-weighted mean",
             "expected_quality": quality,
             "expected_cost_usd": cost,
             "answer": answer,
+            "cost_usd": caller.cost,
         },
     )
     return Routed(
-        answer=answer, chosen=[model], models_invoked=caller.invoked, cost_usd=caller.cost
+        answer=answer, models_invoked=caller.invoked, chosen=[model], cost_usd=caller.cost
     )
 
 
-# -- cascade -------------------------------------------------------------------------------
+# -- cascade -------------------------------------------------------------------------------------
 
 
-class CascadeConfig(BaseModel):
-    model_config = _FROZEN
-    weak: str = Field(min_length=1)
-    strong: str = Field(min_length=1)
-    n_samples: int = Field(default=3, ge=2)
-    threshold: float = Field(default=1.0, gt=0, le=1, allow_inf_nan=False)
-    """Accept the weak answer when this share of samples agree with it."""
-    temperature: float = Field(default=0.7, gt=0, allow_inf_nan=False)
-    extractor: ExtractorName = "option"
-    max_tokens: int = Field(default=512, gt=0)
-
-    @model_validator(mode="after")
-    def _two(self) -> CascadeConfig:
-        if self.weak == self.strong:
-            raise ValueError(f"weak and strong are both {self.weak!r}; fix: name two models")
-        return self
-
-
-@agent(name="cascade", version="1", config=CascadeConfig)
+@agent(name="cascade", version="2", config=CascadeConfig)
 async def cascade(q: Query, ctx: Context) -> Routed:
-    """Self-consistency of the weak model decides whether the strong one is needed."""
+    """The weak model's self-consistency decides whether the strong one is needed."""
     cfg: CascadeConfig = ctx.config
     caller = _Caller(ctx, cfg.max_tokens)
     extract = extractor(cfg.extractor)
-    samples = [
-        extract(
-            (await caller.ask(cfg.weak, q.question, temperature=cfg.temperature, sample=i)).text
-        )
-        for i in range(cfg.n_samples)
-    ]
-    majority, counts = vote(samples)
-    agreement = (counts.get(majority, 0) / cfg.n_samples) if majority is not None else 0.0
+    samples: list[str | None] = []
+    for i in range(cfg.n_samples):
+        response = await caller.ask(cfg.weak, q.question, temperature=cfg.temperature, sample=i)
+        samples.append(extract(response.text))
+    top, counts = vote(samples)
+    agreement = counts[top] / cfg.n_samples if top is not None else 0.0
     accepted = agreement >= cfg.threshold
+    strong_answer: str | None = None
     if accepted:
-        answer, chosen = majority, cfg.weak
-        reason = f"{cfg.weak} agrees with itself {agreement:.2f} >= {cfg.threshold}: accepted"
-    else:
-        answer = extract((await caller.ask(cfg.strong, q.question)).text)
-        chosen = cfg.strong
+        answer, chosen = top, cfg.weak
         reason = (
-            f"{cfg.weak} agrees with itself {agreement:.2f} < {cfg.threshold}: "
+            f"{cfg.weak} samples agree on {top!r} (agreement {agreement:.3f} >= "
+            f"{cfg.threshold}): accepted"
+        )
+    else:
+        strong_answer = extract((await caller.ask(cfg.strong, q.question)).text)
+        answer, chosen = strong_answer, cfg.strong
+        reason = (
+            f"samples of {cfg.weak} agree {agreement:.3f} < {cfg.threshold} (majority {top!r}): "
             f"escalated to {cfg.strong}"
         )
     ctx.decide(
@@ -401,67 +607,79 @@ async def cascade(q: Query, ctx: Context) -> Routed:
         chosen=chosen,
         scores={"agreement": agreement},
         reason=reason,
-        parameters=cfg.model_dump(exclude={"max_tokens"}),
+        parameters=cfg.model_dump(),
         evidence={
             "samples": samples,
+            "votes": counts,
+            "majority": top,
+            "agreement": agreement,
             "accepted": accepted,
+            "strong_answer": strong_answer,
             "answer": answer,
             "cost_usd": caller.cost,
         },
     )
     return Routed(
-        answer=answer, chosen=[chosen], models_invoked=caller.invoked, cost_usd=caller.cost
+        answer=answer, models_invoked=caller.invoked, chosen=[chosen], cost_usd=caller.cost
     )
 
 
-# -- oracle ----------------------------------------------------------------------------------
+# -- oracle --------------------------------------------------------------------------------------
 
 
-@agent(name="oracle", version="1", config=ModelsConfig)
+@agent(name="oracle", version="2", config=ModelsConfig)
 async def oracle(q: Query, ctx: Context) -> Routed:
     """The cheapest correct model (evaluation only: it reads the gold label)."""
     cfg: ModelsConfig = ctx.config
     if q.gold is None:
         raise ValueError(
-            "the oracle needs the gold label to know which models are right; fix: pass "
-            "gold=... (the oracle is for evaluation, not for serving)"
+            "oracle needs a gold label to know which models are right, got gold=None; fix: "
+            "pass gold=... in the input (the oracle is for evaluation, not for serving)"
         )
     caller = _Caller(ctx, cfg.max_tokens)
     extract = extractor(cfg.extractor)
     answers = [extract((await caller.ask(m, q.question)).text) for m in cfg.models]
     gold = extract(q.gold) or q.gold
-    by_cost = sorted(range(len(cfg.models)), key=lambda i: (caller.costs[i], cfg.models[i]))
+    by_cost = sorted(range(len(cfg.models)), key=lambda i: (caller.costs[i], i))
     right = [i for i in by_cost if answers[i] == gold]
     pick = right[0] if right else by_cost[0]
     model = cfg.models[pick]
-    reason = (
-        f"{model} is the cheapest correct model (${caller.costs[pick]:.6f})"
-        if right
-        else f"no model is correct; the cheapest, {model}, stands in"
-    )
+    if right:
+        reason = f"{model} is the cheapest correct model (${caller.costs[pick]:.8f} for this call)"
+    else:
+        reason = (
+            f"no model is correct (gold {gold!r}); the cheapest model, {model} "
+            f"(${caller.costs[pick]:.8f}), stands in"
+        )
+    costs = dict(zip(cfg.models, caller.costs, strict=True))
     ctx.decide(
         candidates=cfg.models,
         chosen=model,
-        scores={m: round(c, 12) for m, c in zip(cfg.models, caller.costs, strict=True)},
+        scores={m: -c for m, c in costs.items()},
         reason=reason,
-        parameters={"models": cfg.models, "extractor": cfg.extractor},
+        parameters=cfg.model_dump(),
         evidence={
+            "gold": gold,
             "answers": dict(zip(cfg.models, answers, strict=True)),
             "correct": [cfg.models[i] for i in right],
-            "gold": gold,
-            "costs_of_all_calls": caller.costs,
+            "call_costs_usd": costs,
+            "total_cost_usd": caller.cost,
+            "chosen_cost_usd": caller.costs[pick],
+            "answer": answers[pick],
         },
     )
     return Routed(
         answer=answers[pick],
-        chosen=[model],
         models_invoked=caller.invoked,
+        chosen=[model],
         cost_usd=caller.costs[pick],
     )
 
 
-register_state_format(
-    "orch.knn-index/1",
-    KNNIndex,
-    lambda s: f"kNN index, {len(s.examples)} training queries over models {', '.join(s.models)}",
-)
+def _summary(index: KNNIndex) -> str:
+    return (
+        f"kNN index, {len(index.examples)} training queries over models {', '.join(index.models)}"
+    )
+
+
+register_state_format(KNN_FORMAT, KNNIndex, _summary)
