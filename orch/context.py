@@ -111,6 +111,17 @@ class Context:
         return self._state.seed
 
     @property
+    def replaying(self) -> bool:
+        """True when this run serves every effect from a record (``orch replay``): code that
+        waits between attempts (a retry backoff) need not wait for served effects."""
+        return self._state.mode == "replay"
+
+    @property
+    def effect_count(self) -> int:
+        """How many effects this step has started: the index the next one will get."""
+        return len(self._log.effects)
+
+    @property
     def config(self) -> Any:
         """The running agent's config model."""
         return self.agent.config
@@ -226,6 +237,7 @@ class Context:
         *,
         response_model: type[BaseModel] | None = None,
         meter: Callable[[R], tuple[Mapping[str, int], float | None]] | None = None,
+        failure: Callable[[R], Mapping[str, str] | None] | None = None,
     ) -> R:
         """Make (or, in replay, look up) one call to the outside world; return its response.
 
@@ -234,11 +246,20 @@ class Context:
         ``perform`` makes the call; its result (a pydantic model or plain JSON data) is
         recorded. ``response_model`` decodes a recorded response in replay; ``meter`` turns a
         response into (token usage, cost in USD) for the record.
+
+        ``failure`` is for effects whose failures are results worth keeping (a tool's
+        structured error): it maps a response to ``{"type": ..., "message": ...}`` when the
+        response describes a failure, else None. Such a response is recorded whole with status
+        ``failed``, and replay serves it back instead of raising, so the caller sees the very
+        same structured failure offline.
         """
         state = self._state
         log = self._log
-        index = len(log.effects)
         req_key = state.store.put(canonical_bytes(request))
+        # The index is taken as the call starts, so effects a step makes concurrently get
+        # distinct slots; a slot whose call was cancelled stays empty and is left out.
+        index = len(log.effects)
+        log.effects.append("")
         source = state.effect_source
         if source is not None:
             slot = source.get(self.step_id, index)
@@ -263,7 +284,7 @@ class Context:
                             ),
                         )
                     )
-                log.effects.append(rec_key)  # the same record: same bytes, same key
+                log.effects[index] = rec_key  # the same record: same bytes, same key
                 state.events.emit(
                     "effect",
                     self.step_id,
@@ -274,7 +295,8 @@ class Context:
                     status=rec.status,
                     served_from=source.run_id,
                 )
-                if rec.status != "ok" or rec.response is None:
+                served_failure = failure is not None and rec.response is not None
+                if (rec.status != "ok" and not served_failure) or rec.response is None:
                     err = rec.error
                     raise RecordedEffectError(
                         err.type if err else "Error", err.message if err else "failed"
@@ -309,8 +331,24 @@ class Context:
                 )
             cost = None if cost is None else float(cost)
         response_key = state.store.put(canonical_bytes(response))
+        verdict = failure(response) if failure is not None else None
+        failed = dict(verdict) if verdict is not None else None
+        if failed is not None and set(failed) != {"type", "message"}:
+            raise OrchError(
+                f"step {self.step_id!r}: the failure hook of effect #{index} ({target}) returned "
+                f"{failed!r}; fix: return {{'type': str, 'message': str}} or None"
+            )
         self._finish_effect(
-            index, kind, target, req_key, response_key, "ok", None, usage, cost, started
+            index,
+            kind,
+            target,
+            req_key,
+            response_key,
+            "ok" if failed is None else "failed",
+            failed,
+            usage,
+            cost,
+            started,
         )
         return response
 
@@ -343,7 +381,7 @@ class Context:
             "cost_usd": cost,
         }
         key = self._state.store.put(canonical_bytes(record))
-        self._log.effects.append(key)
+        self._log.effects[index] = key
         # Latency is wall-clock time: it goes to the event log, never into a hashed record.
         self._state.events.emit(
             "effect",

@@ -1,0 +1,58 @@
+"""The MCP-style tool broker: local Python tools and real MCP servers behind one call path.
+
+Every call goes through identity, authorisation, resolution and argument validation, budget
+(rate limit and adaptive time allocation), invocation and audit; every attempt is a recorded
+effect that ``orch replay`` serves with no server running. Inspired by "Bridging Protocol
+and Production" (arXiv 2603.13417); see ``docs/tools.md``.
+"""
+
+from __future__ import annotations
+
+from .audit import AuditEntry, AuditLog, MemoryAuditLog, SQLiteAuditLog
+from .broker import ToolBroker, ToolListing, ToolOutcome
+from .budget import Allocation, Estimate, LatencyHistory, TimeBudget, allocate
+from .credentials import CredentialVault
+from .errors import RETRYABLE, Category, ToolCallError, ToolConfigError, ToolError
+from .mcp import McpSource
+from .principal import Principal
+from .ratelimit import RateLimit, RateLimiter
+from .sources import LocalSource, ToolSource
+from .tool import LocalTool, ToolInfo, ToolPolicy, ToolResult, tool
+
+__all__ = [
+    # the broker
+    "ToolBroker",
+    "ToolListing",
+    "ToolOutcome",
+    # identity and authorisation
+    "CredentialVault",
+    "Principal",
+    # tools and sources
+    "LocalSource",
+    "LocalTool",
+    "McpSource",
+    "ToolInfo",
+    "ToolPolicy",
+    "ToolResult",
+    "ToolSource",
+    "tool",
+    # budgets and limits
+    "Allocation",
+    "Estimate",
+    "LatencyHistory",
+    "RateLimit",
+    "RateLimiter",
+    "TimeBudget",
+    "allocate",
+    # errors
+    "RETRYABLE",
+    "Category",
+    "ToolCallError",
+    "ToolConfigError",
+    "ToolError",
+    # audit
+    "AuditEntry",
+    "AuditLog",
+    "MemoryAuditLog",
+    "SQLiteAuditLog",
+]

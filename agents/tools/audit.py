@@ -1,0 +1,187 @@
+"""The audit log: who called which tool, with what, and how it went (the broker's last stage).
+
+One :class:`AuditEntry` per attempt the broker made or refused: principal and tenant, run,
+step and effect, tool and server, digests of the (redacted) arguments, the recorded request
+and the result, the outcome, whether the server was reached, the latency and the allocated
+timeout. Entries are hash-chained per tenant (each holds the hash of the tenant's previous
+one), so a tenant's log can be verified alone, and a tenant reads only its own entries: there
+is no call that lists another tenant's.
+
+Latency and wall time are facts of this execution: they live here and in the run's event
+log, never in a hashed run record. Backends: :class:`MemoryAuditLog` and
+:class:`SQLiteAuditLog` (one file, safe for several processes appending at once).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from traces import digest
+
+__all__ = ["AuditEntry", "AuditLog", "MemoryAuditLog", "SQLiteAuditLog", "entry_hash"]
+
+
+class AuditEntry(BaseModel):
+    """One attempt of one tool call, or one refusal."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    tenant: str
+    seq: int
+    """Position in the tenant's chain, from 0."""
+    prev: str | None
+    """Hash of the tenant's previous entry (None for the first)."""
+    principal: str
+    scopes: list[str]
+    run_id: str | None
+    step_id: str | None
+    effect: int | None
+    """The effect index in the step's record; None when nothing was recorded (a denial)."""
+    tool: str
+    source: str | None
+    version: str | None
+    attempt: int
+    arguments: str
+    """Digest of the canonical redacted arguments."""
+    request: str | None
+    """Key of the recorded request artifact."""
+    result: str | None
+    """Digest of the canonical result, when there was one."""
+    outcome: str
+    """``ok`` or the error category."""
+    message: str = ""
+    retryable: bool = False
+    invoked: bool
+    """Whether the call reached the tool (a refusal never does)."""
+    latency_ms: float
+    timeout_s: float | None
+    at: float
+    """Wall-clock time (seconds since the epoch) when the attempt ended."""
+    hash: str
+    """Digest of every other field."""
+
+
+def entry_hash(body: Mapping[str, Any]) -> str:
+    return digest(orjson.dumps({k: v for k, v in body.items() if k != "hash"}, option=_OPTS))
+
+
+_OPTS = orjson.OPT_SORT_KEYS
+
+
+@runtime_checkable
+class AuditLog(Protocol):
+    """Where audit entries go. ``append`` chains and stores one; ``entries`` reads a tenant's."""
+
+    def append(self, fields: Mapping[str, Any]) -> AuditEntry: ...
+
+    def entries(self, tenant: str) -> list[AuditEntry]: ...
+
+
+def _seal(fields: Mapping[str, Any], seq: int, prev: str | None) -> AuditEntry:
+    body = dict(fields) | {"seq": seq, "prev": prev}
+    body["hash"] = entry_hash(body)
+    return AuditEntry.model_validate(body)
+
+
+def verify_chain(entries: list[AuditEntry]) -> list[str]:
+    """Problems with a tenant's chain: a changed entry, a gap or a broken link."""
+    problems: list[str] = []
+    prev: str | None = None
+    for i, e in enumerate(entries):
+        if e.seq != i:
+            problems.append(f"entry #{i}: sequence number {e.seq}, expected {i} (a gap)")
+        if e.prev != prev:
+            problems.append(f"entry #{i}: links to {e.prev}, but the previous entry is {prev}")
+        actual = entry_hash(e.model_dump())
+        if actual != e.hash:
+            problems.append(f"entry #{i}: its fields hash to {actual}, not to {e.hash}")
+        prev = e.hash
+    return problems
+
+
+class MemoryAuditLog:
+    """Audit entries in memory (the broker's default; gone when the process ends)."""
+
+    def __init__(self) -> None:
+        self._by_tenant: dict[str, list[AuditEntry]] = {}
+        self._lock = threading.Lock()
+
+    def append(self, fields: Mapping[str, Any]) -> AuditEntry:
+        with self._lock:
+            chain = self._by_tenant.setdefault(str(fields["tenant"]), [])
+            entry = _seal(fields, len(chain), chain[-1].hash if chain else None)
+            chain.append(entry)
+            return entry
+
+    def entries(self, tenant: str) -> list[AuditEntry]:
+        with self._lock:
+            return list(self._by_tenant.get(tenant, ()))
+
+    def verify(self, tenant: str) -> list[str]:
+        return verify_chain(self.entries(tenant))
+
+
+class SQLiteAuditLog:
+    """Audit entries in one SQLite file; appends from several processes are serialised by
+    SQLite's write lock, so each tenant's chain stays gap-free."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS audit ("
+            " tenant TEXT NOT NULL, seq INTEGER NOT NULL, hash TEXT NOT NULL,"
+            " body BLOB NOT NULL, PRIMARY KEY (tenant, seq))"
+        )
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def append(self, fields: Mapping[str, Any]) -> AuditEntry:
+        tenant = str(fields["tenant"])
+        with self._write() as db:
+            row = db.execute(
+                "SELECT seq, hash FROM audit WHERE tenant = ? ORDER BY seq DESC LIMIT 1",
+                (tenant,),
+            ).fetchone()
+            seq, prev = (0, None) if row is None else (row[0] + 1, row[1])
+            entry = _seal(fields, seq, prev)
+            db.execute(
+                "INSERT INTO audit (tenant, seq, hash, body) VALUES (?, ?, ?, ?)",
+                (tenant, seq, entry.hash, orjson.dumps(entry.model_dump(), option=_OPTS)),
+            )
+        return entry
+
+    def entries(self, tenant: str) -> list[AuditEntry]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body FROM audit WHERE tenant = ? ORDER BY seq", (tenant,)
+            ).fetchall()
+        return [AuditEntry.model_validate(orjson.loads(r[0])) for r in rows]
+
+    def verify(self, tenant: str) -> list[str]:
+        return verify_chain(self.entries(tenant))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,646 @@
+"""The tool broker: every tool call of a run goes through one pipeline of six stages.
+
+1. **identity**: the principal (tenant, scopes) is the call's own, else the run's
+   ``principal`` service, else the broker's default;
+2. **authorisation**: the tool's required scopes against the principal's, the tool's owning
+   tenant, and the tenant's credential if the tool needs one. A denial is a structured
+   ``permission_denied`` error and an audit entry, never a call, and nothing is recorded as
+   an effect (it is a pure function of configuration, so replay reaches the same denial);
+3. **resolution**: the tool name to its source and schema (an MCP server's listing), and
+   the arguments validated against the schema, so that invalid ones never reach the server;
+4. **budget**: the rate limit per principal and tool, and the time allocated to the call
+   from a shared :class:`~agents.tools.budget.TimeBudget` (or the tool's own timeout); a call
+   that cannot fit is refused before it starts;
+5. **invocation** with the allocated timeout;
+6. **audit**: one hash-chained entry per attempt (principal, tool, argument and result
+   digests, outcome, latency).
+
+Stages 3 to 5 depend on the world (a server's listing, the clock, the tool), so each attempt
+is one recorded effect (kind ``tool``) whose response is the whole :class:`ToolOutcome`,
+failure included: replay serves it without starting any server and the caller sees the same
+result, or the same structured error. Retries are made for retryable categories only, with a
+deterministic backoff (or the error's ``retry_after_s``), each attempt its own effect; in
+replay no one waits. Secrets in arguments are redacted from the recorded request and the
+audit entry, and scrubbed from the recorded result.
+
+Inspired by the context-aware broker pipeline of "Bridging Protocol and Production"
+(arXiv 2603.13417); its full text was not available, so the stages follow its abstract and
+this project's design notes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+
+from orch import Context
+from orch.errors import OrchError
+from traces import canonical_bytes, digest
+
+from .audit import AuditLog, MemoryAuditLog
+from .budget import Allocation, Estimate, LatencyHistory, TimeBudget
+from .credentials import CredentialVault
+from .errors import ToolCallError, ToolConfigError, ToolError
+from .principal import Principal
+from .ratelimit import RateLimit, RateLimiter
+from .redact import redact_arguments, schema_secrets, scrub
+from .sources import LocalSource, ToolSource, closest
+from .tool import LocalTool, ToolInfo, ToolPolicy, ToolResult
+
+__all__ = ["ToolBroker", "ToolListing", "ToolOutcome"]
+
+
+class ToolOutcome(BaseModel):
+    """One attempt of one tool call, as recorded: the result or the structured error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    tool: str
+    ok: bool
+    result: ToolResult | None = None
+    error: ToolError | None = None
+    invoked: bool = False
+    """Whether the call reached the tool (refusals never do)."""
+    version: str | None = None
+    """The tool's version (an MCP server's reported version)."""
+    timeout_s: float | None = None
+    """The time the call was allowed."""
+    allocation: dict[str, float | bool] | None = None
+    """The budget's arithmetic, when the call was part of a time budget."""
+
+
+class ToolListing(BaseModel):
+    """The tools a principal may call, as recorded by :meth:`ToolBroker.list_tools`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    unavailable: dict[str, str] = Field(default_factory=dict)
+    """Sources that could not be listed, with why."""
+
+
+def _failure(outcome: ToolOutcome) -> dict[str, str] | None:
+    if outcome.ok or outcome.error is None:
+        return None
+    return {"type": "ToolError", "message": f"{outcome.error.category}: {outcome.error.message}"}
+
+
+class ToolBroker:
+    """Registers tools (local functions, MCP servers) and runs every call through the stages.
+
+    Give it to a run as a service (``services={"tools": broker, "principal": Principal(...)}``)
+    and call ``await ctx.service("tools").call(ctx, "time.get_current_time", {...})``.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[ToolSource | LocalTool] = (),
+        *,
+        audit: AuditLog | None = None,
+        credentials: CredentialVault | None = None,
+        principal: Principal | None = None,
+        rate_limits: Mapping[str, RateLimit] | None = None,
+        default_rate_limit: RateLimit | None = None,
+        max_attempts: int = 3,
+        backoff_s: float = 0.05,
+        max_backoff_s: float = 5.0,
+        safety: float = 1.5,
+        clock: Any = time.monotonic,
+    ) -> None:
+        if max_attempts < 1:
+            raise ToolConfigError(f"max_attempts must be >= 1, got {max_attempts}")
+        if not safety >= 1:
+            raise ToolConfigError(f"the safety factor must be >= 1, got {safety}")
+        self.local = LocalSource()
+        self._sources: dict[str, ToolSource] = {}
+        self.audit: AuditLog = audit if audit is not None else MemoryAuditLog()
+        self.credentials = credentials or CredentialVault()
+        self.principal = principal
+        self.rate_limits = dict(rate_limits or {})
+        self.default_rate_limit = default_rate_limit
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.safety = safety
+        self._clock = clock
+        self._limiter = RateLimiter(clock)
+        self._history: dict[str, LatencyHistory] = {}
+        for s in sources:
+            self.add(s)
+
+    # -- registration ----------------------------------------------------------------------
+
+    def add(self, source: ToolSource | LocalTool) -> None:
+        """Register a local tool or a tool source (an :class:`~agents.tools.mcp.McpSource`)."""
+        if isinstance(source, LocalTool):
+            self.local.add(source)
+            return
+        if not isinstance(source, ToolSource):
+            raise ToolConfigError(
+                f"{source!r} is neither a tool nor a tool source; fix: pass @tool functions "
+                "or McpSource(...)"
+            )
+        if source.name == "local" or source.name in self._sources:
+            raise ToolConfigError(f"a tool source is already named {source.name!r}; fix: rename")
+        self._sources[source.name] = source
+
+    @property
+    def sources(self) -> dict[str, ToolSource]:
+        return {"local": self.local, **self._sources}
+
+    def source(self, name: str) -> ToolSource:
+        return self.sources[name]
+
+    def _locate(self, tool: str) -> tuple[ToolSource, str]:
+        if not isinstance(tool, str) or not tool:
+            raise ToolCallError(
+                ToolError.of("invalid_arguments", str(tool), "the tool name must be a string")
+            )
+        if tool in self.local:
+            return self.local, tool
+        prefix, sep, rest = tool.partition(".")
+        if sep and prefix in self._sources and rest:
+            return self._sources[prefix], rest
+        known = self.local.names() + sorted(self._sources)
+        raise ToolCallError(
+            ToolError.of(
+                "not_found",
+                tool,
+                f"no tool {tool!r}: it is neither a local tool ({', '.join(self.local.names())}"
+                f") nor SERVER.TOOL of a registered server ({', '.join(sorted(self._sources))})",
+                alternative=closest(tool, known),
+            )
+        )
+
+    # -- latency history and budgets -------------------------------------------------------
+
+    def history(self, tool: str) -> LatencyHistory:
+        found = self._history.get(tool)
+        if found is None:
+            found = self._history[tool] = LatencyHistory()
+        return found
+
+    def estimate(self, tool: str, policy: ToolPolicy | None = None) -> Estimate:
+        if policy is None:
+            try:
+                source, remote = self._locate(tool)
+                policy = source.policy(remote)
+            except ToolCallError:
+                policy = ToolPolicy()
+        return self.history(tool).estimate(policy.expected_s, policy.timeout_s, self.safety)
+
+    def budget(self, total_s: float, plan: Sequence[str] = ()) -> TimeBudget:
+        """A time budget for a sequence of calls (``plan``: their tool names, in order)."""
+        return TimeBudget(total_s, plan, safety=self.safety)
+
+    # -- stage 1: identity -----------------------------------------------------------------
+
+    def _identify(self, ctx: Context | None, principal: Principal | None) -> Principal:
+        if principal is not None:
+            found: Any = principal
+        else:
+            found = None
+            if ctx is not None:
+                try:
+                    found = ctx.service("principal")
+                except OrchError:
+                    found = None
+            if found is None:
+                found = self.principal
+        if found is None:
+            raise ToolConfigError(
+                "a tool call has no principal; fix: pass principal=Principal(...) to the call, "
+                "give the run services={'principal': Principal(...)}, or give the broker one"
+            )
+        if not isinstance(found, Principal):
+            raise ToolConfigError(
+                f"the principal is a {type(found).__name__}; fix: use "
+                "agents.tools.Principal(id=..., tenant=..., scopes={...})"
+            )
+        return found
+
+    # -- stage 2: authorisation ------------------------------------------------------------
+
+    def _authorise(self, who: Principal, tool: str, policy: ToolPolicy) -> ToolError | None:
+        if policy.tenant is not None and policy.tenant != who.tenant:
+            return ToolError.of(
+                "permission_denied",
+                tool,
+                f"tool {tool!r} belongs to another tenant; principal {who.id!r} of tenant "
+                f"{who.tenant!r} may not use it",
+            )
+        missing = who.missing(policy.scopes)
+        if missing:
+            return ToolError.of(
+                "permission_denied",
+                tool,
+                f"principal {who.id!r} lacks scope{'s' * (len(missing) > 1)} "
+                f"{', '.join(missing)} (has: {', '.join(sorted(who.scopes)) or 'none'})",
+                alternative=policy.alternative,
+            )
+        if (
+            policy.credential is not None
+            and self.credentials.get(who.tenant, policy.credential) is None
+        ):
+            return ToolError.of(
+                "permission_denied",
+                tool,
+                f"tenant {who.tenant!r} holds no credential {policy.credential!r}, which tool "
+                f"{tool!r} needs; fix: add it to the broker's vault for that tenant",
+            )
+        return None
+
+    # -- the call --------------------------------------------------------------------------
+
+    async def call(
+        self,
+        ctx: Context,
+        tool: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        principal: Principal | None = None,
+        budget: TimeBudget | None = None,
+        timeout_s: float | None = None,
+    ) -> ToolResult:
+        """Call ``tool`` with ``arguments`` as the current step; return its result.
+
+        Raises :class:`ToolCallError` with the structured error when the call is refused or
+        fails (after retries of retryable failures).
+        """
+        who = self._identify(ctx, principal)
+        args = dict(arguments or {})
+        source, remote = self._locate(tool)
+        policy = source.policy(remote)
+        denied = self._authorise(who, tool, policy)
+        if denied is not None:
+            if not ctx.replaying:
+                self._audit(ctx, who, tool, source.name, None, 1, args, policy, None, denied)
+            raise ToolCallError(denied)
+        if timeout_s is not None and not timeout_s > 0:
+            raise ToolConfigError(f"timeout_s must be > 0, got {timeout_s}")
+        credential = (
+            self.credentials.get(who.tenant, policy.credential) if policy.credential else None
+        )
+        secret_names = policy.secrets
+        if isinstance(source, LocalSource):
+            secret_names |= schema_secrets(source.info(remote).input_schema)
+        redacted, secret_values = redact_arguments(args, secret_names)
+        if credential is not None:
+            secret_values.append(credential)
+        request: dict[str, Any] = {
+            "tool": tool,
+            "arguments": redacted,
+            "principal": who.record(),
+        }
+        if timeout_s is not None:
+            request["timeout_s"] = timeout_s
+        served = [False]
+        last: list[ToolOutcome] = []
+
+        async def sleep(seconds: float) -> None:
+            if not served[0]:
+                await anyio.sleep(seconds)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            after = exc.error.retry_after_s if isinstance(exc, ToolCallError) else None
+            if after is not None:
+                return min(after, self.max_backoff_s)
+            return float(min(self.max_backoff_s, self.backoff_s * 2 ** (state.attempt_number - 1)))
+
+        def stop(state: RetryCallState) -> bool:
+            if state.attempt_number >= self.max_attempts:
+                return True
+            # No retry that the shared budget cannot wait for.
+            return budget is not None and budget.remaining_s <= wait(state)
+
+        retrying = AsyncRetrying(
+            stop=stop,
+            wait=wait,
+            retry=retry_if_exception(lambda e: isinstance(e, ToolCallError) and e.error.retryable),
+            reraise=True,
+            sleep=sleep,
+        )
+        async for attempt in retrying:
+            with attempt:
+                number = attempt.retry_state.attempt_number
+                outcome, was_served = await self._attempt(
+                    ctx,
+                    who,
+                    tool,
+                    source,
+                    remote,
+                    policy,
+                    args,
+                    request | {"attempt": number},
+                    credential,
+                    secret_values,
+                    budget,
+                    timeout_s,
+                    number,
+                )
+                served[0] = was_served
+                last[:] = [outcome]
+                if not outcome.ok:
+                    assert outcome.error is not None
+                    raise ToolCallError(outcome.error, number)
+        assert last and last[0].result is not None
+        return last[0].result
+
+    async def _attempt(
+        self,
+        ctx: Context,
+        who: Principal,
+        tool: str,
+        source: ToolSource,
+        remote: str,
+        policy: ToolPolicy,
+        args: dict[str, Any],
+        request: dict[str, Any],
+        credential: str | None,
+        secret_values: list[str],
+        budget: TimeBudget | None,
+        timeout_s: float | None,
+        number: int,
+    ) -> tuple[ToolOutcome, bool]:
+        """One attempt as one recorded effect; returns (outcome, served from a record)."""
+        performed = [False]
+        latency = [0.0]
+        info_box: list[ToolInfo] = []
+        index = ctx.effect_count
+
+        async def perform() -> ToolOutcome:
+            performed[0] = True
+            started = time.perf_counter()
+            try:
+                return await self._stages(
+                    who,
+                    tool,
+                    source,
+                    remote,
+                    policy,
+                    args,
+                    credential,
+                    secret_values,
+                    budget,
+                    timeout_s,
+                    info_box,
+                )
+            finally:
+                latency[0] = time.perf_counter() - started
+
+        outcome: ToolOutcome | None = None
+        try:
+            outcome = await ctx.effect(
+                "tool", tool, request, perform, response_model=ToolOutcome, failure=_failure
+            )
+        finally:
+            if performed[0]:
+                # The audit entry is written whatever happened, cancellation included.
+                cancelled = ToolError.of(
+                    "internal", tool, "the call was cancelled", retryable=False
+                )
+                self._audit(
+                    ctx,
+                    who,
+                    tool,
+                    source.name,
+                    index,
+                    number,
+                    request["arguments"],
+                    policy,
+                    outcome,
+                    cancelled if outcome is None else None,
+                    latency_s=latency[0],
+                    request_key=digest(canonical_bytes(request)),
+                    redacted=True,
+                )
+        return outcome, not performed[0]
+
+    async def _stages(
+        self,
+        who: Principal,
+        tool: str,
+        source: ToolSource,
+        remote: str,
+        policy: ToolPolicy,
+        args: dict[str, Any],
+        credential: str | None,
+        secret_values: list[str],
+        budget: TimeBudget | None,
+        timeout_s: float | None,
+        info_box: list[ToolInfo],
+    ) -> ToolOutcome:
+        """Stages 3 to 5 of one attempt; every failure becomes a failed outcome."""
+        version: str | None = None
+        timeout: float | None = None
+        evidence: dict[str, float | bool] | None = None
+        invoked = False
+
+        def failed(error: ToolError) -> ToolOutcome:
+            return ToolOutcome(
+                tool=tool,
+                ok=False,
+                error=error.model_copy(update={"message": scrub(error.message, secret_values)}),
+                invoked=invoked,
+                version=version,
+                timeout_s=timeout,
+                allocation=evidence,
+            )
+
+        try:
+            # 3. resolution and validation
+            info = await source.resolve(remote, who.tenant, credential)
+            info_box.append(info)
+            version = info.version or None
+            secret_values.extend(
+                s
+                for name in schema_secrets(info.input_schema)
+                for s in ([args[name]] if isinstance(args.get(name), str) else [])
+            )
+            valid, hints = source.validate(info, args)
+            if hints:
+                return failed(
+                    ToolError.of(
+                        "invalid_arguments",
+                        tool,
+                        f"the arguments do not match the schema of {tool!r}",
+                        hints={k: scrub(v, secret_values) for k, v in hints.items()},
+                    )
+                )
+            # 4. budget: rate limit, then time
+            limit = self.rate_limits.get(tool, self.default_rate_limit)
+            if limit is not None:
+                wait = self._limiter.acquire((who.tenant, who.id, tool), limit)
+                if wait is not None:
+                    return failed(
+                        ToolError.of(
+                            "rate_limited",
+                            tool,
+                            f"principal {who.id!r} is over the rate limit of {tool!r} "
+                            f"({limit.per_second:g}/s, burst {limit.burst})",
+                            retry_after_s=round(wait, 4),
+                        )
+                    )
+            estimate = self.history(tool).estimate(policy.expected_s, policy.timeout_s, self.safety)
+            if budget is not None:
+                allocation: Allocation = budget.take(tool, estimate, self.estimate)
+                evidence = allocation.evidence()
+                if not allocation.fits:
+                    return failed(
+                        ToolError.of(
+                            "timeout",
+                            tool,
+                            f"the time budget has {allocation.remaining_s:.3f}s left, less than "
+                            f"the {allocation.expected_s:.3f}s {tool!r} is expected to take; "
+                            "refused before it started",
+                            retryable=False,
+                        )
+                    )
+                timeout = allocation.timeout_s
+            else:
+                timeout = timeout_s if timeout_s is not None else policy.timeout_s
+            # 5. invocation
+            invoked = True
+            started = time.perf_counter()
+            try:
+                with anyio.fail_after(timeout):
+                    result = await source.invoke(info, valid, timeout, who.tenant, credential)
+            except TimeoutError:
+                self.history(tool).add(time.perf_counter() - started)
+                return failed(
+                    ToolError.of("timeout", tool, f"{tool!r} took longer than {timeout:.3f}s")
+                )
+            self.history(tool).add(time.perf_counter() - started)
+        except ToolCallError as exc:
+            return failed(exc.error)
+        except Exception as exc:  # a local tool's own bug: a result, not a broker crash
+            return failed(
+                ToolError.of("internal", tool, f"the tool raised {type(exc).__name__}: {exc}")
+            )
+        clean = ToolResult.model_validate(scrub(result.model_dump(mode="json"), secret_values))
+        if clean.is_error:
+            return failed(_tool_is_error(tool, clean, policy))
+        return ToolOutcome(
+            tool=tool,
+            ok=True,
+            result=clean,
+            invoked=True,
+            version=version,
+            timeout_s=timeout,
+            allocation=evidence,
+        )
+
+    # -- stage 6: audit --------------------------------------------------------------------
+
+    def _audit(
+        self,
+        ctx: Context,
+        who: Principal,
+        tool: str,
+        source: str,
+        effect: int | None,
+        attempt: int,
+        arguments: Mapping[str, Any],
+        policy: ToolPolicy,
+        outcome: ToolOutcome | None,
+        error: ToolError | None,
+        *,
+        latency_s: float = 0.0,
+        request_key: str | None = None,
+        redacted: bool = False,
+    ) -> None:
+        if not redacted:
+            arguments, _ = redact_arguments(arguments, policy.secrets)
+        if outcome is not None and error is None:
+            error = outcome.error
+        result = outcome.result if outcome is not None else None
+        self.audit.append(
+            {
+                "tenant": who.tenant,
+                "principal": who.id,
+                "scopes": sorted(who.scopes),
+                "run_id": ctx.run_id,
+                "step_id": ctx.step_id,
+                "effect": effect,
+                "tool": tool,
+                "source": source,
+                "version": outcome.version if outcome is not None else None,
+                "attempt": attempt,
+                "arguments": digest(canonical_bytes(arguments)),
+                "request": request_key,
+                "result": digest(canonical_bytes(result)) if result is not None else None,
+                "outcome": "ok" if error is None else error.category,
+                "message": "" if error is None else error.message,
+                "retryable": bool(error and error.retryable),
+                "invoked": bool(outcome and outcome.invoked),
+                "latency_ms": round(latency_s * 1000, 3),
+                "timeout_s": outcome.timeout_s if outcome is not None else None,
+                "at": round(time.time(), 6),
+            }
+        )
+
+    # -- listing ---------------------------------------------------------------------------
+
+    async def list_tools(self, ctx: Context, *, principal: Principal | None = None) -> ToolListing:
+        """The tools the principal may call, with their schemas, as a recorded effect (so a
+        model prompt built from it is the same in replay, with no server running)."""
+        who = self._identify(ctx, principal)
+
+        async def perform() -> ToolListing:
+            return await self.discover(who)
+
+        request = {"principal": who.record(), "sources": sorted(self.sources)}
+        return await ctx.effect("tool-list", "tools", request, perform, response_model=ToolListing)
+
+    async def discover(self, who: Principal) -> ToolListing:
+        """The listing itself, unrecorded (for ``orch tools list`` and tests)."""
+        tools: list[dict[str, Any]] = []
+        unavailable: dict[str, str] = {}
+        for name, source in sorted(self.sources.items()):
+            policy = source.policy("") if not isinstance(source, LocalSource) else None
+            if policy is not None and (policy.tenant not in (None, who.tenant)):
+                continue
+            credential = (
+                self.credentials.get(who.tenant, policy.credential)
+                if policy is not None and policy.credential
+                else None
+            )
+            if policy is not None and policy.credential and credential is None:
+                continue
+            try:
+                infos = await source.list(who.tenant, credential)
+            except ToolCallError as exc:
+                unavailable[name] = exc.error.message
+                continue
+            for info in infos:
+                if self._authorise(who, info.name, info.policy) is None:
+                    tools.append(info.summary())
+        return ToolListing(tools=tools, unavailable=unavailable)
+
+    async def aclose(self) -> None:
+        """Close every source's connections (stdio servers are shut down)."""
+        for source in list(self._sources.values()):
+            await source.aclose()
+
+
+def _tool_is_error(tool: str, result: ToolResult, policy: ToolPolicy) -> ToolError:
+    """A result the tool itself flagged ``isError``: an MCP server reports its argument
+    validation this way too, so its wording is read for the category."""
+    text = result.text.strip() or "the tool reported an error"
+    lowered = text.lower()
+    if "-32602" in text or "invalid arguments" in lowered or "validation error" in lowered:
+        category = "invalid_arguments"
+    elif "unknown tool" in lowered or "not found" in lowered:
+        category = "not_found"
+    else:
+        category = "internal"
+    return ToolError.of(
+        category,  # type: ignore[arg-type]
+        tool,
+        text if len(text) <= 2000 else text[:1997] + "...",
+        alternative=policy.alternative,
+    )
