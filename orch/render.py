@@ -74,7 +74,8 @@ def _step_label(step: StepView) -> RenderableType:
         text.append(
             f"\n  ⇄ {e.kind} {e.target} #{e.index} {e.status}"
             + (f" tokens {tokens}" if tokens else "")
-            + cost,
+            + cost
+            + (f": {e.error.message}" if e.error is not None and e.status != "ok" else ""),
             style="dim" if e.status == "ok" else "red",
         )
     if rec.reason:

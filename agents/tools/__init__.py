@@ -8,6 +8,7 @@ and Production" (arXiv 2603.13417); see ``docs/tools.md``.
 
 from __future__ import annotations
 
+from .agent import ToolAgentAnswer, ToolAgentConfig, ToolCallTrace, ToolTask, tool_agent
 from .audit import AuditEntry, AuditLog, MemoryAuditLog, SQLiteAuditLog
 from .broker import ToolBroker, ToolListing, ToolOutcome
 from .budget import Allocation, Estimate, LatencyHistory, TimeBudget, allocate
@@ -20,6 +21,12 @@ from .sources import LocalSource, ToolSource
 from .tool import LocalTool, ToolInfo, ToolPolicy, ToolResult, tool
 
 __all__ = [
+    # the tool-using agent
+    "ToolAgentAnswer",
+    "ToolAgentConfig",
+    "ToolCallTrace",
+    "ToolTask",
+    "tool_agent",
     # the broker
     "ToolBroker",
     "ToolListing",
