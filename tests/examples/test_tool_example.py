@@ -1,0 +1,60 @@
+"""The tool example: a real MCP server (mcp-server-time over stdio) behind the broker; the run
+verifies, its audit chain is intact, and it replays clean with no server able to start."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from agents.tools import SQLiteAuditLog
+from orch.loader import load_pipeline
+from orch.replay import areplay, recorded_origin
+from traces.open import open_store
+from traces.verify import verify_store
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def test_tool_example_runs_audits_and_replays_without_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if importlib.util.find_spec("mcp_server_time") is None:
+        if os.environ.get("ORCH_REQUIRE_MCP") == "1":
+            pytest.fail("mcp-server-time is not installed (CI must run this test)")
+        pytest.skip("mcp-server-time is not installed")
+    spec = importlib.util.spec_from_file_location("example_tool_agent", EXAMPLES / "tool_agent.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["example_tool_agent"] = module
+    spec.loader.exec_module(module)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ORCH_STORE", raising=False)
+    assert module.main() == 0
+    out = capsys.readouterr().out
+    assert "refused: invalid_arguments" in out and "target_timezone" in out
+    assert "inside Tokyo office hours" in out or "outside Tokyo office hours" in out
+    assert "(chain intact)" in out
+    audit = SQLiteAuditLog(tmp_path / ".orch" / "tools-audit.db")
+    outcomes = [e.outcome for e in audit.entries("demo")]
+    assert outcomes == ["invalid_arguments", "ok", "ok", "ok"]
+    assert audit.verify("demo") == []
+    audit.close()
+    with open_store() as store:
+        assert verify_store(store).ok
+        (run_id,) = store.run_ids()
+        origin = recorded_origin(store, run_id)
+        assert origin is not None
+        services = module.services()
+        # A server command that cannot start: replay must not need it.
+        services["tools"] = module.broker(command=[str(tmp_path / "no-such-server")])
+        report = anyio.run(
+            functools.partial(areplay, load_pipeline(origin), run_id, store, services=services)
+        )
+        assert report.clean, report.first_divergence
+        assert services["tools"].source("time").connects == 0
