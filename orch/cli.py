@@ -1,4 +1,4 @@
-"""The ``orch`` command line: run, runs, show, verify, replay, diff, plugins.
+"""The ``orch`` command line: run, runs, show, verify, replay, diff, plugins, tools.
 
 Thin: each command parses options, calls the library and renders. User mistakes (a bad path,
 an unknown run, an invalid pipeline) print one clear line and a hint, exit code 2; a run that
@@ -499,6 +499,15 @@ def plugins(as_json: JsonOpt = False) -> None:
         status = "[green]ok[/]" if i.ok else f"[red]broken[/]: {i.error}"
         table.add_row(i.name, i.group, f"{i.package} {i.version}", i.agent or i.target, status)
     out.print(table)
+
+
+def _add_tools() -> None:
+    from .cli_tools import tools_app
+
+    app.add_typer(tools_app, name="tools")
+
+
+_add_tools()
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from .broker import ToolBroker, ToolListing, ToolOutcome
 from .budget import Allocation, Estimate, LatencyHistory, TimeBudget, allocate
 from .credentials import CredentialVault
 from .errors import RETRYABLE, Category, ToolCallError, ToolConfigError, ToolError
-from .mcp import McpSource
+from .mcp_source import McpSource
 from .principal import Principal
 from .ratelimit import RateLimit, RateLimiter
 from .sources import LocalSource, ToolSource

@@ -134,7 +134,7 @@ class ToolBroker:
     # -- registration ----------------------------------------------------------------------
 
     def add(self, source: ToolSource | LocalTool) -> None:
-        """Register a local tool or a tool source (an :class:`~agents.tools.mcp.McpSource`)."""
+        """Register a local tool or a tool source (an :class:`~agents.tools.mcp_source.McpSource`)."""
         if isinstance(source, LocalTool):
             self.local.add(source)
             return

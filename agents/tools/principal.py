@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["Principal"]
 
@@ -27,20 +27,26 @@ class Principal(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     id: str = Field(min_length=1)
     tenant: str = Field(min_length=1)
-    scopes: frozenset[str] = frozenset()
+    scopes: tuple[str, ...] = ()
+    """Sorted and without repeats, whatever collection was given: a set has no order, and a
+    principal goes into hashed records."""
+
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _sorted(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            raise ValueError("scopes must be a collection of scope names, not one string")
+        if isinstance(v, set | frozenset | list | tuple):
+            return tuple(sorted({str(s) for s in v}))
+        return v
 
     @field_validator("scopes")
     @classmethod
-    def _scopes(cls, v: frozenset[str]) -> frozenset[str]:
-        bad = sorted(s for s in v if not _SCOPE.match(s))
+    def _scopes(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [s for s in v if not _SCOPE.match(s)]
         if bad:
             raise ValueError(f"scopes {bad} are not valid scope names (letters, digits, _.:*-)")
         return v
-
-    @field_serializer("scopes")
-    def _sorted(self, v: frozenset[str]) -> list[str]:
-        # A set has no order; the record needs one that is the same in every process.
-        return sorted(v)
 
     def grants(self, scope: str) -> bool:
         """True when a scope of this principal covers ``scope``."""
@@ -48,10 +54,10 @@ class Principal(BaseModel):
             return True
         return any(s.endswith(":*") and scope.startswith(s[:-1]) for s in self.scopes)
 
-    def missing(self, required: frozenset[str]) -> list[str]:
+    def missing(self, required: frozenset[str] | tuple[str, ...]) -> list[str]:
         """The required scopes this principal lacks, sorted."""
         return sorted(s for s in required if not self.grants(s))
 
     def record(self) -> dict[str, Any]:
         """The principal as it goes into a recorded request."""
-        return {"id": self.id, "tenant": self.tenant, "scopes": sorted(self.scopes)}
+        return {"id": self.id, "tenant": self.tenant, "scopes": list(self.scopes)}

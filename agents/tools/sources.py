@@ -3,7 +3,7 @@
 The seam is :class:`ToolSource`: a name (the namespace of its tools), the policy of each tool
 from configuration alone, resolution of a tool name to a :class:`ToolInfo` (which may ask
 the server), argument validation, invocation and a listing. :class:`LocalSource` holds
-Python functions; :class:`agents.tools.mcp.McpSource` speaks to MCP servers. A source raises
+Python functions; :class:`agents.tools.mcp_source.McpSource` speaks to MCP servers. A source raises
 :class:`ToolCallError` with a structured error for every failure it can name.
 """
 
