@@ -134,7 +134,7 @@ class ToolBroker:
     # -- registration ----------------------------------------------------------------------
 
     def add(self, source: ToolSource | LocalTool) -> None:
-        """Register a local tool or a tool source (an :class:`~agents.tools.mcp_source.McpSource`)."""
+        """Register a local tool or a tool source (an MCP server: ``McpSource``)."""
         if isinstance(source, LocalTool):
             self.local.add(source)
             return
@@ -272,8 +272,13 @@ class ToolBroker:
         """
         who = self._identify(ctx, principal)
         args = dict(arguments or {})
-        source, remote = self._locate(tool)
-        policy = source.policy(remote)
+        try:
+            source, remote = self._locate(tool)
+            policy = source.policy(remote)
+        except ToolCallError as exc:  # no such server or local tool: refused, and audited
+            if not ctx.replaying:
+                self._audit(ctx, who, tool, None, None, 1, args, ToolPolicy(), None, exc.error)
+            raise
         denied = self._authorise(who, tool, policy)
         if denied is not None:
             if not ctx.replaying:
@@ -401,7 +406,10 @@ class ToolBroker:
             if performed[0]:
                 # The audit entry is written whatever happened, cancellation included.
                 cancelled = ToolError.of(
-                    "internal", tool, "the call was cancelled", retryable=False
+                    "internal",
+                    tool,
+                    "the attempt ended without an outcome (cancelled, or the broker failed)",
+                    retryable=False,
                 )
                 self._audit(
                     ctx,
@@ -541,7 +549,7 @@ class ToolBroker:
         ctx: Context,
         who: Principal,
         tool: str,
-        source: str,
+        source: str | None,
         effect: int | None,
         attempt: int,
         arguments: Mapping[str, Any],

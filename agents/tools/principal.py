@@ -35,7 +35,8 @@ class Principal(BaseModel):
     @classmethod
     def _sorted(cls, v: Any) -> Any:
         if isinstance(v, str):
-            raise ValueError("scopes must be a collection of scope names, not one string")
+            # pydantic reports a ValueError as a validation error naming the field.
+            raise ValueError("scopes must be a collection of scope names, not one string")  # noqa: TRY004
         if isinstance(v, set | frozenset | list | tuple):
             return tuple(sorted({str(s) for s in v}))
         return v
