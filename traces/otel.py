@@ -227,7 +227,16 @@ def _effect_span(
     }
     if eff.kind == "tool":
         attrs |= {sc.OPERATION_NAME: sc.OP_TOOL, sc.TOOL_NAME: eff.target}
+        outcome = store.get_value(eff.response) if eff.response else None
+        error = outcome.get("error") if isinstance(outcome, dict) else None
+        if isinstance(error, dict) and error.get("category"):
+            # The broker's structured category says more than the Python type would.
+            attrs[sc.ERROR_TYPE] = error["category"]
         return f"{sc.OP_TOOL} {eff.target}", ctx, parent, attrs
+    if eff.kind != "model":
+        # Other effects (a tool listing, a user's own kinds) are not chat calls.
+        attrs[sc.OPERATION_NAME] = eff.kind
+        return f"{eff.kind} {eff.target}", ctx, parent, attrs
     request = store.get_value(eff.request)
     response = store.get_value(eff.response) if eff.response else None
     attrs |= {
