@@ -222,7 +222,7 @@ def run(
                     "status": result.status,
                     "root_hash": result.root_hash,
                     "spec_hash": result.record.spec_hash,
-                    "seed": seed,
+                    "seed": result.record.seed,
                     "store": st.location,
                     "outputs": {k: to_canonical(v) for k, v in result.outputs.items()},
                     "error": result.error.model_dump() if result.error else None,

@@ -116,6 +116,20 @@ class Context:
         waits between attempts (a retry backoff) need not wait for served effects."""
         return self._state.mode == "replay"
 
+    def reserve_effect(self) -> int:
+        """Take the next effect index now, for an :meth:`effect` made later with
+        ``index=``. A reserved slot that is never used is left out of the record."""
+        self._log.effects.append("")
+        return len(self._log.effects) - 1
+
+    def recorded_request(self, index: int) -> Any:
+        """The request recorded at effect ``index`` of this step in the run being replayed
+        or resumed, else None. For a caller that must build its request the way the record
+        did (the tool broker takes from it which secret arguments were redacted)."""
+        source = self._state.effect_source
+        slot = source.get(self.step_id, index) if source is not None else None
+        return None if slot is None else self._state.store.get_value(slot[1].request)
+
     @property
     def effect_count(self) -> int:
         """How many effects this step has started: the index the next one will get."""
@@ -238,6 +252,7 @@ class Context:
         response_model: type[BaseModel] | None = None,
         meter: Callable[[R], tuple[Mapping[str, int], float | None]] | None = None,
         failure: Callable[[R], Mapping[str, str] | None] | None = None,
+        index: int | None = None,
     ) -> R:
         """Make (or, in replay, look up) one call to the outside world; return its response.
 
@@ -252,19 +267,41 @@ class Context:
         response describes a failure, else None. Such a response is recorded whole with status
         ``failed``, and replay serves it back instead of raising, so the caller sees the very
         same structured failure offline.
+
+        ``index`` is a slot taken earlier with :meth:`reserve_effect`, for a caller that must
+        fix the effect's place in the step before it awaits anything (so that the order of
+        effects never depends on how long those awaits take).
         """
         state = self._state
         log = self._log
         req_key = state.store.put(canonical_bytes(request))
-        # The index is taken as the call starts, so effects a step makes concurrently get
-        # distinct slots; a slot whose call was cancelled stays empty and is left out.
-        index = len(log.effects)
-        log.effects.append("")
+        if index is None:
+            # The index is taken as the call starts, so effects a step makes concurrently get
+            # distinct slots; a slot whose call was cancelled stays empty and is left out.
+            index = self.reserve_effect()
+        elif not (0 <= index < len(log.effects) and log.effects[index] == ""):
+            raise OrchError(
+                f"step {self.step_id!r}: effect index {index} was not reserved with "
+                "reserve_effect(), or is already used; fix: pass the index reserve_effect() "
+                "returned, once"
+            )
         source = state.effect_source
         if source is not None:
             slot = source.get(self.step_id, index)
-            if slot is not None and state.mode == "resume" and slot[1].status != "ok":
-                slot = None  # resuming retries what failed; replay reproduces it
+            if (
+                slot is not None
+                and state.mode == "resume"
+                and slot[1].status != "ok"
+                and (
+                    failure is None
+                    or slot[1].response is None
+                    or source.get(self.step_id, index + 1) is None
+                )
+            ):
+                # Resuming retries what failed; replay reproduces it. A failure recorded
+                # whole (a tool's structured outcome) that the step moved past is served: the
+                # step's later effects were made on the strength of it.
+                slot = None
             if slot is not None:
                 rec_key, rec = slot
                 if rec.request != req_key:

@@ -85,9 +85,10 @@ class AuditLog(Protocol):
 
 
 def _seal(fields: Mapping[str, Any], seq: int, prev: str | None) -> AuditEntry:
-    body = dict(fields) | {"seq": seq, "prev": prev}
-    body["hash"] = entry_hash(body)
-    return AuditEntry.model_validate(body)
+    # Validate first, then hash the validated form: defaults filled in and numbers coerced,
+    # exactly what verify() will hash again later.
+    entry = AuditEntry.model_validate(dict(fields) | {"seq": seq, "prev": prev, "hash": ""})
+    return entry.model_copy(update={"hash": entry_hash(entry.model_dump())})
 
 
 def verify_chain(entries: list[AuditEntry]) -> list[str]:

@@ -36,7 +36,7 @@ from typing import Any
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception
 
 from orch import Context
 from orch.errors import OrchError
@@ -48,7 +48,7 @@ from .credentials import CredentialVault
 from .errors import ToolCallError, ToolConfigError, ToolError
 from .principal import Principal
 from .ratelimit import RateLimit, RateLimiter
-from .redact import redact_arguments, schema_secrets, scrub
+from .redact import REDACTED, redact_arguments, schema_secrets, scrub
 from .sources import LocalSource, ToolSource, closest
 from .tool import LocalTool, ToolInfo, ToolPolicy, ToolResult
 
@@ -71,6 +71,9 @@ class ToolOutcome(BaseModel):
     """The time the call was allowed."""
     allocation: dict[str, float | bool] | None = None
     """The budget's arithmetic, when the call was part of a time budget."""
+    next_attempt_in_s: float | None = None
+    """For a failure: seconds until the broker tries again, None when it does not (decided
+    as the attempt ended, so that a replay retries exactly as the run did)."""
 
 
 class ToolListing(BaseModel):
@@ -82,10 +85,77 @@ class ToolListing(BaseModel):
     """Sources that could not be listed, with why."""
 
 
-def _failure(outcome: ToolOutcome) -> dict[str, str] | None:
-    if outcome.ok or outcome.error is None:
+def _failure_of(error: ToolError | None) -> dict[str, str] | None:
+    if error is None:
         return None
-    return {"type": "ToolError", "message": f"{outcome.error.category}: {outcome.error.message}"}
+    return {"type": "ToolError", "message": f"{error.category}: {error.message}"}
+
+
+def _failure(outcome: ToolOutcome) -> dict[str, str] | None:
+    return None if outcome.ok else _failure_of(outcome.error)
+
+
+def _cannot_fit(tool: str, remaining_s: float, expected_s: float) -> ToolError:
+    return ToolError.of(
+        "timeout",
+        tool,
+        f"the time budget has {remaining_s:.3f}s left, less than the {expected_s:.3f}s "
+        f"{tool!r} is expected to take; refused before it started",
+        retryable=False,
+    )
+
+
+_BACKSTOP_S = 1.0
+
+
+class _Call:
+    """What every attempt of one call shares."""
+
+    __slots__ = (
+        "args",
+        "budget",
+        "credential",
+        "policy",
+        "remote",
+        "secret_names",
+        "source",
+        "timeout_s",
+        "tool",
+        "who",
+    )
+
+    def __init__(
+        self,
+        who: Principal,
+        tool: str,
+        source: ToolSource,
+        remote: str,
+        policy: ToolPolicy,
+        args: dict[str, Any],
+        credential: str | None,
+        budget: TimeBudget | None,
+        timeout_s: float | None,
+    ) -> None:
+        self.who = who
+        self.tool = tool
+        self.source = source
+        self.remote = remote
+        self.policy = policy
+        self.args = args
+        self.credential = credential
+        self.budget = budget
+        self.timeout_s = timeout_s
+        self.secret_names: frozenset[str] = policy.secrets
+
+
+class _AttemptFailed(Exception):
+    """One attempt failed; ``next_in`` is the recorded decision about the next one."""
+
+    def __init__(self, error: ToolError, attempts: int, next_in: float | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.attempts = attempts
+        self.next_in = next_in
 
 
 class ToolBroker:
@@ -164,14 +234,16 @@ class ToolBroker:
         prefix, sep, rest = tool.partition(".")
         if sep and prefix in self._sources and rest:
             return self._sources[prefix], rest
-        known = self.local.names() + sorted(self._sources)
+        # Suggest a tool, never a bare server name: a near server name keeps the tool part.
+        near_server = closest(prefix, self._sources) if sep and rest else None
+        suggestion = f"{near_server}.{rest}" if near_server else closest(tool, self.local.names())
         raise ToolCallError(
             ToolError.of(
                 "not_found",
                 tool,
                 f"no tool {tool!r}: it is neither a local tool ({', '.join(self.local.names())}"
                 f") nor SERVER.TOOL of a registered server ({', '.join(sorted(self._sources))})",
-                alternative=closest(tool, known),
+                alternative=suggestion,
             )
         )
 
@@ -193,8 +265,9 @@ class ToolBroker:
         return self.history(tool).estimate(policy.expected_s, policy.timeout_s, self.safety)
 
     def budget(self, total_s: float, plan: Sequence[str] = ()) -> TimeBudget:
-        """A time budget for a sequence of calls (``plan``: their tool names, in order)."""
-        return TimeBudget(total_s, plan, safety=self.safety)
+        """A time budget for a sequence of calls (``plan``: their tool names, in order), on
+        the broker's clock."""
+        return TimeBudget(total_s, plan, safety=self.safety, clock=self._clock)
 
     # -- stage 1: identity -----------------------------------------------------------------
 
@@ -272,177 +345,193 @@ class ToolBroker:
         """
         who = self._identify(ctx, principal)
         args = dict(arguments or {})
+        if timeout_s is not None and not timeout_s > 0:
+            raise ToolConfigError(f"timeout_s must be > 0, got {timeout_s}")
         try:
             source, remote = self._locate(tool)
             policy = source.policy(remote)
         except ToolCallError as exc:  # no such server or local tool: refused, and audited
             if not ctx.replaying:
-                self._audit(ctx, who, tool, None, None, 1, args, ToolPolicy(), None, exc.error)
+                self._audit(ctx, who, tool, None, None, 1, args, frozenset(), None, exc.error)
             raise
-        denied = self._authorise(who, tool, policy)
-        if denied is not None:
-            if not ctx.replaying:
-                self._audit(ctx, who, tool, source.name, None, 1, args, policy, None, denied)
-            raise ToolCallError(denied)
-        if timeout_s is not None and not timeout_s > 0:
-            raise ToolConfigError(f"timeout_s must be > 0, got {timeout_s}")
-        credential = (
-            self.credentials.get(who.tenant, policy.credential) if policy.credential else None
-        )
         secret_names = policy.secrets
         if isinstance(source, LocalSource):
             secret_names |= schema_secrets(source.info(remote).input_schema)
-        redacted, secret_values = redact_arguments(args, secret_names)
-        if credential is not None:
-            secret_values.append(credential)
-        request: dict[str, Any] = {
-            "tool": tool,
-            "arguments": redacted,
-            "principal": who.record(),
-        }
-        if timeout_s is not None:
-            request["timeout_s"] = timeout_s
+        denied = self._authorise(who, tool, policy)
+        if denied is not None:
+            if not ctx.replaying:
+                self._audit(ctx, who, tool, source.name, None, 1, args, secret_names, None, denied)
+            raise ToolCallError(denied)
+        credential = (
+            self.credentials.get(who.tenant, policy.credential) if policy.credential else None
+        )
+        call = _Call(who, tool, source, remote, policy, args, credential, budget, timeout_s)
+        call.secret_names = secret_names
         served = [False]
-        last: list[ToolOutcome] = []
 
         async def sleep(seconds: float) -> None:
-            if not served[0]:
+            if not served[0]:  # a served attempt was not made now: nothing to wait for
                 await anyio.sleep(seconds)
 
-        def wait(state: RetryCallState) -> float:
+        def next_in(state: RetryCallState) -> float | None:
             exc = state.outcome.exception() if state.outcome else None
-            after = exc.error.retry_after_s if isinstance(exc, ToolCallError) else None
-            if after is not None:
-                return min(after, self.max_backoff_s)
-            return float(min(self.max_backoff_s, self.backoff_s * 2 ** (state.attempt_number - 1)))
-
-        def stop(state: RetryCallState) -> bool:
-            if state.attempt_number >= self.max_attempts:
-                return True
-            # No retry that the shared budget cannot wait for.
-            return budget is not None and budget.remaining_s <= wait(state)
+            return exc.next_in if isinstance(exc, _AttemptFailed) else None
 
         retrying = AsyncRetrying(
-            stop=stop,
-            wait=wait,
-            retry=retry_if_exception(lambda e: isinstance(e, ToolCallError) and e.error.retryable),
-            reraise=True,
+            # Whether and when to retry was decided as the attempt ended and recorded with its
+            # outcome, so a replay retries exactly as the run did, whatever its own clock says.
+            stop=lambda state: next_in(state) is None,
+            wait=lambda state: next_in(state) or 0.0,
+            retry=retry_if_exception(lambda e: isinstance(e, _AttemptFailed)),
             sleep=sleep,
         )
-        async for attempt in retrying:
-            with attempt:
-                number = attempt.retry_state.attempt_number
-                outcome, was_served = await self._attempt(
-                    ctx,
-                    who,
-                    tool,
-                    source,
-                    remote,
-                    policy,
-                    args,
-                    request | {"attempt": number},
-                    credential,
-                    secret_values,
-                    budget,
-                    timeout_s,
-                    number,
-                )
-                served[0] = was_served
-                last[:] = [outcome]
-                if not outcome.ok:
-                    assert outcome.error is not None
-                    raise ToolCallError(outcome.error, number)
-        assert last and last[0].result is not None
-        return last[0].result
+        result: ToolResult | None = None
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    number = attempt.retry_state.attempt_number
+                    outcome, was_served = await self._attempt(ctx, call, number)
+                    served[0] = was_served
+                    if not outcome.ok:
+                        assert outcome.error is not None
+                        raise _AttemptFailed(outcome.error, number, outcome.next_attempt_in_s)
+                    result = outcome.result
+        except RetryError as exc:
+            failed = exc.last_attempt.exception()
+            assert isinstance(failed, _AttemptFailed)
+            raise ToolCallError(failed.error, failed.attempts) from None
+        assert result is not None
+        return result
 
-    async def _attempt(
-        self,
-        ctx: Context,
-        who: Principal,
-        tool: str,
-        source: ToolSource,
-        remote: str,
-        policy: ToolPolicy,
-        args: dict[str, Any],
-        request: dict[str, Any],
-        credential: str | None,
-        secret_values: list[str],
-        budget: TimeBudget | None,
-        timeout_s: float | None,
-        number: int,
-    ) -> tuple[ToolOutcome, bool]:
-        """One attempt as one recorded effect; returns (outcome, served from a record)."""
+    async def _attempt(self, ctx: Context, call: _Call, number: int) -> tuple[ToolOutcome, bool]:
+        """One attempt as one recorded effect; returns (outcome, served from a record).
+
+        The effect's place in the step is taken first, before anything is awaited, so that
+        calls a step makes at once keep the order they were made in. Then the tool is
+        resolved (stage 3), because its schema says which arguments are secret, and the
+        request must be redacted before it is recorded. In replay (and for an effect a
+        resumed run serves) nothing is resolved: the record's own request says which
+        arguments it redacted.
+        """
+        index = ctx.reserve_effect()
+        recorded = ctx.recorded_request(index)
+        names = call.secret_names
+        info: ToolInfo | None = None
+        refused: ToolError | None = None
+        if isinstance(recorded, dict) and isinstance(recorded.get("arguments"), dict):
+            names = names | {k for k, v in recorded["arguments"].items() if v == REDACTED}
+        elif isinstance(call.source, LocalSource):
+            info = call.source.info(call.remote)
+        else:
+            refused = self._precheck(call)
+            if refused is None:
+                try:
+                    info = await call.source.resolve(call.remote, call.who.tenant, call.credential)
+                except ToolCallError as exc:
+                    refused = exc.error
+            if info is not None:
+                names = names | schema_secrets(info.input_schema)
+            else:
+                # The schema is unknown, so nothing tells which arguments are secret: record
+                # none of their values (fail closed).
+                names = names | set(call.args)
+        redacted, secret_values = redact_arguments(call.args, names)
+        if call.credential is not None:
+            secret_values.append(call.credential)
+        request: dict[str, Any] = {
+            "tool": call.tool,
+            "arguments": redacted,
+            "principal": call.who.record(),
+            "attempt": number,
+        }
+        if call.timeout_s is not None:
+            request["timeout_s"] = call.timeout_s
         performed = [False]
         latency = [0.0]
-        info_box: list[ToolInfo] = []
-        index = ctx.effect_count
 
         async def perform() -> ToolOutcome:
             performed[0] = True
             started = time.perf_counter()
             try:
-                return await self._stages(
-                    who,
-                    tool,
-                    source,
-                    remote,
-                    policy,
-                    args,
-                    credential,
-                    secret_values,
-                    budget,
-                    timeout_s,
-                    info_box,
-                )
+                outcome = await self._stages(call, info, refused, secret_values, number)
             finally:
                 latency[0] = time.perf_counter() - started
+            if outcome.ok or outcome.error is None:
+                return outcome
+            after = self._next_attempt(outcome.error, number, call.budget)
+            return outcome.model_copy(update={"next_attempt_in_s": after})
 
         outcome: ToolOutcome | None = None
         try:
             outcome = await ctx.effect(
-                "tool", tool, request, perform, response_model=ToolOutcome, failure=_failure
+                "tool",
+                call.tool,
+                request,
+                perform,
+                response_model=ToolOutcome,
+                failure=_failure,
+                index=index,
             )
         finally:
             if performed[0]:
                 # The audit entry is written whatever happened, cancellation included.
-                cancelled = ToolError.of(
+                ended = ToolError.of(
                     "internal",
-                    tool,
+                    call.tool,
                     "the attempt ended without an outcome (cancelled, or the broker failed)",
                     retryable=False,
                 )
                 self._audit(
                     ctx,
-                    who,
-                    tool,
-                    source.name,
+                    call.who,
+                    call.tool,
+                    call.source.name,
                     index,
                     number,
-                    request["arguments"],
-                    policy,
+                    redacted,
+                    frozenset(),
                     outcome,
-                    cancelled if outcome is None else None,
+                    ended if outcome is None else None,
                     latency_s=latency[0],
                     request_key=digest(canonical_bytes(request)),
-                    redacted=True,
                 )
         return outcome, not performed[0]
 
+    def _precheck(self, call: _Call) -> ToolError | None:
+        """Before connecting to anything: a time budget that cannot fit the call refuses it."""
+        budget = call.budget
+        if budget is None:
+            return None
+        budget.start()
+        estimate = self.estimate(call.tool, call.policy)
+        if budget.remaining_s < estimate.expected_s:
+            return _cannot_fit(call.tool, budget.remaining_s, estimate.expected_s)
+        return None
+
+    def _next_attempt(
+        self, error: ToolError, number: int, budget: TimeBudget | None
+    ) -> float | None:
+        """Seconds until the next attempt, or None for no retry (decided live, recorded)."""
+        if not error.retryable or number >= self.max_attempts:
+            return None
+        if error.retry_after_s is not None:
+            wait = min(error.retry_after_s, self.max_backoff_s)
+        else:
+            wait = min(self.max_backoff_s, self.backoff_s * 2 ** (number - 1))
+        if budget is not None and budget.remaining_s <= wait:
+            return None  # the shared budget cannot wait for another attempt
+        return round(wait, 6)
+
     async def _stages(
         self,
-        who: Principal,
-        tool: str,
-        source: ToolSource,
-        remote: str,
-        policy: ToolPolicy,
-        args: dict[str, Any],
-        credential: str | None,
+        call: _Call,
+        info: ToolInfo | None,
+        refused: ToolError | None,
         secret_values: list[str],
-        budget: TimeBudget | None,
-        timeout_s: float | None,
-        info_box: list[ToolInfo],
+        number: int,
     ) -> ToolOutcome:
         """Stages 3 to 5 of one attempt; every failure becomes a failed outcome."""
+        tool, policy, budget = call.tool, call.policy, call.budget
         version: str | None = None
         timeout: float | None = None
         evidence: dict[str, float | bool] | None = None
@@ -459,17 +548,15 @@ class ToolBroker:
                 allocation=evidence,
             )
 
+        if refused is not None:
+            return failed(refused)
+        estimate = self.history(tool).estimate(policy.expected_s, policy.timeout_s, self.safety)
         try:
-            # 3. resolution and validation
-            info = await source.resolve(remote, who.tenant, credential)
-            info_box.append(info)
+            # 3. resolution (made as the request was built) and validation
+            if info is None:  # a resumed run re-making an attempt its record holds
+                info = await call.source.resolve(call.remote, call.who.tenant, call.credential)
             version = info.version or None
-            secret_values.extend(
-                s
-                for name in schema_secrets(info.input_schema)
-                for s in ([args[name]] if isinstance(args.get(name), str) else [])
-            )
-            valid, hints = source.validate(info, args)
+            valid, hints = call.source.validate(info, call.args)
             if hints:
                 return failed(
                     ToolError.of(
@@ -482,46 +569,47 @@ class ToolBroker:
             # 4. budget: rate limit, then time
             limit = self.rate_limits.get(tool, self.default_rate_limit)
             if limit is not None:
-                wait = self._limiter.acquire((who.tenant, who.id, tool), limit)
+                wait = self._limiter.acquire((call.who.tenant, call.who.id, tool), limit)
                 if wait is not None:
                     return failed(
                         ToolError.of(
                             "rate_limited",
                             tool,
-                            f"principal {who.id!r} is over the rate limit of {tool!r} "
+                            f"principal {call.who.id!r} is over the rate limit of {tool!r} "
                             f"({limit.per_second:g}/s, burst {limit.burst})",
-                            retry_after_s=round(wait, 4),
+                            retry_after_s=wait,
                         )
                     )
-            estimate = self.history(tool).estimate(policy.expected_s, policy.timeout_s, self.safety)
             if budget is not None:
-                allocation: Allocation = budget.take(tool, estimate, self.estimate)
+                allocation: Allocation = budget.take(
+                    tool, estimate, self.estimate, retry=number > 1
+                )
                 evidence = allocation.evidence()
                 if not allocation.fits:
-                    return failed(
-                        ToolError.of(
-                            "timeout",
-                            tool,
-                            f"the time budget has {allocation.remaining_s:.3f}s left, less than "
-                            f"the {allocation.expected_s:.3f}s {tool!r} is expected to take; "
-                            "refused before it started",
-                            retryable=False,
-                        )
-                    )
+                    return failed(_cannot_fit(tool, allocation.remaining_s, allocation.expected_s))
                 timeout = allocation.timeout_s
             else:
-                timeout = timeout_s if timeout_s is not None else policy.timeout_s
+                timeout = call.timeout_s if call.timeout_s is not None else policy.timeout_s
             # 5. invocation
             invoked = True
             started = time.perf_counter()
             try:
-                with anyio.fail_after(timeout):
-                    result = await source.invoke(info, valid, timeout, who.tenant, credential)
+                # Each source enforces the timeout itself; this is a backstop for one that
+                # does not.
+                with anyio.fail_after(timeout + _BACKSTOP_S):
+                    result = await call.source.invoke(
+                        info, valid, timeout, call.who.tenant, call.credential
+                    )
             except TimeoutError:
                 self.history(tool).add(time.perf_counter() - started)
                 return failed(
                     ToolError.of("timeout", tool, f"{tool!r} took longer than {timeout:.3f}s")
                 )
+            except ToolCallError as exc:
+                if exc.error.category == "timeout":
+                    # A censored sample: the call took at least this long.
+                    self.history(tool).add(time.perf_counter() - started)
+                raise
             self.history(tool).add(time.perf_counter() - started)
         except ToolCallError as exc:
             return failed(exc.error)
@@ -553,16 +641,14 @@ class ToolBroker:
         effect: int | None,
         attempt: int,
         arguments: Mapping[str, Any],
-        policy: ToolPolicy,
+        secret_names: frozenset[str],
         outcome: ToolOutcome | None,
         error: ToolError | None,
         *,
         latency_s: float = 0.0,
         request_key: str | None = None,
-        redacted: bool = False,
     ) -> None:
-        if not redacted:
-            arguments, _ = redact_arguments(arguments, policy.secrets)
+        redacted, _ = redact_arguments(arguments, secret_names)
         if outcome is not None and error is None:
             error = outcome.error
         result = outcome.result if outcome is not None else None
@@ -570,7 +656,7 @@ class ToolBroker:
             {
                 "tenant": who.tenant,
                 "principal": who.id,
-                "scopes": sorted(who.scopes),
+                "scopes": list(who.scopes),
                 "run_id": ctx.run_id,
                 "step_id": ctx.step_id,
                 "effect": effect,
@@ -578,7 +664,7 @@ class ToolBroker:
                 "source": source,
                 "version": outcome.version if outcome is not None else None,
                 "attempt": attempt,
-                "arguments": digest(canonical_bytes(arguments)),
+                "arguments": digest(canonical_bytes(redacted)),
                 "request": request_key,
                 "result": digest(canonical_bytes(result)) if result is not None else None,
                 "outcome": "ok" if error is None else error.category,
@@ -610,15 +696,15 @@ class ToolBroker:
         unavailable: dict[str, str] = {}
         for name, source in sorted(self.sources.items()):
             policy = source.policy("") if not isinstance(source, LocalSource) else None
-            if policy is not None and (policy.tenant not in (None, who.tenant)):
+            # A server the principal may not use at all (its tenant, its server-wide scopes,
+            # its credential) is not even started.
+            if policy is not None and self._authorise(who, name, policy) is not None:
                 continue
             credential = (
                 self.credentials.get(who.tenant, policy.credential)
                 if policy is not None and policy.credential
                 else None
             )
-            if policy is not None and policy.credential and credential is None:
-                continue
             try:
                 infos = await source.list(who.tenant, credential)
             except ToolCallError as exc:
@@ -642,7 +728,8 @@ def _tool_is_error(tool: str, result: ToolResult, policy: ToolPolicy) -> ToolErr
     lowered = text.lower()
     if "-32602" in text or "invalid arguments" in lowered or "validation error" in lowered:
         category = "invalid_arguments"
-    elif "unknown tool" in lowered or "not found" in lowered:
+    elif "unknown tool" in lowered:
+        # Only an unknown *tool* is not_found; "file not found" is the tool's own failure.
         category = "not_found"
     else:
         category = "internal"

@@ -30,6 +30,8 @@ from .errors import ToolConfigError
 
 __all__ = ["Allocation", "Estimate", "LatencyHistory", "TimeBudget", "allocate"]
 
+_FLOOR_S = 1e-4
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -73,9 +75,10 @@ class LatencyHistory:
         n = len(self._values)
         if n < self.min_samples:
             return Estimate(prior_s, timeout_s / safety, timeout_s, n)
-        p50 = self.quantile(0.5) or prior_s
-        p95 = self.quantile(0.95) or p50
-        return Estimate(p50, p95, timeout_s, n)
+        # A measured 0.0 is a fact, not a gap; the floor keeps caps and timeouts above zero.
+        p50 = max(_FLOOR_S, self.quantile(0.5) or 0.0)
+        p95 = max(p50, self.quantile(0.95) or 0.0)
+        return Estimate(min(p50, timeout_s), p95, timeout_s, n)
 
 
 @dataclass(frozen=True)
@@ -149,21 +152,40 @@ class TimeBudget:
             return self.total_s
         return max(0.0, self.total_s - (self._clock() - self._started))
 
-    def pending(self, tool: str) -> list[str]:
-        """The planned calls after this one (what the current call must leave time for)."""
-        rest = self.plan[self._done :]
-        if rest and rest[0] == tool:
-            return rest[1:]
-        return rest
-
-    def take(
-        self, tool: str, current: Estimate, estimate_of: Callable[[str], Estimate]
-    ) -> Allocation:
-        """Allocate the next call of ``tool`` (called by the broker as the call starts)."""
+    def start(self) -> None:
+        """Start the clock (the broker does, as the first call's first stage begins)."""
         if self._started is None:
             self._started = self._clock()
-        later = [estimate_of(name) for name in self.pending(tool)]
+
+    def _slot(self, tool: str) -> int | None:
+        """Where ``tool`` is next in the plan still to come, if it is."""
+        rest = self.plan[self._done :]
+        return self._done + rest.index(tool) if tool in rest else None
+
+    def pending(self, tool: str, *, retry: bool = False) -> list[str]:
+        """The planned calls the current call must leave time for: those after its slot in
+        the plan, or all still to come for an extra call or a retry (whose slot its first
+        attempt used)."""
+        slot = None if retry else self._slot(tool)
+        return self.plan[slot + 1 :] if slot is not None else self.plan[self._done :]
+
+    def take(
+        self,
+        tool: str,
+        current: Estimate,
+        estimate_of: Callable[[str], Estimate],
+        *,
+        retry: bool = False,
+    ) -> Allocation:
+        """Allocate the next call of ``tool`` (called by the broker as the call starts).
+
+        A planned call moves the plan past its slot (planned calls it skipped are dropped),
+        whether it fits or not; a retry keeps the plan where it is.
+        """
+        self.start()
+        later = [estimate_of(name) for name in self.pending(tool, retry=retry)]
         allocation = allocate(self.remaining_s, current, later, self.safety)
-        if allocation.fits and self._done < len(self.plan) and self.plan[self._done] == tool:
-            self._done += 1
+        slot = None if retry else self._slot(tool)
+        if slot is not None:
+            self._done = slot + 1
         return allocation

@@ -54,6 +54,7 @@ _CODES: dict[int, tuple[str, bool]] = {
     -32002: ("not_found", False),  # resource not found
 }
 _PAGE_CAP = 100
+_BACKSTOP_S = 1.0
 
 
 def _in_process_types() -> tuple[type, ...]:
@@ -75,6 +76,9 @@ class _Connection:
         self.version = ""
         self.failure: BaseException | None = None
         self.dead = False
+        self.protocol_errors = 0
+        """Messages the SDK could not read (not JSON, not JSON-RPC) since connecting."""
+        self.last_protocol_error = ""
         self._ready = anyio.Event()
         self._close = anyio.Event()
         # The server's stderr, kept for error reports; closed when the connection ends.
@@ -84,7 +88,8 @@ class _Connection:
 
     async def _own(self) -> None:
         try:
-            async with self.source._client(self.credential, self._errlog) as client:
+            client_cm = self.source._client(self.credential, self._errlog, self._on_message)
+            async with client_cm as client:
                 self.client = client
                 info = client.server_info
                 self.version = info.version if info is not None else ""
@@ -102,6 +107,14 @@ class _Connection:
             self._stderr_at_end = self.stderr_tail()
             self._errlog.close()
             self._ready.set()
+
+    async def _on_message(self, message: Any) -> None:
+        # The SDK hands transport-level failures (a line that is not JSON-RPC) to the
+        # message handler and drops the line; a call waiting for its answer would only see
+        # a timeout, so count them and let the call say what really happened.
+        if isinstance(message, Exception):
+            self.protocol_errors += 1
+            self.last_protocol_error = f"{type(message).__name__}: {str(message)[:200]}"
 
     async def refresh(self) -> None:
         """Fetch every page of the server's tool listing."""
@@ -121,7 +134,7 @@ class _Connection:
         with anyio.move_on_after(timeout_s):
             await self._ready.wait()
         if not self._ready.is_set():
-            self.kill()
+            await self.abort()
             raise ToolCallError(
                 ToolError.of(
                     "unavailable",
@@ -148,6 +161,15 @@ class _Connection:
         """Mark dead and let the owner task shut the client down."""
         self.dead = True
         self._close.set()
+
+    async def abort(self) -> None:
+        """Stop a connection stuck before it was ready: cancel its owner task, whose SDK
+        client then shuts the server down (its waits are bounded)."""
+        self.dead = True
+        self._close.set()
+        if not self._task.done():
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=15)
 
     async def close(self) -> None:
         self._close.set()
@@ -291,11 +313,11 @@ class McpSource:
 
     # -- connections -----------------------------------------------------------------------
 
-    def _client(self, credential: str | None, errlog: Any) -> Client:
+    def _client(self, credential: str | None, errlog: Any, on_message: Any = None) -> Client:
         # The SDK's own response cache is off: the broker keeps the listing per connection
         # and refreshes it when a tool is missing.
         if self.server is not None:
-            return Client(self.server, cache=None)
+            return Client(self.server, cache=None, message_handler=on_message)
         if self.command is not None:
             env = dict(self.env)
             if credential is not None and self.credential_env is not None:
@@ -303,15 +325,21 @@ class McpSource:
             params = StdioServerParameters(
                 command=self.command[0], args=self.command[1:], env=env or None, cwd=self.cwd
             )
-            return Client(stdio_client(params, errlog=errlog), cache=None)
+            return Client(
+                stdio_client(params, errlog=errlog), cache=None, message_handler=on_message
+            )
         assert self.url is not None
         if credential is not None and self.credential_header is not None:
             import httpx2
 
             headers = {self.credential_header: self.credential_format.format(credential)}
             http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0))
-            return Client(streamable_http_client(self.url, http_client=http), cache=None)
-        return Client(self.url, cache=None)
+            return Client(
+                streamable_http_client(self.url, http_client=http),
+                cache=None,
+                message_handler=on_message,
+            )
+        return Client(self.url, cache=None, message_handler=on_message)
 
     async def connection(self, tenant: str, credential: str | None) -> _Connection:
         """The live connection for ``tenant`` (one shared when no credential is needed)."""
@@ -340,6 +368,23 @@ class McpSource:
                 "install it or correct the command",
                 retryable=False,
             )
+        if isinstance(cause, ValidationError):
+            # The server answered, but not in MCP's shape: a retry gets the same answer.
+            first = str(cause).splitlines()[0]
+            return ToolError.of(
+                "internal",
+                self.name,
+                f"MCP server {self.name!r} sent a malformed answer while connecting: {first}",
+            )
+        if isinstance(cause, MCPError) and not _closed(cause):
+            category, retryable = _CODES.get(cause.code, ("internal", False))
+            return ToolError.of(
+                category,  # type: ignore[arg-type]
+                self.name,
+                f"MCP server {self.name!r} refused the connection: {cause.message}",
+                retryable=retryable and category != "unavailable",
+                code=cause.code,
+            )
         what = f"{type(cause).__name__}: {cause}" if cause is not None else "it closed"
         return ToolError.of(
             "unavailable",
@@ -360,8 +405,15 @@ class McpSource:
             policy=self.policy(t.name),
         )
 
+    async def _connect_for(self, tool: str, tenant: str, credential: str | None) -> _Connection:
+        """The connection, with a failure to connect reported as the named tool's."""
+        try:
+            return await self.connection(tenant, credential)
+        except ToolCallError as exc:
+            raise ToolCallError(exc.error.model_copy(update={"tool": tool})) from None
+
     async def resolve(self, remote_name: str, tenant: str, credential: str | None) -> ToolInfo:
-        conn = await self.connection(tenant, credential)
+        conn = await self._connect_for(f"{self.name}.{remote_name}", tenant, credential)
         t = conn.tools.get(remote_name)
         if t is None:
             # The server's tool list may have changed since we connected: look once more.
@@ -404,16 +456,20 @@ class McpSource:
         tenant: str,
         credential: str | None,
     ) -> ToolResult:
-        conn = await self.connection(tenant, credential)
+        conn = await self._connect_for(info.name, tenant, credential)
         client = conn.client
         if client is None:
-            raise ToolCallError(self._connect_error(conn.failure, conn.stderr_tail()))
+            error = self._connect_error(conn.failure, conn.stderr_tail())
+            raise ToolCallError(error.model_copy(update={"tool": info.name}))
+        seen = conn.protocol_errors
         try:
-            result = await client.call_tool(
-                info.remote_name, dict(arguments), read_timeout_seconds=timeout_s
-            )
+            # The SDK's request timeout answers first; the deadline is a backstop.
+            with anyio.fail_after(timeout_s + _BACKSTOP_S):
+                result = await client.call_tool(
+                    info.remote_name, dict(arguments), read_timeout_seconds=timeout_s
+                )
         except Exception as exc:
-            raise ToolCallError(self._call_error(info.remote_name, exc, conn)) from None
+            raise ToolCallError(self._call_error(info.remote_name, exc, conn, seen)) from None
         try:
             content = [
                 c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in result.content
@@ -432,11 +488,24 @@ class McpSource:
             is_error=bool(result.is_error),
         )
 
-    def _call_error(self, remote_name: str, exc: BaseException, conn: _Connection) -> ToolError:
+    def _call_error(
+        self, remote_name: str, exc: BaseException, conn: _Connection, seen: int = 0
+    ) -> ToolError:
         qualified = f"{self.name}.{remote_name}"
         cause = _leaf(exc)
         if isinstance(cause, MCPError):
             category, retryable = _CODES.get(cause.code, ("internal", False))
+            if cause.code == -32000 and not _closed(cause):
+                # -32000 to -32099 are the server's own errors; only the SDK's "Connection
+                # closed" means the connection is gone.
+                category, retryable = "internal", False
+            if cause.code == -32001 and conn.protocol_errors > seen:
+                category, retryable = "internal", False
+                cause = MCPError(
+                    cause.code,
+                    "the server answered with a message that is not valid JSON-RPC "
+                    f"({conn.last_protocol_error}), so the call could only time out",
+                )
             if category == "unavailable":
                 conn.kill()  # the next call reconnects
             detail = cause.message
@@ -457,6 +526,13 @@ class McpSource:
                 f"malformed response from MCP server {self.name!r}: {first}",
             )
         if isinstance(cause, TimeoutError):
+            if conn.protocol_errors > seen:
+                return ToolError.of(
+                    "internal",
+                    qualified,
+                    f"MCP server {self.name!r} answered with a message that is not valid "
+                    f"JSON-RPC ({conn.last_protocol_error}), so the call could only time out",
+                )
             return ToolError.of("timeout", qualified, f"MCP server {self.name!r} timed out")
         # A broken pipe, a closed stream, a refused HTTP connection: the server is gone.
         conn.kill()
@@ -484,6 +560,11 @@ _validators: dict[tuple[str, str], SchemaValidator] = {}
 def _schema_key(info: ToolInfo) -> tuple[str, str]:
     # Compiled once per (tool, schema): a server may change a tool's schema between listings.
     return (info.name, orjson.dumps(info.input_schema, option=orjson.OPT_SORT_KEYS).decode())
+
+
+def _closed(exc: MCPError) -> bool:
+    """The SDK's own "the connection is gone" (code -32000, which servers may use too)."""
+    return exc.code == -32000 and exc.message == "Connection closed"
 
 
 def _leaf(exc: BaseException) -> BaseException:

@@ -18,6 +18,8 @@ from .errors import ToolConfigError
 
 __all__ = ["RateLimit", "RateLimiter"]
 
+_EPSILON = 1e-9
+
 
 @dataclass(frozen=True)
 class RateLimit:
@@ -43,8 +45,11 @@ class RateLimiter:
         now = self._clock()
         tokens, last = self._buckets.get(key, (float(limit.burst), now))
         tokens = min(float(limit.burst), tokens + (now - last) * limit.per_second)
-        if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
+        # A caller that waited exactly the retry-after it was told must get its token,
+        # whatever the floating-point rounding of the refill made of it.
+        if tokens >= 1.0 - _EPSILON:
+            self._buckets[key] = (max(0.0, tokens - 1.0), now)
             return None
         self._buckets[key] = (tokens, now)
-        return (1.0 - tokens) / limit.per_second
+        # Rounded up, never down, so that waiting the advertised time is always enough.
+        return math.ceil((1.0 - tokens) / limit.per_second * 1e6) / 1e6

@@ -13,6 +13,8 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+import anyio
+
 from .errors import ToolCallError, ToolConfigError, ToolError
 from .tool import LocalTool, ToolInfo, ToolPolicy, ToolResult
 
@@ -124,7 +126,8 @@ class LocalSource:
         tenant: str,
         credential: str | None,
     ) -> ToolResult:
-        return await self._get(info.remote_name).invoke(arguments, credential)
+        with anyio.fail_after(timeout_s):
+            return await self._get(info.remote_name).invoke(arguments, credential)
 
     async def list(self, tenant: str, credential: str | None) -> list[ToolInfo]:
         return [self._tools[n].info for n in sorted(self._tools)]

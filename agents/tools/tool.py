@@ -216,6 +216,18 @@ def _arguments_model(fn: Callable[..., Any], name: str, skip: str | None) -> typ
             continue
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             raise ToolConfigError(f"tool {name!r}: *args/**kwargs cannot be described by a schema")
+        if param.kind is param.POSITIONAL_ONLY:
+            raise ToolConfigError(
+                f"tool {name!r}: parameter {pname!r} is positional-only, but tools are called "
+                "with named arguments; fix: remove the '/' from the signature"
+            )
+        if pname.startswith(("_", "model_")):
+            # pydantic would take these for private attributes or model settings and drop
+            # them from the schema without a word.
+            raise ToolConfigError(
+                f"tool {name!r}: parameter name {pname!r} cannot be an argument (names starting "
+                "with '_' or 'model_' are reserved by pydantic); fix: rename it"
+            )
         if pname not in hints:
             raise ToolConfigError(
                 f"tool {name!r}: parameter {pname!r} has no type hint; fix: annotate it, the "
