@@ -105,9 +105,6 @@ def _cannot_fit(tool: str, remaining_s: float, expected_s: float) -> ToolError:
     )
 
 
-_BACKSTOP_S = 1.0
-
-
 class _Call:
     """What every attempt of one call shares."""
 
@@ -356,7 +353,7 @@ class ToolBroker:
             raise
         secret_names = policy.secrets
         if isinstance(source, LocalSource):
-            secret_names |= schema_secrets(source.info(remote).input_schema)
+            secret_names = source.secrets(remote)
         denied = self._authorise(who, tool, policy)
         if denied is not None:
             if not ctx.replaying:
@@ -367,7 +364,15 @@ class ToolBroker:
         )
         call = _Call(who, tool, source, remote, policy, args, credential, budget, timeout_s)
         call.secret_names = secret_names
-        served = [False]
+        # The first attempt is made directly: most calls need no retry machinery at all.
+        outcome, was_served = await self._attempt(ctx, call, 1)
+        if outcome.ok:
+            assert outcome.result is not None
+            return outcome.result
+        assert outcome.error is not None
+        if outcome.next_attempt_in_s is None:
+            raise ToolCallError(outcome.error, 1)
+        served = [was_served]
 
         async def sleep(seconds: float) -> None:
             if not served[0]:  # a served attempt was not made now: nothing to wait for
@@ -386,10 +391,13 @@ class ToolBroker:
             sleep=sleep,
         )
         result: ToolResult | None = None
+        first = _AttemptFailed(outcome.error, 1, outcome.next_attempt_in_s)
         try:
             async for attempt in retrying:
                 with attempt:
                     number = attempt.retry_state.attempt_number
+                    if number == 1:
+                        raise first  # made above: let tenacity schedule the second
                     outcome, was_served = await self._attempt(ctx, call, number)
                     served[0] = was_served
                     if not outcome.ok:
@@ -550,7 +558,6 @@ class ToolBroker:
 
         if refused is not None:
             return failed(refused)
-        estimate = self.history(tool).estimate(policy.expected_s, policy.timeout_s, self.safety)
         try:
             # 3. resolution (made as the request was built) and validation
             if info is None:  # a resumed run re-making an attempt its record holds
@@ -581,6 +588,7 @@ class ToolBroker:
                         )
                     )
             if budget is not None:
+                estimate = self.estimate(tool, policy)
                 allocation: Allocation = budget.take(
                     tool, estimate, self.estimate, retry=number > 1
                 )
@@ -594,12 +602,11 @@ class ToolBroker:
             invoked = True
             started = time.perf_counter()
             try:
-                # Each source enforces the timeout itself; this is a backstop for one that
-                # does not.
-                with anyio.fail_after(timeout + _BACKSTOP_S):
-                    result = await call.source.invoke(
-                        info, valid, timeout, call.who.tenant, call.credential
-                    )
+                # Each source enforces the timeout itself (one cancel scope, not several
+                # nested: each costs the call CPU on every wake-up).
+                result = await call.source.invoke(
+                    info, valid, timeout, call.who.tenant, call.credential
+                )
             except TimeoutError:
                 self.history(tool).add(time.perf_counter() - started)
                 return failed(
@@ -617,7 +624,11 @@ class ToolBroker:
             return failed(
                 ToolError.of("internal", tool, f"the tool raised {type(exc).__name__}: {exc}")
             )
-        clean = ToolResult.model_validate(scrub(result.model_dump(mode="json"), secret_values))
+        clean = (
+            ToolResult.model_validate(scrub(result.model_dump(mode="json"), secret_values))
+            if secret_values
+            else result
+        )
         if clean.is_error:
             return failed(_tool_is_error(tool, clean, policy))
         return ToolOutcome(

@@ -20,6 +20,7 @@ records each call's allocation in its outcome, and replay serves it.
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections import deque
@@ -44,30 +45,32 @@ class Estimate:
 
 
 class LatencyHistory:
-    """Latencies of one tool's invoked calls, newest ``window`` kept."""
+    """Latencies of one tool's invoked calls, newest ``window`` kept (and kept sorted, so a
+    quantile costs no sort)."""
 
-    __slots__ = ("_sorted_cache", "_values", "min_samples")
+    __slots__ = ("_sorted", "_values", "min_samples")
 
     def __init__(self, window: int = 256, min_samples: int = 3) -> None:
         self._values: deque[float] = deque(maxlen=window)
-        self._sorted_cache: list[float] | None = None
+        self._sorted: list[float] = []
         self.min_samples = min_samples
 
     def add(self, seconds: float) -> None:
-        if math.isfinite(seconds) and seconds >= 0:
-            self._values.append(seconds)
-            self._sorted_cache = None
+        if not (math.isfinite(seconds) and seconds >= 0):
+            return
+        if len(self._values) == self._values.maxlen:
+            del self._sorted[bisect.bisect_left(self._sorted, self._values[0])]
+        self._values.append(seconds)
+        bisect.insort(self._sorted, seconds)
 
     def __len__(self) -> int:
         return len(self._values)
 
     def quantile(self, q: float) -> float | None:
         """Nearest-rank quantile, or None with no samples."""
-        if not self._values:
+        values = self._sorted
+        if not values:
             return None
-        if self._sorted_cache is None:
-            self._sorted_cache = sorted(self._values)
-        values = self._sorted_cache
         rank = max(1, math.ceil(q * len(values)))
         return values[rank - 1]
 

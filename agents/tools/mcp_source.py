@@ -54,7 +54,6 @@ _CODES: dict[int, tuple[str, bool]] = {
     -32002: ("not_found", False),  # resource not found
 }
 _PAGE_CAP = 100
-_BACKSTOP_S = 1.0
 
 
 def _in_process_types() -> tuple[type, ...]:
@@ -346,6 +345,8 @@ class McpSource:
         key = tenant if self.credential is not None else None
         conn = self._connections.get(key)
         loop = asyncio.get_running_loop()
+        if conn is not None and conn.client is not None and not conn.dead and conn.loop is loop:
+            return conn  # the common case: live, ready, this loop's
         if conn is not None and (conn.dead or conn.loop is not loop or conn.loop.is_closed()):
             if conn.loop is loop:
                 await conn.close()
@@ -463,11 +464,10 @@ class McpSource:
             raise ToolCallError(error.model_copy(update={"tool": info.name}))
         seen = conn.protocol_errors
         try:
-            # The SDK's request timeout answers first; the deadline is a backstop.
-            with anyio.fail_after(timeout_s + _BACKSTOP_S):
-                result = await client.call_tool(
-                    info.remote_name, dict(arguments), read_timeout_seconds=timeout_s
-                )
+            # The SDK's own request timeout is the one deadline (it cancels the request).
+            result = await client.call_tool(
+                info.remote_name, dict(arguments), read_timeout_seconds=timeout_s
+            )
         except Exception as exc:
             raise ToolCallError(self._call_error(info.remote_name, exc, conn, seen)) from None
         try:

@@ -14,6 +14,7 @@ outside the call itself.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Mapping
@@ -76,6 +77,7 @@ _NOT_CREDENTIAL_TOKEN = frozenset(
 _MIN_SCRUB = 6
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """True when an argument's name says it holds a secret."""
     words = [w.lower() for w in _WORDS.findall(name)]

@@ -33,21 +33,21 @@ class ToolSource(Protocol):
         """The tool's info, or ToolCallError(not_found / unavailable)."""
         ...
 
-    def validate(
-        self, info: ToolInfo, arguments: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, str]]:
-        """(arguments to send, {}) or ({}, hints per argument)."""
+    def validate(self, info: ToolInfo, arguments: Mapping[str, Any]) -> tuple[Any, dict[str, str]]:
+        """(what :meth:`invoke` takes, {}) when the arguments are valid, else (None, hints
+        per argument)."""
         ...
 
     async def invoke(
         self,
         info: ToolInfo,
-        arguments: Mapping[str, Any],
+        arguments: Any,
         timeout_s: float,
         tenant: str,
         credential: str | None,
     ) -> ToolResult:
-        """Call the tool; ToolCallError for protocol, connection and timeout failures."""
+        """Call the tool within ``timeout_s`` (the source enforces it); ToolCallError for
+        protocol, connection and timeout failures."""
         ...
 
     async def list(self, tenant: str, credential: str | None) -> list[ToolInfo]: ...
@@ -109,6 +109,10 @@ class LocalSource:
 
     def info(self, remote_name: str) -> ToolInfo:
         return self._get(remote_name).info
+
+    def secrets(self, remote_name: str) -> frozenset[str]:
+        """The tool's secret argument names: its policy's and those its schema marks."""
+        return self._get(remote_name).secret_names
 
     async def resolve(self, remote_name: str, tenant: str, credential: str | None) -> ToolInfo:
         return self._get(remote_name).info

@@ -138,6 +138,11 @@ class LocalTool:
             input_schema=self.model.model_json_schema(),
             policy=self.policy,
         )
+        from .redact import schema_secrets
+
+        self.secret_names: frozenset[str] = self.policy.secrets | schema_secrets(
+            self.info.input_schema
+        )
 
     def with_policy(self, **changes: Any) -> LocalTool:
         """A copy with some policy fields changed."""
@@ -150,21 +155,29 @@ class LocalTool:
             credential_arg=self.credential_arg,
         )
 
-    def validate(self, arguments: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-        """(the arguments, {}) when they are valid, else ({}, hints per argument)."""
+    def validate(self, arguments: Mapping[str, Any]) -> tuple[Any, dict[str, str]]:
+        """(the parsed arguments, {}) when they are valid, else (None, hints per argument).
+        The parsed model goes to :meth:`invoke` as it is: no second validation, and
+        ``SecretStr`` values are kept, not masked by a dump."""
         try:
-            self.model.model_validate(dict(arguments))
+            parsed = self.model.model_validate(dict(arguments))
         except ValidationError as exc:
             hints: dict[str, str] = {}
             for err in exc.errors():
                 name = ".".join(str(p) for p in err["loc"]) or "(arguments)"
                 hints.setdefault(name, err["msg"])
-            return {}, hints
-        # The arguments as given, not a dump: a dump would mask SecretStr values.
-        return dict(arguments), {}
+            return None, hints
+        return parsed, {}
 
-    async def invoke(self, arguments: Mapping[str, Any], credential: str | None) -> ToolResult:
-        kwargs = dict(self.model.model_validate(dict(arguments)))
+    async def invoke(self, arguments: Any, credential: str | None) -> ToolResult:
+        """Call the function with ``arguments``: the model :meth:`validate` parsed, or a
+        mapping (validated here)."""
+        parsed = (
+            arguments
+            if isinstance(arguments, self.model)
+            else self.model.model_validate(dict(arguments))
+        )
+        kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
         if self.credential_arg is not None:
             kwargs[self.credential_arg] = credential
         value = self.fn(**kwargs)

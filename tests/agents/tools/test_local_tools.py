@@ -132,8 +132,12 @@ def test_with_policy_changes_only_the_policy() -> None:
 # -- validation ---------------------------------------------------------------------------------
 
 
-def test_valid_arguments_come_back_as_given() -> None:
-    assert search.validate({"query": "q"}) == ({"query": "q"}, {})
+def test_valid_arguments_come_back_parsed_with_defaults() -> None:
+    parsed, hints = search.validate({"query": "q"})
+    assert hints == {}
+    assert parsed.model_dump() == {"query": "q", "limit": 10, "tags": None}
+    # The parsed model is what invoke takes: no second validation.
+    assert anyio.run(search.invoke, parsed, None).text == "q:10:None"
 
 
 def test_defaults_fill_what_was_not_given() -> None:
@@ -143,13 +147,13 @@ def test_defaults_fill_what_was_not_given() -> None:
 
 def test_extra_arguments_are_refused() -> None:
     args, hints = search.validate({"query": "q", "colour": "red"})
-    assert args == {}
+    assert args is None
     assert hints == {"colour": "Extra inputs are not permitted"}
 
 
 def test_hints_name_each_bad_argument() -> None:
     args, hints = search.validate({"limit": "many", "tags": "a"})
-    assert args == {}
+    assert args is None
     assert set(hints) == {"query", "limit", "tags"}
     assert hints["query"] == "Field required"
     assert "valid integer" in hints["limit"]
@@ -170,7 +174,11 @@ def test_secret_arguments_are_validated_but_returned_unmasked() -> None:
     def unlock(pin: SecretStr) -> str:
         return "open" if pin.get_secret_value() == "4711" else "closed"
 
-    assert unlock.validate({"pin": "4711"}) == ({"pin": "4711"}, {})
+    parsed, hints = unlock.validate({"pin": "4711"})
+    assert hints == {}
+    # Kept as the SecretStr, not dumped (a dump would mask it as '**********').
+    assert parsed.pin.get_secret_value() == "4711"
+    assert anyio.run(unlock.invoke, parsed, None).text == "open"
     assert anyio.run(unlock.invoke, {"pin": "4711"}, None).text == "open"
 
 
