@@ -10,15 +10,17 @@ attempt of one step; it must never be shared with another step or kept after the
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
+import orjson
 from pydantic import BaseModel
 
-from traces import Decision, canonical_bytes
+from traces import Decision, Encoded, canonical_bytes
 from traces.records import EFFECT_FORMAT
 
 from .effects import Divergence, RecordedEffectError, field_diff
@@ -121,6 +123,12 @@ class Context:
         ``index=``. A reserved slot that is never used is left out of the record."""
         self._log.effects.append("")
         return len(self._log.effects) - 1
+
+    def effect_record(self, index: int) -> str | None:
+        """The key of the EffectRecord at ``index`` of this step, once that effect ended
+        (None while it runs or when it never ran): where its request and response are."""
+        effects = self._log.effects
+        return effects[index] or None if 0 <= index < len(effects) else None
 
     def recorded_request(self, index: int) -> Any:
         """The request recorded at effect ``index`` of this step in the run being replayed
@@ -246,7 +254,7 @@ class Context:
         self,
         kind: str,
         target: str,
-        request: BaseModel | Mapping[str, Any],
+        request: BaseModel | Mapping[str, Any] | Encoded,
         perform: Callable[[], Awaitable[R]],
         *,
         response_model: type[BaseModel] | None = None,
@@ -367,6 +375,11 @@ class Context:
                     "{name: int} and the cost as a float or None"
                 )
             cost = None if cost is None else float(cost)
+            if cost is not None and not math.isfinite(cost):
+                raise OrchError(
+                    f"step {self.step_id!r}: the meter of effect #{index} ({target}) returned "
+                    f"cost {cost!r}; fix: return a finite cost in USD, or None"
+                )
         response_key = state.store.put(canonical_bytes(response))
         verdict = failure(response) if failure is not None else None
         failed = dict(verdict) if verdict is not None else None
@@ -417,7 +430,9 @@ class Context:
             "usage": dict(usage),
             "cost_usd": cost,
         }
-        key = self._state.store.put(canonical_bytes(record))
+        # Every value is a str, an int, None, a dict of those, or a cost checked finite by
+        # effect(): plain JSON, so orjson with sorted keys is the canonical form (no walk).
+        key = self._state.store.put(orjson.dumps(record, option=orjson.OPT_SORT_KEYS))
         self._log.effects[index] = key
         # Latency is wall-clock time: it goes to the event log, never into a hashed record.
         self._state.events.emit(

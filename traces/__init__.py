@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .canonical import (
     HASH_PREFIX,
+    Encoded,
     canonical_bytes,
     canonical_json,
     digest,
@@ -48,6 +49,7 @@ from .verify import Problem, VerifyReport, verify_run, verify_store
 __all__ = [
     # encoding and hashing
     "HASH_PREFIX",
+    "Encoded",
     "canonical_bytes",
     "canonical_json",
     "digest",

@@ -25,6 +25,7 @@ from .errors import CanonicalEncodingError, InvalidKeyError
 
 __all__ = [
     "HASH_PREFIX",
+    "Encoded",
     "canonical_bytes",
     "canonical_json",
     "digest",
@@ -238,8 +239,22 @@ def _dump_model(value: BaseModel, path: str) -> Any:
         ) from exc
 
 
+class Encoded:
+    """A value already in canonical form: ``canonical_bytes(Encoded(canonical_bytes(v)))``
+    is ``canonical_bytes(v)``. For a caller that needs a value's bytes (its digest, say)
+    before handing the value on, so that it is encoded once. Make it only from
+    :func:`canonical_bytes`: the bytes are not checked again."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
 def canonical_bytes(value: Any) -> bytes:
     """Encode ``value`` to its one canonical byte string."""
+    if type(value) is Encoded:
+        return value.data
     # A model's checked JSON-mode dump is plain data; orjson encodes it directly. Anything
     # else takes the full walk.
     data = _dump_model(value, "$") if isinstance(value, BaseModel) else to_canonical(value)

@@ -1,11 +1,12 @@
 """The audit log: who called which tool, with what, and how it went (the broker's last stage).
 
 One :class:`AuditEntry` per attempt the broker made or refused: principal and tenant, run,
-step and effect, tool and server, digests of the (redacted) arguments, the recorded request
-and the result, the outcome, whether the server was reached, the latency and the allocated
-timeout. Entries are hash-chained per tenant (each holds the hash of the tenant's previous
-one), so a tenant's log can be verified alone, and a tenant reads only its own entries: there
-is no call that lists another tenant's.
+step and effect, tool and server, the digest of the (redacted) arguments, the keys of the
+recorded request and effect (whose outcome holds the result), the outcome, whether the
+server was reached, the latency and the allocated timeout. Entries are hash-chained per
+tenant (each holds the hash of the tenant's previous one), so a tenant's log can be verified
+alone, and a tenant reads only its own entries: there is no call that lists another
+tenant's.
 
 Latency and wall time are facts of this execution: they live here and in the run's event
 log, never in a hashed run record. Backends: :class:`MemoryAuditLog` and
@@ -53,7 +54,8 @@ class AuditEntry(BaseModel):
     request: str | None
     """Key of the recorded request artifact."""
     result: str | None
-    """Digest of the canonical result, when there was one."""
+    """Key of the recorded effect (its request, the whole outcome with the result or the
+    structured error, and its status), when the attempt was recorded."""
     outcome: str
     """``ok`` or the error category."""
     message: str = ""
@@ -86,9 +88,12 @@ class AuditLog(Protocol):
 
 def _seal(fields: Mapping[str, Any], seq: int, prev: str | None) -> AuditEntry:
     # Validate first, then hash the validated form: defaults filled in and numbers coerced,
-    # exactly what verify() will hash again later.
+    # exactly what verify() will hash again later. The fields are plain JSON types, so the
+    # validated values are their own dump (one validation per entry, no dump, no copy).
     entry = AuditEntry.model_validate(dict(fields) | {"seq": seq, "prev": prev, "hash": ""})
-    return entry.model_copy(update={"hash": entry_hash(entry.model_dump())})
+    values = entry.__dict__
+    values["hash"] = entry_hash(values)
+    return entry
 
 
 def verify_chain(entries: list[AuditEntry]) -> list[str]:

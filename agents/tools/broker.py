@@ -35,12 +35,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception
 
 from orch import Context
 from orch.errors import OrchError
-from traces import canonical_bytes, digest
+from traces import Encoded, canonical_bytes, digest
 
 from .audit import AuditLog, MemoryAuditLog
 from .budget import Allocation, Estimate, LatencyHistory, TimeBudget
@@ -449,11 +450,14 @@ class ToolBroker:
         request: dict[str, Any] = {
             "tool": call.tool,
             "arguments": redacted,
-            "principal": call.who.record(),
+            "principal": call.who.record(),  # cached: a principal is frozen
             "attempt": number,
         }
         if call.timeout_s is not None:
             request["timeout_s"] = call.timeout_s
+        # Encoded once: its digest goes into the audit entry, its bytes into the record.
+        encoded = Encoded(canonical_bytes(request))
+        request_key = digest(encoded.data)
         performed = [False]
         latency = [0.0]
 
@@ -474,7 +478,7 @@ class ToolBroker:
             outcome = await ctx.effect(
                 "tool",
                 call.tool,
-                request,
+                encoded,
                 perform,
                 response_model=ToolOutcome,
                 failure=_failure,
@@ -497,11 +501,11 @@ class ToolBroker:
                     index,
                     number,
                     redacted,
-                    frozenset(),
+                    None,
                     outcome,
                     ended if outcome is None else None,
                     latency_s=latency[0],
-                    request_key=digest(canonical_bytes(request)),
+                    request_key=request_key,
                 )
         return outcome, not performed[0]
 
@@ -652,22 +656,27 @@ class ToolBroker:
         effect: int | None,
         attempt: int,
         arguments: Mapping[str, Any],
-        secret_names: frozenset[str],
+        secret_names: frozenset[str] | None,
         outcome: ToolOutcome | None,
         error: ToolError | None,
         *,
         latency_s: float = 0.0,
         request_key: str | None = None,
     ) -> None:
-        redacted, _ = redact_arguments(arguments, secret_names)
+        """Append one entry; ``secret_names`` None means the arguments are redacted already."""
+        if secret_names is None:
+            # Redacted, and part of a request that was canonically encoded already: plain
+            # JSON, so orjson with sorted keys gives the same bytes without another walk.
+            args_digest = digest(orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS))
+        else:
+            args_digest = digest(canonical_bytes(redact_arguments(arguments, secret_names)[0]))
         if outcome is not None and error is None:
             error = outcome.error
-        result = outcome.result if outcome is not None else None
         self.audit.append(
             {
                 "tenant": who.tenant,
                 "principal": who.id,
-                "scopes": list(who.scopes),
+                "scopes": list(who.scopes),  # already sorted
                 "run_id": ctx.run_id,
                 "step_id": ctx.step_id,
                 "effect": effect,
@@ -675,9 +684,9 @@ class ToolBroker:
                 "source": source,
                 "version": outcome.version if outcome is not None else None,
                 "attempt": attempt,
-                "arguments": digest(canonical_bytes(redacted)),
+                "arguments": args_digest,
                 "request": request_key,
-                "result": digest(canonical_bytes(result)) if result is not None else None,
+                "result": ctx.effect_record(effect) if effect is not None else None,
                 "outcome": "ok" if error is None else error.category,
                 "message": "" if error is None else error.message,
                 "retryable": bool(error and error.retryable),

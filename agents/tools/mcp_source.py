@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import orjson
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -72,6 +71,7 @@ class _Connection:
         self.loop = asyncio.get_running_loop()
         self.client: Client | None = None
         self.tools: dict[str, Any] = {}
+        self.infos: dict[str, ToolInfo] = {}
         self.version = ""
         self.failure: BaseException | None = None
         self.dead = False
@@ -128,6 +128,7 @@ class _Connection:
             if cursor is None:
                 break
         self.tools = tools
+        self.infos = {}
 
     async def ready(self, timeout_s: float) -> None:
         with anyio.move_on_after(timeout_s):
@@ -396,15 +397,21 @@ class McpSource:
     # -- the ToolSource protocol -----------------------------------------------------------
 
     def _info(self, conn: _Connection, t: Any) -> ToolInfo:
-        return ToolInfo(
-            name=f"{self.name}.{t.name}",
-            source=self.name,
-            remote_name=t.name,
-            description=t.description or "",
-            version=conn.version,
-            input_schema=dict(t.input_schema or {"type": "object"}),
-            policy=self.policy(t.name),
-        )
+        # Built once per tool and listing: calls reuse it and its compiled validator.
+        found = conn.infos.get(t.name)
+        if found is None:
+            schema = dict(t.input_schema or {"type": "object"})
+            found = conn.infos[t.name] = ToolInfo(
+                name=f"{self.name}.{t.name}",
+                source=self.name,
+                remote_name=t.name,
+                description=t.description or "",
+                version=conn.version,
+                input_schema=schema,
+                policy=self.policy(t.name),
+                checker=SchemaValidator(schema),
+            )
+        return found
 
     async def _connect_for(self, tool: str, tenant: str, credential: str | None) -> _Connection:
         """The connection, with a failure to connect reported as the named tool's."""
@@ -439,13 +446,9 @@ class McpSource:
     def validate(
         self, info: ToolInfo, arguments: Mapping[str, Any]
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        key = _schema_key(info)
-        validator = _validators.get(key)
-        if validator is None:
+        validator = info.checker
+        if not isinstance(validator, SchemaValidator):
             validator = SchemaValidator(info.input_schema)
-            if len(_validators) > 4096:
-                _validators.clear()
-            _validators[key] = validator
         hints = validator.hints(arguments)
         return ({}, hints) if hints else (dict(arguments), {})
 
@@ -552,14 +555,6 @@ class McpSource:
         self._connections.clear()
         for conn in conns:
             await conn.close()
-
-
-_validators: dict[tuple[str, str], SchemaValidator] = {}
-
-
-def _schema_key(info: ToolInfo) -> tuple[str, str]:
-    # Compiled once per (tool, schema): a server may change a tool's schema between listings.
-    return (info.name, orjson.dumps(info.input_schema, option=orjson.OPT_SORT_KEYS).decode())
 
 
 def _closed(exc: MCPError) -> bool:

@@ -8,6 +8,7 @@ audit entry and into every recorded tool request; its scopes decide authorisatio
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -59,6 +60,10 @@ class Principal(BaseModel):
         """The required scopes this principal lacks, sorted."""
         return sorted(s for s in required if not self.grants(s))
 
-    def record(self) -> dict[str, Any]:
-        """The principal as it goes into a recorded request."""
+    @functools.cached_property
+    def _record(self) -> dict[str, Any]:
         return {"id": self.id, "tenant": self.tenant, "scopes": list(self.scopes)}
+
+    def record(self) -> dict[str, Any]:
+        """The principal as it goes into a recorded request (do not change it)."""
+        return self._record

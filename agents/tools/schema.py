@@ -20,14 +20,87 @@ __all__ = ["SchemaValidator"]
 _DEFAULT = jsonschema.Draft202012Validator
 
 
+_ANNOTATIONS = frozenset({"title", "description", "default", "examples", "format", "$comment"})
+_FLAT_TOP = _ANNOTATIONS | {"type", "properties", "required", "additionalProperties", "$schema"}
+_FLAT_PROPERTY = _ANNOTATIONS | {"type", "enum"}
+_JSON_TYPES: dict[str, Any] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: (
+        (isinstance(v, int) and not isinstance(v, bool))
+        or (isinstance(v, float) and v.is_integer())
+    ),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+}
+
+
+def _flat_check(schema: Mapping[str, Any]) -> Any:
+    """A quick validity test for the common schema (an object of typed properties, with
+    ``required``, ``enum`` and ``additionalProperties``), or None when the schema uses
+    anything else. It only ever says "valid" when jsonschema would; it is a fast path, and
+    hints always come from jsonschema itself."""
+    if set(schema) - _FLAT_TOP or schema.get("type", "object") != "object":
+        return None
+    props = schema.get("properties", {})
+    required = schema.get("required", [])
+    extra = schema.get("additionalProperties", True)
+    if (
+        not isinstance(props, Mapping)
+        or not isinstance(required, list)
+        or extra not in (True, False)
+    ):
+        return None
+    checks: dict[str, tuple[list[Any], list[Any] | None]] = {}
+    for name, sub in props.items():
+        if not isinstance(sub, Mapping) or set(sub) - _FLAT_PROPERTY:
+            return None
+        kinds = sub.get("type")
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if kinds is None:
+            tests: list[Any] = []
+        elif isinstance(kinds, list) and all(k in _JSON_TYPES for k in kinds):
+            tests = [_JSON_TYPES[k] for k in kinds]
+        else:
+            return None
+        enum = sub.get("enum")
+        if enum is not None and not isinstance(enum, list):
+            return None
+        checks[str(name)] = (tests, enum)
+    required_names = [str(r) for r in required]
+
+    def check(args: Mapping[str, Any]) -> bool:
+        for r in required_names:
+            if r not in args:
+                return False
+        for key, value in args.items():
+            found = checks.get(key)
+            if found is None:
+                if extra is False:
+                    return False
+                continue
+            tests, enum = found
+            if tests and not any(t(value) for t in tests):
+                return False
+            # enum by equality with JSON types only: 1 == True in Python, not in JSON
+            if enum is not None and not any(type(value) is type(e) and value == e for e in enum):
+                return False
+        return True
+
+    return check
+
+
 class SchemaValidator:
     """A compiled validator for one tool's input schema."""
 
-    __slots__ = ("_validator", "error")
+    __slots__ = ("_fast", "_validator", "error")
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self.error: str | None = None
         schema = dict(schema)
+        self._fast = _flat_check(schema)
         cls = jsonschema.validators.validator_for(schema, default=_DEFAULT)
         try:
             cls.check_schema(schema)
@@ -40,7 +113,9 @@ class SchemaValidator:
         """{} when ``arguments`` are valid, else a hint per argument name."""
         if self.error is not None:
             return {"(schema)": self.error}
-        if self._validator.is_valid(arguments):  # the common case, without building errors
+        if self._fast is not None and self._fast(arguments):
+            return {}  # the common case, decided without jsonschema's machinery
+        if self._validator.is_valid(arguments):
             return {}
         out: dict[str, str] = {}
         errors = sorted(self._validator.iter_errors(dict(arguments)), key=_order)

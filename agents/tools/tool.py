@@ -84,6 +84,8 @@ class ToolInfo:
     version: str = ""
     input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
     policy: ToolPolicy = field(default_factory=ToolPolicy)
+    checker: Any = field(default=None, compare=False, repr=False)
+    """The source's compiled argument validator for this schema, if it keeps one."""
 
     def summary(self) -> dict[str, Any]:
         """What a listing records about the tool (no callables, JSON only)."""
@@ -128,6 +130,7 @@ class LocalTool:
                 "no credential; fix: pass credential='NAME' (the vault entry to inject)"
             )
         self.credential_arg = credential_arg
+        self.is_async = inspect.iscoroutinefunction(fn)
         self.model = _arguments_model(fn, self.name, skip=credential_arg)
         self.info = ToolInfo(
             name=self.name,
