@@ -49,7 +49,7 @@ from .credentials import CredentialVault
 from .errors import ToolCallError, ToolConfigError, ToolError
 from .principal import Principal
 from .ratelimit import RateLimit, RateLimiter
-from .redact import REDACTED, redact_arguments, schema_secrets, scrub
+from .redact import REDACTED, is_secret_name, redact_arguments, schema_secrets, scrub
 from .sources import LocalSource, ToolSource, closest
 from .tool import LocalTool, ToolInfo, ToolPolicy, ToolResult
 
@@ -445,8 +445,7 @@ class ToolBroker:
                 # none of their values (fail closed).
                 names = names | set(call.args)
         redacted, secret_values = redact_arguments(call.args, names)
-        if call.credential is not None:
-            secret_values.append(call.credential)
+        call.secret_names = names
         request: dict[str, Any] = {
             "tool": call.tool,
             "arguments": redacted,
@@ -509,6 +508,23 @@ class ToolBroker:
                 )
         return outcome, not performed[0]
 
+    @staticmethod
+    def _scrub(call: _Call, value: Any, secret_values: list[str]) -> Any:
+        """``value`` without the call's secret argument values and its credential."""
+        return scrub(value, secret_values, [call.credential] if call.credential else ())
+
+    def _safe_hints(
+        self, call: _Call, hints: Mapping[str, str], secret_values: list[str]
+    ) -> dict[str, str]:
+        """Hints that never quote a secret argument's value (a validator quotes what it got)."""
+        out = {}
+        for name, hint in hints.items():
+            top = name.split(".", 1)[0]
+            if top in call.secret_names or is_secret_name(top):
+                hint = "invalid value (not shown: the argument is secret)"
+            out[name] = self._scrub(call, hint, secret_values)
+        return out
+
     def _precheck(self, call: _Call) -> ToolError | None:
         """Before connecting to anything: a time budget that cannot fit the call refuses it."""
         budget = call.budget
@@ -553,7 +569,9 @@ class ToolBroker:
             return ToolOutcome(
                 tool=tool,
                 ok=False,
-                error=error.model_copy(update={"message": scrub(error.message, secret_values)}),
+                error=error.model_copy(
+                    update={"message": self._scrub(call, error.message, secret_values)}
+                ),
                 invoked=invoked,
                 version=version,
                 timeout_s=timeout,
@@ -574,7 +592,7 @@ class ToolBroker:
                         "invalid_arguments",
                         tool,
                         f"the arguments do not match the schema of {tool!r}",
-                        hints={k: scrub(v, secret_values) for k, v in hints.items()},
+                        hints=self._safe_hints(call, hints, secret_values),
                     )
                 )
             # 4. budget: rate limit, then time
@@ -629,8 +647,10 @@ class ToolBroker:
                 ToolError.of("internal", tool, f"the tool raised {type(exc).__name__}: {exc}")
             )
         clean = (
-            ToolResult.model_validate(scrub(result.model_dump(mode="json"), secret_values))
-            if secret_values
+            ToolResult.model_validate(
+                self._scrub(call, result.model_dump(mode="json"), secret_values)
+            )
+            if secret_values or call.credential
             else result
         )
         if clean.is_error:

@@ -148,6 +148,8 @@ def redact_arguments(
 def _strings(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return [str(value)]  # a secret given as a number can be quoted as one
     if isinstance(value, Mapping):
         return [s for v in value.values() for s in _strings(v)]
     if isinstance(value, list):
@@ -155,9 +157,15 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def scrub(value: Any, secrets: Iterable[str]) -> Any:
-    """``value`` with every occurrence of each secret string replaced by ``[redacted]``."""
-    needles = sorted({s for s in secrets if len(s) >= _MIN_SCRUB}, key=len, reverse=True)
+def scrub(value: Any, secrets: Iterable[str], always: Iterable[str] = ()) -> Any:
+    """``value`` with every occurrence of each secret string replaced by ``[redacted]``;
+    ``secrets`` shorter than six characters are left (they would match ordinary text), and
+    ``always`` (credentials) are replaced whatever their length."""
+    needles = sorted(
+        {s for s in secrets if len(s) >= _MIN_SCRUB} | {s for s in always if s},
+        key=len,
+        reverse=True,
+    )
     if not needles:
         return value
 

@@ -279,7 +279,14 @@ async def test_each_attempt_is_one_tool_effect_whose_response_is_a_tool_outcome(
         assert (entry.run_id, entry.step_id, entry.effect) == (result.run_id, "s", eff.index)
         assert entry.tool == eff.target
         assert entry.request == eff.request  # the audit names the recorded request artifact
-        assert entry.result == digest(canonical_bytes(out.result))
+        # ... and the recorded effect, whose response is the outcome with the result
+        record_key = StepRecord.model_validate(
+            store.get_value(dict(result.record.steps)["s"])
+        ).effects[eff.index]
+        assert entry.result == record_key
+        assert EffectRecord.model_validate(store.get_value(record_key)).response == digest(
+            canonical_bytes(out)
+        )
         assert (entry.outcome, entry.invoked, entry.attempt) == ("ok", True, 1)
         assert entry.latency_ms >= 0
     assert [e.source for e in audit] == ["demo", "demo", "local"]
