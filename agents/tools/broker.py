@@ -439,7 +439,7 @@ class ToolBroker:
                 except ToolCallError as exc:
                     refused = exc.error
             if info is not None:
-                names = names | schema_secrets(info.input_schema)
+                names = names | _schema_secret_names(info)
             else:
                 # The schema is unknown, so nothing tells which arguments are secret: record
                 # none of their values (fail closed).
@@ -486,11 +486,15 @@ class ToolBroker:
         finally:
             if performed[0]:
                 # The audit entry is written whatever happened, cancellation included.
-                ended = ToolError.of(
-                    "internal",
-                    call.tool,
-                    "the attempt ended without an outcome (cancelled, or the broker failed)",
-                    retryable=False,
+                ended = (
+                    ToolError.of(
+                        "internal",
+                        call.tool,
+                        "the attempt ended without an outcome (cancelled, or the broker failed)",
+                        retryable=False,
+                    )
+                    if outcome is None
+                    else None
                 )
                 self._audit(
                     ctx,
@@ -502,7 +506,7 @@ class ToolBroker:
                     redacted,
                     None,
                     outcome,
-                    ended if outcome is None else None,
+                    ended,
                     latency_s=latency[0],
                     request_key=request_key,
                 )
@@ -759,6 +763,20 @@ class ToolBroker:
         """Close every source's connections (stdio servers are shut down)."""
         for source in list(self._sources.values()):
             await source.aclose()
+
+
+_secrets_of: dict[int, tuple[ToolInfo, frozenset[str]]] = {}
+
+
+def _schema_secret_names(info: ToolInfo) -> frozenset[str]:
+    """The argument names ``info``'s schema marks secret, computed once per ToolInfo (a
+    source keeps one per tool and listing)."""
+    found = _secrets_of.get(id(info))
+    if found is None or found[0] is not info:
+        if len(_secrets_of) > 4096:
+            _secrets_of.clear()
+        found = _secrets_of[id(info)] = (info, schema_secrets(info.input_schema))
+    return found[1]
 
 
 def _tool_is_error(tool: str, result: ToolResult, policy: ToolPolicy) -> ToolError:
