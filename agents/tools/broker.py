@@ -469,8 +469,19 @@ class ToolBroker:
                 latency[0] = time.perf_counter() - started
             if outcome.ok or outcome.error is None:
                 return outcome
-            after = self._next_attempt(outcome.error, number, call.budget)
-            return outcome.model_copy(update={"next_attempt_in_s": after})
+            error = outcome.error
+            if error.retryable and outcome.invoked and not _idempotent(call, info):
+                # The call reached the tool and may have taken effect: making it again could
+                # do it twice. Not retried, and the error says so.
+                error = error.model_copy(
+                    update={
+                        "retryable": False,
+                        "message": f"{error.message} (not retried: the call reached "
+                        f"{call.tool!r}, which is not declared idempotent)",
+                    }
+                )
+            after = self._next_attempt(error, number, call.budget)
+            return outcome.model_copy(update={"error": error, "next_attempt_in_s": after})
 
         outcome: ToolOutcome | None = None
         try:
@@ -765,6 +776,12 @@ class ToolBroker:
             await source.aclose()
 
 
+def _idempotent(call: _Call, info: ToolInfo | None) -> bool:
+    if info is not None:
+        return info.idempotent
+    return call.policy.idempotent is not False and isinstance(call.source, LocalSource)
+
+
 _secrets_of: dict[int, tuple[ToolInfo, frozenset[str]]] = {}
 
 
@@ -784,7 +801,13 @@ def _tool_is_error(tool: str, result: ToolResult, policy: ToolPolicy) -> ToolErr
     validation this way too, so its wording is read for the category."""
     text = result.text.strip() or "the tool reported an error"
     lowered = text.lower()
-    if "-32602" in text or "invalid arguments" in lowered or "validation error" in lowered:
+    if (
+        "-32602" in text
+        or "invalid arguments" in lowered
+        or "validation error" in lowered
+        or lowered.startswith(("invalid ", "error: invalid "))
+    ):
+        # "Invalid timezone: 'Mars/Base'": the tool refused what it was given.
         category = "invalid_arguments"
     elif "unknown tool" in lowered:
         # Only an unknown *tool* is not_found; "file not found" is the tool's own failure.

@@ -183,10 +183,12 @@ class McpSource:
 
     Give exactly one of ``command`` (argv of a stdio server), ``url`` (streamable HTTP) or
     ``server`` (an in-process ``MCPServer``). ``scopes`` are required for every tool of the
-    server, ``tool_scopes`` adds scopes per tool name; ``tenant`` makes the server private to
-    one tenant; ``credential`` names a vault entry every caller's tenant must hold, passed as
-    the environment variable ``credential_env`` (stdio) or the header ``credential_header``
-    (HTTP, formatted by ``credential_format``).
+    server, ``tool_scopes`` adds scopes per tool name; ``idempotent`` overrides, per tool, what
+    the server says of its tools (a call that reached a tool is retried only when it is
+    idempotent); ``tenant`` makes the server private to one tenant; ``credential`` names a
+    vault entry every caller's tenant must hold, passed as the environment variable
+    ``credential_env`` (stdio) or the header ``credential_header`` (HTTP, formatted by
+    ``credential_format``).
     """
 
     def __init__(
@@ -210,6 +212,7 @@ class McpSource:
         timeout_s: float = 30.0,
         expected_s: float = 0.1,
         tool_timeouts: Mapping[str, float] | None = None,
+        idempotent: Mapping[str, bool] | None = None,
         connect_timeout_s: float = 30.0,
     ) -> None:
         if not name or "." in name or not name.replace("-", "_").isidentifier():
@@ -268,6 +271,7 @@ class McpSource:
         self._tool_scopes = {k: frozenset(v) for k, v in (tool_scopes or {}).items()}
         self._alternatives = dict(alternatives or {})
         self._timeouts = dict(tool_timeouts or {})
+        self._idempotent = dict(idempotent or {})
         self._secrets = frozenset(secrets)
         self._timeout_s = timeout_s
         self._expected_s = expected_s
@@ -307,6 +311,7 @@ class McpSource:
                 alternative=self._alternatives.get(remote_name),
                 timeout_s=timeout,
                 expected_s=min(self._expected_s, timeout),
+                idempotent=self._idempotent.get(remote_name),
             )
             self._policies[remote_name] = found
         return found
@@ -401,6 +406,9 @@ class McpSource:
         found = conn.infos.get(t.name)
         if found is None:
             schema = dict(t.input_schema or {"type": "object"})
+            policy = self.policy(t.name)
+            hints = getattr(t, "annotations", None)
+            said = bool(hints and (hints.idempotent_hint or hints.read_only_hint))
             found = conn.infos[t.name] = ToolInfo(
                 name=f"{self.name}.{t.name}",
                 source=self.name,
@@ -408,8 +416,11 @@ class McpSource:
                 description=t.description or "",
                 version=conn.version,
                 input_schema=schema,
-                policy=self.policy(t.name),
+                policy=policy,
                 checker=SchemaValidator(schema),
+                # MCP's default for idempotentHint is false: only a tool that says so, or a
+                # policy that does, is called again after it was reached.
+                idempotent=policy.idempotent if policy.idempotent is not None else said,
             )
         return found
 

@@ -59,6 +59,11 @@ class ToolPolicy:
     """The timeout of a call outside a time budget; the cap of one inside it."""
     expected_s: float = 0.1
     """Expected latency before the broker has measured any (the budget's prior)."""
+    idempotent: bool | None = None
+    """Whether calling it twice does no more than calling it once. A failure after the call
+    reached the tool (a lost connection, a timeout) is retried only for an idempotent tool:
+    the first call may have taken effect. None: as the tool says (MCP's ``idempotentHint``
+    or ``readOnlyHint``; a Python function is taken as idempotent)."""
 
     def __post_init__(self) -> None:
         if not self.timeout_s > 0:
@@ -86,6 +91,8 @@ class ToolInfo:
     policy: ToolPolicy = field(default_factory=ToolPolicy)
     checker: Any = field(default=None, compare=False, repr=False)
     """The source's compiled argument validator for this schema, if it keeps one."""
+    idempotent: bool = True
+    """Whether a call that reached the tool may be made again (see ToolPolicy.idempotent)."""
 
     def summary(self) -> dict[str, Any]:
         """What a listing records about the tool (no callables, JSON only)."""
@@ -140,6 +147,7 @@ class LocalTool:
             version=self.version,
             input_schema=self.model.model_json_schema(),
             policy=self.policy,
+            idempotent=self.policy.idempotent is not False,
         )
         from .redact import schema_secrets
 
@@ -277,6 +285,7 @@ def tool(
     alternative: str | None = None,
     timeout_s: float = 30.0,
     expected_s: float = 0.1,
+    idempotent: bool | None = None,
 ) -> Callable[[Callable[..., Any] | Callable[..., Awaitable[Any]]], LocalTool]: ...
 
 
@@ -295,6 +304,7 @@ def tool(
     alternative: str | None = None,
     timeout_s: float = 30.0,
     expected_s: float = 0.1,
+    idempotent: bool | None = None,
 ) -> Any:
     """Decorator: ``@tool`` or ``@tool(scopes={"orders:read"}, timeout_s=5, ...)``."""
 
@@ -307,6 +317,7 @@ def tool(
             alternative=alternative,
             timeout_s=timeout_s,
             expected_s=min(expected_s, timeout_s),
+            idempotent=idempotent,
         )
         return LocalTool(
             f,

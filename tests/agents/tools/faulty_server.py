@@ -21,6 +21,8 @@ tool                behaviour
 ``hang_first``      generation 0 never answers; later ones return ``served by pid N``
 ``exit_mid_call``   the process exits (status 3) on receiving the call
 ``exit_first``      generation 0 exits on receiving the call; later ones answer
+``debit_first``     as ``exit_first``, but not declared idempotent (every other fault
+                    tool declares ``idempotentHint``, so the broker may retry it)
 ``malformed``       a result whose ``content`` is a string, not a list
 ``malformed_block`` a result whose one content block is an image without data
 ``not_json``        a line that is not JSON at all instead of the response
@@ -82,8 +84,16 @@ _TOOLS: list[dict[str, Any]] = [
             "additionalProperties": False,
         },
     },
+    # Not declared idempotent (MCP's default): a call that reached it is never made again.
+    {"name": "debit_first", "description": "Fault: debit_first.", "inputSchema": _NO_ARGS},
     *(
-        {"name": name, "description": f"Fault: {name}.", "inputSchema": _NO_ARGS}
+        {
+            "name": name,
+            "description": f"Fault: {name}.",
+            "inputSchema": _NO_ARGS,
+            # Declared idempotent, so that the broker may retry a call that reached them.
+            "annotations": {"idempotentHint": True},
+        }
         for name in (
             "hang",
             "hang_first",
@@ -222,9 +232,9 @@ class Server:
             self.text(rid, str(total), structuredContent={"result": total})
         elif name == "hang" or (name == "hang_first" and first):
             time.sleep(_HANG_S)
-        elif name == "exit_mid_call" or (name == "exit_first" and first):
+        elif name == "exit_mid_call" or (name in ("exit_first", "debit_first") and first):
             self.exit_now(3, f"exiting mid-call of {name}")
-        elif name in ("hang_first", "exit_first", "pid"):
+        elif name in ("hang_first", "exit_first", "debit_first", "pid"):
             self.text(rid, f"served by pid {self.pid}")
         elif name == "malformed":
             self.result(rid, {"content": "this should have been a list"})

@@ -295,6 +295,37 @@ async def test_exit_mid_call_is_retried_on_a_new_process(log: Path, tmp_path: Pa
     await check_replays_offline(store, result, tmp_path)
 
 
+async def test_a_call_that_reached_a_non_idempotent_tool_is_not_made_again(
+    log: Path, tmp_path: Path
+) -> None:
+    store = MemoryStore()
+    source = faulty(log)
+    async with opened(source) as broker:
+        result = await run_call(broker, "f.debit_first", store=store)
+
+    # The process died with the call in hand: it may have debited. One attempt, no retry.
+    assert result.status == "failed"
+    assert "not retried: the call reached 'f.debit_first'" in result.error.message
+    (first,) = fs.pids(log)
+    assert fs.tool_calls(log, "debit_first") == [first]
+    (failed,) = outcomes(store, result)
+    assert failed.error is not None and failed.error.category == "unavailable"
+    assert not failed.error.retryable and failed.invoked and failed.next_attempt_in_s is None
+    assert [e.outcome for e in broker.audit.entries(WHO.tenant)] == ["unavailable"]
+    await check_replays_offline(store, result, tmp_path)
+
+
+async def test_a_policy_may_declare_a_tool_idempotent(log: Path, tmp_path: Path) -> None:
+    store = MemoryStore()
+    source = faulty(log, idempotent={"debit_first": True})
+    async with opened(source) as broker:
+        result = await run_call(broker, "f.debit_first", store=store)
+    assert result.status == "ok", result.error
+    first, second = fs.pids(log)
+    assert fs.tool_calls(log, "debit_first") == [first, second]
+    await check_replays_offline(store, result, tmp_path)
+
+
 async def test_a_server_that_always_exits_fails_after_max_attempts(
     log: Path, tmp_path: Path
 ) -> None:
