@@ -47,10 +47,18 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run every ``async def`` test under anyio's plugin without a marker on each."""
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """Run every ``async def`` test under anyio's plugin without a marker on each.
+
+    Marked as the function is collected, before parametrization, so that a parametrized
+    async test gets anyio's backend parameter too (a marker added after collection would be
+    too late for it)."""
     import inspect
 
-    for item in items:
-        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.function):
-            item.add_marker(pytest.mark.anyio)
+    if (
+        isinstance(collector, pytest.Module | pytest.Class)
+        and collector.funcnamefilter(name)
+        and inspect.iscoroutinefunction(obj)
+    ):
+        pytest.mark.anyio(obj)

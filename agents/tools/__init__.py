@@ -8,7 +8,8 @@ and Production" (arXiv 2603.13417); see ``docs/tools.md``.
 
 from __future__ import annotations
 
-from .agent import ToolAgentAnswer, ToolAgentConfig, ToolCallTrace, ToolTask, tool_agent
+from typing import TYPE_CHECKING, Any
+
 from .audit import AuditEntry, AuditLog, MemoryAuditLog, SQLiteAuditLog
 from .broker import ToolBroker, ToolListing, ToolOutcome
 from .budget import Allocation, Estimate, LatencyHistory, TimeBudget, allocate
@@ -19,6 +20,22 @@ from .principal import Principal
 from .ratelimit import RateLimit, RateLimiter
 from .sources import LocalSource, ToolSource
 from .tool import LocalTool, ToolInfo, ToolPolicy, ToolResult, tool
+
+if TYPE_CHECKING:
+    from .agent import ToolAgentAnswer, ToolAgentConfig, ToolCallTrace, ToolTask, tool_agent
+
+# The tool-using agent needs the model layer (and the provider SDKs it imports): loaded on
+# first use, so that the broker alone imports quickly.
+_LAZY = {"ToolAgentAnswer", "ToolAgentConfig", "ToolCallTrace", "ToolTask", "tool_agent"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import agent
+
+        return getattr(agent, name)
+    raise AttributeError(f"module 'agents.tools' has no attribute {name!r}")
+
 
 __all__ = [
     # the tool-using agent
