@@ -454,14 +454,12 @@ class McpSource:
             )
         return self._info(conn, t)
 
-    def validate(
-        self, info: ToolInfo, arguments: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, str]]:
+    def validate(self, info: ToolInfo, arguments: Mapping[str, Any]) -> tuple[Any, dict[str, str]]:
         validator = info.checker
         if not isinstance(validator, SchemaValidator):
             validator = SchemaValidator(info.input_schema)
         hints = validator.hints(arguments)
-        return ({}, hints) if hints else (dict(arguments), {})
+        return (None, hints) if hints else (dict(arguments), {})
 
     async def invoke(
         self,

@@ -116,9 +116,7 @@ class LocalSource:
     async def resolve(self, remote_name: str, tenant: str, credential: str | None) -> ToolInfo:
         return self._get(remote_name).info
 
-    def validate(
-        self, info: ToolInfo, arguments: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, str]]:
+    def validate(self, info: ToolInfo, arguments: Mapping[str, Any]) -> tuple[Any, dict[str, str]]:
         return self._get(info.remote_name).validate(arguments)
 
     async def invoke(

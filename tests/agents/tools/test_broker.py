@@ -16,6 +16,7 @@ import anyio
 import pytest
 from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel, SecretStr
+from tool_servers import FakeClock
 
 from agents.tools import (
     CredentialVault,
@@ -37,19 +38,6 @@ from traces import EffectRecord, MemoryStore, StepRecord, canonical_bytes, diges
 
 ALICE = Principal(id="alice", tenant="acme", scopes={"*"})
 OFFLINE = ["/nonexistent/mcp-demo-server"]
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-        self.reads = 0
-
-    def __call__(self) -> float:
-        self.reads += 1
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 # -- tools and servers --------------------------------------------------------------------------

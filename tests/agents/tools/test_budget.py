@@ -8,6 +8,7 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tool_servers import FakeClock
 
 from agents.tools import (
     Estimate,
@@ -17,21 +18,6 @@ from agents.tools import (
     ToolConfigError,
     allocate,
 )
-
-
-class FakeClock:
-    """A clock that moves only when told to (and counts its reads)."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-        self.reads = 0
-
-    def __call__(self) -> float:
-        self.reads += 1
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def est(expected: float, p95: float | None = None, timeout: float = 30.0) -> Estimate:

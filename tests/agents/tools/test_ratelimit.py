@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 from pydantic import BaseModel
+from tool_servers import FakeClock
 
 from agents.tools import (
     Principal,
@@ -25,20 +26,6 @@ from agents.tools import (
 from orch import Context, Pipeline, PipelineBuilder, agent, arun
 from orch.replay import areplay
 from traces import EffectRecord, MemoryStore, StepRecord
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-        self.reads = 0
-
-    def __call__(self) -> float:
-        self.reads += 1
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
 
 KEY = ("acme", "alice", "search")
 

@@ -1,4 +1,5 @@
-"""Helpers for the tool broker tests: locating real MCP servers, free ports, child processes.
+"""Helpers for the tool broker tests: locating real MCP servers, free ports, child processes,
+a fake clock.
 
 Real servers: PyPI ``mcp-server-time`` and ``mcp-server-git`` (installed by the ``dev`` extra)
 run over stdio with this interpreter; npm ``@modelcontextprotocol/server-everything`` runs
@@ -69,3 +70,18 @@ def child_pids(needle: str) -> list[int]:
         if ppid == me and needle in cmdline and state != "Z":
             found.append(int(entry.name))
     return sorted(found)
+
+
+class FakeClock:
+    """A clock that moves only when told to (and counts its reads)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
