@@ -1,4 +1,5 @@
-"""Evaluation on recorded data: the dataset schema, source adapters and (later) the harness.
+"""Evaluation on recorded data: the dataset schema, source adapters, measures (and, to
+come, the harness that runs routers over recorded tasks through the engine).
 
 See :mod:`routers.eval.dataset` for the schema users bring their own recordings in, and
 :mod:`routers.eval.sources` for where the shared recordings are found.
@@ -7,11 +8,14 @@ See :mod:`routers.eval.dataset` for the schema users bring their own recordings 
 from __future__ import annotations
 
 from .dataset import FORMAT, Dataset, DatasetError, Price, Sample, Split, Task, merge
+from .metrics import McNemar, Point, aiq, apgr, cpt, mcnemar, ndch, pgr
 from .sources import ADAPTERS, DataUnavailable, adapter, data_root, load_dataset
 
 __all__ = [
     "ADAPTERS",
     "FORMAT",
+    "McNemar",
+    "Point",
     "DataUnavailable",
     "Dataset",
     "DatasetError",
@@ -20,7 +24,13 @@ __all__ = [
     "Split",
     "Task",
     "adapter",
+    "aiq",
+    "apgr",
+    "cpt",
     "data_root",
     "load_dataset",
+    "mcnemar",
     "merge",
+    "ndch",
+    "pgr",
 ]
