@@ -55,9 +55,7 @@ async def test_single_models_through_the_engine_score_as_the_data_says() -> None
         pipe(baselines.single.with_config(model="cheap")),
         first.run_id,
         store,
-        services={
-            "models": __import__("routers.eval.harness", fromlist=["x"]).recorded_hub(tiny())
-        },
+        services={"models": recorded_hub(tiny())},
     )
     assert report.clean
 
