@@ -1,4 +1,4 @@
-"""The ``orch`` command line: run, runs, show, verify, replay, diff, plugins, tools.
+"""The ``orch`` command line: run, runs, show, verify, replay, diff, plugins, tools, eval.
 
 Thin: each command parses options, calls the library and renders. User mistakes (a bad path,
 an unknown run, an invalid pipeline) print one clear line and a hint, exit code 2; a run that
@@ -501,13 +501,15 @@ def plugins(as_json: JsonOpt = False) -> None:
     out.print(table)
 
 
-def _add_tools() -> None:
+def _add_subcommands() -> None:
+    from .cli_eval import eval_command
     from .cli_tools import tools_app
 
     app.add_typer(tools_app, name="tools")
+    app.command("eval")(eval_command)
 
 
-_add_tools()
+_add_subcommands()
 
 
 def main() -> None:
