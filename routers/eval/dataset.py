@@ -136,6 +136,20 @@ class Dataset(BaseModel):
         """The tasks of one split (train to fit, test to report)."""
         return self.model_copy(update={"tasks": [t for t in self.tasks if t.split == name]})
 
+    def complete(self) -> Dataset:
+        """The tasks on which every model has a scored sample (routers compared on the same
+        footing: a router that picks a model with no recording would otherwise fail)."""
+        models = self.models
+        return self.model_copy(
+            update={
+                "tasks": [
+                    t
+                    for t in self.tasks
+                    if all(any(s.score is not None for s in t.responses.get(m, ())) for m in models)
+                ]
+            }
+        )
+
     def groups(self) -> list[str]:
         return sorted({t.group for t in self.tasks})
 

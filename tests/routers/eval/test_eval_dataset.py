@@ -56,6 +56,7 @@ def test_views_split_group_and_models() -> None:
     assert [t.id for t in d.split("test")] == ["t2"]  # the default split
     assert d.groups() == ["geo", "math"]
     assert len(d.select(group="geo")) == 1 and len(d.select(limit=1)) == 1
+    assert [t.id for t in d.complete()] == ["t1"]  # t2 has no responses at all
 
 
 def test_cost_is_recorded_or_priced_from_tokens() -> None:
