@@ -59,7 +59,7 @@ async def main_async(limit: int | None, parallel: int) -> int:
     print(f"RouterBench test: {len(test)} tasks, {len(test.models)} models; train: {len(train)}")
     for m in sorted(singles, key=lambda m: m.cost or 0.0):
         print(f"  {m.model:36s} accuracy {m.quality:.3f}  ${m.cost or 0:.6f}/task")
-    zero = zero_router(test)
+    zero = zero_router(test, singles)
     zero_aiq = aiq(zero, cost_range)
     best = oracle(test)
     print(f"zero router: hull {' -> '.join(p.label for p in zero)}; AIQ {zero_aiq:.4f}")

@@ -103,15 +103,16 @@ def eval_command(
             except ValueError as exc:
                 raise cli.CliError(str(exc)) from None
         graded = scope.select(limit=limit) if limit is not None else scope
+        scores = single_models(graded)
         refs: dict[str, Any] = {
             "single_models": [
                 {"model": m.model, "accuracy": m.quality, "cost_per_task_usd": m.cost}
-                for m in single_models(graded)
+                for m in scores
             ]
         }
         try:
-            hull = zero_router(graded)
-            singles = [m.cost for m in single_models(graded) if m.cost is not None]
+            hull = zero_router(graded, scores)
+            singles = [m.cost for m in scores if m.cost is not None]
             refs["zero_router_aiq"] = aiq(hull, (hull[0].cost, max(singles)))
             best = oracle(graded)
             refs["oracle"] = {"accuracy": best.quality, "cost_per_task_usd": best.cost}

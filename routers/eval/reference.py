@@ -76,9 +76,11 @@ def single_models(dataset: Dataset) -> list[ModelScore]:
     return out
 
 
-def zero_router(dataset: Dataset) -> list[Point]:
-    """The zero router's hull: random mixes of single models."""
-    points = [m.point for m in single_models(dataset) if m.cost is not None]
+def zero_router(dataset: Dataset, scores: Sequence[ModelScore] | None = None) -> list[Point]:
+    """The zero router's hull: random mixes of single models (``scores``: the dataset's
+    :func:`single_models`, when the caller has them already)."""
+    models = scores if scores is not None else single_models(dataset)
+    points = [m.point for m in models if m.cost is not None]
     if not points:
         raise ValueError(f"dataset {dataset.name!r} records no cost: there is no zero router")
     return ndch(points)
