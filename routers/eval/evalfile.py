@@ -61,6 +61,7 @@ class RunRecord(BaseModel):
     sigma: float | None = None
     seconds: float = 0.0
     error: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
 
     def to_result(self) -> TaskResult:
         return TaskResult(**self.model_dump())

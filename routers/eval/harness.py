@@ -39,9 +39,22 @@ from traces.runview import load_run_view
 from .dataset import Dataset, Task
 from .metrics import Point
 
-__all__ = ["EvalReport", "TaskResult", "evaluate", "grade", "recorded_hub", "task_seed"]
+__all__ = [
+    "Describe",
+    "EvalReport",
+    "Grader",
+    "TaskResult",
+    "evaluate",
+    "grade",
+    "recorded_hub",
+    "task_seed",
+]
 
 PROVIDER = "recorded"
+
+Grader = Callable[[Task, Any, list[tuple[str, int]]], float]
+"""(task, graded output, model calls as (model, sample index)) -> score in [0, 1]."""
+Describe = Callable[[Task, Any], dict[str, Any]]
 
 
 def recorded_hub(dataset: Dataset) -> ModelHub:
@@ -75,6 +88,9 @@ class TaskResult:
     sigma: float | None
     seconds: float
     error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    """What the evaluation's ``describe`` hook took from the output (e.g. the agents a
+    TCAR route chose and the gold set), for measures the harness does not know."""
 
 
 @dataclass
@@ -204,12 +220,16 @@ async def evaluate(
     seed: int = 0,
     services: Mapping[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    grader: Grader | None = None,
+    describe: Describe | None = None,
 ) -> EvalReport:
     """Run ``pipeline`` once per task of ``dataset``'s ``split`` and grade each run.
 
     ``output`` names the pipeline output to grade (default: its only output). Runs are
     made ``parallel`` at a time; results come back in task order whatever order they end.
-    Each task's run seed is :func:`task_seed` of ``seed`` and the task id.
+    Each task's run seed is :func:`task_seed` of ``seed`` and the task id. ``grader``
+    replaces :func:`grade` (same arguments: the task, the graded output, the model calls);
+    ``describe`` (task, output) returns JSON-able details kept with each result.
     """
     if parallel < 1:
         raise ValueError(f"parallel must be >= 1, got {parallel}")
@@ -250,7 +270,7 @@ async def evaluate(
         effects = [e for s in view.steps.values() for e in s.effects]
         calls = _calls(effects, store)
         out = run.outputs.get(name) if run.ok else None
-        score = grade(task, out, calls) if out is not None else 0.0
+        score = (grader or grade)(task, out, calls) if out is not None else 0.0
         sigma = getattr(out, "sigma", None)
         results[i] = TaskResult(
             task=task.id,
@@ -266,6 +286,7 @@ async def evaluate(
             sigma=float(sigma) if isinstance(sigma, int | float) else None,
             seconds=seconds,
             error=None if run.ok or run.error is None else run.error.message,
+            details=describe(task, out) if describe is not None and out is not None else {},
         )
         done[0] += 1
         if progress is not None:
