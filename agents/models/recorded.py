@@ -84,11 +84,26 @@ class RecordedSet(BaseModel):
     def _by_length(self) -> list[RecordedItem]:
         return sorted(self.items, key=lambda i: -len(i.question))
 
+    @cached_property
+    def _exact(self) -> dict[str, RecordedItem]:
+        # The scan returns the longest question inside the prompt; when the prompt is a
+        # question, nothing longer fits in it, so it is that question (the first item of
+        # that text, as in the scan: earlier items overwrite later ones here).
+        out: dict[str, RecordedItem] = {}
+        for item in reversed(self._by_length):
+            out[item.question] = item
+        return out
+
     def match(self, request: ChatRequest) -> RecordedItem | None:
+        """The recorded item whose question is in the last user message (the longest such
+        question when several are); an exact match is found without a scan."""
         users = [m.content for m in request.messages if m.role == "user"]
         if not users:
             return None
         prompt = users[-1]
+        exact = self._exact.get(prompt)
+        if exact is not None:
+            return exact
         for item in self._by_length:
             if item.question in prompt:
                 return item
