@@ -29,6 +29,7 @@ from .amro_router import (
     amro_router,
 )
 from .baselines import (
+    AgreementCascadeConfig,
     CascadeConfig,
     KNNConfig,
     KNNExample,
@@ -39,6 +40,7 @@ from .baselines import (
     Query,
     Routed,
     SingleConfig,
+    agreement_cascade,
     build_knn_index,
     cascade,
     knn_router,
@@ -77,6 +79,7 @@ from .tcar_lexical import LexicalRouter
 from .tcar_team import TCARResult, TCARTeamConfig, tcar
 
 __all__ = [
+    "AgreementCascadeConfig",
     "CascadeConfig",
     "KNNConfig",
     "KNNExample",
@@ -87,6 +90,7 @@ __all__ = [
     "Query",
     "Routed",
     "SingleConfig",
+    "agreement_cascade",
     "build_knn_index",
     "cascade",
     "knn_router",

@@ -65,6 +65,7 @@ from .state import register_state_format
 
 __all__ = [
     "KNN_FORMAT",
+    "AgreementCascadeConfig",
     "CascadeConfig",
     "KNNConfig",
     "KNNExample",
@@ -75,6 +76,7 @@ __all__ = [
     "Query",
     "Routed",
     "SingleConfig",
+    "agreement_cascade",
     "build_knn_index",
     "cascade",
     "knn_estimate",
@@ -244,6 +246,30 @@ class CascadeConfig(BaseModel):
         if self.weak == self.strong:
             raise ValueError(
                 f"weak and strong are both {self.weak!r}; fix: name two different models"
+            )
+        return self
+
+
+class AgreementCascadeConfig(BaseModel):
+    model_config = _FROZEN
+    probes: list[ModelName]
+    """Cheap models asked first (config order); the first of them is the one trusted."""
+    strong: ModelName
+    """Asked only when the probes disagree (or give no readable answer)."""
+    extractor: ExtractorName = "option"
+    max_tokens: MaxTokens = 512
+
+    @field_validator("probes")
+    @classmethod
+    def _probes(cls, v: list[str]) -> list[str]:
+        return _check_models(v, 2, "agreement-cascade probes")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> AgreementCascadeConfig:
+        if self.strong in self.probes:
+            raise ValueError(
+                f"strong model {self.strong!r} is also a probe; fix: escalate to a model "
+                "that is not among the probes"
             )
         return self
 
@@ -621,6 +647,50 @@ async def cascade(q: Query, ctx: Context) -> Routed:
     )
     return Routed(
         answer=answer, models_invoked=caller.invoked, chosen=[chosen], cost_usd=caller.cost
+    )
+
+
+@agent(name="agreement-cascade", version="1", config=AgreementCascadeConfig)
+async def agreement_cascade(q: Query, ctx: Context) -> Routed:
+    """Several cheap models answer once each; when they all give the same readable answer
+    it is taken (credited to the first probe), otherwise the strong model answers. The
+    multi-model form of the cascade, for data with one recorded sample per model."""
+    cfg: AgreementCascadeConfig = ctx.config
+    caller = _Caller(ctx, cfg.max_tokens)
+    extract = extractor(cfg.extractor)
+    answers = [extract((await caller.ask(m, q.question)).text) for m in cfg.probes]
+    agreed = answers[0] is not None and all(a == answers[0] for a in answers)
+    strong_answer: str | None = None
+    if agreed:
+        answer, chosen = answers[0], cfg.probes[0]
+        reason = f"probes {', '.join(cfg.probes)} agree on {answers[0]!r}: accepted"
+    else:
+        strong_answer = extract((await caller.ask(cfg.strong, q.question)).text)
+        answer, chosen = strong_answer, cfg.strong
+        reason = (
+            "probes disagree ("
+            + ", ".join(f"{m}: {a!r}" for m, a in zip(cfg.probes, answers, strict=True))
+            + f"): escalated to {cfg.strong}"
+        )
+    ctx.decide(
+        candidates=[*cfg.probes, cfg.strong],
+        chosen=chosen,
+        scores={"agreed": 1.0 if agreed else 0.0},
+        reason=reason,
+        parameters=cfg.model_dump(),
+        evidence={
+            "answers": dict(zip(cfg.probes, answers, strict=True)),
+            "agreed": agreed,
+            "strong_answer": strong_answer,
+            "answer": answer,
+            "cost_usd": caller.cost,
+        },
+    )
+    return Routed(
+        answer=answer,
+        models_invoked=caller.invoked,
+        chosen=[chosen],
+        cost_usd=caller.cost,
     )
 
 

@@ -16,6 +16,7 @@ from agents.models import ChatRequest, ModelHub, ModelInfo, ModelRegistry, Scrip
 from orch import AgentDefinitionError, Pipeline, PipelineBuilder, RunResult, arun
 from orch.testing import assert_order_independent
 from routers.baselines import (
+    AgreementCascadeConfig,
     CascadeConfig,
     KNNConfig,
     KNNExample,
@@ -24,6 +25,7 @@ from routers.baselines import (
     ModelsConfig,
     Routed,
     SingleConfig,
+    agreement_cascade,
     build_knn_index,
     cascade,
     knn_estimate,
@@ -500,6 +502,56 @@ async def test_cascade_order_independent() -> None:
     models, _ = hub({"cheap": ["A", "B", "A"], "dear": "B"})
     await assert_order_independent(
         pipeline(cascade.with_config(weak="cheap", strong="dear"), "question"),
+        {"question": QUESTION},
+        services={"models": models},
+    )
+
+
+# -- agreement cascade ---------------------------------------------------------------------------
+
+
+async def test_agreement_cascade_accepts_when_probes_agree() -> None:
+    out, d, client = await run(
+        agreement_cascade.with_config(probes=["cheap", "twin"], strong="dear"),
+        {"cheap": "A", "twin": "A", "dear": "B"},
+    )
+    assert out.answer == "A" and out.chosen == ["cheap"] and d.chosen == ["cheap"]
+    assert called(client) == ["cheap", "twin"]
+    assert out.cost_usd == pytest.approx(2 * call_cost("cheap"))
+    assert d.evidence["agreed"] is True and d.evidence["strong_answer"] is None
+    assert d.candidates == ["cheap", "twin", "dear"] and "accepted" in d.reason
+
+
+@pytest.mark.parametrize(
+    ("twin", "why"), [("C", "disagree"), (None, "one unreadable"), ("unreadable-both", "none")]
+)
+async def test_agreement_cascade_escalates(twin: str | None, why: str) -> None:
+    answers: dict[str, Any] = {"cheap": "A", "twin": twin, "dear": "B"}
+    if twin == "unreadable-both":
+        answers = {"cheap": None, "twin": None, "dear": "B"}  # None == None is no agreement
+    out, d, client = await run(
+        agreement_cascade.with_config(probes=["cheap", "twin"], strong="dear"), answers
+    )
+    assert out.answer == "B" and out.chosen == ["dear"], why
+    assert called(client) == ["cheap", "twin", "dear"]
+    if twin == "C":  # an unreadable reply is shorter, so only here is the cost this sum
+        assert out.cost_usd == pytest.approx(2 * call_cost("cheap") + call_cost("dear"))
+    assert d.evidence["agreed"] is False and "escalated to dear" in d.reason
+
+
+def test_agreement_cascade_config_errors() -> None:
+    with pytest.raises(ValidationError, match="at least 2|least"):
+        AgreementCascadeConfig(probes=["cheap"], strong="dear")
+    with pytest.raises(ValidationError, match="also a probe"):
+        AgreementCascadeConfig(probes=["cheap", "dear"], strong="dear")
+
+
+async def test_agreement_cascade_order_independent() -> None:
+    models, _ = hub({"cheap": "A", "twin": "B", "dear": "B"})
+    await assert_order_independent(
+        pipeline(
+            agreement_cascade.with_config(probes=["cheap", "twin"], strong="dear"), "question"
+        ),
         {"question": QUESTION},
         services={"models": models},
     )
