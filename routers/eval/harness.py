@@ -22,10 +22,11 @@ per call but no tokens. A router's extra outputs are summarised when present: ``
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import anyio
@@ -37,6 +38,7 @@ from traces import ArtifactStore, EffectRecord
 from traces.runview import load_run_view
 
 from .dataset import Dataset, Task
+from .journal import Journal
 from .metrics import Point
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "TaskResult",
     "evaluate",
     "grade",
+    "grade_last_call",
     "recorded_hub",
     "task_seed",
 ]
@@ -99,6 +102,8 @@ class EvalReport:
     split: str
     router: str
     results: list[TaskResult] = field(default_factory=list)
+    resumed: int = 0
+    """Tasks whose result came from the journal (their runs already in the store)."""
 
     @property
     def tasks(self) -> int:
@@ -199,6 +204,18 @@ def grade(task: Task, output: Any, calls: list[tuple[str, int]]) -> float:
     return 0.0
 
 
+def grade_last_call(task: Task, output: Any, calls: list[tuple[str, int]]) -> float:
+    """A grader for routers whose answer is the last model call's (a layered AMRO-S route,
+    a router that returns no ``chosen``): the recorded score of that call's sample."""
+    if not calls:
+        return 0.0
+    model, index = calls[-1]
+    samples = task.responses.get(model) or []
+    if not samples:
+        return 0.0
+    return samples[index % len(samples)].score or 0.0
+
+
 def _task_cost(dataset: Dataset, task: Task, calls: list[tuple[str, int]]) -> float:
     total = 0.0
     for model, index in calls:
@@ -222,6 +239,8 @@ async def evaluate(
     progress: Callable[[int, int], None] | None = None,
     grader: Grader | None = None,
     describe: Describe | None = None,
+    journal: str | os.PathLike[str] | None = None,
+    fresh: bool = False,
 ) -> EvalReport:
     """Run ``pipeline`` once per task of ``dataset``'s ``split`` and grade each run.
 
@@ -230,6 +249,11 @@ async def evaluate(
     Each task's run seed is :func:`task_seed` of ``seed`` and the task id. ``grader``
     replaces :func:`grade` (same arguments: the task, the graded output, the model calls);
     ``describe`` (task, output) returns JSON-able details kept with each result.
+
+    With ``journal`` (a file path) the evaluation is resumable: each finished task is
+    appended to the journal as it ends, and a rerun with the same journal skips the tasks
+    found there whose runs are in ``store`` (see :mod:`routers.eval.journal`); ``fresh``
+    starts the journal over.
     """
     if parallel < 1:
         raise ValueError(f"parallel must be >= 1, got {parallel}")
@@ -248,11 +272,41 @@ async def evaluate(
         )
     chosen = dataset.split(split) if split != "all" else dataset  # type: ignore[arg-type]
     tasks = chosen.tasks[:limit] if limit is not None else chosen.tasks
+    if not tasks:
+        splits = sorted({t.split for t in dataset.tasks})
+        raise ValueError(
+            f"dataset {dataset.name!r} has no {split} tasks (its splits: "
+            f"{', '.join(splits) or 'none'}); fix: pass split= one of them, or 'all'"
+        )
     hub = recorded_hub(dataset)
     run_services = {"models": hub, **dict(services or {})}
     results: list[TaskResult | None] = [None] * len(tasks)
     limiter = anyio.CapacityLimiter(parallel)
     done = [0]
+    log: Journal | None = None
+    if journal is not None:
+        log = Journal(
+            journal,
+            {
+                "dataset": dataset.name,
+                "split": split,
+                "limit": limit,
+                "pipeline": pipeline.name,
+                "spec_hash": pipeline.spec_hash,
+                "output": name,
+                "seed": seed,
+            },
+        ).open(fresh=fresh)
+        for i, task in enumerate(tasks):
+            row = log.done.get(task.id)
+            if row is None:
+                continue
+            if store.read_run_head(row["run_id"]) is None:
+                log.forget(task.id)  # its run is not in this store: run the task again
+                continue
+            results[i] = TaskResult(**{**row, "calls": [tuple(c) for c in row["calls"]]})
+            done[0] += 1
+    resumed = done[0]
 
     async def one(i: int, task: Task) -> None:
         async with limiter:
@@ -272,7 +326,7 @@ async def evaluate(
         out = run.outputs.get(name) if run.ok else None
         score = (grader or grade)(task, out, calls) if out is not None else 0.0
         sigma = getattr(out, "sigma", None)
-        results[i] = TaskResult(
+        result = results[i] = TaskResult(
             task=task.id,
             run_id=run.run_id,
             root_hash=run.root_hash,
@@ -288,13 +342,22 @@ async def evaluate(
             error=None if run.ok or run.error is None else run.error.message,
             details=describe(task, out) if describe is not None and out is not None else {},
         )
+        if log is not None:
+            log.append(asdict(result))
         done[0] += 1
         if progress is not None:
             progress(done[0], len(tasks))
 
-    async with anyio.create_task_group() as tg:
-        for i, task in enumerate(tasks):
-            tg.start_soon(one, i, task)
-    report = EvalReport(dataset=dataset.name, split=split, router=pipeline.name)
+    if progress is not None and resumed:
+        progress(resumed, len(tasks))
+    try:
+        async with anyio.create_task_group() as tg:
+            for i, task in enumerate(tasks):
+                if results[i] is None:
+                    tg.start_soon(one, i, task)
+    finally:
+        if log is not None:
+            log.close()
+    report = EvalReport(dataset=dataset.name, split=split, router=pipeline.name, resumed=resumed)
     report.results = [r for r in results if r is not None]
     return report
