@@ -72,8 +72,10 @@ def _import_file(path: Path) -> ModuleType:
     return module
 
 
-def load_pipeline(target: str) -> Pipeline:
-    """Load and (if needed) build the pipeline named by ``target``."""
+def load_pipeline(target: str, params: Mapping[str, Any] | None = None) -> Pipeline:
+    """Load and (if needed) build the pipeline named by ``target``. With ``params`` the
+    object must be a function; it is called with them as keyword arguments (a parameter
+    sweep builds one pipeline per setting this way)."""
     path, name = split_target(target)
     module = _import_file(path)
     if not hasattr(module, name):
@@ -85,8 +87,23 @@ def load_pipeline(target: str) -> Pipeline:
             f"{str(path)!r} has no object named {name!r} ({hint}); fix: use {path}:NAME"
         )
     obj = getattr(module, name)
-    if callable(obj) and not isinstance(obj, (Pipeline, PipelineBuilder)):
-        obj = obj()
+    factory = callable(obj) and not isinstance(obj, (Pipeline, PipelineBuilder))
+    if params and not factory:
+        raise PipelineLoadError(
+            f"{target!r} is a pipeline, not a function, so it cannot take the parameters "
+            f"{', '.join(sorted(params))}; fix: point at a function that takes them as "
+            "keyword arguments and returns a pipeline"
+        )
+    if factory:
+        try:
+            obj = obj(**dict(params or {}))
+        except TypeError as exc:
+            if params is None:
+                raise
+            raise PipelineLoadError(
+                f"calling {target!r} with {', '.join(f'{k}={v!r}' for k, v in params.items())} "
+                f"failed: {exc}; fix: sweep parameters the function takes"
+            ) from None
     if isinstance(obj, PipelineBuilder):
         obj = obj.build()
     if not isinstance(obj, Pipeline):

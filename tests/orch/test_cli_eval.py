@@ -85,3 +85,94 @@ def test_eval_user_mistakes_exit_2(files: tuple[Path, Path], args: list[str], me
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 2, result.output
     assert message in result.stderr
+
+
+SWEEP = """
+from orch import PipelineBuilder
+from routers import baselines
+
+
+def make(model: str = "cheap"):
+    p = PipelineBuilder(f"single")
+    p.output("answer", p.node("r", baselines.single.with_config(model=model),
+                              question=p.input("question", str)))
+    return p.build()
+"""
+
+
+def test_a_sweep_is_one_configuration_per_value_with_their_aiq(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, _ = files
+    factory = tmp_path / "factory.py"
+    factory.write_text(SWEEP)
+    argv = ["eval", str(data), "--pipeline", f"{factory}:make", "--sweep", "model=cheap,dear"]
+    result = CliRunner().invoke(app, [*argv, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [c["label"] for c in report["configs"]] == [
+        'single model="cheap"',
+        'single model="dear"',
+    ]
+    assert [c["accuracy"] for c in report["configs"]] == pytest.approx([4 / 6, 1.0])
+    assert [c["params"] for c in report["configs"]] == [{"model": "cheap"}, {"model": "dear"}]
+    # The two single models are the zero router's hull, so the sweep's AIQ is the zero
+    # router's own.
+    (curve,) = report["curves"]
+    assert curve["aiq"] == pytest.approx(report["reference"]["zero_router_aiq"])
+    table = CliRunner().invoke(app, argv)
+    assert table.exit_code == 0, table.output
+    assert "2 configurations on cli-tiny" in table.stdout and "zero router's there" in table.stdout
+
+
+def test_several_pipelines_and_a_saved_file_that_resumes(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from routers.eval.evalfile import load
+
+    data, pipe = files
+    factory = tmp_path / "factory.py"
+    factory.write_text(SWEEP)
+    out = tmp_path / "ev.json"
+    argv = ["eval", str(data), "--pipeline", str(pipe), "--pipeline", f"{factory}:make"]
+    first = CliRunner().invoke(app, [*argv, "--save", str(out)])
+    assert first.exit_code == 0, first.output
+    ev = load(out)
+    assert [c.label for c in ev.configs] == ["single-cheap", "single"]
+    assert ev.tasks == 6 and len(ev.configs[0].runs) == 6 and ev.store
+    again = CliRunner().invoke(app, [*argv, "--save", str(out), "--json"])
+    assert again.exit_code == 0, again.output
+    resumed = json.loads(again.stdout)["configs"]
+    assert [c["runs"] for c in resumed] == [
+        [r.model_dump(include={"task", "run_id", "score", "cost_usd", "error"}) for r in c.runs]
+        for c in ev.configs
+    ]  # the same runs: nothing ran again
+    assert sorted(p.name for p in (tmp_path / "ev.json.journal").iterdir())[0].startswith("single")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--sweep", "model"], "is not NAME=V1,V2"),
+        (["--sweep", "model=cheap", "--sweep", "model=dear"], "names 'model' twice"),
+        (["--sweep", "colour=red"], "unexpected keyword argument 'colour'"),
+    ],
+)
+def test_bad_sweeps_exit_2(
+    files: tuple[Path, Path], tmp_path: Path, extra: list[str], message: str
+) -> None:
+    data, _ = files
+    factory = tmp_path / "factory.py"
+    factory.write_text(SWEEP)
+    result = CliRunner().invoke(app, ["eval", str(data), "--pipeline", f"{factory}:make", *extra])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+
+
+def test_a_sweep_over_a_built_pipeline_is_refused(files: tuple[Path, Path]) -> None:
+    data, pipe = files
+    result = CliRunner().invoke(
+        app, ["eval", str(data), "--pipeline", str(pipe), "--sweep", "model=dear"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "is a pipeline, not a function" in result.stderr
