@@ -26,23 +26,27 @@ from .dataset import Dataset
 __all__ = ["ability_priors", "ema_observations", "holdout", "intent_examples", "knn_examples"]
 
 
-def _scored(dataset: Dataset, task_responses: Any) -> dict[str, tuple[float, float]]:
+def _scored(
+    dataset: Dataset, task_responses: Any, priced: bool = True
+) -> dict[str, tuple[float, float]]:
     out = {}
     for model, samples in task_responses.items():
         if not samples or samples[0].score is None:
             continue
         cost = dataset.cost(model, samples[0])
-        if cost is not None:
-            out[model] = (samples[0].score, cost)
+        if cost is not None or not priced:
+            out[model] = (samples[0].score, cost or 0.0)
     return out
 
 
-def knn_examples(dataset: Dataset) -> list[dict[str, Any]]:
+def knn_examples(dataset: Dataset, priced: bool = True) -> list[dict[str, Any]]:
     """``{"query", "quality", "cost_usd"}`` per task with every model scored and priced
-    (first sample); tasks missing a model are left out, as the kNN index needs them whole."""
+    (first sample); tasks missing a model are left out, as the kNN index needs them whole.
+    ``priced=False`` keeps tasks whose cost is unknown (at cost 0), for a caller that sets
+    the costs itself."""
     out = []
     for task in dataset.tasks:
-        scored = _scored(dataset, task.responses)
+        scored = _scored(dataset, task.responses, priced)
         if len(scored) == len(dataset.models):
             out.append(
                 {

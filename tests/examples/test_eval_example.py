@@ -1,34 +1,64 @@
-"""The RouterBench evaluation example runs end to end on a few test tasks (it reads the
-shared recordings at run time and says so when they are absent)."""
+"""The evaluation examples run end to end on a few tasks (they read the shared recordings
+at run time and say so when they are absent)."""
 
 from __future__ import annotations
 
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from routers.eval import DataUnavailable, load_dataset
+from routers.eval import DataUnavailable, evalfile, load_dataset
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "eval_routerbench.py"
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def load_example(name: str) -> object:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[f"example_{name}"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_routerbench_example_compares_routers_with_the_zero_router(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     try:
         load_dataset("routerbench")
     except DataUnavailable as exc:
         pytest.skip(str(exc))
-    spec = importlib.util.spec_from_file_location("example_eval_routerbench", EXAMPLE)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["example_eval_routerbench"] = module
-    spec.loader.exec_module(module)
-    assert module.main(["--limit", "12", "--parallel", "4"]) == 0
+    module: Any = load_example("eval_routerbench")
+    save = tmp_path / "rb.json"
+    assert module.main(["--limit", "12", "--parallel", "4", "--save", str(save)]) == 0
     out = capsys.readouterr().out
     assert "RouterBench test: 12 tasks, 11 models" in out
     assert "zero router: hull" in out and "oracle: accuracy" in out
-    assert out.count("  kNN λ=") == len(module.LAMBDAS)
-    assert "against the zero router's" in out and "(0 failed)" in out
+    assert out.count("  knn k=") == len(module.LAMBDAS)
+    assert out.count("  amro-s β=") == len(module.BETAS)
+    assert out.count("  cascade ") == len(module.CASCADES)
+    for router in ("kNN (k=", "AMRO-S:", "EMA router:", "agreement cascade:", "random router:"):
+        assert router in out
+    assert "AIQ per router" in out and "best: " in out and "failed" not in out
+    ev = evalfile.load(save)
+    assert len(ev.configs) == 1 + len(module.LAMBDAS) + len(module.BETAS) + 1 + len(module.CASCADES)
+    assert all(len(c.runs) == 12 for c in ev.configs)
+    assert ev.tables[0].columns[0] == "router"
+
+
+def test_two_model_example_gives_apgr_and_cpt(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    try:
+        load_dataset("routellm-gsm8k")
+    except DataUnavailable as exc:
+        pytest.skip(str(exc))
+    module: Any = load_example("eval_two_model")
+    assert module.main(["--limit", "10", "--save-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("APGR ") == len(module.SOURCES)
+    ev = evalfile.load(tmp_path / "two-model-routellm-gsm8k.json")
+    assert len(ev.configs) == len(module.LAMBDAS) and ev.tables[0].columns[1] == "strong share"
