@@ -51,7 +51,7 @@ from routers import (
     panel,
     save_state,
 )
-from routers.eval import Dataset, DataUnavailable, Point, aiq, load_dataset, ndch
+from routers.eval import Dataset, DataUnavailable, Point, aiq, load_dataset, mcnemar, ndch
 from routers.eval.evalfile import (
     CurveRecord,
     EvalConfig,
@@ -288,6 +288,53 @@ async def cascades(bench: Bench) -> None:
     bench.curve("agreement cascade", points)
 
 
+def significance(bench: Bench) -> list[list[Any]]:
+    """Per router, its setting furthest above the zero router's hull (quality minus the
+    hull's at the same cost) against the hull's single model nearest in cost: McNemar's
+    exact test on per-task correctness."""
+    hull = list(bench.zero)
+    tasks = {t.id: t for t in bench.test.tasks}
+    by_label = {c.label: c for c in bench.configs}
+    out = []
+    for curve in bench.curves:
+        labels = [c.label for c in bench.configs if c.label.startswith(_prefix(curve.label))]
+        if not labels:
+            continue
+
+        def lift(label: str) -> float:
+            s = by_label[label].summary
+            cost = max(s["cost_per_task_usd"], hull[0].cost)
+            return float(s["accuracy"]) - aiq(hull, (cost, cost))
+
+        best = max(labels, key=lambda lab: (lift(lab), lab))
+        cost = by_label[best].summary["cost_per_task_usd"]
+        model = min(hull, key=lambda p: (abs(p.cost - cost), p.label)).label
+        ours = [r.score >= 1.0 for r in by_label[best].runs]
+        theirs = [tasks[r.task].responses[model][0].score == 1.0 for r in by_label[best].runs]
+        m = mcnemar(ours, theirs)
+        out.append(
+            [
+                best,
+                round(by_label[best].summary["accuracy"], 4),
+                short(model),
+                round(sum(theirs) / len(theirs), 4),
+                m.only_a,
+                m.only_b,
+                m.p_value,
+            ]
+        )
+    return out
+
+
+def _prefix(curve: str) -> str:
+    return {
+        "random router": "random",
+        "AMRO-S": "amro-s",
+        "EMA router": "ema panel",
+        "agreement cascade": "cascade",
+    }.get(curve, "knn")
+
+
 async def main_async(limit: int | None, parallel: int, save_to: str | None, seed: int) -> int:
     try:
         data = load_dataset("routerbench")
@@ -326,6 +373,14 @@ async def main_async(limit: int | None, parallel: int, save_to: str | None, seed
         print(f"  {name:24s} {n:2d} points  AIQ {ours:.4f}  zero {zero:.4f}  {delta:+.4f}")
     top = ranked[0]
     print(f"best: {top[0]}, {top[4]:+.4f} AIQ over the zero router")
+    tests = significance(bench)
+    print("\nMcNemar: each router's setting furthest above the zero router's hull, against the")
+    print("single model of that hull nearest in cost, on the same tasks:")
+    for row in tests:
+        print(
+            f"  {row[0]:44s} {row[1]:.3f} vs {row[2]:28s} {row[3]:.3f}  "
+            f"only ours {row[4]:3d}, only theirs {row[5]:3d}, p = {row[6]:.2g}"
+        )
     if save_to:
         ev = EvalFile(
             title="Cost-aware routing on RouterBench (arc-challenge, winogrande, mbpp)",
@@ -348,7 +403,20 @@ async def main_async(limit: int | None, parallel: int, save_to: str | None, seed
                     title="AIQ per router against the zero router over the same cost range",
                     columns=["router", "points", "AIQ", "zero router AIQ", "Δ"],
                     rows=ranked,
-                )
+                ),
+                TableRecord(
+                    title="McNemar: each router's best setting against the nearest-cost model",
+                    columns=[
+                        "setting",
+                        "accuracy",
+                        "single model",
+                        "its accuracy",
+                        "only ours right",
+                        "only theirs right",
+                        "p",
+                    ],
+                    rows=[[*r[:6], round(r[6], 6)] for r in tests],
+                ),
             ],
             notes=[
                 "Runs are in a MemoryStore: rerun with the command to regenerate them.",
