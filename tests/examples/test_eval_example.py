@@ -37,7 +37,7 @@ def test_routerbench_example_compares_routers_with_the_zero_router(
     out = capsys.readouterr().out
     assert "RouterBench test: 12 tasks, 11 models" in out
     assert "zero router: hull" in out and "oracle: accuracy" in out
-    assert out.count("  knn k=") == len(module.LAMBDAS)
+    assert out.count("  knn k=") == len(module.LAMBDAS) + 1  # + the McNemar row
     assert out.count("  amro-s β=") == len(module.BETAS)
     assert out.count("  cascade ") == len(module.CASCADES)
     for router in ("kNN (k=", "AMRO-S:", "EMA router:", "agreement cascade:", "random router:"):
