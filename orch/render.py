@@ -109,8 +109,9 @@ def run_summary(view: RunView) -> Table:
     table.add_column(style="bold", no_wrap=True)
     # Hashes are what an auditor copies: fold them onto the next line, never cut them.
     table.add_column(overflow="fold")
+    # Recorded text goes in as Text, never as markup: "[cot1]" in a model id must print.
     table.add_row("run", head.run_id)
-    table.add_row("pipeline", head.pipeline)
+    table.add_row("pipeline", Text(head.pipeline))
     table.add_row("status", Text(f"{icon} {head.status}", style=style))
     table.add_row("root hash", head.root_hash or "(run did not finish)")
     table.add_row("spec hash", head.spec_hash)
@@ -131,7 +132,7 @@ def run_summary(view: RunView) -> Table:
         if view.record.error:
             table.add_row("error", Text(view.record.error.message, style="red"))
         for name, key in sorted(view.record.outputs.items()):
-            table.add_row(f"output {name}", short(view.value(key), 200))
+            table.add_row(Text(f"output {name}"), Text(short(view.value(key), 200)))
     return table
 
 
@@ -143,7 +144,7 @@ def runs_table(heads: Iterable[RunHead]) -> Table:
         icon, style = STATUS_STYLE.get(h.status, ("?", ""))
         table.add_row(
             h.run_id,
-            h.pipeline,
+            Text(h.pipeline),
             Text(f"{icon} {h.status}", style=style),
             wall(h.started_at),
             (h.root_hash or "-")[:23],

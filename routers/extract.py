@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Protocol
 
 __all__ = [
@@ -58,14 +58,18 @@ def number(text: str) -> str | None:
     if not found:
         return None
     raw = found[-1].replace(",", "")
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        return None
-    normal = value.normalize()
-    if normal == normal.to_integral_value():
-        normal = normal.quantize(Decimal(1))
-    text_value = format(normal, "f")
+    # Enough precision for every digit: the default 28 makes quantize() fail on a long
+    # integer such as a recorded 31-digit GSM8K program output.
+    with localcontext() as exact:
+        exact.prec = max(28, len(raw) + 2)
+        try:
+            value = Decimal(raw)
+        except InvalidOperation:
+            return None
+        normal = value.normalize()
+        if normal == normal.to_integral_value():
+            normal = normal.quantize(Decimal(1))
+        text_value = format(normal, "f")
     return "0" if text_value in ("-0", "-0.0") else text_value
 
 

@@ -83,7 +83,10 @@ def _quality_at(hull: Sequence[Point], cost: float) -> float:
         if a.cost <= cost <= b.cost:
             if b.cost == a.cost:
                 return max(a.quality, b.quality)
-            return a.quality + (b.quality - a.quality) * (cost - a.cost) / (b.cost - a.cost)
+            # The fraction first: with costs near the smallest float, multiplying before
+            # dividing underflows and the result can leave the segment.
+            t = min(1.0, max(0.0, (cost - a.cost) / (b.cost - a.cost)))
+            return a.quality + (b.quality - a.quality) * t
     return hull[-1].quality
 
 

@@ -155,3 +155,36 @@ def test_console_script_runs_quickstart(tmp_path: Path) -> None:
             [str(orch_bin), *sub], cwd=tmp_path, capture_output=True, text=True, check=False
         )
         assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+MARKUP = """
+from pydantic import BaseModel
+
+from orch import Context, PipelineBuilder, agent
+
+
+class Text(BaseModel):
+    text: str
+
+
+@agent(name="echo", version="1")
+async def echo(inp: Text, ctx: Context) -> Text:
+    return inp
+
+
+p = PipelineBuilder("model[cot1]")
+p.output("answer", p.node("e", echo, text=p.input("text", str)))
+pipeline = p.build()
+"""
+
+
+def test_show_prints_recorded_text_that_looks_like_markup(cli: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "markup.py"
+    path.write_text(MARKUP)
+    data = run_json(cli, "run", str(path), "-i", "text=gpt-4[greedy_cot1] says [bold]B[/bold]")
+    shown = cli.invoke(app, ["show", data["run_id"]])
+    assert shown.exit_code == 0, shown.output
+    assert "model[cot1]" in shown.stdout
+    assert "gpt-4[greedy_cot1] says [bold]B[/bold]" in shown.stdout
+    listed = cli.invoke(app, ["runs"])
+    assert "model[cot1]" in listed.stdout

@@ -34,6 +34,9 @@ def test_option_letter(text: str, letter: str | None) -> None:
         ("about 7.000 apples", "7"),
         ("-12", "-12"),
         ("no digits here", None),
+        # longer than Decimal's default 28 digits (a recorded GSM8K program output)
+        ("2143578619350635529335493099520", "2143578619350635529335493099520"),
+        ("1234567890123456789012345678901.50", "1234567890123456789012345678901.5"),
     ],
 )
 def test_number(text: str, value: str | None) -> None:

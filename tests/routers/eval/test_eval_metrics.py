@@ -6,7 +6,7 @@ import itertools
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from routers.eval.metrics import Point, aiq, apgr, cpt, mcnemar, ndch, pgr
@@ -71,6 +71,7 @@ POINTS = st.lists(
 )
 
 
+@example([Point(0.0, 0.0), Point(1.0, 0.0), Point(5e-324, 0.75)])  # once above every point
 @given(POINTS)
 def test_the_hull_is_non_decreasing_concave_and_dominates_every_point(pts: list[Point]) -> None:
     hull = ndch(pts)
