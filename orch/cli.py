@@ -1,4 +1,5 @@
-"""The ``orch`` command line: run, runs, show, verify, replay, diff, plugins, tools, eval.
+"""The ``orch`` command line: run, runs, show, verify, replay, diff, plugins, tools, eval,
+report.
 
 Thin: each command parses options, calls the library and renders. User mistakes (a bad path,
 an unknown run, an invalid pipeline) print one clear line and a hint, exit code 2; a run that
@@ -503,10 +504,12 @@ def plugins(as_json: JsonOpt = False) -> None:
 
 def _add_subcommands() -> None:
     from .cli_eval import eval_command
+    from .cli_report import report_command
     from .cli_tools import tools_app
 
     app.add_typer(tools_app, name="tools")
     app.command("eval")(eval_command)
+    app.command("report")(report_command)
 
 
 _add_subcommands()

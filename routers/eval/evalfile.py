@@ -186,6 +186,10 @@ def save(ev: EvalFile, path: str | os.PathLike[str]) -> Path:
     data = orjson.dumps(ev.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
+        # mkstemp makes the file private (0600); an evaluation file is shared like any other.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

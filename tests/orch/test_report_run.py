@@ -1,0 +1,229 @@
+"""The HTML report of a run: made from real recorded runs, it shows the DAG with each step's
+status, timings from the event log, cost, every decision's evidence and the verification
+result; it escapes everything and is the same bytes every time."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import orjson
+import pytest
+from pydantic import BaseModel
+
+import orch
+from orch import Context, PipelineBuilder, RetryPolicy, Selection, agent
+from orch.report_run import render_run_report
+from traces import DirectoryStore, MemoryStore, RunHead
+from traces.runview import load_run_view
+
+QUICKSTART = Path(__file__).parents[2] / "examples" / "quickstart.py"
+
+
+@pytest.fixture(scope="module")
+def quickstart() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("quickstart_for_run_report", QUICKSTART)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["quickstart_for_run_report"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def disagreeing_run(quickstart: ModuleType, store: object) -> str:
+    """A quickstart run whose models disagree, so both the router and the judge decide."""
+    for item in quickstart.items():
+        result = orch.run(
+            quickstart.pipeline,
+            {"question": item["question"]},
+            store=store,
+            seed=7,
+            services=quickstart.services(),
+        )
+        assert result.ok, result.error
+        if result.outputs["answer"].route == "judge":
+            return result.run_id
+    raise AssertionError("no quickstart item makes the models disagree")
+
+
+@pytest.fixture
+def store_and_run(quickstart: ModuleType, tmp_path: Path) -> tuple[DirectoryStore, str]:
+    store = DirectoryStore(tmp_path / "store")
+    return store, disagreeing_run(quickstart, store)
+
+
+def test_report_shows_run_dag_steps_costs_and_decisions(
+    store_and_run: tuple[DirectoryStore, str],
+) -> None:
+    store, run_id = store_and_run
+    page = render_run_report(store, run_id[:20])  # a unique prefix is enough
+    view = load_run_view(store, run_id)
+    assert page.startswith("<!DOCTYPE html>")
+    assert f"<h1>Run {run_id}</h1>" in page
+    assert view.head.root_hash is not None and view.head.root_hash in page
+    assert "✔ verified" in page and "quickstart-ensemble" in page
+    # One box per pipeline node, coloured by the step's status.
+    boxes = dict(
+        re.findall(r'<g class="dag-node status-\w+" data-step="([^"]+)" data-status="(\w+)"', page)
+    )
+    assert boxes == {n["id"]: view.steps[n["id"]].record.status for n in view.spec["nodes"]}
+    assert page.count('class="dag-io" data-input=') == 1
+    assert page.count('class="dag-io" data-output=') == 1
+    assert 'class="edge cond"' in page  # the judge runs only when the vote says so
+    # Every step in the steps table with its timing from the event log; total cost shown.
+    rows = re.findall(r'<tr class="step" data-step="([^"]+)"', page)
+    assert sorted(rows) == sorted(view.steps)
+    haiku = view.steps["haiku"]
+    assert haiku.duration is not None
+    assert f"{haiku.duration * 1000:.1f} ms" in page
+    assert f"${view.cost_usd:.6f}" in page and f"${haiku.cost_usd:.6f}" in page
+    assert page.count('<tr class="step"') == len(view.steps)
+    # Both decisions with their candidates, the chosen one marked, scores, reason, evidence.
+    decisions = re.findall(r'<tr class="decision" data-step="([^"]+)"', page)
+    assert decisions == ["vote", "judge"]  # in pipeline order
+    vote = view.steps["vote"].decisions[0]
+    assert vote.reason in page
+    assert '<li class="chosen">disagree ✔</li>' in page
+    assert "n_models" in page and "sigma" in page and "answers" in page
+    # Inputs and outputs with their artifact keys.
+    assert view.record is not None
+    assert view.record.outputs["answer"] in page and view.record.inputs["question"] in page
+
+
+def test_report_is_the_same_bytes_every_time(
+    store_and_run: tuple[DirectoryStore, str], tmp_path: Path
+) -> None:
+    store, run_id = store_and_run
+    first = render_run_report(store, run_id)
+    again = render_run_report(DirectoryStore(tmp_path / "store"), run_id)  # a fresh reader
+    assert first == again
+
+
+def test_tampering_shows_in_the_report(store_and_run: tuple[DirectoryStore, str]) -> None:
+    store, run_id = store_and_run
+    log = Path(store.location) / "runs" / run_id / "events.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    # A step's status edited in the log, still valid JSON: only the hash chain can tell.
+    target = next(i for i, line in enumerate(lines) if b'"status":"ok"' in line)
+    lines[target] = lines[target].replace(b'"ok"', b'"ko"', 1)
+    log.write_bytes(b"".join(lines))
+    page = render_run_report(store, run_id)
+    assert "✘ verification failed" in page and "✔ verified" not in page
+    assert 'id="verify-problems"' in page and f"event #{target}" in page
+
+
+class Num(BaseModel):
+    x: int
+
+
+class Pick(Selection):
+    pass
+
+
+@agent(name="hostile-router", version="1")
+async def hostile(n: Num, ctx: Context) -> Pick:
+    ctx.decide(
+        candidates=["<b>bold</b>", "y&z"],
+        chosen="y&z",
+        scores={"<b>bold</b>": 0.1, "y&z": 0.9, "margin": 0.8},
+        reason="<script>alert('reason')</script>",
+        evidence={"<img src=x onerror=alert(1)>": '"quoted"'},
+    )
+    return Pick(branches=["go"])
+
+
+@agent(name="inc", version="1")
+async def inc(n: Num, ctx: Context) -> Num:
+    return Num(x=n.x + 1)
+
+
+@agent(name="parent", version="1")
+async def parent(n: Num, ctx: Context) -> Num:
+    a = await ctx.call(inc, n)
+    return await ctx.call(inc, a)
+
+
+@agent(name="bad", version="1")
+async def bad(n: Num, ctx: Context) -> Num:
+    raise ValueError("<i>not allowed</i>")
+
+
+def hostile_pipeline() -> orch.Pipeline:
+    p = PipelineBuilder("hostile")
+    x = p.input("x", int)
+    r = p.node("route", hostile, x=x)
+    p.node("kids", parent, x=x, when=r.selects("go"), retry=RetryPolicy(max_attempts=3))
+    p.node("broken", bad, x=x, optional=True)
+    p.output("y", p.node("skipped", inc, x=x, when=r.selects("stop")))
+    return p.build()
+
+
+def test_everything_from_the_record_is_escaped_and_children_are_indented() -> None:
+    store = MemoryStore()
+    result = orch.run(hostile_pipeline(), {"x": 1}, store=store)
+    page = render_run_report(store, result.run_id)
+    body = page.split("<body", 1)[1]
+    assert "<script" not in body and "<img" not in body and "<b>bold" not in body
+    assert "<i>not" not in body
+    assert "&lt;script&gt;alert(&#x27;reason&#x27;)&lt;/script&gt;" in body
+    assert "&lt;b&gt;bold&lt;/b&gt; — 0.1" in body and "y&amp;z — 0.9 ✔" in body
+    assert "&lt;i&gt;not allowed&lt;/i&gt;" in body
+    # Child calls sit under their parent; the retry policy is what the record says of attempts.
+    assert re.findall(r'data-step="(kids[^"]*)" data-depth="(\d)"', body) == [
+        ("kids", "0"),
+        ("kids/0", "1"),
+        ("kids/1", "1"),
+    ]
+    assert "≤ 3" in body
+    statuses = dict(re.findall(r'data-step="(\w+)" data-status="(\w+)"', body))
+    assert statuses == {"route": "ok", "kids": "ok", "broken": "failed", "skipped": "skipped"}
+
+
+def test_a_run_without_decisions_or_effects_says_so() -> None:
+    p = PipelineBuilder("plain")
+    p.output("y", p.node("inc", inc, x=p.input("x", int)))
+    store = MemoryStore()
+    result = orch.run(p.build(), {"x": 1}, store=store)
+    page = render_run_report(store, result.run_id)
+    assert "No routing decisions were recorded" in page
+    assert "No effects" in page
+    assert "{&quot;x&quot;:2}" in page  # the output value
+
+
+def test_an_unfinished_run_shows_what_it_finished(
+    store_and_run: tuple[DirectoryStore, str],
+) -> None:
+    store, run_id = store_and_run
+    run_dir = Path(store.location) / "runs" / run_id
+    # What a kill leaves: the head still says running, the log stops after a few steps.
+    head = RunHead.model_validate_json((run_dir / "head.json").read_bytes())
+    head = head.model_copy(
+        update={"status": "running", "root_hash": None, "finished_at": None, "event_count": 0}
+    )
+    (run_dir / "head.json").write_bytes(orjson.dumps(head.sealed().model_dump(mode="json")))
+    lines = (run_dir / "events.jsonl").read_bytes().splitlines(keepends=True)
+    ends = [i for i, line in enumerate(lines) if b'"type":"step_end"' in line]
+    (run_dir / "events.jsonl").write_bytes(b"".join(lines[: ends[1] + 1]))
+    page = render_run_report(store, run_id)
+    assert "incomplete: the run did not finish" in page and "✔ verified" in page
+    assert "(run did not finish)" in page
+    assert page.count('<tr class="step"') == 2
+    assert page.count('data-status="none"') == len(load_run_view(store, run_id).spec["nodes"]) - 2
+    assert "question" in page  # the inputs come from the log's run_start event
+
+
+def test_an_altered_output_is_reported_not_raised(
+    store_and_run: tuple[DirectoryStore, str],
+) -> None:
+    store, run_id = store_and_run
+    view = load_run_view(store, run_id)
+    assert view.record is not None
+    key = view.record.outputs["answer"]
+    hexd = key.removeprefix("sha256:")
+    blob = Path(store.location) / "objects" / hexd[:2] / hexd[2:]
+    blob.write_bytes(blob.read_bytes().replace(b'"answer"', b'"ANSWER"'))
+    page = render_run_report(store, run_id)
+    assert "✘ verification failed" in page and "cannot read it" in page
