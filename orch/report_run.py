@@ -103,12 +103,14 @@ class _Run:
         return step.cost_usd + sum(self.total_cost(c) for c in self.view.children(step))
 
     def attempts(self, step: StepView) -> str:
-        """What the record can say about attempts: the log marks steps reused by a resume;
-        the engine records a node's retry policy, not how many of its attempts were used."""
+        """How many times the step's agent ran: from the event log's ``step_end``; for logs
+        from before the engine wrote it, what the node's retry policy allows."""
         if step.record.status == "skipped":
             return "0"  # a skipped step is recorded when its condition fails; it never runs
         if step.record.step_id in self.reused:
             return '<span title="finished by an earlier run and reused by --resume">reused</span>'
+        if step.attempts is not None:
+            return str(step.attempts)
         node = self.nodes.get(step.record.step_id)
         if node is None:  # a child call: its retry policy lives in the parent's code
             return '<span title="a child call\'s retry policy is not recorded">-</span>'

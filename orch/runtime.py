@@ -211,6 +211,7 @@ class RunState:
         error: ErrorInfo | None,
         reason: str | None,
         logical_time: int,
+        attempts: int | None = None,
     ) -> str:
         # Built as a plain dict (the StepRecord schema, every field present) because this runs
         # once per step; tests pin it to StepRecord's canonical form.
@@ -232,7 +233,12 @@ class RunState:
         }
         key = self.store.put(orjson.dumps(record, option=_OPTS))
         self.records[step_id] = (key, status)
-        self.events.emit("step_end", step_id, status=status, record=key)
+        if attempts is None:
+            self.events.emit("step_end", step_id, status=status, record=key)
+        else:
+            # How many times the agent ran (retries included): the event log's business, not
+            # the record's, so a retried step still has the record of an unretried one.
+            self.events.emit("step_end", step_id, status=status, record=key, attempts=attempts)
         return key
 
     # -- executing one step -----------------------------------------------------------------
@@ -253,11 +259,14 @@ class RunState:
         self.events.emit("step_start", step_id)
         log = StepLog()
         input_key: str | None = None
+        tries = 0
         try:
             inp = _coerce(agent.input_model, input_value, f"input of agent {agent.name!r}")
             input_key = self.store.put(canonical_bytes(inp))
 
             async def attempt(_n: int) -> BaseModel:
+                nonlocal tries
+                tries += 1
                 ctx = Context(self, step_id, node, agent, logical_time, log)
                 if timeout is None:
                     out = await agent.run(inp, ctx)
@@ -277,6 +286,7 @@ class RunState:
 
             if timeout is None and retry.max_attempts == 1:
                 # The common case, without the retry and timeout machinery (per-step cost).
+                tries = 1
                 out = await agent.run(inp, Context(self, step_id, node, agent, logical_time, log))
                 output = _coerce(agent.output_model, out, f"output of agent {agent.name!r}")
             else:
@@ -301,6 +311,7 @@ class RunState:
                 error=None,
                 reason=self._cancel_reason(step_id),
                 logical_time=logical_time,
+                attempts=tries,
             )
             raise
         except Exception as exc:
@@ -319,6 +330,7 @@ class RunState:
                 error=info,
                 reason=None,
                 logical_time=logical_time,
+                attempts=tries,
             )
             return StepOutcome("failed", None, key, info.type, info.message)
         key = self.record_step(
@@ -335,6 +347,7 @@ class RunState:
             error=None,
             reason=None,
             logical_time=logical_time,
+            attempts=tries,
         )
         return StepOutcome("ok", output, key)
 

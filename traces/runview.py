@@ -29,6 +29,9 @@ class StepView:
     started: float | None = None
     ended: float | None = None
     effects: list[EffectRecord] = field(default_factory=list)
+    attempts: int | None = None
+    """How many times the agent ran, retries included, from the ``step_end`` event (None
+    for logs written before the engine recorded it)."""
 
     @property
     def cost_usd(self) -> float:
@@ -141,13 +144,24 @@ def load_run_view(store: ArtifactStore, run_id: str) -> RunView:
         }
     starts = {e["step"]: e["t"] for e in events if e.get("type") == "step_start"}
     ends = {e["step"]: e["t"] for e in events if e.get("type") == "step_end"}
+    tries = {
+        e["step"]: e["data"]["attempts"]
+        for e in events
+        if e.get("type") == "step_end" and isinstance(e.get("data", {}).get("attempts"), int)
+    }
     steps: dict[str, StepView] = {}
     for step_id in sorted(step_keys):
         rec = StepRecord.model_validate(store.get_value(step_keys[step_id]))
         decisions = [Decision.model_validate(store.get_value(k)) for k in rec.decisions]
         effects = [EffectRecord.model_validate(store.get_value(k)) for k in rec.effects]
         steps[step_id] = StepView(
-            rec, step_keys[step_id], decisions, starts.get(step_id), ends.get(step_id), effects
+            rec,
+            step_keys[step_id],
+            decisions,
+            starts.get(step_id),
+            ends.get(step_id),
+            effects,
+            tries.get(step_id),
         )
     view = RunView(head=head, record=record, spec=spec, steps=steps, events=events)
     view._store = store
