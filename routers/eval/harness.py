@@ -61,12 +61,20 @@ Describe = Callable[[Task, Any], dict[str, Any]]
 
 
 def recorded_hub(dataset: Dataset) -> ModelHub:
-    """A model hub whose every model is served from the dataset's recorded responses."""
+    """A model hub whose every model is served from the dataset's recorded responses, at
+    the dataset's prices when it gives them (so each run's own record shows what a call
+    cost from its tokens; the harness's figures come from the dataset either way)."""
+    models: dict[str, Any] = {}
+    for m in dataset.models:
+        price = dataset.prices.get(m)
+        models[m] = {"provider": PROVIDER, "name": m}
+        if price is not None:
+            models[m] |= {
+                "input_per_mtok": price.input_per_mtok,
+                "output_per_mtok": price.output_per_mtok,
+            }
     registry = ModelRegistry.from_dict(
-        {
-            "providers": {PROVIDER: {"kind": "recorded", "options": {"data": "-"}}},
-            "models": {m: {"provider": PROVIDER, "name": m} for m in dataset.models},
-        },
+        {"providers": {PROVIDER: {"kind": "recorded", "options": {"data": "-"}}}, "models": models},
         source=f"dataset {dataset.name}",
     )
     client = RecordedClient(

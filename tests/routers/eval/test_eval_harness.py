@@ -12,6 +12,7 @@ from routers.eval import Dataset, DataUnavailable, Sample, Task, load_dataset
 from routers.eval.harness import evaluate, grade, recorded_hub, task_seed
 from routers.eval.reference import single_models
 from traces import MemoryStore
+from traces.runview import load_run_view
 from traces.verify import verify_run
 
 
@@ -103,3 +104,26 @@ async def test_routerarena_single_models_match_the_recorded_scores() -> None:
         assert report.failed == 0
         assert report.accuracy == pytest.approx(expected[model].quality)
         assert report.cost_per_task == pytest.approx(expected[model].cost)
+
+
+async def test_run_records_price_calls_at_the_datasets_prices() -> None:
+    from routers.eval import Price
+
+    data = Dataset(
+        name="priced",
+        prices={"m": Price(input_per_mtok=1.0, output_per_mtok=2.0)},
+        tasks=[
+            Task(
+                id="t0",
+                question="Pick A or B.",
+                gold="A",
+                responses={"m": [Sample(text="A", score=1.0, input_tokens=100, output_tokens=50)]},
+            )
+        ],
+    )
+    store = MemoryStore()
+    report = await evaluate(pipe(baselines.single.with_config(model="m")), data, store)
+    assert report.cost_usd == pytest.approx((100 * 1.0 + 50 * 2.0) / 1e6)  # from the dataset
+    view = load_run_view(store, report.results[0].run_id)
+    (effect,) = [e for s in view.steps.values() for e in s.effects]
+    assert effect.cost_usd == pytest.approx(report.cost_usd)  # and in the run's own record
