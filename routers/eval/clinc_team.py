@@ -39,7 +39,7 @@ from traces import hash_value
 from ..lexical import LexicalIndex
 from ..tcar import OOS, AgentCard, AgentRegistry, TCARQuery
 from ..tcar_lexical import LexicalRouter
-from ..tcar_team import tcar
+from ..tcar_team import TCARResult, tcar
 from .dataset import Dataset, Task
 from .setmetrics import RoutedOutcome, RoutingSummary, summarize
 
@@ -57,6 +57,7 @@ __all__ = [
     "build_team",
     "clinc150_domain_agent",
     "clinc150_intent_agent",
+    "details_of",
     "lexical_route",
     "outcome_of",
     "predicted_label",
@@ -158,6 +159,10 @@ async def clinc150_domain_agent(q: TCARQuery, ctx: Context) -> AgentReply:
     return reply
 
 
+def _intent_reply(intent: str) -> AgentReply:
+    return AgentReply(text=f"this is '{_words(intent)}'", answer=intent)
+
+
 class ClincIntentAgentConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     intent: str
@@ -166,8 +171,7 @@ class ClincIntentAgentConfig(BaseModel):
 @agent(name="clinc150-intent-agent", version="1", config=ClincIntentAgentConfig)
 async def clinc150_intent_agent(q: TCARQuery, ctx: Context) -> AgentReply:
     """The agent of one intent: it answers its intent."""
-    intent = ctx.config.intent
-    return AgentReply(text=f"this is '{_words(intent)}'", answer=intent)
+    return _intent_reply(ctx.config.intent)
 
 
 class TeamParams(BaseModel):
@@ -213,6 +217,29 @@ class ClincTeam:
     def services(self, params: TeamParams) -> dict[str, Any]:
         """What the pipeline's runs need: the agent registry and the intent indexes."""
         return {"agents": self.registry(params), INTENTS_SERVICE: self.intents}
+
+    def group_of(self, label: str | None) -> str | None:
+        """The domain of an intent (None for ``oos`` and no label)."""
+        return None if label is None or label == OOS else self.domain_of[label]
+
+    def agent_domain(self, agent_id: str | None) -> str | None:
+        """The domain an agent stands for (None for no agent)."""
+        if agent_id is None or agent_id == OOS:
+            return None
+        return agent_id if self.level == "domain" else self.domain_of[agent_id]
+
+    def outcome(self, gold: str, chosen: Sequence[str], predicted: str | None) -> RoutedOutcome:
+        """The outcome of a query of intent ``gold`` routed to ``chosen`` and answered
+        ``predicted``."""
+        return RoutedOutcome.of(
+            self.gold_agents(gold),
+            chosen,
+            gold,
+            predicted,
+            gold_group=self.group_of(gold),
+            top_group=self.agent_domain(next((a for a in chosen if a != OOS), None)),
+            predicted_group=self.group_of(predicted),
+        )
 
     def gold_agents(self, gold: str) -> frozenset[str]:
         """The agents that should take a query of intent ``gold`` (none for ``oos``)."""
@@ -303,10 +330,43 @@ def predicted_label(final: RefinedAnswer, answers: Sequence[AgentAnswer]) -> str
     return canon.pop() if len(canon) == 1 and None not in canon else None
 
 
+def details_of(team: ClincTeam, task: Task, result: TCARResult) -> dict[str, Any]:
+    """What an evaluation keeps of one run (JSON-able): the gold intent, its domain (None
+    for ``oos``) and the gold agents, the route and its first choice's domain, each chosen
+    agent's answer (its intent, ``declined`` or ``error``), the refined answer's kind, its
+    label and the label's domain."""
+    gold = task.gold or OOS
+    predicted = predicted_label(result.final, result.answers)
+    top = next((a for a in result.route.chosen if a != OOS), None)
+    return {
+        "gold": gold,
+        "gold_domain": team.group_of(gold),
+        "gold_agents": sorted(team.gold_agents(gold)),
+        "chosen": list(result.route.chosen),
+        "top_domain": team.agent_domain(top),
+        "via": result.route.via,
+        "answers": {
+            a.agent: (
+                "error" if a.reply is None else "declined" if a.reply.declined else a.reply.answer
+            )
+            for a in result.answers
+        },
+        "final": result.final.kind,
+        "predicted": predicted,
+        "predicted_domain": team.group_of(predicted),
+    }
+
+
 def outcome_of(details: Mapping[str, Any]) -> RoutedOutcome:
     """The outcome of one run from the details the example's ``describe`` stored."""
     return RoutedOutcome.of(
-        details["gold_agents"], details["chosen"], details["gold"], details["predicted"]
+        details["gold_agents"],
+        details["chosen"],
+        details["gold"],
+        details["predicted"],
+        gold_group=details["gold_domain"],
+        top_group=details["top_domain"],
+        predicted_group=details["predicted_domain"],
     )
 
 
@@ -328,7 +388,7 @@ class Simulator:
         max_agents: int = 3,
     ) -> None:
         self.team, self.tasks, self.max_agents = team, list(tasks), max_agents
-        self.max_intent_k = max_intent_k
+        self.max_lexical_k, self.max_intent_k = max_lexical_k, max_intent_k
         self.router = LexicalRouter(list(team.cards), k=max_lexical_k)
         ids = sorted(c.id for c in team.cards)
         self._near = [self.router.index.nearest(t.question, max_lexical_k) for t in self.tasks]
@@ -372,11 +432,15 @@ class Simulator:
         )
 
     def outcome(self, n: int, params: TeamParams) -> RoutedOutcome:
-        if params.intent_k > self.max_intent_k:
-            raise ValueError(
-                f"intent_k {params.intent_k} is above the simulator's max_intent_k "
-                f"{self.max_intent_k}; fix: build the Simulator with a larger max_intent_k"
-            )
+        for name, k, top in [
+            ("lexical_k", params.lexical_k, self.max_lexical_k),
+            ("intent_k", params.intent_k, self.max_intent_k),
+        ]:
+            if k > top:
+                raise ValueError(
+                    f"{name} {k} is above the simulator's max_{name} {top}; fix: build the "
+                    f"Simulator with max_{name}={k} or more"
+                )
         task = self.tasks[n]
         chosen = self.chosen(n, params)
         answers = []
@@ -385,13 +449,10 @@ class Simulator:
                 guess = self._guess(n, a, params.intent_k)
                 reply = _domain_reply(a, guess, params.intent_min_similarity)
             else:
-                reply = AgentReply(text=f"this is '{_words(a)}'", answer=a)
+                reply = _intent_reply(a)
             answers.append(AgentAnswer(agent=a, reply=reply))
         final, _ = offline_refine(task.question, answers)
-        gold = task.gold or OOS
-        return RoutedOutcome.of(
-            self.team.gold_agents(gold), chosen, gold, predicted_label(final, answers)
-        )
+        return self.team.outcome(task.gold or OOS, chosen, predicted_label(final, answers))
 
     def outcomes(self, params: TeamParams) -> list[RoutedOutcome]:
         return [self.outcome(n, params) for n in range(len(self.tasks))]

@@ -16,7 +16,10 @@ from CLINC150's way of scoring out-of-scope queries (Larson et al., EMNLP 2019):
   label there);
 * **accuracy** as TCAR defines it: the gold agent is in the chosen set (for ``oos``: the
   router chose ``oos``); **top accuracy**: the router's first choice is the gold agent;
-* **mean agents chosen** (paper: 1.37) and the share of queries with more than one agent;
+  **domain accuracy**: the first choice is in the gold label's group (CLINC150's domain, so
+  intent agents are scored at domain level too), and the same of the final answer's label;
+* **mean agents chosen** (paper: 1.37), over all queries (``oos`` counting 0) and over the
+  queries sent to agents, and the share of queries with more than one agent;
 * the **final answer** (CLINC's view): **accuracy** = the predicted label equals the gold
   label over all queries, ``oos`` being a label; **in-scope accuracy** over the in-scope
   queries only; **out-of-scope recall** = out-of-scope queries declined; the **false-decline
@@ -140,6 +143,12 @@ class RoutedOutcome:
     predicted: str | None
     """The final answer's label; ``oos`` when it declined; None when it gave no single
     answer (a stated conflict)."""
+    gold_group: str | None = None
+    """The group of the gold label (CLINC150: the intent's domain), when labels have one."""
+    top_group: str | None = None
+    """The group of the router's first choice (None when it chose ``oos``)."""
+    predicted_group: str | None = None
+    """The group of the final label (None when declined or no single answer)."""
 
     @property
     def in_scope(self) -> bool:
@@ -153,6 +162,9 @@ class RoutedOutcome:
         gold_label: str,
         predicted: str | None,
         *,
+        gold_group: str | None = None,
+        top_group: str | None = None,
+        predicted_group: str | None = None,
         oos: str = OOS,
     ) -> RoutedOutcome:
         """An outcome from a route as routers write it (``[oos]`` for out of scope)."""
@@ -161,6 +173,9 @@ class RoutedOutcome:
             chosen=tuple(a for a in chosen if a != oos),
             gold_label=gold_label,
             predicted=predicted,
+            gold_group=gold_group,
+            top_group=top_group,
+            predicted_group=predicted_group,
         )
 
 
@@ -187,11 +202,18 @@ class RoutingSummary:
     top_accuracy: float | None
     """In-scope queries whose first choice is a gold agent (domain accuracy when agents are
     domains)."""
+    domain_accuracy: float | None
+    """In-scope queries whose first choice is in the gold group (the gold domain), over
+    those with a group."""
+    answer_domain_accuracy: float | None
+    """In-scope queries whose final label is in the gold group."""
     route_oos_recall: float | None
     """Out-of-scope queries the router itself answered ``oos``."""
     mean_agents: float | None
     """Agents chosen per query, over all queries (``oos`` is 0)."""
     mean_agents_in_scope: float | None
+    mean_agents_routed: float | None
+    """Agents chosen per query the router sent to agents (``oos`` routes left out)."""
     multi_agent_share: float | None
     """Queries with more than one agent chosen, over all queries."""
     accuracy: float | None
@@ -225,6 +247,7 @@ def summarize(outcomes: Sequence[RoutedOutcome], *, oos: str = OOS) -> RoutingSu
     outside = [o for o in outcomes if not o.in_scope]
     pairs = [(o.chosen, o.gold_agents) for o in outcomes]
     declined = [o for o in outcomes if o.predicted == oos]
+    grouped = [o for o in inside if o.gold_group is not None]
     return RoutingSummary(
         tasks=len(outcomes),
         in_scope=len(inside),
@@ -238,9 +261,12 @@ def summarize(outcomes: Sequence[RoutedOutcome], *, oos: str = OOS) -> RoutingSu
         ),
         route_accuracy_in_scope=_mean(bool(o.gold_agents & set(o.chosen)) for o in inside),
         top_accuracy=_mean(bool(o.chosen) and o.chosen[0] in o.gold_agents for o in inside),
+        domain_accuracy=_mean(o.top_group == o.gold_group for o in grouped),
+        answer_domain_accuracy=_mean(o.predicted_group == o.gold_group for o in grouped),
         route_oos_recall=_mean(not o.chosen for o in outside),
         mean_agents=_mean(len(o.chosen) for o in outcomes),
         mean_agents_in_scope=_mean(len(o.chosen) for o in inside),
+        mean_agents_routed=_mean(len(o.chosen) for o in outcomes if o.chosen),
         multi_agent_share=_mean(len(o.chosen) > 1 for o in outcomes),
         accuracy=_mean(o.predicted == o.gold_label for o in outcomes),
         in_scope_accuracy=_mean(o.predicted == o.gold_label for o in inside),
