@@ -1,5 +1,5 @@
 """The ``orch`` command line: run, runs, show, verify, replay, diff, plugins, tools, eval,
-report.
+report, batch.
 
 Thin: each command parses options, calls the library and renders. User mistakes (a bad path,
 an unknown run, an invalid pipeline) print one clear line and a hint, exit code 2; a run that
@@ -503,6 +503,7 @@ def plugins(as_json: JsonOpt = False) -> None:
 
 
 def _add_subcommands() -> None:
+    from .cli_batch import batch_command
     from .cli_eval import eval_command
     from .cli_report import report_command
     from .cli_tools import tools_app
@@ -510,6 +511,7 @@ def _add_subcommands() -> None:
     app.add_typer(tools_app, name="tools")
     app.command("eval")(eval_command)
     app.command("report")(report_command)
+    app.command("batch")(batch_command)
 
 
 _add_subcommands()

@@ -7,6 +7,8 @@ working directory. Accepted forms:
 * ``sqlite:///path/to/file.db`` or ``sqlite:relative.db``, or any path ending in ``.db``,
   ``.sqlite`` or ``.sqlite3`` — a :class:`~traces.sqlitestore.SQLiteStore`;
 * ``file:///path`` or any other path — a :class:`~traces.dirstore.DirectoryStore`;
+* ``postgresql://user:password@host:port/database[?schema=NAME]`` (or ``postgres://``) — a
+  :class:`~traces.pgstore.PostgresStore` (needs the ``postgres`` extra: psycopg);
 * ``<scheme>://...`` for a scheme registered by an installed package under the entry-point
   group ``orch.stores`` (the value is a callable taking the location string).
 """
@@ -29,8 +31,10 @@ STORE_ENV = "ORCH_STORE"
 DEFAULT_STORE = ".orch"
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
 _SUPPORTED = (
     "a directory path, 'memory:', 'sqlite:///path.db' (or a path ending in .db), "
+    "'postgresql://user:password@host/database', "
     "or a URL whose scheme an installed package registers under 'orch.stores'"
 )
 
@@ -59,11 +63,28 @@ def open_store(location: str | os.PathLike[str] | None = None) -> ArtifactStore:
     if loc.startswith("file://"):
         return DirectoryStore(loc.removeprefix("file://"))
     match = _SCHEME_RE.match(loc)
+    if match and match.group(1).lower() in _POSTGRES_SCHEMES:
+        return _open_postgres_store(loc)
     if match:
         return _open_plugin_store(match.group(1).lower(), loc)
     if Path(loc).suffix.lower() in _SQLITE_SUFFIXES:
         return SQLiteStore(loc)
     return DirectoryStore(loc)
+
+
+def _open_postgres_store(loc: str) -> ArtifactStore:
+    # Imported here: psycopg is an optional extra, and most stores never need it.
+    try:
+        from .pgstore import PostgresStore
+    except ImportError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "psycopg":
+            raise
+        shown = re.sub(r"://[^/@]*@", "://***@", loc)
+        raise StoreLocationError(
+            f"the PostgreSQL store {shown!r} needs psycopg, which is not installed; "
+            "fix: pip install 'orch[postgres]'"
+        ) from None
+    return PostgresStore(loc)
 
 
 def _open_plugin_store(scheme: str, loc: str) -> ArtifactStore:

@@ -56,9 +56,9 @@ def test_location_forms(tmp_path: Path, location: str, kind: type) -> None:
 
 def test_unknown_scheme_names_supported_forms_and_hides_password() -> None:
     with pytest.raises(StoreLocationError) as info:
-        open_store("postgresql://alice:s3cret@db.example/orch")
+        open_store("mongodb://alice:s3cret@db.example/orch")
     msg = str(info.value)
-    assert "no backend for 'postgresql://'" in msg
+    assert "no backend for 'mongodb://'" in msg
     assert "sqlite:///path.db" in msg and "orch.stores" in msg
     assert "s3cret" not in msg
 

@@ -1,0 +1,220 @@
+"""``orch batch``: one pipeline over many inputs, each a recorded run, here or on a cluster.
+
+``orch batch FILE.py[:NAME] --inputs FILE.jsonl`` reads one JSON object of pipeline inputs per
+line and runs the pipeline once per line through an executor: ``--executor local`` (the
+default: this process, ``--parallel`` runs at once) or ``--executor dask --scheduler
+tcp://HOST:PORT`` (the workers of a Dask cluster, ``--parallel`` runs at once per task). Runs
+are recorded in ``--store`` (shared by every worker) as ``BATCH-INDEX``; the batch id defaults
+to a hash of the pipeline spec, inputs and seeds, so the same command run again returns the
+recorded runs and resumes any that were interrupted. The summary gives the counts, the failed
+and the retried runs and the run ids; ``--json`` prints every run. Exit 1 when a run failed.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import orjson
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+__all__ = ["InputsFileError", "batch_command", "read_inputs"]
+
+EXECUTORS = ("local", "dask")
+_SHOWN = 20  # runs listed one by one in the text summary; --json has them all
+
+
+class InputsFileError(ValueError):
+    """The ``--inputs`` file cannot be read as one JSON object per line."""
+
+
+def read_inputs(path: str) -> tuple[list[dict[str, Any]], list[int]]:
+    """The JSON objects of a JSONL file and the line number of each (blank lines skipped).
+
+    Raises :class:`InputsFileError` naming the line and the fix."""
+    try:
+        text = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputsFileError(
+            f"cannot read --inputs {path!r}: {exc.strerror}; fix: give a JSONL file, one JSON "
+            "object of pipeline inputs per line"
+        ) from None
+    inputs: list[dict[str, Any]] = []
+    lines: list[int] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise InputsFileError(
+                f"{path} line {number} is not valid JSON ({exc}); fix: write one JSON object "
+                'per line, e.g. {"question": "What is 2 + 2?"}'
+            ) from None
+        if not isinstance(value, dict):
+            raise InputsFileError(
+                f"{path} line {number} is a JSON {type(value).__name__}, not an object; fix: "
+                'write the run\'s inputs as an object, e.g. {"question": "What is 2 + 2?"}'
+            )
+        inputs.append(value)
+        lines.append(number)
+    if not inputs:
+        raise InputsFileError(f"{path} holds no inputs; fix: write one JSON object per line")
+    return inputs, lines
+
+
+def batch_command(
+    target: Annotated[str, typer.Argument(help="FILE.py[:NAME]; NAME defaults to 'pipeline'.")],
+    inputs_file: Annotated[
+        str, typer.Option("--inputs", help="JSONL file: one JSON object of inputs per run.")
+    ],
+    services: Annotated[
+        str | None,
+        typer.Option(
+            help="FILE.py[:NAME] of the services (a dict, or a function returning one; NAME "
+            "defaults to 'services'). Default: the pipeline file's own 'services'."
+        ),
+    ] = None,
+    executor: Annotated[
+        str, typer.Option(help="Where runs execute: local (this process) or dask.")
+    ] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="The Dask scheduler's address, tcp://HOST:PORT (with --executor dask)."),
+    ] = None,
+    parallel: Annotated[
+        int, typer.Option(help="Runs at once: in this process, or per Dask task.")
+    ] = 16,
+    chunk_size: Annotated[
+        int | None, typer.Option(help="Inputs per Dask task (default: about 4 per worker slot).")
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Store location every worker can reach: a directory, sqlite:///file.db or a "
+            "database URL. Default: $ORCH_STORE, else .orch/ in the working directory."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Batch seed: each run's seed derives from it.")] = 0,
+    batch_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Names the runs (BATCH-INDEX). Default: a hash of pipeline, inputs and seeds."
+        ),
+    ] = None,
+    max_concurrency: Annotated[int, typer.Option(help="Steps at once within each run.")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run a pipeline once per line of a JSONL file, locally or on a Dask cluster."""
+    from . import cli  # shared console, error handling and JSON output (imported late)
+
+    @cli.user_errors
+    def run() -> int:
+        from .executor import BatchInputError, BatchResult, BatchSpec, Executor, LocalExecutor
+
+        if executor not in EXECUTORS:
+            raise cli.CliError(
+                f"--executor {executor!r} is not one of {', '.join(EXECUTORS)}",
+                "use --executor local, or --executor dask --scheduler tcp://HOST:PORT",
+            )
+        if executor == "dask" and scheduler is None:
+            raise cli.CliError(
+                "--executor dask needs --scheduler tcp://HOST:PORT",
+                "give the address 'dask scheduler' prints, e.g. --scheduler tcp://10.0.0.5:8786",
+            )
+        if executor == "local" and (scheduler is not None or chunk_size is not None):
+            raise cli.CliError(
+                "--scheduler and --chunk-size are for --executor dask",
+                "add --executor dask, or drop them to run here",
+            )
+        try:
+            inputs, lines = read_inputs(inputs_file)
+        except InputsFileError as exc:
+            raise cli.CliError(str(exc)) from None
+        try:
+            spec = BatchSpec.create(
+                target,
+                inputs,
+                store=store,
+                services=services,
+                seed=seed,
+                batch_id=batch_id,
+                max_concurrency=max_concurrency,
+            )
+        except BatchInputError as exc:
+            line = lines[exc.index]
+            raise cli.CliError(
+                f"{inputs_file} line {line}: " + str(exc).removeprefix(f"input #{exc.index}: "),
+                f"correct line {line} of {inputs_file}",
+            ) from None
+        runner: Executor
+        if executor == "dask":
+            from .executor_dask import DaskExecutor
+
+            assert scheduler is not None
+            runner = DaskExecutor(scheduler, parallel=parallel, chunk_size=chunk_size)
+        else:
+            runner = LocalExecutor(parallel)
+        runner.check(spec)
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=cli.err,
+            disable=as_json,
+            transient=True,
+        ) as bar:
+            job = bar.add_task(f"batch {spec.batch_id} ({executor})", total=len(spec.items))
+
+            def advance(done: int, _total: int) -> None:
+                bar.update(job, completed=done)
+
+            result: BatchResult = anyio.run(partial(runner.run_batch, spec, progress=advance))
+        if as_json:
+            cli.emit_json(result.to_json() | {"lines": lines})
+        else:
+            _print_summary(cli, result, lines, scheduler)
+        return 0 if result.ok else 1
+
+    if run() != 0:
+        raise typer.Exit(1)
+
+
+def _print_summary(cli: Any, result: Any, lines: list[int], scheduler: str | None) -> None:
+    s = result.summary()
+    where = f"dask at {scheduler}" if result.executor == "dask" else "this process"
+    cli.out.print(
+        f"batch [bold]{result.batch_id}[/]: {s['runs']} runs of {result.pipeline} on {where} "
+        f"in {s['seconds']:.2f}s",
+        highlight=False,
+    )
+    counts = f"ok {s['ok']}, failed {s['failed']}, error {s['error']}"
+    extra = []
+    if s["retried"]:
+        extra.append(f"resumed after an interruption {len(s['retried'])}")
+    if s["from_store"]:
+        extra.append(f"already finished in the store {s['from_store']}")
+    cli.out.print("  " + "; ".join([counts, *extra]), highlight=False)
+    first, last = result.items[0].run_id, result.items[-1].run_id
+    cli.out.print(
+        f"  runs {first} ... {last} in {result.store}; inspect one with: orch show {first}",
+        highlight=False,
+    )
+    bad = [r for r in result.items if r.status != "ok"]
+    for title, rows in (("not ok", bad), ("retried", result.retried)):
+        if not rows:
+            continue
+        table = Table(title=f"{title} ({len(rows)})", title_justify="left")
+        for col in ("input", "line", "run", "status", "detail"):
+            table.add_column(col)
+        for r in rows[:_SHOWN]:
+            detail = r.error or (f"resumed from {r.resumed_from}" if r.resumed_from else "")
+            table.add_row(str(r.index), str(lines[r.index]), r.run_id, r.status, detail)
+        cli.out.print(table)
+        if len(rows) > _SHOWN:
+            cli.out.print(f"  ... {len(rows) - _SHOWN} more; --json lists every run")

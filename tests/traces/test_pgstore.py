@@ -1,0 +1,489 @@
+"""The PostgreSQL store against a real server: conformance, racing writer processes, lost
+connections, unreachable servers, ``open_store`` and a real pipeline recorded, verified and
+replayed.
+
+The server is started once per session by :mod:`pg_server` (Debian's ``postgresql``
+binaries). Without them these tests skip, unless ``ORCH_REQUIRE_POSTGRES=1`` (CI), when they
+fail. Each conformance test gets its own schema, derived from its temporary location.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from pg_server import REQUIRE_ENV, require_postgres, start_postgres
+from pydantic import BaseModel
+
+from orch import Context, PipelineBuilder, agent, run
+from orch.replay import areplay
+from traces import (
+    ArtifactStore,
+    StoreError,
+    StoreLocationError,
+    digest,
+    open_store,
+    verify_run,
+    verify_store,
+)
+from traces.conformance import StoreConformance
+
+try:
+    import psycopg
+
+    from traces.pgstore import PostgresStore, mask_dsn
+except ImportError:
+    if os.environ.get(REQUIRE_ENV) == "1":
+        raise
+    pytest.skip("psycopg is not installed (pip install 'orch[postgres]')", allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+# Schemas of one session never collide, even if a temporary directory name comes back.
+_SESSION = secrets.token_hex(4)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """The DSN of a real PostgreSQL server started for this test session."""
+    require_postgres()
+    dsn, stop = start_postgres()
+    try:
+        yield dsn
+    finally:
+        stop()
+
+
+def fresh_schema(tag: str = "t") -> str:
+    return f"{tag}_{_SESSION}_{secrets.token_hex(6)}"
+
+
+def password_of(dsn: str) -> str:
+    return dsn.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+
+
+def with_params(dsn: str, **params: str) -> str:
+    return dsn + "?" + "&".join(f"{k}={v}" for k, v in params.items())
+
+
+def admin(dsn: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(dsn, autocommit=True)
+
+
+def terminate(dsn: str, application_name: str) -> int:
+    """Kill the server-side backend of every connection with that application name."""
+    with admin(dsn) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (application_name,),
+        ).fetchall()
+    return sum(1 for (ok,) in rows if ok)
+
+
+# -- conformance ------------------------------------------------------------------------------
+
+
+class TestPostgresStore(StoreConformance):
+    @pytest.fixture(autouse=True)
+    def _server(self, pg_dsn: str) -> None:
+        self.dsn = pg_dsn
+
+    def make_store(self, location: Path) -> ArtifactStore:
+        # The same location reopens the same schema; another location gets an empty one.
+        tag = hashlib.sha256(f"{_SESSION}:{location}".encode()).hexdigest()[:16]
+        return PostgresStore(self.dsn, schema=f"conf_{tag}")
+
+
+# -- racing writers in separate processes ------------------------------------------------------
+
+PAYLOAD = """
+def payload(i):
+    # Every 50th artifact is over 64 KiB, so both put paths (check first or not) race.
+    return (b"artifact %05d " % i) * (8000 if i % 50 == 0 else 4)
+"""
+
+WORKER = (
+    PAYLOAD
+    + """
+import sys, time
+from pathlib import Path
+from traces.pgstore import PostgresStore
+
+dsn, schema, n, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+print("ready", flush=True)
+while not go.exists():
+    time.sleep(0.001)
+store = PostgresStore(dsn, schema=schema)  # opening races too: the schema is new
+for i in range(500):
+    store.put(payload(i))
+    if i < 200:
+        store.append_event("shared-run", b'{"w":%d,"i":%d}' % (n, i))
+        store.append_event(f"own-{n}", b'{"i":%d}' % i)
+store.write_run_head("shared-run", b'{"w":%d}' % n)
+store.close()
+"""
+)
+namespace: dict[str, Any] = {}
+exec(PAYLOAD, namespace)
+payload: Callable[[int], bytes] = namespace["payload"]
+
+
+@pytest.mark.slow
+def test_racing_writer_processes(pg_dsn: str, tmp_path: Path) -> None:
+    schema = fresh_schema("race")
+    go = tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, pg_dsn, schema, str(n), str(go)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for n in range(4)
+    ]
+    for p in procs:
+        assert p.stdout is not None
+        assert p.stdout.readline().strip() == b"ready"
+    go.touch()  # all four start writing at once
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()
+
+    store = PostgresStore(pg_dsn, schema=schema)
+    try:
+        expected = sorted(digest(payload(i)) for i in range(500))
+        assert list(store.keys()) == expected
+        for key in expected:
+            store.get(key)  # verified against its key
+        with admin(pg_dsn) as conn:
+            (count,) = conn.execute(f"SELECT count(*) FROM {schema}.artifacts").fetchone() or ()
+            seqs = conn.execute(
+                f"SELECT seq FROM {schema}.events WHERE run_id = 'shared-run' ORDER BY seq"
+            ).fetchall()
+        assert count == 500
+        assert [s for (s,) in seqs] == list(range(800)), "sequence numbers have gaps or repeats"
+
+        shared = store.read_events("shared-run")
+        assert len(shared) == 800
+        assert sorted(shared) == sorted(
+            b'{"w":%d,"i":%d}' % (n, i) for n in range(4) for i in range(200)
+        ), "a line is torn, lost or duplicated"
+        for n in range(4):
+            mine = [line for line in shared if line.startswith(b'{"w":%d,' % n)]
+            assert mine == [b'{"w":%d,"i":%d}' % (n, i) for i in range(200)], "order per writer"
+            assert store.read_events(f"own-{n}") == [b'{"i":%d}' % i for i in range(200)]
+        assert store.read_run_head("shared-run") in [b'{"w":%d}' % n for n in range(4)]
+        assert verify_store(store).checked["artifacts"] == 500
+    finally:
+        store.close()
+
+
+# -- lost connections ---------------------------------------------------------------------------
+
+# Each operation after the kill, and what it must return.
+OPS: dict[str, tuple[Callable[[PostgresStore], object], object]] = {
+    "put": (lambda s: s.put(b"after the kill"), digest(b"after the kill")),
+    "put-large": (lambda s: s.put(b"L" * 100_000), digest(b"L" * 100_000)),
+    "get": (lambda s: s.get(digest(b"before")), b"before"),
+    "has": (lambda s: s.has(digest(b"before")), True),
+    "keys": (lambda s: list(s.keys()), [digest(b"before")]),
+    "append_event": (lambda s: s.append_event("r", b'{"n":1}'), None),
+    "read_events": (lambda s: s.read_events("r"), [b'{"n":0}']),
+    "write_run_head": (lambda s: s.write_run_head("r", b'{"h":2}'), None),
+    "read_run_head": (lambda s: s.read_run_head("r"), b'{"h":1}'),
+    "run_ids": (lambda s: s.run_ids(), ["r"]),
+}
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_terminated_backend_is_reconnected_and_reported(
+    pg_dsn: str, op: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = f"orch-kill-{secrets.token_hex(4)}"
+    store = PostgresStore(with_params(pg_dsn, application_name=app, schema=fresh_schema()))
+    try:
+        store.put(b"before")
+        store.append_event("r", b'{"n":0}')
+        store.write_run_head("r", b'{"h":1}')
+        assert terminate(pg_dsn, app) == 1, "the store's backend was not found to kill"
+        call, expected = OPS[op]
+        with caplog.at_level(logging.WARNING, logger="traces.pgstore"):
+            assert call(store) == expected
+        assert store.reconnects == 1
+        warnings = [r.getMessage() for r in caplog.records if r.name == "traces.pgstore"]
+        assert len(warnings) == 1 and "retrying" in warnings[0], warnings
+        assert password_of(pg_dsn) not in warnings[0], "password in the log"
+        # Nothing was lost or doubled by the retry.
+        events = [b'{"n":0}', b'{"n":1}'] if op == "append_event" else [b'{"n":0}']
+        assert store.read_events("r") == events
+        assert store.read_run_head("r") == (b'{"h":2}' if op == "write_run_head" else b'{"h":1}')
+        assert store.get(digest(b"before")) == b"before"
+    finally:
+        store.close()
+
+
+class _AnswerLostOnce:
+    """A connection whose first event INSERT commits on the server, then fails on the client:
+    the case where a retry cannot know whether its first try took effect."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self.armed = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        cursor = self._conn.execute(query, params, **kwargs)
+        if self.armed and "INSERT INTO" in str(query) and ".events" in str(query):
+            self.armed = False
+            raise psycopg.OperationalError("simulated: the answer to the commit was lost")
+        return cursor
+
+
+def test_append_retried_after_a_lost_answer_is_not_doubled(
+    pg_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = PostgresStore(pg_dsn, schema=fresh_schema())
+    try:
+        store.append_event("r", b'{"n":0}')
+        flaky = _AnswerLostOnce(store._conn)  # type: ignore[arg-type]
+        store._conn = flaky  # type: ignore[assignment]
+        with caplog.at_level(logging.WARNING, logger="traces.pgstore"):
+            store.append_event("r", b'{"n":1}')
+        assert not flaky.armed, "the simulated failure did not happen"
+        assert any("append an event" in r.getMessage() for r in caplog.records)
+        assert store.read_events("r") == [b'{"n":0}', b'{"n":1}']
+        store.append_event("r", b'{"n":2}')  # the log goes on from the right place
+        assert store.read_events("r") == [b'{"n":0}', b'{"n":1}', b'{"n":2}']
+    finally:
+        store.close()
+
+
+def test_database_gone_for_good_gives_a_clear_error_then_recovers(pg_dsn: str) -> None:
+    with admin(pg_dsn) as conn:
+        conn.execute("CREATE DATABASE lost_db")
+    app = f"orch-lost-{secrets.token_hex(4)}"
+    dsn = pg_dsn.rsplit("/", 1)[0] + "/lost_db"
+    store = PostgresStore(with_params(dsn, application_name=app), attempts=3, max_wait=0.2)
+    try:
+        store.put(b"kept")
+        with admin(pg_dsn) as conn:
+            conn.execute("ALTER DATABASE lost_db ALLOW_CONNECTIONS false")
+        assert terminate(pg_dsn, app) == 1
+        with pytest.raises(StoreLocationError) as info:
+            store.put(b"not written")
+        msg = str(info.value)
+        assert "could not write artifact sha256:" in msg and "after 3 attempts" in msg, msg
+        assert "not currently accepting connections" in msg and "fix:" in msg
+        assert store.location in msg and "***" in store.location
+        with admin(pg_dsn) as conn:
+            conn.execute("ALTER DATABASE lost_db ALLOW_CONNECTIONS true")
+        assert store.get(store.put(b"written later")) == b"written later"
+        assert store.get(digest(b"kept")) == b"kept"
+    finally:
+        store.close()
+
+
+def test_unreachable_server_fails_after_bounded_retries(pg_dsn: str) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dsn = f"postgresql://orch:hunter2secret@127.0.0.1:{port}/orch"
+    with pytest.raises(StoreLocationError) as info:
+        PostgresStore(dsn, attempts=3, max_wait=0.2)
+    msg = str(info.value)
+    assert "could not open the store" in msg and "after 3 attempts" in msg, msg
+    assert f"127.0.0.1:{port}" in msg and "fix:" in msg
+    assert "hunter2secret" not in msg
+
+
+def test_wrong_password_fails_at_once_without_echoing_it(
+    pg_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    dsn = pg_dsn.replace(password_of(pg_dsn), "wr0ngpassw0rd")
+    with (
+        caplog.at_level(logging.WARNING, logger="traces.pgstore"),
+        pytest.raises(StoreLocationError) as info,
+    ):
+        PostgresStore(dsn)
+    msg = str(info.value)
+    assert "password authentication failed" in msg and "attempts" not in msg, msg
+    assert "wr0ngpassw0rd" not in msg
+    assert not caplog.records, "a permanent failure must not be retried"
+
+
+def test_closed_store_refuses_work(pg_dsn: str) -> None:
+    store = PostgresStore(pg_dsn, schema=fresh_schema())
+    store.close()
+    with pytest.raises(Exception, match="is closed"):
+        store.put(b"x")
+
+
+# -- locations ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dsn", "shown"),
+    [
+        ("postgresql://alice:s3cret@db:5432/orch", "postgresql://alice:***@db:5432/orch"),
+        ("postgres://alice:s3cret@db/orch?schema=x", "postgres://alice:***@db/orch?schema=x"),
+        ("postgresql://alice@db/orch", "postgresql://alice@db/orch"),
+        ("postgresql://db/orch?user=a&password=s3cret", "postgresql://db/orch?user=a&password=***"),
+        ("host=db password=s3cret dbname=orch", "host=db password=*** dbname=orch"),
+        ("host=db password='s3 cret' dbname=orch", "host=db password=*** dbname=orch"),
+        ("host=db password s3cret", "host=db password ***"),  # malformed, libpq quotes it
+    ],
+)
+def test_location_masks_the_password(dsn: str, shown: str) -> None:
+    assert mask_dsn(dsn) == shown
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://u:s3cretpw@[::1/db",  # libpq's message quotes the whole URI
+        "postgresql://u:s3cret%2Fpw@[::1/db",
+        "host=db password s3cretpw",
+        "postgresql://u:s3cretpw@db/orch?bogus=1",
+    ],
+)
+def test_malformed_location_is_refused_without_echoing_the_password(dsn: str) -> None:
+    with pytest.raises(StoreLocationError, match="invalid PostgreSQL location") as info:
+        PostgresStore(dsn)
+    assert "s3cret" not in str(info.value) and "fix:" in str(info.value)
+
+
+def test_bad_schema_name_is_refused_before_connecting() -> None:
+    with pytest.raises(StoreLocationError, match="invalid schema name") as info:
+        PostgresStore("postgresql://u:s3cret@192.0.2.1/orch?schema=Robert%27);DROP")
+    assert "s3cret" not in str(info.value)
+
+
+def test_open_store_opens_postgres_urls(pg_dsn: str) -> None:
+    schema = fresh_schema()
+    for scheme in ("postgresql", "postgres"):
+        url = with_params(pg_dsn.replace("postgresql", scheme, 1), schema=schema)
+        store = open_store(url)
+        try:
+            assert isinstance(store, PostgresStore)
+            assert store.schema == schema
+            assert "***" in store.location and password_of(pg_dsn) not in store.location
+            key = store.put(b"via open_store")  # the second scheme reads what the first wrote
+            assert store.get(key) == b"via open_store"
+            assert list(store.keys()) == [key]
+        finally:
+            store.close()
+
+
+def test_open_store_without_psycopg_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    monkeypatch.delitem(sys.modules, "traces.pgstore")
+    with pytest.raises(StoreLocationError) as info:
+        open_store("postgresql://alice:s3cret@db.example/orch")
+    msg = str(info.value)
+    assert "pip install 'orch[postgres]'" in msg and "s3cret" not in msg
+
+
+# -- a real pipeline ----------------------------------------------------------------------------
+
+
+class Q(BaseModel):
+    question: str
+
+
+class A(BaseModel):
+    text: str
+
+
+async def _model(request: dict[str, Any]) -> dict[str, Any]:
+    return {"text": request["prompt"].upper()}
+
+
+@agent(name="ask", version="1")
+async def ask(q: Q, ctx: Context) -> A:
+    request = {"model": "m", "prompt": q.question}
+    response = await ctx.effect("model", "m", request, lambda: _model(request))
+    return A(text=response["text"])
+
+
+@agent(name="shout", version="1")
+async def shout(a: A, ctx: Context) -> A:
+    return A(text=a.text + "!")
+
+
+def test_pipeline_recorded_in_postgres_verifies_and_replays(pg_dsn: str) -> None:
+    p = PipelineBuilder("two-nodes")
+    first = p.node("ask", ask, question=p.input("question", str))
+    p.output("answer", p.node("shout", shout, text=first.field("text")))
+    pipeline = p.build()
+    location = with_params(pg_dsn, schema=fresh_schema("pipe"))
+
+    store = open_store(location)
+    try:
+        result = run(pipeline, {"question": "hello"}, store=store, seed=3)
+        assert result.status == "ok", result
+    finally:
+        store.close()
+
+    store = open_store(location)  # another connection, as another process would open it
+    try:
+        assert store.run_ids() == [result.run_id]
+        report = verify_run(store, result.run_id)
+        assert report.ok, report.problems
+        assert report.root_hash == result.root_hash
+        replay = anyio.run(areplay, pipeline, result.run_id, store)
+        assert replay.clean, [d.describe() for d in replay.divergences]
+        assert replay.result.root_hash == result.root_hash
+        assert verify_store(store).ok
+
+        events = store.read_events(result.run_id)
+        store._tamper_event(result.run_id, 1, events[1].replace(b'"', b"'", 1))  # type: ignore[attr-defined]
+        assert not verify_run(store, result.run_id).ok, "a tampered event must be found"
+    finally:
+        store.close()
+
+
+def test_a_user_without_create_rights_uses_an_existing_store(pg_dsn: str) -> None:
+    """Opening runs no DDL when the tables exist, and the privileges docs/stores.md lists
+    are enough."""
+    schema = fresh_schema("grants")
+    PostgresStore(pg_dsn, schema=schema).close()  # created by the owner
+    role, password = f"writer_{secrets.token_hex(4)}", secrets.token_hex(8)
+    with admin(pg_dsn) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        conn.execute(f"REVOKE CREATE ON DATABASE orch FROM PUBLIC, {role}")
+        conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        conn.execute(f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA {schema} TO {role}")
+        conn.execute(f"GRANT UPDATE ON {schema}.event_logs, {schema}.run_heads TO {role}")
+    dsn = pg_dsn.replace("orch:" + password_of(pg_dsn), f"{role}:{password}")
+    store = PostgresStore(dsn, schema=schema)
+    try:
+        key = store.put(b"by a plain user")
+        store.put(b"by a plain user")
+        store.append_event("r", b"{}")
+        store.append_event("r", b"{}")
+        store.write_run_head("r", b"{}")
+        store.write_run_head("r", b"{}")
+        assert store.get(key) == b"by a plain user"
+        assert store.read_events("r") == [b"{}", b"{}"]
+    finally:
+        store.close()
+    # The same user cannot create a store: a clear error, not a crash.
+    with pytest.raises(StoreError, match="could not open the store and create its tables") as info:
+        PostgresStore(dsn, schema=fresh_schema("denied"))
+    assert "permission denied" in str(info.value) and "fix:" in str(info.value)
+    assert password not in str(info.value)

@@ -1,0 +1,443 @@
+"""The PostgreSQL store: artifacts, event logs and run heads shared by many processes and machines.
+
+Location: ``postgresql://user:password@host:port/database`` (or ``postgres://``, or any libpq
+key/value DSN given to :class:`PostgresStore` directly), with an optional ``?schema=NAME``
+(default ``orch``) so that several stores can share one database. The tables, created on open
+when missing::
+
+    artifacts  (key text PRIMARY KEY, data bytea)       immutable, content-addressed
+    run_heads  (run_id text PRIMARY KEY, data bytea)    replaced atomically (upsert)
+    event_logs (run_id text PRIMARY KEY, length bigint) the next sequence number of each log
+    events     (run_id, seq, line bytea, token bytea)   PRIMARY KEY (run_id, seq)
+
+Router state needs no table of its own: its versions are artifacts like any other.
+
+Concurrency. A put is ``INSERT ... ON CONFLICT DO NOTHING``: content addressing makes the same
+key from two writers the same bytes, so racing writers are harmless. An append takes the run's
+next sequence number by an upsert on ``event_logs`` in the same statement that inserts the
+line, so the row lock on the counter orders appenders to one run (appends to other runs do not
+wait) and a line becomes visible only together with every line before it: a reader never sees
+a gap, a torn line or an order that later changes.
+
+Connection loss. Every operation runs in its own transaction and is retried, with a bounded
+number of attempts and a growing pause, on :class:`psycopg.OperationalError` (a lost or
+terminated connection, a server restart, a serialisation failure); each retry is logged as a
+warning on the ``traces.pgstore`` logger. When the attempts run out the store raises
+:class:`~traces.errors.StoreLocationError` naming the store and the operation: a write is
+never dropped silently. Puts and head writes are idempotent, so a retry after a commit whose
+answer was lost is harmless; an event line carries a random token, and a retry first looks for
+it, so the line is never appended twice.
+
+This module must never log or echo a password: ``location`` and every message show the DSN
+with it masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import conninfo as pg_conninfo
+from tenacity import (
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from .canonical import digest
+from .errors import StoreError, StoreLocationError
+from .store import ArtifactStore, check_run_id
+
+__all__ = ["DEFAULT_SCHEMA", "PostgresStore", "mask_dsn"]
+
+log = logging.getLogger("traces.pgstore")
+
+DEFAULT_SCHEMA = "orch"
+# Unquoted-identifier rules (lower case, so the name needs no quoting to be typed by hand).
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Above this size a put asks whether the key exists before sending the bytes: a repeated large
+# artifact then costs one small round trip instead of an upload. Below it the INSERT alone is
+# cheaper than two round trips.
+_CHECK_BEFORE_UPLOAD = 64 * 1024
+# Connections a forked child inherited: never closed there, since closing would end the
+# parent's session on the shared socket.
+_INHERITED: list[object] = []
+# libpq defaults that keep a dead peer from hanging a call forever; a DSN may override them.
+_CONNECT_DEFAULTS = {
+    "connect_timeout": "10",
+    "application_name": "orch",
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    # Unacknowledged data (a request to a vanished host) fails after a minute, not TCP's ~15.
+    "tcp_user_timeout": "60000",
+}
+# Connection errors that no retry can fix: fail at once with the server's reason.
+_PERMANENT = (
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",
+    "role is not permitted to log in",
+    "invalid connection option",
+)
+
+_T = TypeVar("_T")
+_Conn = psycopg.Connection[tuple[Any, ...]]
+
+_DDL = """
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.artifacts (key text PRIMARY KEY, data bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.run_heads (run_id text PRIMARY KEY, data bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.event_logs (run_id text PRIMARY KEY, length bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.events (
+    run_id text NOT NULL,
+    seq bigint NOT NULL,
+    line bytea NOT NULL,
+    token bytea NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+"""
+_TABLES = ("artifacts", "run_heads", "event_logs", "events")
+# Every statement, with {s} for the quoted schema name.
+_SQL = {
+    "get": "SELECT data FROM {s}.artifacts WHERE key = %s",
+    "has": "SELECT 1 FROM {s}.artifacts WHERE key = %s",
+    "put": "INSERT INTO {s}.artifacts (key, data) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+    "keys": "SELECT key FROM {s}.artifacts",
+    # The counter upsert and the line insert are one statement, so one transaction: the row
+    # lock on the counter orders appenders to a run until the line is committed with it.
+    "append": (
+        "WITH n AS (INSERT INTO {s}.event_logs AS l (run_id, length) VALUES (%s, 1) "
+        "ON CONFLICT (run_id) DO UPDATE SET length = l.length + 1 "
+        "RETURNING l.length - 1 AS seq) "
+        "INSERT INTO {s}.events (run_id, seq, line, token) SELECT %s, seq, %s, %s FROM n"
+    ),
+    "appended": "SELECT 1 FROM {s}.events WHERE run_id = %s AND token = %s",
+    "events": "SELECT line FROM {s}.events WHERE run_id = %s ORDER BY seq",
+    "write_head": (
+        "INSERT INTO {s}.run_heads (run_id, data) VALUES (%s, %s) "
+        "ON CONFLICT (run_id) DO UPDATE SET data = excluded.data"
+    ),
+    "read_head": "SELECT data FROM {s}.run_heads WHERE run_id = %s",
+    "runs": "SELECT run_id FROM {s}.run_heads",
+    "tamper": "UPDATE {s}.artifacts SET data = %s WHERE key = %s",
+    "tamper_event": "UPDATE {s}.events SET line = %s WHERE run_id = %s AND seq = %s",
+}
+
+
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:)([^@/]*)@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)([^&#]*)")
+# Also matches a malformed "password secret" (no "="), which libpq rejects by quoting it.
+_PAIR_PASSWORD = re.compile(r"(\bpassword\b\s*=?\s*)('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def mask_dsn(dsn: str) -> str:
+    """``dsn`` with any password replaced by ``***`` (URL user info, ``password=`` pairs)."""
+    masked = _URL_PASSWORD.sub(r"\1***@", dsn)
+    masked = _QUERY_PASSWORD.sub(r"\1***", masked)
+    if "://" not in masked:
+        masked = _PAIR_PASSWORD.sub(r"\1***", masked)
+    return masked
+
+
+def _passwords(dsn: str) -> list[str]:
+    """Every password written in ``dsn``, raw and percent-decoded, longest first."""
+    found = [m.group(2) for m in (_URL_PASSWORD.search(dsn),) if m]
+    found += [m.group(2) for m in _QUERY_PASSWORD.finditer(dsn)]
+    if "://" not in dsn:
+        found += [m.group(2).strip("'") for m in _PAIR_PASSWORD.finditer(dsn)]
+    found += [unquote(p) for p in found]
+    # Very short ones are left alone: masking every "a" would garble the message.
+    return sorted({p for p in found if len(p) >= 4}, key=len, reverse=True)
+
+
+def _split_schema(dsn: str) -> tuple[str, str | None]:
+    """Remove ``schema=`` (not a libpq parameter) from a URL's query; return (dsn, schema)."""
+    if "://" not in dsn or "schema=" not in dsn:
+        return dsn, None
+    parts = urlsplit(dsn)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [v for k, v in pairs if k == "schema"]
+    if not schemas:
+        return dsn, None
+    rest = [(k, v) for k, v in pairs if k != "schema"]
+    # quote, not quote_plus: libpq decodes %20 but takes "+" literally.
+    query = urlencode(rest, quote_via=quote)
+    return urlunsplit(parts._replace(query=query)), schemas[-1]
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    message = str(exc)
+    return not any(p in message for p in _PERMANENT)
+
+
+class PostgresStore(ArtifactStore):
+    """A store in a PostgreSQL database (its schema is created when missing).
+
+    ``attempts`` bounds the tries of each operation when the connection fails (pauses of
+    0.1 s, doubling up to ``max_wait`` seconds, between them). The store is safe to use from
+    several threads: one connection, one lock (the engine calls the store from one event-loop
+    thread, so a pool would add a dependency and connections for no gain there); run several
+    processes for parallel writes.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str | None = None,
+        attempts: int = 6,
+        max_wait: float = 2.0,
+    ) -> None:
+        if not isinstance(dsn, str) or not dsn.strip():
+            raise StoreLocationError(
+                f"empty or non-string PostgreSQL location {dsn!r}; fix: give "
+                "postgresql://user:password@host:port/database"
+            )
+        if attempts < 1:
+            raise ValueError(f"attempts must be at least 1, not {attempts}")
+        self.location = mask_dsn(dsn)
+        self._dsn, self._secrets = dsn, _passwords(dsn)
+        conninfo, url_schema = _split_schema(dsn)
+        self.schema = schema or url_schema or DEFAULT_SCHEMA
+        if _SCHEMA_RE.match(self.schema) is None:
+            raise StoreLocationError(
+                f"invalid schema name {self.schema!r} for PostgreSQL store {self.location}; "
+                "fix: use 1 to 63 lower-case letters, digits or '_', not starting with a digit"
+            )
+        try:
+            params = pg_conninfo.conninfo_to_dict(conninfo)
+        except psycopg.Error as exc:
+            raise StoreLocationError(
+                f"invalid PostgreSQL location {self.location}: {self._scrub(exc)}; fix: write "
+                "postgresql://user:password@host:port/database[?schema=NAME]"
+            ) from None  # the chained libpq error may quote the DSN, password and all
+        for name, value in _CONNECT_DEFAULTS.items():
+            params.setdefault(name, value)
+        self._conninfo = pg_conninfo.make_conninfo("", **params)
+        self._attempts = attempts
+        self._max_wait = max_wait
+        self._lock = threading.Lock()
+        self._conn: _Conn | None = None
+        self._pid = os.getpid()
+        self._closed = False
+        #: Connections opened again after one was lost (for monitoring and tests).
+        self.reconnects = 0
+        self._opened = False
+        self._q = f'"{self.schema}"'
+        self._sql = {name: q.format(s=self._q) for name, q in _SQL.items()}
+        try:
+            self._call("open the store and create its tables", self._create_schema)
+        except BaseException:
+            self.close()
+            raise
+        self._opened = True
+
+    # -- connection and retries --------------------------------------------------------------
+
+    def _scrub(self, exc: BaseException | None) -> str:
+        """The message of ``exc`` on one line, with the DSN and its password masked."""
+        text = " ".join(str(exc).split()).replace(self._dsn, self.location)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _connection(self) -> _Conn:
+        conn = self._conn
+        if conn is not None and self._pid != os.getpid():
+            _INHERITED.append(conn)  # see _INHERITED: a forked child must not close it
+            conn = self._conn = None
+        if conn is not None and (conn.closed or conn.broken):
+            conn.close()
+            conn = self._conn = None
+        if conn is None:
+            if self._opened:
+                self.reconnects += 1
+            conn = psycopg.connect(self._conninfo, autocommit=True)
+            self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def _call(self, what: str, op: Callable[[_Conn], _T]) -> _T:
+        """Run ``op`` on a live connection, retrying transient failures; see the module doc."""
+        with self._lock:
+            if self._closed:
+                raise StoreError(
+                    f"PostgreSQL store {self.location} is closed, so it cannot {what}; "
+                    "fix: open the store again"
+                )
+            started = time.monotonic()
+
+            def warn(state: RetryCallState) -> None:
+                exc = state.outcome.exception() if state.outcome else None
+                log.warning(
+                    "PostgreSQL store %s: %s failed (attempt %d of %d): %s; retrying",
+                    self.location,
+                    what,
+                    state.attempt_number,
+                    self._attempts,
+                    self._scrub(exc),
+                )
+
+            retrying = Retrying(
+                stop=stop_after_attempt(self._attempts),
+                wait=wait_exponential(multiplier=0.1, min=0.1, max=self._max_wait),
+                retry=retry_if_exception(_is_transient),
+                before_sleep=warn,
+            )
+            try:
+                return retrying(lambda: op(self._connection()))
+            except RetryError as exc:
+                last = exc.last_attempt.exception()
+                tries = f"{self._attempts} attempt{'s' if self._attempts != 1 else ''}"
+                raise StoreLocationError(
+                    f"PostgreSQL store {self.location}: could not {what} after {tries} over "
+                    f"{time.monotonic() - started:.1f} s: {self._scrub(last)}; "
+                    "fix: check that the server is running and "
+                    "reachable from here, then run again (the operation did not complete, or its "
+                    "answer was lost)"
+                ) from last
+            except psycopg.OperationalError as exc:  # permanent: no retry can fix it
+                raise StoreLocationError(
+                    f"PostgreSQL store {self.location}: could not {what}: {self._scrub(exc)}; "
+                    "fix: check the location's host, port, user, password and database"
+                ) from exc
+            except psycopg.Error as exc:
+                raise StoreError(
+                    f"PostgreSQL store {self.location} (schema {self.schema}): could not "
+                    f"{what}: {type(exc).__name__}: {self._scrub(exc)}; fix: check that the "
+                    f"user may read and write schema {self.schema}"
+                ) from exc
+
+    def _create_schema(self, conn: _Conn) -> None:
+        names = [f"{self._q}.{t}" for t in _TABLES]
+        row = conn.execute(
+            "SELECT " + ", ".join("to_regclass(%s) IS NOT NULL" for _ in names), names
+        ).fetchone()
+        if row is not None and all(row):
+            return  # a read-mostly user need not have CREATE rights on the database
+        with conn.transaction():
+            # Concurrent CREATE ... IF NOT EXISTS can still collide in the catalogue; the
+            # transaction-scoped advisory lock makes processes opening at once take turns.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("orch:" + self.schema,))
+            conn.execute(_DDL.format(s=self._q))
+
+    # -- artifacts ---------------------------------------------------------------------------
+
+    def put(self, data: bytes) -> str:
+        # One round trip instead of the base class's has-then-write (ON CONFLICT makes the
+        # write idempotent on its own), except for large payloads, see _CHECK_BEFORE_UPLOAD.
+        if not isinstance(data, bytes):
+            return super().put(data)  # raises the standard error
+        key = digest(data)
+        if len(data) > _CHECK_BEFORE_UPLOAD and self._has_blob(key):
+            return key
+        self._write_blob(key, data)
+        return key
+
+    def _read_blob(self, key: str) -> bytes | None:
+        row = self._call(
+            f"read artifact {key}",
+            lambda c: c.execute(self._sql["get"], (key,), binary=True).fetchone(),
+        )
+        return None if row is None else bytes(row[0])
+
+    def _write_blob(self, key: str, data: bytes) -> None:
+        self._call(f"write artifact {key}", lambda c: c.execute(self._sql["put"], (key, data)))
+
+    def _has_blob(self, key: str) -> bool:
+        row = self._call(
+            f"look up artifact {key}", lambda c: c.execute(self._sql["has"], (key,)).fetchone()
+        )
+        return row is not None
+
+    def _iter_keys(self) -> Iterator[str]:
+        rows = self._call(
+            "list artifacts",
+            lambda c: c.execute(self._sql["keys"]).fetchall(),
+        )
+        return (str(r[0]) for r in rows)
+
+    # -- event logs --------------------------------------------------------------------------
+
+    def append_event(self, run_id: str, line: bytes) -> None:
+        check_run_id(run_id)
+        token = secrets.token_bytes(16)
+        sent = False
+
+        def append(conn: _Conn) -> None:
+            nonlocal sent
+            # A retry after a lost answer: the first try may have committed, look for it.
+            if sent and conn.execute(self._sql["appended"], (run_id, token)).fetchone():
+                return
+            sent = True
+            conn.execute(self._sql["append"], (run_id, run_id, bytes(line), token))
+
+        self._call(f"append an event to run {run_id}", append)
+
+    def read_events(self, run_id: str) -> list[bytes]:
+        check_run_id(run_id)
+        rows = self._call(
+            f"read the events of run {run_id}",
+            lambda c: c.execute(self._sql["events"], (run_id,), binary=True).fetchall(),
+        )
+        return [bytes(r[0]) for r in rows]
+
+    # -- run heads ---------------------------------------------------------------------------
+
+    def write_run_head(self, run_id: str, data: bytes) -> None:
+        check_run_id(run_id)
+        self._call(
+            f"write the head of run {run_id}",
+            lambda c: c.execute(self._sql["write_head"], (run_id, bytes(data))),
+        )
+
+    def read_run_head(self, run_id: str) -> bytes | None:
+        check_run_id(run_id)
+        row = self._call(
+            f"read the head of run {run_id}",
+            lambda c: c.execute(self._sql["read_head"], (run_id,), binary=True).fetchone(),
+        )
+        return None if row is None else bytes(row[0])
+
+    def run_ids(self) -> list[str]:
+        rows = self._call(
+            "list runs",
+            lambda c: c.execute(self._sql["runs"]).fetchall(),
+        )
+        # Sorted here, not by ORDER BY: the database's collation need not sort like Python.
+        return sorted(str(r[0]) for r in rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conn, self._conn = self._conn, None
+            if conn is not None and self._pid == os.getpid():
+                conn.close()
+
+    # -- test hooks: corrupt data in place, as a disk or an attacker would ---------------------
+
+    def _tamper(self, key: str, data: bytes) -> None:
+        self._call(
+            f"tamper with artifact {key}",
+            lambda c: c.execute(self._sql["tamper"], (data, key)),
+        )
+
+    def _tamper_event(self, run_id: str, index: int, line: bytes) -> None:
+        self._call(
+            f"tamper with event {index} of run {run_id}",
+            lambda c: c.execute(self._sql["tamper_event"], (line, run_id, index)),
+        )
