@@ -9,10 +9,14 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .agent import Agent, FunctionAgent, NoConfig, agent
+from .batch import BatchSpec
+from .batch_result import BatchResult, ItemResult, apply_in_order
 from .context import Context
 from .errors import (
     AgentDefinitionError,
+    BatchInputError,
     ChildStepError,
+    ExecutorError,
     InputError,
     OrchError,
     PipelineLoadError,
@@ -23,6 +27,7 @@ from .errors import (
     StepTimeoutError,
     ValidationProblem,
 )
+from .executor import Executor, LocalExecutor
 from .pipeline import Pipeline, PipelineBuilder
 from .refs import Branch, InputRef, NodeRef, input_ref, ref
 from .retry import RetryPolicy
@@ -51,9 +56,18 @@ __all__ = [
     "RunResult",
     "arun",
     "run",
+    # batches (the Dask executor is orch.executor_dask.DaskExecutor: an optional extra)
+    "BatchResult",
+    "BatchSpec",
+    "Executor",
+    "ItemResult",
+    "LocalExecutor",
+    "apply_in_order",
     # errors
     "AgentDefinitionError",
+    "BatchInputError",
     "ChildStepError",
+    "ExecutorError",
     "InputError",
     "OrchError",
     "PipelineLoadError",

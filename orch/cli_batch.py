@@ -114,7 +114,10 @@ def batch_command(
 
     @cli.user_errors
     def run() -> int:
-        from .executor import BatchInputError, BatchResult, BatchSpec, Executor, LocalExecutor
+        from .batch import BatchSpec
+        from .batch_result import BatchResult
+        from .errors import BatchInputError
+        from .executor import Executor, LocalExecutor
 
         if executor not in EXECUTORS:
             raise cli.CliError(
@@ -199,6 +202,8 @@ def _print_summary(cli: Any, result: Any, lines: list[int], scheduler: str | Non
         extra.append(f"resumed after an interruption {len(s['retried'])}")
     if s["from_store"]:
         extra.append(f"already finished in the store {s['from_store']}")
+    if s["store_reconnects"]:
+        extra.append(f"store connection lost and reopened {s['store_reconnects']}")
     cli.out.print("  " + "; ".join([counts, *extra]), highlight=False)
     first, last = result.items[0].run_id, result.items[-1].run_id
     cli.out.print(

@@ -8,6 +8,8 @@
     ├── InputError                pipeline inputs missing or of the wrong type
     ├── PluginError               a plugin cannot be found or failed to load
     ├── PipelineLoadError         ``orch run FILE:NAME`` could not load the pipeline
+    ├── ExecutorError             a batch cannot be placed or run as asked
+    │   └── BatchInputError       one input of a batch does not fit the pipeline
     └── StepError                 raised inside an agent: a step failed
         ├── RetryableError        a transient failure worth retrying (network, 429 ...)
         │   └── StepTimeoutError  a step ran past its timeout
@@ -21,7 +23,9 @@ from dataclasses import dataclass
 
 __all__ = [
     "AgentDefinitionError",
+    "BatchInputError",
     "ChildStepError",
+    "ExecutorError",
     "InputError",
     "OrchError",
     "PipelineLoadError",
@@ -80,6 +84,18 @@ class PluginError(OrchError):
 
 class PipelineLoadError(OrchError):
     """A pipeline file could not be loaded."""
+
+
+class ExecutorError(OrchError):
+    """A batch cannot be placed or run as asked (the message names the thing and the fix)."""
+
+
+class BatchInputError(ExecutorError):
+    """One input of a batch does not fit the pipeline; ``index`` says which (from 0)."""
+
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(message)
+        self.index = index
 
 
 class StepError(OrchError):

@@ -27,29 +27,34 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import anyio
+
 from traces import ArtifactStore, TraceError
 from traces.open import open_store
 
 from . import __version__
-from .errors import OrchError
+from .batch import BatchHeader, BatchItem, BatchSpec
+from .batch_result import BatchResult, ItemResult
+from .errors import ExecutorError, OrchError
 from .executor import (
-    BatchHeader,
-    BatchItem,
-    BatchResult,
-    BatchSpec,
     Executor,
-    ExecutorError,
-    ItemResult,
     Progress,
-    _where,
     close_services,
     load_batch_pipeline,
     load_batch_services,
+    process_label,
     run_items,
+    store_reconnects,
 )
 from .pipeline import Pipeline
 
-__all__ = ["DaskExecutor", "default_chunk_size", "probe_worker", "run_chunk"]
+__all__ = [
+    "DaskExecutor",
+    "default_chunk_size",
+    "probe_worker",
+    "run_chunk",
+    "worker_store_reconnects",
+]
 
 _ADDRESS_RE = re.compile(r"^[a-z][a-z0-9+.-]*://[^\s/]+:\d+$")
 _INSTALL = "pip install 'orch[dask]' (or: pip install 'dask[distributed]')"
@@ -89,8 +94,9 @@ async def probe_worker(header: BatchHeader) -> str | None:
     """Run on every worker before a batch: None when it can run the batch, else why not."""
     if header.orch_version != __version__:
         return (
-            f"orch {__version__} is installed {_where()}, the client has {header.orch_version}; "
-            "fix: install the same orch version on the client and every worker"
+            f"orch {__version__} is installed {process_label()}, the client has "
+            f"{header.orch_version}; fix: install the same orch version on the client and every "
+            "worker"
         )
     try:
         _worker_pipeline(header)
@@ -116,6 +122,13 @@ async def run_chunk(
         return await run_items(pipeline, store, services, header, items, parallel)
     finally:
         await close_services(services)
+
+
+def worker_store_reconnects(location: str) -> int | None:
+    """Run on every worker: how often its open store at ``location`` has reconnected (None
+    when it has not opened one, or the store does not count reconnects)."""
+    store = _STORES.get(location)
+    return None if store is None else store_reconnects(store)
 
 
 def default_chunk_size(runs: int, threads: int, parallel: int) -> int:
@@ -189,10 +202,22 @@ class DaskExecutor(Executor):
                 "('dask scheduler') or correct --scheduler"
             ) from None
         try:
-            results = await self._run(dd, client, batch, progress)
+            results, reconnects = await self._run(dd, client, batch, progress)
         finally:
             await client.close()
-        return BatchResult.of(batch, self.name, results, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        return BatchResult.of(batch, self.name, results, seconds, reconnects)
+
+    async def _store_reconnects(self, client: Any, location: str) -> dict[str, int] | None:
+        """Each worker's reconnect count, or None when they cannot be asked: a number for the
+        summary, never worth failing or holding up a batch whose runs are done."""
+        with anyio.move_on_after(self.connect_timeout):
+            try:
+                answers = await client.run(worker_store_reconnects, location, on_error="return")
+            except Exception:
+                return None
+            return {a: n for a, n in answers.items() if isinstance(n, int)}
+        return None
 
     async def _check_workers(self, client: Any, header: BatchHeader) -> int:
         try:
@@ -223,9 +248,10 @@ class DaskExecutor(Executor):
 
     async def _run(
         self, dd: Any, client: Any, batch: BatchSpec, progress: Progress | None
-    ) -> list[ItemResult]:
+    ) -> tuple[list[ItemResult], int | None]:
         header = batch.header()
         threads = await self._check_workers(client, header)
+        before = await self._store_reconnects(client, header.store)
         items = batch.items
         size = self.chunk_size or default_chunk_size(len(items), threads, self.parallel)
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
@@ -256,4 +282,9 @@ class DaskExecutor(Executor):
             done += len(chunk)
             if progress is not None:
                 progress(done, len(items))
-        return results
+        # Counted by the workers alive now: a worker lost mid-batch took its count with it
+        # (and one restarted at the same address counts from 0 again).
+        after = await self._store_reconnects(client, header.store)
+        if before is None or not after:
+            return results, None
+        return results, sum(max(0, n - before.get(a, 0)) for a, n in after.items())

@@ -20,7 +20,7 @@ from typing import Any
 from .errors import PipelineLoadError, PipelineValidationError
 from .pipeline import Pipeline, PipelineBuilder
 
-__all__ = ["load_pipeline", "load_services", "split_target"]
+__all__ = ["import_file", "load_pipeline", "load_services", "split_target"]
 
 
 def split_target(target: str) -> tuple[Path, str]:
@@ -31,7 +31,11 @@ def split_target(target: str) -> tuple[Path, str]:
     return Path(path), name
 
 
-def _import_file(path: Path) -> ModuleType:
+def import_file(path: Path) -> ModuleType:
+    """Import the Python file at ``path`` once per process (later calls return the same
+    module), under a name derived from its resolved path, with its folder on ``sys.path``
+    while it runs so that it can import its neighbours. An error in the file becomes a
+    :class:`~orch.errors.PipelineLoadError` naming the line."""
     if not path.exists():
         raise PipelineLoadError(f"pipeline file {str(path)!r} does not exist; fix: check the path")
     if path.suffix != ".py":
@@ -77,7 +81,7 @@ def load_pipeline(target: str, params: Mapping[str, Any] | None = None) -> Pipel
     object must be a function; it is called with them as keyword arguments (a parameter
     sweep builds one pipeline per setting this way)."""
     path, name = split_target(target)
-    module = _import_file(path)
+    module = import_file(path)
     if not hasattr(module, name):
         found = sorted(
             k for k, v in vars(module).items() if isinstance(v, (Pipeline, PipelineBuilder))
@@ -119,7 +123,7 @@ def load_services(target: str) -> dict[str, Any]:
     """The optional ``services`` the pipeline file provides (a mapping, or a function
     returning one): objects its agents reach through ``ctx.service(name)``."""
     path, _ = split_target(target)
-    module = _import_file(path)
+    module = import_file(path)
     obj = getattr(module, "services", None)
     if obj is None:
         return {}

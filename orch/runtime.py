@@ -61,6 +61,8 @@ __all__ = [
     "StepOutcome",
     "arun",
     "run",
+    "type_adapter",
+    "validate_inputs",
 ]
 
 Perturbation = Callable[[str], Awaitable[None]]
@@ -411,15 +413,20 @@ def _cached_adapter(tp: Any) -> TypeAdapter[Any]:
     return TypeAdapter(tp)
 
 
-def _adapter(tp: Any) -> TypeAdapter[Any]:
-    # Building a TypeAdapter compiles a schema; input types repeat across runs of a pipeline.
+def type_adapter(tp: Any) -> TypeAdapter[Any]:
+    """The pydantic adapter that validates and dumps values of the type ``tp`` (a pipeline
+    input's declared type), cached per type: building one compiles a schema, and input types
+    repeat across runs of a pipeline."""
     try:
         return _cached_adapter(tp)
     except TypeError:  # an unhashable type expression (Annotated metadata, say)
         return TypeAdapter(tp)
 
 
-def _validate_inputs(pipeline: Pipeline, inputs: Mapping[str, Any]) -> dict[str, Any]:
+def validate_inputs(pipeline: Pipeline, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """``inputs`` checked against ``pipeline``'s declared inputs and converted to their types
+    (an optional input left out is None). Raises :class:`~orch.errors.InputError` listing
+    every unknown, missing or invalid input, as :func:`arun` does before it writes anything."""
     problems = []
     unknown = sorted(set(inputs) - set(pipeline.inputs))
     if unknown:
@@ -436,7 +443,7 @@ def _validate_inputs(pipeline: Pipeline, inputs: Mapping[str, Any]) -> dict[str,
             problems.append(f"missing input {name!r}; fix: pass {name}=VALUE")
             continue
         try:
-            values[name] = _adapter(tp).validate_python(inputs[name])
+            values[name] = type_adapter(tp).validate_python(inputs[name])
         except ValidationError as exc:
             problems.append(f"input {name!r}: {exc.errors()[0]['msg']} (got {inputs[name]!r})")
     if problems:
@@ -684,7 +691,7 @@ async def _run(
 ) -> RunResult:
     if max_concurrency < 1:
         raise OrchError(f"max_concurrency is {max_concurrency}; fix: use 1 or more")
-    values = _validate_inputs(pipeline, inputs or {})
+    values = validate_inputs(pipeline, inputs or {})
     run_id = run_id or new_run_id()
     state = RunState(pipeline, store, run_id, seed, max_concurrency, perturb, clock)
     state.mode = mode
@@ -697,7 +704,7 @@ async def _run(
         store.put(pipeline.spec_bytes)
     input_keys = {
         name: store.put(
-            canonical_bytes(_adapter(pipeline.inputs[name]).dump_python(value, mode="json"))
+            canonical_bytes(type_adapter(pipeline.inputs[name]).dump_python(value, mode="json"))
         )
         for name, value in sorted(values.items())
     }

@@ -25,7 +25,7 @@ from .errors import StoreLocationError
 from .sqlitestore import SQLiteStore
 from .store import ArtifactStore, MemoryStore
 
-__all__ = ["DEFAULT_STORE", "STORE_ENV", "default_store_location", "open_store"]
+__all__ = ["DEFAULT_STORE", "STORE_ENV", "default_store_location", "mask_location", "open_store"]
 
 STORE_ENV = "ORCH_STORE"
 DEFAULT_STORE = ".orch"
@@ -42,6 +42,23 @@ _SUPPORTED = (
 def default_store_location() -> str:
     """``$ORCH_STORE`` when set and not empty, else ``.orch`` (relative to the working dir)."""
     return os.environ.get(STORE_ENV) or DEFAULT_STORE
+
+
+def mask_location(location: str) -> str:
+    """``location`` as it may be printed or logged: a PostgreSQL URL with its password masked
+    as the store's own ``location`` shows it, any other URL's user info replaced by ``***``;
+    a path as it is."""
+    match = _SCHEME_RE.match(location)
+    if match is None:
+        return location
+    if match.group(1).lower() in _POSTGRES_SCHEMES:
+        try:
+            from .pgstore import mask_dsn
+        except ImportError:  # psycopg is missing: mask the user too, as below
+            pass
+        else:
+            return mask_dsn(location)
+    return re.sub(r"://[^/@]*@", "://***@", location)
 
 
 def open_store(location: str | os.PathLike[str] | None = None) -> ArtifactStore:
@@ -79,9 +96,8 @@ def _open_postgres_store(loc: str) -> ArtifactStore:
     except ImportError as exc:
         if exc.name is None or exc.name.split(".")[0] != "psycopg":
             raise
-        shown = re.sub(r"://[^/@]*@", "://***@", loc)
         raise StoreLocationError(
-            f"the PostgreSQL store {shown!r} needs psycopg, which is not installed; "
+            f"the PostgreSQL store {mask_location(loc)!r} needs psycopg, which is not installed; "
             "fix: pip install 'orch[postgres]'"
         ) from None
     return PostgresStore(loc)
@@ -108,9 +124,7 @@ def _open_plugin_store(scheme: str, loc: str) -> ArtifactStore:
                 f"{type(store).__name__}, not an ArtifactStore; fix: report it to {package}"
             )
         return store
-    # Redact credentials before echoing a URL back.
-    shown = re.sub(r"://[^/@]*@", "://***@", loc)
     raise StoreLocationError(
-        f"unsupported store location {shown!r}: no backend for '{scheme}://'; "
+        f"unsupported store location {mask_location(loc)!r}: no backend for '{scheme}://'; "
         f"fix: give {_SUPPORTED}"
     )

@@ -265,10 +265,10 @@ class PostgresStore(ArtifactStore):
             conn.close()
             conn = self._conn = None
         if conn is None:
-            if self._opened:
-                self.reconnects += 1
             conn = psycopg.connect(self._conninfo, autocommit=True)
             self._conn, self._pid = conn, os.getpid()
+            if self._opened:  # counted once connected: a failed try is a retry, not a reconnect
+                self.reconnects += 1
         return conn
 
     def _call(self, what: str, op: Callable[[_Conn], _T]) -> _T:

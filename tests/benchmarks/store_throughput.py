@@ -18,7 +18,7 @@ PostgreSQL commits each operation durably (``synchronous_commit=on``, the server
 
 PostgreSQL: with ``--pg-dsn`` the benchmark uses that server (a fresh schema per cell, dropped
 afterwards); without it, it starts a throwaway server with Debian's binaries (see
-``tests/traces/pg_server.py``, durable settings), and skips the PostgreSQL rows with a note
+``tests/fixtures/pg_server.py``, durable settings), and skips the PostgreSQL rows with a note
 when they are not installed. Run::
 
     python tests/benchmarks/store_throughput.py              # 5,000 puts, 2,000 appends, 3 rounds
@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "traces"))  # pg_server, the test server helper
+sys.path.insert(0, str(ROOT / "tests" / "fixtures"))  # pg_server, the test server helper
 
 from traces import ArtifactStore, DirectoryStore, SQLiteStore  # noqa: E402
 

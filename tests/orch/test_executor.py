@@ -10,23 +10,24 @@ from typing import Any
 import anyio
 import pytest
 
+import orch
+import orch.executor
 from agents.models import ChatRequest, ChatResponse, ModelHub, ModelInfo
-from orch import arun
-from orch.executor import (
+from orch import (
     BatchInputError,
     BatchSpec,
     ExecutorError,
     ItemResult,
     LocalExecutor,
-    absolute_store_location,
     apply_in_order,
-    in_input_order,
-    item_seed,
+    arun,
 )
+from orch.batch import absolute_store_location, item_seed
+from orch.batch_result import in_input_order
 from orch.executor_dask import default_chunk_size, probe_worker, run_chunk
 from orch.loader import load_pipeline, load_services
 from routers.ema import EMAState, Observation, apply_feedback
-from traces import DirectoryStore, MemoryStore, RunHead, verify_run
+from traces import DirectoryStore, MemoryStore, RunHead, StoreLocationError, verify_run
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 BATCH = str(FIXTURES / "batch_pipelines.py")
@@ -240,6 +241,57 @@ async def test_workers_refuse_other_pipeline_code(tmp_path: Path) -> None:
     assert [r.status for r in ok] == ["ok", "ok"]
 
 
+class _StoreThatGoesAway(MemoryStore):
+    """A memory store that, once ``gone`` is set, fails every call as a store whose server
+    stays unreachable after its retries does."""
+
+    gone = False
+
+    def _check(self) -> None:
+        if self.gone:
+            raise StoreLocationError("store test:gone: could not reach it; fix: bring it back")
+
+    def put(self, data: bytes) -> str:
+        self._check()
+        return super().put(data)
+
+    def append_event(self, run_id: str, line: bytes) -> None:
+        self._check()
+        super().append_event(run_id, line)
+
+    def write_run_head(self, run_id: str, data: bytes) -> None:
+        self._check()
+        super().write_run_head(run_id, data)
+
+    def read_run_head(self, run_id: str) -> bytes | None:
+        self._check()
+        return super().read_run_head(run_id)
+
+
+async def test_a_store_gone_mid_batch_fails_what_it_hits_and_starts_nothing_more(
+    tmp_path: Path,
+) -> None:
+    # The PostgreSQL version, with a real server going away: test_executor_pg.py.
+    store = _StoreThatGoesAway()
+    spec = BatchSpec.create(BATCH, questions(10), store="memory:")
+
+    def go_away(done: int, _total: int) -> None:
+        store.gone = store.gone or done == 2
+
+    result = await LocalExecutor(parallel=3, store=store).run_batch(spec, progress=go_away)
+    assert [r.index for r in result.items] == list(range(10))  # every input has its result
+    assert sorted(r.status for r in result.items) == ["error"] * 8 + ["ok"] * 2
+    hit = [r for r in result.items if r.error and r.error.startswith("StoreLocationError")]
+    rest = [r for r in result.items if r.error and r.error.startswith("not started")]
+    # The runs in flight failed inside their task groups: reported as the store's error.
+    assert hit and len(hit) + len(rest) == 8, [r.error for r in result.items]
+    assert all("store test:gone: could not reach it" in (r.error or "") for r in hit + rest)
+    assert all(
+        "fix: run the batch again once the store is reachable" in (r.error or "") for r in rest
+    )
+    assert result.store_reconnects is None  # a memory store has no connection to count
+
+
 def test_chunks_keep_parallel_runs_in_flight_and_spread_the_work() -> None:
     assert default_chunk_size(1000, 1, 16) == 256  # two tasks for the one slot, capped
     assert default_chunk_size(1000, 4, 16) == 125  # two tasks a slot, each > parallel
@@ -279,3 +331,14 @@ async def test_feedback_is_folded_in_input_order_whatever_order_runs_end(
         in_input_order([*result.items[:4], result.items[3]])
     with pytest.raises(ExecutorError, match="input #2 is missing"):
         in_input_order(result.items[:2] + result.items[3:])
+
+
+def test_the_executor_api_is_exported_and_the_old_names_still_work() -> None:
+    for name in ("Executor", "LocalExecutor", "BatchSpec", "BatchResult", "apply_in_order"):
+        assert name in orch.__all__ and getattr(orch, name) is getattr(orch.executor, name)
+    # What callers imported from orch.executor before it was split is still there.
+    missing = [name for name in orch.executor.__all__ if not hasattr(orch.executor, name)]
+    assert not missing
+    assert orch.executor.ExecutorError is orch.ExecutorError
+    assert issubclass(orch.BatchInputError, orch.ExecutorError)
+    assert issubclass(orch.ExecutorError, orch.OrchError)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from traces import DirectoryStore, MemoryStore, SQLiteStore, StoreLocationError, open_store
+from traces.open import mask_location
 
 
 @pytest.fixture(autouse=True)
@@ -89,3 +90,20 @@ def test_unwritable_location(tmp_path: Path) -> None:
 def test_empty_location() -> None:
     with pytest.raises(StoreLocationError, match="empty store location"):
         open_store("  ")
+
+
+@pytest.mark.parametrize(
+    ("location", "shown"),
+    [
+        (
+            "postgresql://orch:s3cret@db:5432/orch?schema=a",
+            "postgresql://orch:***@db:5432/orch?schema=a",
+        ),
+        ("postgres://db/orch?user=u&password=s3cret", "postgres://db/orch?user=u&password=***"),
+        ("s3://key:s3cret@bucket/runs", "s3://***@bucket/runs"),
+        ("/srv/orch-store", "/srv/orch-store"),
+        ("sqlite:///srv/runs.db", "sqlite:///srv/runs.db"),
+    ],
+)
+def test_mask_location_hides_passwords(location: str, shown: str) -> None:
+    assert mask_location(location) == shown

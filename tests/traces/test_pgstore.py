@@ -2,9 +2,10 @@
 connections, unreachable servers, ``open_store`` and a real pipeline recorded, verified and
 replayed.
 
-The server is started once per session by :mod:`pg_server` (Debian's ``postgresql``
-binaries). Without them these tests skip, unless ``ORCH_REQUIRE_POSTGRES=1`` (CI), when they
-fail. Each conformance test gets its own schema, derived from its temporary location.
+The server is started once per session by :mod:`pg_server` (``tests/fixtures``, Debian's
+``postgresql`` binaries). Without them these tests skip, unless ``ORCH_REQUIRE_POSTGRES=1``
+(CI), when they fail. Each conformance test gets its own schema, derived from its temporary
+location.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import anyio
 import pytest
-from pg_server import REQUIRE_ENV, require_postgres, start_postgres
+from pg_server import REQUIRE_ENV, postgres_server, terminate_backends
 from pydantic import BaseModel
 
 from orch import Context, PipelineBuilder, agent, run
@@ -54,12 +55,8 @@ _SESSION = secrets.token_hex(4)
 @pytest.fixture(scope="session")
 def pg_dsn() -> Iterator[str]:
     """The DSN of a real PostgreSQL server started for this test session."""
-    require_postgres()
-    dsn, stop = start_postgres()
-    try:
+    with postgres_server() as dsn:
         yield dsn
-    finally:
-        stop()
 
 
 def fresh_schema(tag: str = "t") -> str:
@@ -76,17 +73,6 @@ def with_params(dsn: str, **params: str) -> str:
 
 def admin(dsn: str) -> psycopg.Connection[Any]:
     return psycopg.connect(dsn, autocommit=True)
-
-
-def terminate(dsn: str, application_name: str) -> int:
-    """Kill the server-side backend of every connection with that application name."""
-    with admin(dsn) as conn:
-        rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = %s AND pid <> pg_backend_pid()",
-            (application_name,),
-        ).fetchall()
-    return sum(1 for (ok,) in rows if ok)
 
 
 # -- conformance ------------------------------------------------------------------------------
@@ -216,7 +202,7 @@ def test_terminated_backend_is_reconnected_and_reported(
         store.put(b"before")
         store.append_event("r", b'{"n":0}')
         store.write_run_head("r", b'{"h":1}')
-        assert terminate(pg_dsn, app) == 1, "the store's backend was not found to kill"
+        assert terminate_backends(pg_dsn, app) == 1, "the store's backend was not found to kill"
         call, expected = OPS[op]
         with caplog.at_level(logging.WARNING, logger="traces.pgstore"):
             assert call(store) == expected
@@ -281,7 +267,7 @@ def test_database_gone_for_good_gives_a_clear_error_then_recovers(pg_dsn: str) -
         store.put(b"kept")
         with admin(pg_dsn) as conn:
             conn.execute("ALTER DATABASE lost_db ALLOW_CONNECTIONS false")
-        assert terminate(pg_dsn, app) == 1
+        assert terminate_backends(pg_dsn, app) == 1
         with pytest.raises(StoreLocationError) as info:
             store.put(b"not written")
         msg = str(info.value)

@@ -1,0 +1,162 @@
+"""Running one input of a batch: find its run in the shared store, resume it, or make it.
+
+Input ``i`` of batch ``BATCH`` has deterministic run ids: ``BATCH-i`` for the first attempt,
+then ``BATCH-i.r2``, ``BATCH-i.r3`` ... one per interrupted attempt. :func:`run_item` looks
+at the latest attempt in the store:
+
+* **finished** (ok or failed): its result is returned as it is (``from_store``); nothing runs;
+* **unfinished** (its process was killed): it is resumed under the next id, with its finished
+  steps taken from the record and its recorded effects served from it, so none is issued
+  again;
+* **died before its first event**: skipped, the attempt before it is looked at;
+* **none**: the run is made under ``BATCH-i``.
+
+Every attempt's ``run_start`` event carries the input's fingerprint (``batch_key``: spec hash,
+inputs, seed); a run found under the input's id with another fingerprint is an
+:class:`~orch.errors.ExecutorError`, never silently taken for it. :func:`run_item` is thus
+safe to call again for the same input, in this process or any other, any number of times.
+
+This module must never compute or change anything hashed (the engine does), and must never
+import ``agents`` or ``routers``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from traces import ArtifactStore, RunHead, RunRecord, to_canonical
+
+from .batch import BatchHeader, BatchItem
+from .batch_result import ItemResult
+from .errors import ExecutorError
+from .pipeline import Pipeline
+from .runtime import RunResult, arun
+
+__all__ = ["MAX_ATTEMPTS", "attempt_run_id", "run_item"]
+
+MAX_ATTEMPTS = 16
+"""Attempts per input before the executor gives up on it (each one a killed process)."""
+
+
+def attempt_run_id(base: str, attempt: int) -> str:
+    """The run id of an input's ``attempt`` (1 = the first; later ones resume the one before)."""
+    return base if attempt == 1 else f"{base}.r{attempt}"
+
+
+def _attempts(store: ArtifactStore, item: BatchItem) -> list[RunHead]:
+    heads: list[RunHead] = []
+    while True:
+        raw = store.read_run_head(attempt_run_id(item.run_id, len(heads) + 1))
+        if raw is None:
+            return heads
+        heads.append(RunHead.model_validate_json(raw))
+
+
+def _check_attempts(item: BatchItem, heads: Sequence[RunHead]) -> None:
+    if len(heads) >= MAX_ATTEMPTS:
+        raise ExecutorError(
+            f"input #{item.index} has been interrupted {len(heads)} times (runs "
+            f"{item.run_id} to {heads[-1].run_id}); fix: find out why its runs die "
+            f"(orch show {heads[-1].run_id}), then run it under a new batch id"
+        )
+
+
+def _run_start(store: ArtifactStore, run_id: str) -> dict[str, Any] | None:
+    lines = store.read_events(run_id)
+    if not lines:
+        return None  # killed between writing its head and its first event: nothing done
+    try:
+        event: dict[str, Any] = orjson.loads(lines[0])
+    except orjson.JSONDecodeError:
+        return None  # torn as it was written: nothing after it can exist
+    return event if event.get("type") == "run_start" else None
+
+
+def _from_run(item: BatchItem, run: RunResult, attempt: int, resumed: str | None) -> ItemResult:
+    return ItemResult(
+        index=item.index,
+        run_id=run.run_id,
+        status=run.status,
+        root_hash=run.root_hash,
+        outputs={k: to_canonical(v) for k, v in sorted(run.outputs.items())},
+        attempts=attempt,
+        resumed_from=resumed,
+        error=None if run.error is None else f"{run.error.type}: {run.error.message}",
+    )
+
+
+def _from_store(
+    store: ArtifactStore, item: BatchItem, head: RunHead, attempt: int, origin: Mapping[str, Any]
+) -> ItemResult:
+    assert head.root_hash is not None
+    record = RunRecord.model_validate(store.get_value(head.root_hash))
+    return ItemResult(
+        index=item.index,
+        run_id=head.run_id,
+        status=record.status,
+        root_hash=head.root_hash,
+        outputs={name: store.get_value(key) for name, key in sorted(record.outputs.items())},
+        attempts=attempt,
+        resumed_from=origin.get("resumed_from"),
+        from_store=True,
+        error=None if record.error is None else f"{record.error.type}: {record.error.message}",
+    )
+
+
+async def run_item(
+    pipeline: Pipeline,
+    store: ArtifactStore,
+    services: Mapping[str, Any],
+    header: BatchHeader,
+    item: BatchItem,
+) -> ItemResult:
+    """Return input ``item``'s finished run: found in the store, resumed from an interrupted
+    attempt, or made now. Safe to call again for the same item, here or anywhere."""
+    heads = _attempts(store, item)
+    origin = {
+        "pipeline": header.pipeline,
+        "batch": header.batch_id,
+        "batch_item": str(item.index),
+        "batch_key": item.key,
+    }
+    next_id = attempt_run_id(item.run_id, len(heads) + 1)
+    for attempt in range(len(heads), 0, -1):
+        head = heads[attempt - 1]
+        start = _run_start(store, head.run_id)
+        if start is None:
+            continue  # an attempt that died before it began: look at the one before
+        recorded = start.get("data", {}).get("origin", {})
+        if recorded.get("batch_key") != item.key:
+            raise ExecutorError(
+                f"run {head.run_id} in store {store.location} was not made for input "
+                f"#{item.index} of this batch (other pipeline code, inputs or seed); fix: give "
+                "the batch a new id, or use another store"
+            )
+        if head.root_hash is not None:
+            return _from_store(store, item, head, attempt, recorded)
+        _check_attempts(item, heads)
+        run = await arun(
+            pipeline,
+            store=store,
+            run_id=next_id,
+            resume=head.run_id,
+            services=services,
+            origin=origin,
+            max_concurrency=header.max_concurrency,
+        )
+        return _from_run(item, run, len(heads) + 1, head.run_id)
+    _check_attempts(item, heads)
+    run = await arun(
+        pipeline,
+        item.inputs,
+        store=store,
+        seed=item.seed,
+        run_id=next_id,
+        services=services,
+        origin=origin,
+        max_concurrency=header.max_concurrency,
+    )
+    return _from_run(item, run, len(heads) + 1, None)
