@@ -4,36 +4,24 @@ and says "skipped" when they are absent)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from example_modules import dataset_or_skip, load_example
 
-from routers.eval import DataUnavailable, load_dataset
 from routers.eval.acar_table import COLUMNS, REFERENCE
 from routers.eval.evalfile import load
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "eval_acar_mot.py"
-
 
 def example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("example_eval_acar_mot", EXAMPLE)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["example_eval_acar_mot"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_example("eval_acar_mot")
 
 
 def test_acar_example_prints_and_saves_both_tables(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    try:
-        load_dataset("mot-date")
-    except DataUnavailable as exc:
-        pytest.skip(str(exc))
+    dataset_or_skip("mot-date")
     module = example()
     argv = ["--limit", "12", "--parallel", "4", "--save-dir", str(tmp_path), "--store", "memory:"]
     assert module.main(argv) == 0

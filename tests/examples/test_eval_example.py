@@ -3,34 +3,19 @@ at run time and say so when they are absent)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from example_modules import dataset_or_skip, load_example
 
-from routers.eval import DataUnavailable, evalfile, load_dataset
-
-EXAMPLES = Path(__file__).parents[2] / "examples"
-
-
-def load_example(name: str) -> object:
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[f"example_{name}"] = module
-    spec.loader.exec_module(module)
-    return module
+from routers.eval import evalfile
 
 
 def test_routerbench_example_compares_routers_with_the_zero_router(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    try:
-        load_dataset("routerbench")
-    except DataUnavailable as exc:
-        pytest.skip(str(exc))
+    dataset_or_skip("routerbench")
     module: Any = load_example("eval_routerbench")
     save = tmp_path / "rb.json"
     assert module.main(["--limit", "12", "--parallel", "4", "--save", str(save)]) == 0
@@ -58,10 +43,7 @@ def test_routerbench_example_compares_routers_with_the_zero_router(
 def test_two_model_example_gives_apgr_and_cpt(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    try:
-        load_dataset("routellm-gsm8k")
-    except DataUnavailable as exc:
-        pytest.skip(str(exc))
+    dataset_or_skip("routellm-gsm8k")
     module: Any = load_example("eval_two_model")
     assert module.main(["--limit", "10", "--save-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out

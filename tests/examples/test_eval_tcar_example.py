@@ -4,37 +4,25 @@ whose figures can be recomputed from the runs it holds."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from example_modules import dataset_or_skip, load_example
 
-from routers.eval import DataUnavailable, load_dataset
 from routers.eval.clinc_team import outcome_of
 from routers.eval.evalfile import load
 from routers.eval.setmetrics import summarize
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "eval_tcar_clinc.py"
-
 
 def example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("example_eval_tcar_clinc", EXAMPLE)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["example_eval_tcar_clinc"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_example("eval_tcar_clinc")
 
 
 def test_tcar_clinc_example_tunes_on_val_and_saves_the_test_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    try:
-        load_dataset("clinc150")
-    except DataUnavailable as exc:
-        pytest.skip(str(exc))
+    dataset_or_skip("clinc150")
     module = example()
     saved = tmp_path / "tcar.json"
     argv = ["--limit", "40", "--parallel", "4", "--grid", "small", "--save", str(saved)]

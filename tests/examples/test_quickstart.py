@@ -3,12 +3,11 @@ replays clean, and leaves verifiable runs."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from example_modules import load_example
 
 import orch
 from orch.replay import areplay
@@ -17,17 +16,10 @@ from traces import MemoryStore
 from traces.runview import load_run_view
 from traces.verify import verify_run
 
-PATH = Path(__file__).parents[2] / "examples" / "quickstart.py"
-
 
 @pytest.fixture(scope="module")
 def quickstart() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("quickstart_example", PATH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["quickstart_example"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_example("quickstart", "quickstart_example")
 
 
 @pytest.fixture(scope="module")

@@ -4,30 +4,22 @@ every run replays clean (same root hash, no effect called)."""
 from __future__ import annotations
 
 import functools
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import anyio
 import pytest
+from example_modules import load_example
 
 from orch.loader import load_pipeline
 from orch.replay import areplay, recorded_origin
 from traces.open import open_store
 from traces.verify import verify_store
 
-EXAMPLES = Path(__file__).parents[2] / "examples"
-
 
 def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[f"example_{name}"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_example(name)
 
 
 CASES: list[tuple[str, list[str], list[str]]] = [

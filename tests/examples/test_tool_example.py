@@ -6,19 +6,17 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import anyio
 import pytest
+from example_modules import load_example
 
 from agents.tools import SQLiteAuditLog
 from orch.loader import load_pipeline
 from orch.replay import areplay, recorded_origin
 from traces.open import open_store
 from traces.verify import verify_store
-
-EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def test_tool_example_runs_audits_and_replays_without_the_server(
@@ -28,11 +26,7 @@ def test_tool_example_runs_audits_and_replays_without_the_server(
         if os.environ.get("ORCH_REQUIRE_MCP") == "1":
             pytest.fail("mcp-server-time is not installed (CI must run this test)")
         pytest.skip("mcp-server-time is not installed")
-    spec = importlib.util.spec_from_file_location("example_tool_agent", EXAMPLES / "tool_agent.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["example_tool_agent"] = module
-    spec.loader.exec_module(module)
+    module = load_example("tool_agent")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ORCH_STORE", raising=False)
     assert module.main() == 0

@@ -13,18 +13,17 @@ which case a missing browser fails the run.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import os
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from types import ModuleType
 
 import anyio
 import pytest
+from example_modules import load_example
 from typer.testing import CliRunner
 
 import orch
@@ -38,7 +37,6 @@ from routers.eval.reference import oracle, single_models, zero_router
 from traces import DirectoryStore
 from traces.runview import load_run_view
 
-QUICKSTART = Path(__file__).parents[2] / "examples" / "quickstart.py"
 TIMEOUT = 30  # seconds per chromium call
 
 pytestmark = pytest.mark.slow
@@ -141,12 +139,7 @@ def no_network_references(html: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def quickstart() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("quickstart_for_browser_report", QUICKSTART)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["quickstart_for_browser_report"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_example("quickstart", "quickstart_for_browser_report")
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,13 @@ result; it escapes everything and is the same bytes every time."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import orjson
 import pytest
+from example_modules import load_example
 from pydantic import BaseModel
 
 import orch
@@ -20,17 +19,10 @@ from orch.report_run import render_run_report
 from traces import DirectoryStore, MemoryStore, RunHead
 from traces.runview import load_run_view
 
-QUICKSTART = Path(__file__).parents[2] / "examples" / "quickstart.py"
-
 
 @pytest.fixture(scope="module")
 def quickstart() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("quickstart_for_run_report", QUICKSTART)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["quickstart_for_run_report"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_example("quickstart", "quickstart_for_run_report")
 
 
 def disagreeing_run(quickstart: ModuleType, store: object) -> str:

@@ -5,10 +5,11 @@ every figure of the table worked out by hand."""
 from __future__ import annotations
 
 import pytest
+from example_modules import dataset_or_skip
 from pydantic import ValidationError
 
 from routers.acar import judge_prompt
-from routers.eval import Dataset, DataUnavailable, Price, Sample, Task, load_dataset
+from routers.eval import Dataset, Price, Sample, Task
 from routers.eval.acar_table import (
     AS_RECORDED,
     COLUMNS,
@@ -150,10 +151,7 @@ def test_mot_per_call_costs_charge_every_call_its_prompt() -> None:
 
 
 def test_mot_per_call_costs_leave_one_sample_files_as_the_adapter_has_them() -> None:
-    try:
-        data = load_dataset("mot-date")
-    except DataUnavailable as exc:
-        pytest.skip(str(exc))
+    data = dataset_or_skip("mot-date")
     test = data.split("test").select(limit=20)
     again = mot_per_call_costs(test)
     for before, after in zip(test.tasks, again.tasks, strict=True):

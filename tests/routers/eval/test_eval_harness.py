@@ -4,11 +4,12 @@ run's own model calls, with the same figures as the data itself says."""
 from __future__ import annotations
 
 import pytest
+from example_modules import dataset_or_skip
 
 from orch import PipelineBuilder
 from orch.replay import areplay
 from routers import baselines
-from routers.eval import Dataset, DataUnavailable, Sample, Task, load_dataset
+from routers.eval import Dataset, Sample, Task
 from routers.eval.harness import evaluate, grade, recorded_hub, task_seed
 from routers.eval.reference import single_models
 from traces import MemoryStore
@@ -91,10 +92,7 @@ async def test_bad_pipelines_are_named() -> None:
 
 
 async def test_routerarena_single_models_match_the_recorded_scores() -> None:
-    try:
-        data = load_dataset("routerarena")
-    except DataUnavailable as exc:
-        pytest.skip(str(exc))
+    data = dataset_or_skip("routerarena")
     test = data.split("test").select(limit=120)
     expected = {m.model: m for m in single_models(test)}
     for model in data.models:
