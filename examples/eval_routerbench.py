@@ -62,7 +62,7 @@ from routers.eval.evalfile import (
     config_of,
     save,
 )
-from routers.eval.harness import EvalReport, evaluate, grade_last_call
+from routers.eval.harness import EvalReport, evaluate, grade_last_call, router_pipeline
 from routers.eval.reference import oracle, single_models, zero_router
 from routers.eval.training import (
     ability_priors,
@@ -89,12 +89,6 @@ CASCADES = [
     (["mistralai/mixtral-8x7b-chat", "zero-one-ai/Yi-34B-Chat"], "gpt-4-1106-preview"),
     (["mistralai/mistral-7b-chat", "zero-one-ai/Yi-34B-Chat"], "gpt-4-1106-preview"),
 ]
-
-
-def routed(agent: Any, **bound: Any) -> Pipeline:
-    p = PipelineBuilder(agent.name)
-    p.output("answer", p.node("route", agent, question=p.input("question", str), **bound))
-    return p.build()
 
 
 def short(model: str) -> str:
@@ -152,7 +146,7 @@ async def val_aiq(fit: Dataset, val: Dataset, k: int, store: ArtifactStore, para
     points = []
     for lam in LAMBDAS:
         r = await evaluate(
-            routed(baselines.knn_router.with_config(k=k, lam=lam), index=index),
+            router_pipeline(baselines.knn_router.with_config(k=k, lam=lam), index=index),
             val,
             store,
             split="all",
@@ -177,7 +171,7 @@ async def knn(bench: Bench, train: Dataset) -> None:
     points = []
     for lam in LAMBDAS:
         r = await bench.measure(
-            routed(baselines.knn_router.with_config(k=best, lam=lam), index=index),
+            router_pipeline(baselines.knn_router.with_config(k=best, lam=lam), index=index),
             f"knn k={best} λ={lam:g}",
             {"k": best, "lam": lam},
         )
@@ -214,7 +208,7 @@ async def amro(bench: Bench, train: Dataset, seed: int) -> None:
     for start in range(0, len(train), size):
         chunk = train.model_copy(update={"tasks": train.tasks[start : start + size]})
         served = await evaluate(
-            routed(explore, state=state),
+            router_pipeline(explore, state=state),
             chunk,
             store,
             split="all",
@@ -253,7 +247,7 @@ async def amro(bench: Bench, train: Dataset, seed: int) -> None:
             store, PheromoneState(params=params, tables=learned.tables, parent=state)
         )
         r = await bench.measure(
-            routed(serve, state=version),
+            router_pipeline(serve, state=version),
             f"amro-s β={beta:g}",
             {"beta": beta, "state": version},
             grader=grade_last_call,
@@ -268,7 +262,7 @@ async def ema(bench: Bench, train: Dataset) -> None:
     top = panel(state, train.models, k=3)
     print(f"EMA panel from train feedback: {', '.join(f'{short(a)} {s:.3f}' for a, s in top)}")
     r = await bench.measure(
-        routed(baselines.single.with_config(model=top[0][0])),
+        router_pipeline(baselines.single.with_config(model=top[0][0])),
         f"ema panel top ({short(top[0][0])})",
         {"state": version, "panel": [a for a, _ in top]},
     )
@@ -280,7 +274,7 @@ async def cascades(bench: Bench) -> None:
     for probes, strong in CASCADES:
         label = f"cascade {'+'.join(short(p) for p in probes)} -> {short(strong)}"
         r = await bench.measure(
-            routed(baselines.agreement_cascade.with_config(probes=probes, strong=strong)),
+            router_pipeline(baselines.agreement_cascade.with_config(probes=probes, strong=strong)),
             label,
             {"probes": probes, "strong": strong},
         )
@@ -364,7 +358,7 @@ async def main_async(limit: int | None, parallel: int, save_to: str | None, seed
     print(f"oracle: accuracy {best.quality:.3f} at ${best.cost:.6f}/task")
 
     rnd = await bench.measure(
-        routed(baselines.random_router.with_config(models=test.models)),
+        router_pipeline(baselines.random_router.with_config(models=test.models)),
         "random",
         {"models": test.models},
         seed=seed,

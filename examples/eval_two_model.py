@@ -29,7 +29,6 @@ from typing import Any
 
 import anyio
 
-from orch import Pipeline, PipelineBuilder
 from routers import baselines, save_state
 from routers.eval import DataUnavailable, apgr, cpt, load_dataset
 from routers.eval.evalfile import (
@@ -41,7 +40,7 @@ from routers.eval.evalfile import (
     config_of,
     save,
 )
-from routers.eval.harness import evaluate
+from routers.eval.harness import evaluate, router_pipeline
 from routers.eval.reference import single_models
 from routers.eval.training import knn_examples
 from traces import MemoryStore
@@ -52,12 +51,6 @@ LAMBDAS = [1.01, 1.2, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 1000.0]
 to the strong model when its neighbours say the strong one is better by more than 1/λ."""
 MMLU_LIMIT = 2000
 """RouteLLM's MMLU test split has 9,910 tasks; the first 2,000 keep the sweep to minutes."""
-
-
-def routed(agent: Any, **bound: Any) -> Pipeline:
-    p = PipelineBuilder(agent.name)
-    p.output("answer", p.node("route", agent, question=p.input("question", str), **bound))
-    return p.build()
 
 
 async def one_source(name: str, limit: int | None, parallel: int) -> tuple[list[Any], EvalFile]:
@@ -80,7 +73,7 @@ async def one_source(name: str, limit: int | None, parallel: int) -> tuple[list[
     configs = []
     for lam in LAMBDAS:
         report = await evaluate(
-            routed(baselines.knn_router.with_config(k=20, lam=lam), index=index),
+            router_pipeline(baselines.knn_router.with_config(k=20, lam=lam), index=index),
             test,
             store,
             parallel=parallel,

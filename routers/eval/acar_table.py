@@ -53,7 +53,7 @@ from agents.models import (
 from agents.models.recorded import RecordedClient
 from agents.models.registry import ProviderConfig
 from agents.models.scripted import ScriptedClient
-from orch import Context, Pipeline, PipelineBuilder, agent
+from orch import Context, Pipeline, agent
 from routers import baselines
 from routers.acar import (
     ACARConfig,
@@ -70,7 +70,7 @@ from traces import ArtifactStore
 
 from .dataset import Dataset, Sample
 from .evalfile import TableRecord
-from .harness import EvalReport, evaluate
+from .harness import EvalReport, evaluate, router_pipeline
 from .metrics import mcnemar
 
 __all__ = [
@@ -100,7 +100,6 @@ __all__ = [
     "pad_samples",
     "paper_table",
     "render",
-    "routed",
     "rule_pick",
     "table_hub",
 ]
@@ -481,12 +480,6 @@ class Configuration:
 REFERENCE: Final = "σ-routing (ACAR)"
 
 
-def routed(agent_: Any, name: str) -> Pipeline:
-    p = PipelineBuilder(name)
-    p.output("answer", p.node("route", agent_, question=p.input("question", str)))
-    return p.build()
-
-
 def configurations(setup: ACARSetup) -> list[Configuration]:
     """Every row of the table, in print order; σ-routing is labelled :data:`REFERENCE`."""
     out: list[Configuration] = []
@@ -495,7 +488,7 @@ def configurations(setup: ACARSetup) -> list[Configuration]:
         out.append(
             Configuration(
                 f"single: {role} ({model})",
-                routed(baselines.single.with_config(**params), f"single-{role}"),
+                router_pipeline(baselines.single.with_config(**params), f"single-{role}"),
                 params,
                 "single",
             )
@@ -503,11 +496,15 @@ def configurations(setup: ACARSetup) -> list[Configuration]:
 
     def fixed(label: str, name: str, rule: JudgeRule, **extra: Any) -> Configuration:
         params = setup.acar_params(rule) | extra
-        return Configuration(label, routed(acar_fixed.with_config(**params), name), params, "fixed")
+        return Configuration(
+            label, router_pipeline(acar_fixed.with_config(**params), name), params, "fixed"
+        )
 
     def routing(label: str, name: str, rule: JudgeRule) -> Configuration:
         params = setup.acar_params(rule)
-        return Configuration(label, routed(acar.with_config(**params), name), params, "routing")
+        return Configuration(
+            label, router_pipeline(acar.with_config(**params), name), params, "routing"
+        )
 
     out += [
         fixed(

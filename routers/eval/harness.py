@@ -33,7 +33,7 @@ import anyio
 
 from agents.models import ModelHub, ModelRegistry, RecordedClient
 from agents.models.registry import ProviderConfig
-from orch import Pipeline, arun
+from orch import Pipeline, PipelineBuilder, arun
 from traces import ArtifactStore, EffectRecord
 from traces.runview import load_run_view
 
@@ -50,6 +50,7 @@ __all__ = [
     "grade",
     "grade_last_call",
     "recorded_hub",
+    "router_pipeline",
     "task_seed",
 ]
 
@@ -163,6 +164,15 @@ class EvalReport:
             "agreement_but_wrong": self.agreement_but_wrong(),
             "seconds": round(sum(r.seconds for r in self.results), 3),
         }
+
+
+def router_pipeline(agent: Any, name: str | None = None, **bound: Any) -> Pipeline:
+    """The form :func:`evaluate` takes for one routing agent: a pipeline (named ``name``,
+    default the agent's) with input ``question``, one node ``route`` (``bound`` gives its
+    other inputs, e.g. a state version) and output ``answer``."""
+    p = PipelineBuilder(name or agent.name)
+    p.output("answer", p.node("route", agent, question=p.input("question", str), **bound))
+    return p.build()
 
 
 def task_seed(seed: int, task_id: str) -> int:

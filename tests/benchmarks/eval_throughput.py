@@ -34,10 +34,10 @@ import anyio
 
 from agents.models import ChatRequest, ChatResponse, ModelHub, ModelInfo, RecordedClient
 from agents.models.registry import ProviderConfig
-from orch import Pipeline, PipelineBuilder
+from orch import Pipeline
 from routers import baselines
 from routers.eval import Dataset, Sample, Task
-from routers.eval.harness import PROVIDER, evaluate, recorded_hub
+from routers.eval.harness import PROVIDER, evaluate, recorded_hub, router_pipeline
 from traces import ArtifactStore, MemoryStore
 from traces.dirstore import DirectoryStore
 
@@ -91,15 +91,9 @@ class Delayed:
         return response
 
 
-def routed(agent: Any) -> Pipeline:
-    p = PipelineBuilder(agent.name)
-    p.output("answer", p.node("route", agent, question=p.input("question", str)))
-    return p.build()
-
-
 ROUTERS = {
-    "single (1 call)": routed(baselines.single.with_config(model="medium")),
-    "majority-vote (3 calls)": routed(baselines.majority_vote.with_config(models=MODELS)),
+    "single (1 call)": router_pipeline(baselines.single.with_config(model="medium")),
+    "majority-vote (3 calls)": router_pipeline(baselines.majority_vote.with_config(models=MODELS)),
 }
 
 

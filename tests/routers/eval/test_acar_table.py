@@ -28,12 +28,11 @@ from routers.eval.acar_table import (
     pad_samples,
     paper_table,
     render,
-    routed,
     rule_pick,
     table_hub,
 )
 from routers.eval.adapters.mot import PROMPT_TOKENS
-from routers.eval.harness import evaluate
+from routers.eval.harness import evaluate, router_pipeline
 from routers.extract import extractor
 from traces import MemoryStore
 from traces.runview import load_run_view
@@ -184,7 +183,7 @@ async def test_fixed_modes_make_the_same_calls_and_answers_as_acar() -> None:
     }
     for mode in ("single", "two-model", "full"):
         fixed = await evaluate(
-            routed(acar_fixed.with_config(**params, mode=mode), f"fixed-{mode}"),
+            router_pipeline(acar_fixed.with_config(**params, mode=mode), f"fixed-{mode}"),
             data,
             store,
             services={"models": hub},
