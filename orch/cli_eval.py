@@ -132,7 +132,6 @@ def eval_command(
         )
         from routers.eval.evalfile import save as save_file
         from routers.eval.harness import EvalReport, evaluate
-        from routers.eval.reference import oracle, single_models, zero_router
 
         from .loader import load_pipeline
 
@@ -197,19 +196,7 @@ def eval_command(
                 bar.remove_task(job)
                 reports.append((label, params, report))
             location = st.location
-        graded = scope.select(limit=limit) if limit is not None else scope
-        scores = single_models(graded)
-        refs = References(single_models=[PointRecord.of(m.point) for m in scores])
-        try:
-            hull = zero_router(graded, scores)
-            singles = [m.cost for m in scores if m.cost is not None]
-            refs.zero_router = [PointRecord.of(p) for p in hull]
-            refs.cost_range = (hull[0].cost, max(singles))
-            refs.zero_router_aiq = aiq(hull, refs.cost_range)
-            best = oracle(graded)
-            refs.oracle = PointRecord(label="oracle", cost=best.cost, quality=best.quality)
-        except ValueError as exc:
-            refs.note = str(exc)
+        refs = References.of(scope.select(limit=limit) if limit is not None else scope)
         curves = []
         if len(reports) > 1 and refs.zero_router and refs.cost_range:
             points = [Point(r.cost_per_task, r.accuracy, lab) for lab, _, r in reports]

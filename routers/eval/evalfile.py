@@ -22,9 +22,10 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .dataset import DatasetError
+from .dataset import Dataset, DatasetError
 from .harness import EvalReport, TaskResult
-from .metrics import Point
+from .metrics import Point, aiq
+from .reference import oracle, single_models, zero_router
 
 __all__ = [
     "EVAL_FORMAT",
@@ -131,6 +132,25 @@ class References(BaseModel):
     oracle: PointRecord | None = None
     cost_range: tuple[float, float] | None = None
     note: str | None = None
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> References:
+        """The references of ``dataset``'s tasks: single models, the zero router's hull and
+        its AIQ over the single models' cost range, the oracle. When the data cannot give a
+        hull (no costs, say), ``note`` says why and only the single models are there."""
+        scores = single_models(dataset)
+        refs = cls(single_models=[PointRecord.of(m.point) for m in scores])
+        try:
+            hull = zero_router(dataset, scores)
+            costs = [m.cost for m in scores if m.cost is not None]
+            refs.cost_range = (hull[0].cost, max(costs))
+            refs.zero_router = [PointRecord.of(p) for p in hull]
+            refs.zero_router_aiq = aiq(hull, refs.cost_range)
+            best = oracle(dataset)
+            refs.oracle = PointRecord(label="oracle", cost=best.cost, quality=best.quality)
+        except ValueError as exc:
+            refs.note = str(exc)
+        return refs
 
 
 class EvalFile(BaseModel):

@@ -33,7 +33,6 @@ from routers import baselines
 from routers.eval import Dataset, Sample, Task, aiq
 from routers.eval import evalfile as ef
 from routers.eval.harness import evaluate
-from routers.eval.reference import oracle, single_models, zero_router
 from traces import DirectoryStore
 from traces.runview import load_run_view
 
@@ -205,9 +204,9 @@ def eval_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ef.Eval
         return configs
 
     configs = anyio.run(run_all)
-    scores = single_models(ds)
-    hull = zero_router(ds, scores)
-    span = (hull[0].cost, max(m.cost or 0.0 for m in scores))
+    references = ef.References.of(ds)
+    span = references.cost_range
+    assert span is not None
     points = [
         ef.PointRecord(
             label=c.label, cost=c.summary["cost_per_task_usd"], quality=c.summary["accuracy"]
@@ -220,15 +219,7 @@ def eval_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ef.Eval
         split="test",
         tasks=len(ds.tasks),
         store=str(root / "store"),
-        references=ef.References(
-            single_models=[
-                ef.PointRecord(label=m.model, cost=m.cost or 0.0, quality=m.quality) for m in scores
-            ],
-            zero_router=[ef.PointRecord.of(p) for p in hull],
-            zero_router_aiq=aiq(hull, span),
-            oracle=ef.PointRecord.of(oracle(ds).point),
-            cost_range=span,
-        ),
+        references=references,
         configs=configs,
         curves=[
             ef.CurveRecord(

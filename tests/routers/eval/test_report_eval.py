@@ -18,7 +18,6 @@ from routers import baselines
 from routers.eval import Dataset, Point, Sample, Task, aiq
 from routers.eval import evalfile as ef
 from routers.eval.harness import evaluate
-from routers.eval.reference import oracle, single_models, zero_router
 from routers.eval.report import PLOT_EXTRA, cost_quality_png, render_eval_report
 from traces import MemoryStore
 from traces.verify import verify_run
@@ -68,9 +67,9 @@ def evaluation(store: MemoryStore) -> ef.EvalFile:
         ]
 
     configs = anyio.run(run_all)
-    scores = single_models(ds)
-    hull = zero_router(ds, scores)
-    span = (hull[0].cost, max(m.cost or 0.0 for m in scores))
+    references = ef.References.of(ds)
+    span = references.cost_range
+    assert span is not None
     points = [
         Point(c.summary["cost_per_task_usd"], c.summary["accuracy"], c.label) for c in configs
     ]
@@ -81,15 +80,7 @@ def evaluation(store: MemoryStore) -> ef.EvalFile:
         tasks=len(ds.tasks),
         store="memory:",
         command="python -m pytest tests/routers/eval/test_report_eval.py",
-        references=ef.References(
-            single_models=[
-                ef.PointRecord(label=m.model, cost=m.cost or 0.0, quality=m.quality) for m in scores
-            ],
-            zero_router=[ef.PointRecord.of(p) for p in hull],
-            zero_router_aiq=aiq(hull, span),
-            oracle=ef.PointRecord.of(oracle(ds).point),
-            cost_range=span,
-        ),
+        references=references,
         configs=configs,
         curves=[
             ef.CurveRecord(
