@@ -63,7 +63,7 @@ from routers.eval.evalfile import (
     save,
 )
 from routers.eval.harness import EvalReport, evaluate, grade_last_call, router_pipeline
-from routers.eval.reference import oracle, single_models, zero_router
+from routers.eval.reference import single_models
 from routers.eval.training import (
     ability_priors,
     ema_observations,
@@ -100,10 +100,10 @@ class Bench:
 
     def __init__(self, test: Dataset, store: ArtifactStore, parallel: int) -> None:
         self.test, self.store, self.parallel = test, store, parallel
-        self.singles = single_models(test)
-        costs = [m.cost for m in self.singles if m.cost is not None]
-        self.cost_range = (min(costs), max(costs))
-        self.zero = zero_router(test, self.singles)
+        self.refs = References.of(test)
+        assert self.refs.cost_range is not None and self.refs.oracle is not None, self.refs.note
+        self.cost_range = self.refs.cost_range
+        self.zero = [p.point() for p in self.refs.zero_router]
         self.configs: list[EvalConfig] = []
         self.curves: list[CurveRecord] = []
         self.rows: list[list[Any]] = []
@@ -350,10 +350,10 @@ async def main_async(limit: int | None, parallel: int, save_to: str | None, seed
         train, test = train.select(limit=limit), test.select(limit=limit)
     bench = Bench(test, MemoryStore(), parallel)
     print(f"RouterBench test: {len(test)} tasks, {len(test.models)} models; train: {len(train)}")
-    for m in sorted(bench.singles, key=lambda m: m.cost or 0.0):
-        print(f"  {m.model:36s} accuracy {m.quality:.3f}  ${m.cost or 0:.6f}/task")
-    zero_aiq = aiq(bench.zero, bench.cost_range)
-    best = oracle(test)
+    for m in sorted(bench.refs.single_models, key=lambda m: m.cost):
+        print(f"  {m.label:36s} accuracy {m.quality:.3f}  ${m.cost:.6f}/task")
+    zero_aiq = bench.refs.zero_router_aiq
+    best = bench.refs.oracle
     print(f"zero router: hull {' -> '.join(p.label for p in bench.zero)}; AIQ {zero_aiq:.4f}")
     print(f"oracle: accuracy {best.quality:.3f} at ${best.cost:.6f}/task")
 
@@ -391,13 +391,7 @@ async def main_async(limit: int | None, parallel: int, save_to: str | None, seed
             tasks=len(test),
             seed=seed,
             command="python examples/eval_routerbench.py --save " + save_to,
-            references=References(
-                single_models=[PointRecord.of(m.point) for m in bench.singles],
-                zero_router=[PointRecord.of(p) for p in bench.zero],
-                zero_router_aiq=zero_aiq,
-                oracle=PointRecord(label="oracle", cost=best.cost, quality=best.quality),
-                cost_range=bench.cost_range,
-            ),
+            references=bench.refs,
             configs=bench.configs,
             curves=bench.curves,
             tables=[
