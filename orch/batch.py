@@ -34,8 +34,10 @@ __all__ = [
     "BatchHeader",
     "BatchItem",
     "BatchSpec",
+    "absolute_services_target",
     "absolute_store_location",
     "absolute_target",
+    "is_module_target",
     "item_seed",
 ]
 
@@ -56,11 +58,42 @@ def absolute_target(target: str) -> str:
     return f"{Path(path).expanduser().resolve()}:{name}"
 
 
-def _services_target(target: str) -> tuple[Path, str]:
+def is_module_target(target: str) -> bool:
+    """True for ``package.module:NAME`` (imported by module name wherever it runs), False for
+    ``FILE.py[:NAME]`` (imported from that path)."""
+    module, sep, name = target.rpartition(":")
+    return (
+        bool(sep)
+        and name.isidentifier()
+        and not module.endswith(".py")
+        and all(part.isidentifier() for part in module.split("."))
+    )
+
+
+def absolute_services_target(target: str) -> str:
+    """``FILE.py[:NAME]`` as ``/absolute/FILE.py:NAME`` (NAME defaults to ``services``), or
+    ``package.module:NAME`` as it is: a module installed in every process imports by name,
+    wherever its files are."""
+    if is_module_target(target):
+        return target
     path, sep, name = target.rpartition(":")
     if not sep or not name.isidentifier():
-        return Path(target).expanduser().resolve(), "services"
-    return Path(path).expanduser().resolve(), name
+        path, name = target, "services"
+    return f"{Path(path).expanduser().resolve()}:{name}"
+
+
+def _json_params(what: str, params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``params`` checked to be JSON (they travel to every worker and name the batch)."""
+    if not params:
+        return None
+    try:
+        canonical_bytes(dict(params))
+    except TraceError as exc:
+        raise ExecutorError(
+            f"the {what} parameters cannot be sent to workers: {exc}; fix: give JSON values "
+            "(strings, numbers, booleans, lists and objects)"
+        ) from None
+    return {k: params[k] for k in sorted(params)}
 
 
 def absolute_store_location(location: str | None) -> str:
@@ -108,6 +141,10 @@ class BatchHeader:
     services: str | None
     max_concurrency: int
     orch_version: str = __version__
+    params: dict[str, Any] | None = None
+    """Keyword arguments of the pipeline function (a sweep's setting), or None."""
+    services_params: dict[str, Any] | None = None
+    """Keyword arguments of the services function, or None."""
 
 
 @dataclass(frozen=True)
@@ -120,12 +157,16 @@ class BatchSpec:
     store: str
     items: tuple[BatchItem, ...]
     services: str | None = None
-    """``FILE.py[:NAME]`` (NAME defaults to ``services``): a mapping, or a function returning
-    one, of the objects agents reach with ``ctx.service``; None means the pipeline file's own
-    ``services``, as ``orch run`` uses."""
+    """``/absolute/FILE.py:NAME`` or ``package.module:NAME``: a mapping, or a function
+    returning one, of the objects agents reach with ``ctx.service``; None means the pipeline
+    file's own ``services``, as ``orch run`` uses."""
     seed: int = 0
     max_concurrency: int = 64
     """Steps at once within each run."""
+    params: dict[str, Any] | None = None
+    """Keyword arguments the pipeline function is called with (JSON), or None."""
+    services_params: dict[str, Any] | None = None
+    """Keyword arguments the services function is called with (JSON), or None."""
 
     @property
     def inputs(self) -> list[dict[str, Any]]:
@@ -143,6 +184,8 @@ class BatchSpec:
             self.store,
             self.services,
             self.max_concurrency,
+            params=self.params,
+            services_params=self.services_params,
         )
 
     @classmethod
@@ -157,17 +200,30 @@ class BatchSpec:
         seeds: Sequence[int] | None = None,
         batch_id: str | None = None,
         max_concurrency: int = 64,
+        params: Mapping[str, Any] | None = None,
+        services_params: Mapping[str, Any] | None = None,
     ) -> BatchSpec:
         """Load ``pipeline`` (``FILE.py[:NAME]``), check every input against it, and fix the
         run ids and seeds. Raises :class:`~orch.errors.BatchInputError` naming the first bad
         input.
 
+        ``params`` are keyword arguments of the pipeline function (one setting of a sweep),
+        ``services`` is ``FILE.py[:NAME]`` or ``package.module:NAME`` and ``services_params``
+        the keyword arguments its function takes; all must be JSON, as every worker gets them.
+
         Without ``seeds``, input ``i`` runs with :func:`item_seed` ``(seed, i)``. Without
-        ``batch_id``, the id is derived from the spec hash, inputs and seeds, so submitting
-        the same batch again finds its runs instead of making new ones (give a new id to run
-        it afresh)."""
+        ``batch_id``, the id is derived from the spec hash, inputs, seeds and services
+        parameters, so submitting the same batch again finds its runs instead of making new
+        ones (give a new id to run it afresh)."""
         target = absolute_target(pipeline)
-        pipe = load_pipeline(target)
+        params = _json_params("pipeline", params)
+        services_params = _json_params("services", services_params)
+        if services_params is not None and services is None:
+            raise ExecutorError(
+                "services parameters were given without services; fix: name the services "
+                "function that takes them (FILE.py:NAME or package.module:NAME)"
+            )
+        pipe = load_pipeline(target, params)
         if not inputs:
             raise ExecutorError("the batch has no inputs; fix: give at least one set of inputs")
         if seeds is not None and len(seeds) != len(inputs):
@@ -186,7 +242,10 @@ class BatchSpec:
             for i, (enc, s) in enumerate(zip(encoded, run_seeds, strict=True))
         ]
         if batch_id is None:
-            batch_id = "batch-" + digest(canonical_bytes(keys)).partition(":")[2][:12]
+            # The services' parameters (a dataset's name, say) change what runs receive, so
+            # they name another batch; services themselves are code, like the pipeline's.
+            named: Any = keys if services_params is None else [keys, services_params]
+            batch_id = "batch-" + digest(canonical_bytes(named)).partition(":")[2][:12]
         elif not _BATCH_ID_RE.match(batch_id):
             raise ExecutorError(
                 f"batch id {batch_id!r} cannot name runs; fix: use up to 96 letters, digits, "
@@ -203,9 +262,11 @@ class BatchSpec:
             spec_hash=pipe.spec_hash,
             store=absolute_store_location(store),
             items=items,
-            services=None if services is None else ":".join(map(str, _services_target(services))),
+            services=None if services is None else absolute_services_target(services),
             seed=seed,
             max_concurrency=max_concurrency,
+            params=params,
+            services_params=services_params,
         )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import orjson
@@ -22,7 +22,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-__all__ = ["InputsFileError", "batch_command", "read_inputs"]
+if TYPE_CHECKING:
+    from .executor import Executor
+
+__all__ = ["InputsFileError", "batch_command", "make_executor", "read_inputs"]
 
 EXECUTORS = ("local", "dask")
 _SHOWN = 20  # runs listed one by one in the text summary; --json has them all
@@ -65,6 +68,36 @@ def read_inputs(path: str) -> tuple[list[dict[str, Any]], list[int]]:
     if not inputs:
         raise InputsFileError(f"{path} holds no inputs; fix: write one JSON object per line")
     return inputs, lines
+
+
+def make_executor(
+    executor: str, scheduler: str | None, parallel: int, chunk_size: int | None
+) -> Executor:
+    """The executor the ``--executor``, ``--scheduler``, ``--parallel`` and ``--chunk-size``
+    options name; a :class:`~orch.cli.CliError` with the fix for a combination that is not."""
+    from .cli import CliError
+    from .executor import LocalExecutor
+
+    if executor not in EXECUTORS:
+        raise CliError(
+            f"--executor {executor!r} is not one of {', '.join(EXECUTORS)}",
+            "use --executor local, or --executor dask --scheduler tcp://HOST:PORT",
+        )
+    if executor == "dask":
+        if scheduler is None:
+            raise CliError(
+                "--executor dask needs --scheduler tcp://HOST:PORT",
+                "give the address 'dask scheduler' prints, e.g. --scheduler tcp://10.0.0.5:8786",
+            )
+        from .executor_dask import DaskExecutor
+
+        return DaskExecutor(scheduler, parallel=parallel, chunk_size=chunk_size)
+    if scheduler is not None or chunk_size is not None:
+        raise CliError(
+            "--scheduler and --chunk-size are for --executor dask",
+            "add --executor dask, or drop them to run here",
+        )
+    return LocalExecutor(parallel)
 
 
 def batch_command(
@@ -117,23 +150,8 @@ def batch_command(
         from .batch import BatchSpec
         from .batch_result import BatchResult
         from .errors import BatchInputError
-        from .executor import Executor, LocalExecutor
 
-        if executor not in EXECUTORS:
-            raise cli.CliError(
-                f"--executor {executor!r} is not one of {', '.join(EXECUTORS)}",
-                "use --executor local, or --executor dask --scheduler tcp://HOST:PORT",
-            )
-        if executor == "dask" and scheduler is None:
-            raise cli.CliError(
-                "--executor dask needs --scheduler tcp://HOST:PORT",
-                "give the address 'dask scheduler' prints, e.g. --scheduler tcp://10.0.0.5:8786",
-            )
-        if executor == "local" and (scheduler is not None or chunk_size is not None):
-            raise cli.CliError(
-                "--scheduler and --chunk-size are for --executor dask",
-                "add --executor dask, or drop them to run here",
-            )
+        runner = make_executor(executor, scheduler, parallel, chunk_size)
         try:
             inputs, lines = read_inputs(inputs_file)
         except InputsFileError as exc:
@@ -154,14 +172,6 @@ def batch_command(
                 f"{inputs_file} line {line}: " + str(exc).removeprefix(f"input #{exc.index}: "),
                 f"correct line {line} of {inputs_file}",
             ) from None
-        runner: Executor
-        if executor == "dask":
-            from .executor_dask import DaskExecutor
-
-            assert scheduler is not None
-            runner = DaskExecutor(scheduler, parallel=parallel, chunk_size=chunk_size)
-        else:
-            runner = LocalExecutor(parallel)
         runner.check(spec)
         with Progress(
             TextColumn("[bold]{task.description}"),

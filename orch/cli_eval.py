@@ -9,7 +9,10 @@ NAME=V1,V2`` (repeatable) calls the pipeline function with every combination of 
 one configuration each, and with several configurations the AIQ of their points against the
 zero router's over the same cost range. ``--save FILE`` writes the evaluation file
 (``orch.eval-report/1``, what ``orch report`` renders) and keeps a journal beside it, so the
-same command, run again after an interruption, resumes where it stopped. ``--json`` prints
+same command, run again after an interruption, resumes where it stopped. ``--executor local``
+or ``--executor dask --scheduler tcp://HOST:PORT`` runs the tasks as a batch instead (see
+:mod:`routers.eval.batch_eval`): on a cluster's workers, with fixed run ids that a rerun finds
+in the (shared) store, so no journal is kept. ``--json`` prints
 it all as one object, with each task's run id. Part of the CLI, so it may wire ``routers``
 into the engine; it imports them only when it runs.
 """
@@ -115,6 +118,20 @@ def eval_command(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Ignore existing journals: run every task again.")
     ] = False,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the tasks as a batch: local (this process) or dask (with --scheduler). "
+            "Default: in this process, without a batch."
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="The Dask scheduler's address, tcp://HOST:PORT (with --executor dask)."),
+    ] = None,
+    chunk_size: Annotated[
+        int | None, typer.Option(help="Tasks per Dask task (default: two per worker slot).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Evaluate routers on recorded data; every task is a recorded run."""
@@ -122,7 +139,8 @@ def eval_command(
 
     @cli.user_errors
     def run() -> None:
-        from routers.eval import DatasetError, Point, aiq, load_dataset, ndch
+        from routers.eval import DatasetError, Point, aiq, eval_services, load_dataset, ndch
+        from routers.eval.batch_eval import evaluate_batch
         from routers.eval.evalfile import (
             CurveRecord,
             EvalFile,
@@ -137,24 +155,46 @@ def eval_command(
 
         if split not in ("train", "val", "test", "all"):
             raise cli.CliError(f"--split {split!r} is not train, val, test or all")
+        runner = None
+        if executor is not None:
+            from .cli_batch import make_executor
+
+            if journal is not None:
+                raise cli.CliError(
+                    "--journal is for evaluations without --executor",
+                    "drop it: a batch's runs have fixed ids, so the same command finds them in "
+                    "the store and resumes the interrupted ones",
+                )
+            runner = make_executor(executor, scheduler, parallel, chunk_size)
+        elif scheduler is not None or chunk_size is not None:
+            raise cli.CliError(
+                "--scheduler and --chunk-size are for --executor dask",
+                "add --executor dask, or drop them to run here",
+            )
         try:
             grid = parse_sweeps(sweep or [])
-            ds = load_dataset(dataset, data)
+            if runner is None:
+                ds = load_dataset(dataset, data)
+            else:  # loaded once: the batch reads it again to name the workers' copy
+                sparams = eval_services.services_params(dataset, data)
+                ds = eval_services.loaded(sparams["dataset"], sparams["data"])[0]
         except (ValueError, DatasetError) as exc:
             raise cli.CliError(str(exc)) from None
         configs = []
         for target in pipeline_targets:
             for params in grid:
                 pipe = load_pipeline(target, params or None)
-                configs.append((_label(pipe.name, params), pipe, params))
+                configs.append((_label(pipe.name, params), pipe, params, target))
         labels = [c[0] for c in configs]
         if len(set(labels)) < len(labels):
-            configs = [(f"{lab} #{i + 1}", p, kw) for i, (lab, p, kw) in enumerate(configs)]
+            configs = [(f"{c[0]} #{i + 1}", *c[1:]) for i, c in enumerate(configs)]
         scope = ds if split == "all" else ds.split(split)  # type: ignore[arg-type]
         total = min(len(scope), limit) if limit is not None else len(scope)
         if total == 0:
             raise cli.CliError(f"dataset {ds.name!r} has no {split} tasks")
-        journals = Path(journal) if journal else Path(f"{save}.journal") if save else None
+        journals = None  # a batch (--executor) resumes from its fixed run ids instead
+        if runner is None and (journal or save):
+            journals = Path(journal) if journal else Path(f"{save}.journal")
         reports: list[tuple[str, dict[str, Any], EvalReport]] = []
         with (
             open_store(store) as st,
@@ -168,15 +208,31 @@ def eval_command(
                 transient=True,
             ) as bar,
         ):
-            for label, pipe, params in configs:
+            for label, pipe, params, target in configs:
                 job = bar.add_task(f"{label} on {ds.name}/{split}", total=total)
 
                 def advance(done: int, _n: int, job: Any = job) -> None:
                     bar.update(job, completed=done)
 
                 try:
-                    report = anyio.run(
-                        partial(
+                    if runner is not None:
+                        job_fn = partial(
+                            evaluate_batch,
+                            target,
+                            dataset,
+                            runner,
+                            data=data,
+                            store=store,
+                            params=params or None,
+                            output=output,
+                            split=split,
+                            limit=limit,
+                            seed=seed,
+                            progress=advance,
+                            fresh=fresh,
+                        )
+                    else:
+                        job_fn = partial(
                             evaluate,
                             pipe,
                             ds,
@@ -190,7 +246,7 @@ def eval_command(
                             journal=journals / _journal_name(label) if journals else None,
                             fresh=fresh,
                         )
-                    )
+                    report = anyio.run(job_fn)
                 except (ValueError, DatasetError) as exc:
                     raise cli.CliError(f"{label}: {exc}") from None
                 bar.remove_task(job)
@@ -212,7 +268,7 @@ def eval_command(
                     )
                 )
         ev = EvalFile(
-            title=f"{', '.join(dict.fromkeys(p.name for _, p, _ in configs))} on {ds.name}",
+            title=f"{', '.join(dict.fromkeys(c[1].name for c in configs))} on {ds.name}",
             dataset=ds.name,
             split=split,
             tasks=total,
@@ -302,7 +358,13 @@ def _print_tables(
             table.add_row("agreement-but-wrong", f"{s['agreement_but_wrong']:.1%}")
         if report.failed:
             table.add_row("failed runs", f"[red]{report.failed}[/]")
-        if report.resumed:
+        if report.batch_id is not None:
+            table.add_row("batch", report.batch_id)
+            if report.resumed:
+                table.add_row("already finished in the store", str(report.resumed))
+            if report.retried:
+                table.add_row("resumed after an interruption", str(report.retried))
+        elif report.resumed:
             table.add_row("resumed from the journal", str(report.resumed))
         if refs.zero_router_aiq is not None:
             table.add_row("zero router AIQ", f"{refs.zero_router_aiq:.4f}")

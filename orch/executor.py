@@ -24,6 +24,7 @@ never import ``agents`` or ``routers`` (the dependency direction).
 from __future__ import annotations
 
 import abc
+import importlib
 import os
 import socket
 import time
@@ -40,6 +41,7 @@ from .batch import BatchHeader as BatchHeader
 from .batch import BatchItem as BatchItem
 from .batch import BatchSpec as BatchSpec
 from .batch import absolute_store_location as absolute_store_location
+from .batch import is_module_target
 from .batch import item_seed as item_seed
 from .batch_item import attempt_run_id as attempt_run_id
 from .batch_item import run_item as run_item
@@ -110,9 +112,10 @@ class Executor(abc.ABC):
 
 
 def load_batch_pipeline(header: BatchHeader) -> Pipeline:
-    """The batch's pipeline as this process imports it; refused unless its spec hash is the
-    one the batch was made with (other code on this machine would make other records)."""
-    pipe = load_pipeline(header.pipeline)
+    """The batch's pipeline as this process imports it (its function called with the batch's
+    ``params``); refused unless its spec hash is the one the batch was made with (other code
+    on this machine would make other records)."""
+    pipe = load_pipeline(header.pipeline, header.params)
     if pipe.spec_hash != header.spec_hash:
         raise ExecutorError(
             f"pipeline {header.pipeline} loaded {process_label()} has spec hash "
@@ -123,23 +126,55 @@ def load_batch_pipeline(header: BatchHeader) -> Pipeline:
     return pipe
 
 
-def load_batch_services(header: BatchHeader) -> dict[str, Any]:
-    """The services of the batch's runs, made fresh in this process."""
-    if header.services is None:
-        return load_services(header.pipeline)
-    path, _, name = header.services.rpartition(":")
-    module = import_file(Path(path))
+def _services_object(target: str) -> tuple[str, Any]:
+    """(where, the object) named by a services target, a module's or a file's."""
+    where, _, name = target.rpartition(":")
+    if is_module_target(target):
+        try:
+            module = importlib.import_module(where)
+        except ImportError as exc:
+            raise PipelineLoadError(
+                f"cannot import services module {where!r} {process_label()}: {exc}; fix: "
+                "install the package that provides it in every process of the batch"
+            ) from None
+    else:
+        module = import_file(Path(where))
     obj = getattr(module, name, None)
     if obj is None:
         raise PipelineLoadError(
-            f"{path!r} has no object named {name!r}; fix: define {name} (a dict of name -> "
-            f"service, or a function returning one) or give --services {path}:NAME"
+            f"{where!r} has no object named {name!r}; fix: define {name} (a dict of name -> "
+            f"service, or a function returning one) or give --services {where}:NAME"
         )
-    if callable(obj):
+    return where, obj
+
+
+def load_batch_services(header: BatchHeader) -> dict[str, Any]:
+    """The services of the batch's runs, made fresh in this process (the services function
+    called with the batch's ``services_params``)."""
+    if header.services is None:
+        return load_services(header.pipeline)
+    where, obj = _services_object(header.services)
+    name = header.services.rpartition(":")[2]
+    if header.services_params is not None:
+        if not callable(obj):
+            raise PipelineLoadError(
+                f"{name!r} in {where!r} is not a function, so it cannot take the services "
+                f"parameters {', '.join(header.services_params)}; fix: make it a function "
+                "taking them as keyword arguments"
+            )
+        try:
+            obj = obj(**header.services_params)
+        except TypeError as exc:
+            raise PipelineLoadError(
+                f"calling services {header.services} with "
+                f"{', '.join(f'{k}={v!r}' for k, v in header.services_params.items())} failed: "
+                f"{exc}; fix: give the parameters the function takes"
+            ) from None
+    elif callable(obj):
         obj = obj()
     if not isinstance(obj, Mapping):
         raise PipelineLoadError(
-            f"{name!r} in {path!r} is a {type(obj).__name__}; fix: make it a dict of name -> "
+            f"{name!r} in {where!r} is a {type(obj).__name__}; fix: make it a dict of name -> "
             "service, or a function returning one"
         )
     return dict(obj)

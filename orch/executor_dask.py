@@ -103,6 +103,12 @@ async def probe_worker(header: BatchHeader) -> str | None:
         _worker_store(header.store)
     except (OrchError, TraceError) as exc:
         return str(exc)
+    try:
+        # Made and closed once, so that missing code or data on a worker is reported before
+        # the batch rather than failing its tasks one by one.
+        await close_services(load_batch_services(header))
+    except Exception as exc:
+        return f"its services cannot be made: {type(exc).__name__}: {exc}"
     return None
 
 

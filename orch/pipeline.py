@@ -172,6 +172,20 @@ class Pipeline:
         """Key of the canonical spec document."""
         return digest(self.spec_bytes)
 
+    def output_type(self, name: str) -> Any:
+        """The type of pipeline output ``name`` (a pipeline input's, or the field its node's
+        output model has at the reference's path): what a stored output value validates as."""
+        from .typecheck import field_type
+
+        ref = self.outputs[name]
+        if isinstance(ref, InputRef):
+            return self.inputs[ref.name]
+        model = self.agents[ref.node].output_model
+        if not ref.path:
+            return model
+        tp, _ = field_type(model, ref.path)  # checked when the pipeline was built
+        return tp
+
     def to_mermaid(self, statuses: Mapping[str, str] | None = None) -> str:
         """The pipeline as a Mermaid flowchart; ``statuses`` colours nodes by step status."""
         from .mermaid import pipeline_to_mermaid

@@ -8,14 +8,17 @@ that runs routers over recorded tasks through the engine, and the evaluation fil
   McNemar; single models, the zero router, the oracle; :mod:`routers.eval.setmetrics`:
   TCAR-style set measures;
 * :mod:`routers.eval.harness`: :func:`evaluate`, every task a recorded run, resumable with
-  a journal (:mod:`routers.eval.journal`); :mod:`routers.eval.training`: router state
-  fitted from training tasks;
+  a journal (:mod:`routers.eval.journal`); :mod:`routers.eval.batch_eval`:
+  :func:`evaluate_batch`, the same through an executor (a Dask cluster), with the workers'
+  services from :mod:`routers.eval.eval_services`; :mod:`routers.eval.training`: router
+  state fitted from training tasks;
 * :mod:`routers.eval.evalfile`: the evaluation file ``orch.eval-report/1``, which
   ``orch report`` renders (:mod:`routers.eval.report`).
 """
 
 from __future__ import annotations
 
+from .batch_eval import evaluate_batch
 from .dataset import FORMAT, Dataset, DatasetError, Price, Sample, Split, Task, merge
 from .evalfile import EVAL_FORMAT, EvalConfig, EvalFile, config_of
 from .harness import EvalReport, TaskResult, evaluate, grade, grade_last_call, recorded_hub
@@ -46,6 +49,7 @@ __all__ = [
     "cpt",
     "data_root",
     "evaluate",
+    "evaluate_batch",
     "grade",
     "grade_last_call",
     "load_dataset",

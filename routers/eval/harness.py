@@ -32,6 +32,7 @@ from typing import Any
 import anyio
 
 from agents.models import ModelHub, ModelRegistry, RecordedClient
+from agents.models.recorded import RecordedSet
 from agents.models.registry import ProviderConfig
 from orch import Pipeline, PipelineBuilder, arun
 from traces import ArtifactStore, EffectRecord
@@ -48,7 +49,10 @@ __all__ = [
     "TaskResult",
     "evaluate",
     "grade",
+    "eval_tasks",
     "grade_last_call",
+    "graded",
+    "graded_output",
     "recorded_hub",
     "router_pipeline",
     "task_seed",
@@ -61,10 +65,11 @@ Grader = Callable[[Task, Any, list[tuple[str, int]]], float]
 Describe = Callable[[Task, Any], dict[str, Any]]
 
 
-def recorded_hub(dataset: Dataset) -> ModelHub:
+def recorded_hub(dataset: Dataset, recorded: RecordedSet | None = None) -> ModelHub:
     """A model hub whose every model is served from the dataset's recorded responses, at
     the dataset's prices when it gives them (so each run's own record shows what a call
-    cost from its tokens; the harness's figures come from the dataset either way)."""
+    cost from its tokens; the harness's figures come from the dataset either way).
+    ``recorded`` is the dataset's :meth:`~Dataset.to_recorded_set`, when already made."""
     models: dict[str, Any] = {}
     for m in dataset.models:
         price = dataset.prices.get(m)
@@ -79,7 +84,9 @@ def recorded_hub(dataset: Dataset) -> ModelHub:
         source=f"dataset {dataset.name}",
     )
     client = RecordedClient(
-        PROVIDER, ProviderConfig(kind="recorded"), data=dataset.to_recorded_set()
+        PROVIDER,
+        ProviderConfig(kind="recorded"),
+        data=dataset.to_recorded_set() if recorded is None else recorded,
     )
     return ModelHub(registry, clients={PROVIDER: client})
 
@@ -112,7 +119,12 @@ class EvalReport:
     router: str
     results: list[TaskResult] = field(default_factory=list)
     resumed: int = 0
-    """Tasks whose result came from the journal (their runs already in the store)."""
+    """Tasks whose result came from the journal, or (through an executor) whose finished run
+    was found in the store: nothing was run for them."""
+    retried: int = 0
+    """Through an executor: tasks whose run was interrupted (a worker killed) and resumed."""
+    batch_id: str | None = None
+    """Through an executor: the batch that holds the runs (``BATCH-INDEX``)."""
 
     @property
     def tasks(self) -> int:
@@ -243,6 +255,84 @@ def _task_cost(dataset: Dataset, task: Task, calls: list[tuple[str, int]]) -> fl
     return total
 
 
+def graded(
+    dataset: Dataset,
+    task: Task,
+    store: ArtifactStore,
+    run_id: str,
+    root_hash: str | None,
+    out: Any,
+    *,
+    ok: bool,
+    error: str | None,
+    seconds: float | None,
+    grader: Grader | None = None,
+    describe: Describe | None = None,
+) -> TaskResult:
+    """The result of ``task`` from its run: ``out`` is the graded output (None when the run
+    failed, or made none), ``ok`` the run's success, and the model calls are read from the
+    run's record in ``store`` (none when there is no run: ``root_hash`` None, ``error`` why).
+    ``seconds`` None takes the run's duration from its head."""
+    calls: list[tuple[str, int]] = []
+    if root_hash is not None:
+        view = load_run_view(store, run_id)
+        calls = _calls([e for s in view.steps.values() for e in s.effects], store)
+        if seconds is None and view.head.finished_at is not None:
+            seconds = view.head.finished_at - view.head.started_at
+    score = (grader or grade)(task, out, calls) if out is not None else 0.0
+    sigma = getattr(out, "sigma", None)
+    answer = getattr(out, "answer", None)
+    return TaskResult(
+        task=task.id,
+        run_id=run_id,
+        root_hash=root_hash,
+        ok=ok,
+        score=score,
+        cost_usd=_task_cost(dataset, task, calls),
+        calls=calls,
+        answer=None if answer is None else str(answer),
+        chosen=list(getattr(out, "chosen", None) or []),
+        mode=getattr(out, "mode", None),
+        sigma=float(sigma) if isinstance(sigma, int | float) else None,
+        seconds=seconds or 0.0,
+        error=error,
+        details=describe(task, out) if describe is not None and out is not None else {},
+    )
+
+
+def eval_tasks(dataset: Dataset, split: str, limit: int | None) -> list[Task]:
+    """The tasks an evaluation of ``split`` (or ``all``) runs, the first ``limit`` of them;
+    a ValueError naming the splits there are when there are none."""
+    chosen = dataset.split(split) if split != "all" else dataset  # type: ignore[arg-type]
+    tasks = chosen.tasks[:limit] if limit is not None else chosen.tasks
+    if not tasks:
+        splits = sorted({t.split for t in dataset.tasks})
+        raise ValueError(
+            f"dataset {dataset.name!r} has no {split} tasks (its splits: "
+            f"{', '.join(splits) or 'none'}); fix: pass split= one of them, or 'all'"
+        )
+    return list(tasks)
+
+
+def graded_output(pipeline: Pipeline, output: str | None) -> str:
+    """The name of the output an evaluation grades (``output``, or the pipeline's only one),
+    after checking the pipeline takes the task's ``question``; a ValueError with the fix."""
+    if "question" not in pipeline.inputs:
+        raise ValueError(
+            f"pipeline {pipeline.name!r} has no input 'question' (inputs: "
+            f"{', '.join(pipeline.inputs) or 'none'}); fix: the router under evaluation takes "
+            "the task's question as its input 'question'"
+        )
+    outputs = list(pipeline.outputs)
+    name = output or (outputs[0] if len(outputs) == 1 else None)
+    if name is None or name not in outputs:
+        raise ValueError(
+            f"pipeline {pipeline.name!r}: say which output to grade (outputs: "
+            f"{', '.join(outputs) or 'none'}); fix: pass output=NAME"
+        )
+    return name
+
+
 async def evaluate(
     pipeline: Pipeline,
     dataset: Dataset,
@@ -275,27 +365,8 @@ async def evaluate(
     """
     if parallel < 1:
         raise ValueError(f"parallel must be >= 1, got {parallel}")
-    if "question" not in pipeline.inputs:
-        raise ValueError(
-            f"pipeline {pipeline.name!r} has no input 'question' (inputs: "
-            f"{', '.join(pipeline.inputs) or 'none'}); fix: the router under evaluation takes "
-            "the task's question as its input 'question'"
-        )
-    outputs = list(pipeline.outputs)
-    name = output or (outputs[0] if len(outputs) == 1 else None)
-    if name is None or name not in outputs:
-        raise ValueError(
-            f"pipeline {pipeline.name!r}: say which output to grade (outputs: "
-            f"{', '.join(outputs) or 'none'}); fix: pass output=NAME"
-        )
-    chosen = dataset.split(split) if split != "all" else dataset  # type: ignore[arg-type]
-    tasks = chosen.tasks[:limit] if limit is not None else chosen.tasks
-    if not tasks:
-        splits = sorted({t.split for t in dataset.tasks})
-        raise ValueError(
-            f"dataset {dataset.name!r} has no {split} tasks (its splits: "
-            f"{', '.join(splits) or 'none'}); fix: pass split= one of them, or 'all'"
-        )
+    name = graded_output(pipeline, output)
+    tasks = eval_tasks(dataset, split, limit)
     hub = recorded_hub(dataset)
     run_services = {"models": hub, **dict(services or {})}
     results: list[TaskResult | None] = [None] * len(tasks)
@@ -338,27 +409,18 @@ async def evaluate(
                 origin={"eval": f"{dataset.name}/{task.id}"},
             )
             seconds = time.perf_counter() - started
-        view = load_run_view(store, run.run_id)
-        effects = [e for s in view.steps.values() for e in s.effects]
-        calls = _calls(effects, store)
-        out = run.outputs.get(name) if run.ok else None
-        score = (grader or grade)(task, out, calls) if out is not None else 0.0
-        sigma = getattr(out, "sigma", None)
-        result = results[i] = TaskResult(
-            task=task.id,
-            run_id=run.run_id,
-            root_hash=run.root_hash,
+        result = results[i] = graded(
+            dataset,
+            task,
+            store,
+            run.run_id,
+            run.root_hash,
+            run.outputs.get(name) if run.ok else None,
             ok=run.ok,
-            score=score,
-            cost_usd=_task_cost(dataset, task, calls),
-            calls=calls,
-            answer=None if out is None or getattr(out, "answer", None) is None else str(out.answer),
-            chosen=list(getattr(out, "chosen", None) or []),
-            mode=getattr(out, "mode", None),
-            sigma=float(sigma) if isinstance(sigma, int | float) else None,
-            seconds=seconds,
             error=None if run.ok or run.error is None else run.error.message,
-            details=describe(task, out) if describe is not None and out is not None else {},
+            seconds=seconds,
+            grader=grader,
+            describe=describe,
         )
         if log is not None:
             log.append(asdict(result))

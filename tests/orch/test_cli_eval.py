@@ -176,3 +176,46 @@ def test_a_sweep_over_a_built_pipeline_is_refused(files: tuple[Path, Path]) -> N
     )
     assert result.exit_code == 2, result.output
     assert "is a pipeline, not a function" in result.stderr
+
+
+def test_a_sweep_as_batches_finds_its_runs_on_a_rerun(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, _ = files
+    factory = tmp_path / "factory.py"
+    factory.write_text(SWEEP)
+    argv = ["eval", str(data), "--pipeline", f"{factory}:make", "--sweep", "model=cheap,dear"]
+    batch = [*argv, "--executor", "local", "--store", "runs", "--save", "ev.json"]
+    inline = json.loads(CliRunner().invoke(app, [*argv, "--json"]).stdout)
+    first = CliRunner().invoke(app, [*batch, "--json"])
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert [c["accuracy"] for c in report["configs"]] == [c["accuracy"] for c in inline["configs"]]
+    runs = [[r["run_id"] for r in c["runs"]] for c in report["configs"]]
+    assert all(r.startswith("eval-") for rs in runs for r in rs)
+    assert runs[0][0].rpartition("-")[0] != runs[1][0].rpartition("-")[0]  # a batch each
+    assert not (tmp_path / "ev.json.journal").exists()  # the batch ids do the resuming
+    again = CliRunner().invoke(app, [*batch, "--json"])
+    assert again.exit_code == 0, again.output
+    assert [[r["run_id"] for r in c["runs"]] for c in json.loads(again.stdout)["configs"]] == runs
+    one = ["eval", str(data), "--pipeline", f"{factory}:make", "--sweep", "model=dear"]
+    table = CliRunner().invoke(app, [*one, "--executor", "local", "--store", "runs"])
+    assert table.exit_code == 0, table.output
+    assert "already finished in the store" in table.stdout and runs[1][0][:17] in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--executor", "local", "--journal", "j"], "--journal is for evaluations without"),
+        (["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler and --chunk-size are for"),
+        (["--executor", "dask"], "--executor dask needs --scheduler"),
+        (["--executor", "ray"], "--executor 'ray' is not one of local, dask"),
+        (["--executor", "local", "--store", "memory:"], "'memory:' lives inside one process"),
+    ],
+)
+def test_executor_mistakes_exit_2(files: tuple[Path, Path], args: list[str], message: str) -> None:
+    data, pipe = files
+    result = CliRunner().invoke(app, ["eval", str(data), "--pipeline", str(pipe), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr

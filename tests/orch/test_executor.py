@@ -342,3 +342,43 @@ def test_the_executor_api_is_exported_and_the_old_names_still_work() -> None:
     assert orch.executor.ExecutorError is orch.ExecutorError
     assert issubclass(orch.BatchInputError, orch.ExecutorError)
     assert issubclass(orch.ExecutorError, orch.OrchError)
+
+
+async def test_services_by_module_name_and_with_parameters(tmp_path: Path) -> None:
+    from orch.batch import is_module_target
+    from orch.errors import PipelineLoadError
+    from orch.executor import load_batch_services
+
+    assert is_module_target("batch_pipelines:services")
+    assert is_module_target("routers.eval.eval_services:services")
+    assert not is_module_target("svc.py:services") and not is_module_target("svc")
+    assert not is_module_target("dir/svc:services")
+    by_file = BatchSpec.create(BATCH, questions(4), store=str(tmp_path / "a"), services=BATCH)
+    # tests/fixtures is on sys.path, so the same file imports as the module batch_pipelines.
+    by_name = BatchSpec.create(
+        BATCH, questions(4), store=str(tmp_path / "b"), services="batch_pipelines:services"
+    )
+    assert by_file.services == f"{BATCH}:services"
+    assert by_name.services == "batch_pipelines:services"
+    assert by_name.batch_id == by_file.batch_id  # services are code, like the pipeline
+    one = await LocalExecutor(4).run_batch(by_file)
+    two = await LocalExecutor(4).run_batch(by_name)
+    assert [r.root_hash for r in one.items] == [r.root_hash for r in two.items]
+    with_params = BatchSpec.create(
+        BATCH,
+        questions(4),
+        store=str(tmp_path / "c"),
+        services="batch_pipelines:services",
+        services_params={"unused": 1},
+    )
+    assert with_params.batch_id != by_file.batch_id  # they change what runs receive
+    with pytest.raises(PipelineLoadError, match=r"unused=1 failed: .*fix: give the param"):
+        load_batch_services(with_params.header())
+    missing = dataclasses.replace(by_name, services="no_such_module:services")
+    with pytest.raises(PipelineLoadError, match="cannot import services module 'no_such_module'"):
+        load_batch_services(missing.header())
+    not_a_function = dataclasses.replace(
+        with_params, services="batch_pipelines:MODELS", services_params={"a": 1}
+    )
+    with pytest.raises(PipelineLoadError, match="is not a function, so it cannot take"):
+        load_batch_services(not_a_function.header())

@@ -1,0 +1,102 @@
+"""Evaluations run as batches (``evaluate_batch``): the same runs, root hashes and grades as
+the in-process harness, found again in the store on a rerun, and the workers' data checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from eval_batch_files import eval_dataset, eval_files
+
+from orch import BatchSpec, ExecutorError, LocalExecutor
+from orch.loader import load_pipeline
+from routers.eval import DatasetError, eval_services, evaluate
+from routers.eval.batch_eval import evaluate_batch
+from traces import MemoryStore, verify_run
+from traces.open import open_store
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[str, str]:
+    data, router = eval_files(tmp_path)
+    return str(data), f"{router}:router"
+
+
+async def test_a_batch_gives_the_in_process_runs_and_grades(
+    files: tuple[str, str], tmp_path: Path
+) -> None:
+    data, router = files
+    store = str(tmp_path / "store")
+    report = await evaluate_batch(router, data, LocalExecutor(4), store=store, seed=3)
+    reference = await evaluate(load_pipeline(router), eval_dataset(40), MemoryStore(), seed=3)
+    assert report.tasks == reference.tasks == 32  # the test split
+    assert [r.task for r in report.results] == [r.task for r in reference.results]
+    assert [r.root_hash for r in report.results] == [r.root_hash for r in reference.results]
+    assert [(r.score, r.calls, r.chosen) for r in report.results] == [
+        (r.score, r.calls, r.chosen) for r in reference.results
+    ]
+    assert report.summary() | {"seconds": 0} == reference.summary() | {"seconds": 0}
+    assert {r.chosen[0] for r in report.results} == {"cheap", "dear"}  # seeds per task
+    assert report.batch_id is not None and report.results[0].run_id == f"{report.batch_id}-00000"
+    assert (report.resumed, report.retried) == (0, 0)
+    with open_store(store) as st:
+        assert all(verify_run(st, r.run_id).ok for r in report.results)
+
+
+async def test_a_rerun_finds_every_run_and_fresh_makes_new_ones(
+    files: tuple[str, str], tmp_path: Path
+) -> None:
+    data, router = files
+    store = str(tmp_path / "store")
+    first = await evaluate_batch(router, data, LocalExecutor(4), store=store, limit=10)
+    again = await evaluate_batch(router, data, LocalExecutor(4), store=store, limit=10)
+    assert (again.batch_id, again.resumed) == (first.batch_id, 10)
+    assert [r.root_hash for r in again.results] == [r.root_hash for r in first.results]
+    fresh = await evaluate_batch(router, data, LocalExecutor(4), store=store, limit=10, fresh=True)
+    assert fresh.batch_id == f"{first.batch_id}-f2" and fresh.resumed == 0
+    assert [r.root_hash for r in fresh.results] == [r.root_hash for r in first.results]
+    other_seed = await evaluate_batch(router, data, LocalExecutor(4), store=store, limit=10, seed=1)
+    assert other_seed.batch_id != first.batch_id
+
+
+async def test_sweep_parameters_reach_the_pipeline_function(
+    files: tuple[str, str], tmp_path: Path
+) -> None:
+    data, router = files
+    report = await evaluate_batch(
+        router, data, LocalExecutor(2), store=str(tmp_path / "s"), params={"models": ["dear"]}
+    )
+    assert report.router == "random-dear" and report.accuracy == 1.0
+    assert all(r.calls == [("dear", 0)] for r in report.results)
+
+
+async def test_a_memory_store_is_refused(files: tuple[str, str]) -> None:
+    data, router = files
+    with pytest.raises(ValueError, match="'memory:' lives inside one process"):
+        await evaluate_batch(router, data, LocalExecutor(2), store="memory:")
+
+
+async def test_a_worker_whose_data_differs_refuses(files: tuple[str, str], tmp_path: Path) -> None:
+    data, router = files
+    params = eval_services.services_params(data, None)
+    assert eval_services.services(**params)["models"] is not None
+    with pytest.raises(DatasetError, match="fix: give every worker the same copy"):
+        eval_services.services(**(params | {"digest": "sha256:" + "0" * 64}))
+    spec = BatchSpec.create(
+        router,
+        [{"question": "Question 1: A or B?"}],
+        store=str(tmp_path / "s"),
+        services=eval_services.TARGET,
+        services_params=params | {"digest": "sha256:" + "0" * 64},
+    )
+    with pytest.raises(DatasetError, match="digest"):
+        await LocalExecutor(1).run_batch(spec)
+
+
+def test_services_parameters_need_services_and_json(files: tuple[str, str]) -> None:
+    _, router = files
+    inputs = [{"question": "q"}]
+    with pytest.raises(ExecutorError, match="without services"):
+        BatchSpec.create(router, inputs, store="memory:", services_params={"a": 1})
+    with pytest.raises(ExecutorError, match="fix: give JSON values"):
+        BatchSpec.create(router, inputs, store="memory:", params={"models": {1, 2}})
