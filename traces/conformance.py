@@ -18,7 +18,8 @@ checks and returns the names and messages of those that failed.
 The checks cover: round trips of any bytes, idempotent puts, key format, verified gets
 (corruption raises :class:`~traces.errors.IntegrityError`, never returns bad bytes), missing
 keys, listing, event-log order and isolation per run, run heads, run-id validation,
-persistence across reopening, and writers on several threads at once.
+persistence across reopening, writers on several threads at once, and (for a store with
+``supports_claims``) compare-and-swap claims, with exactly one winner among racing threads.
 """
 
 from __future__ import annotations
@@ -198,6 +199,8 @@ class StoreConformance:
             key = store.put(b"kept")
             store.append_event("run-1", b'{"n":0}')
             store.write_run_head("run-1", b'{"h":1}')
+            if store.supports_claims:
+                assert store.swap_claim("input-1", None, b"held")
             store.close()
             again = self.make_store(Path(tmp))
             try:
@@ -207,6 +210,8 @@ class StoreConformance:
                 assert again.read_events("run-1") == [b'{"n":0}', b'{"n":1}']
                 assert again.read_run_head("run-1") == b'{"h":1}'
                 assert again.run_ids() == ["run-1"]
+                if again.supports_claims:
+                    assert again.read_claim("input-1") == b"held"
             finally:
                 again.close()
 
@@ -234,6 +239,60 @@ class StoreConformance:
                 assert store.read_events(f"run-{n}") == [b'{"i":%d}' % i for i in range(40)]
             for key in store.keys():
                 store.get(key)
+
+        self._with_store(check)
+
+    def test_claims_change_only_from_what_they_hold(self) -> None:
+        def check(store: ArtifactStore) -> None:
+            if not store.supports_claims:
+                return
+            assert store.read_claim("input-1") is None
+            assert store.swap_claim("input-1", None, b"a")
+            assert not store.swap_claim("input-1", None, b"b")  # held: no second claim
+            assert not store.swap_claim("input-1", b"x", b"b")  # not what it holds
+            assert store.read_claim("input-1") == b"a"
+            assert store.swap_claim("input-1", b"a", b"b")
+            assert store.read_claim("input-1") == b"b"
+            assert store.read_claim("input-2") is None  # claims are per name
+            assert not store.swap_claim("input-1", b"a", None)
+            assert store.swap_claim("input-1", b"b", None)
+            assert store.read_claim("input-1") is None
+            assert store.swap_claim("input-1", None, None)  # "still unclaimed": true
+            assert store.swap_claim("input-1", None, b"c")
+            assert store.run_ids() == []  # claims are not runs
+            for bad in ("../x", "a/b", ""):
+                try:
+                    store.swap_claim(bad, None, b"x")
+                except InvalidRunIdError:
+                    continue
+                raise AssertionError(f"claim name {bad!r} was accepted")
+
+        self._with_store(check)
+
+    def test_claims_have_one_winner_among_racing_threads(self) -> None:
+        def check(store: ArtifactStore) -> None:
+            if not store.supports_claims:
+                return
+            won: list[tuple[int, int]] = []
+            errors: list[BaseException] = []
+
+            def racer(n: int) -> None:
+                try:
+                    for i in range(20):
+                        if store.swap_claim(f"input-{i}", None, b"racer %d" % n):
+                            won.append((i, n))
+                except BaseException as exc:  # re-raised below on the main thread
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=racer, args=(n,)) for n in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert not errors, errors
+            assert sorted(i for i, _ in won) == list(range(20))
+            for i, n in won:
+                assert store.read_claim(f"input-{i}") == b"racer %d" % n
 
         self._with_store(check)
 

@@ -18,6 +18,7 @@ cost in speed.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 import threading
@@ -185,6 +186,37 @@ class DirectoryStore(ArtifactStore):
 
     def run_ids(self) -> list[str]:
         return sorted(p.parent.name for p in self._runs.glob("*/head.json"))
+
+    # -- claims: read-compare-write under an exclusive lock of claims/.lock --------------------
+
+    supports_claims = True
+
+    def _claim_path(self, name: str) -> Path:
+        return self.root / "claims" / check_run_id(name)
+
+    def read_claim(self, name: str) -> bytes | None:
+        try:
+            return self._claim_path(name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def swap_claim(self, name: str, expected: bytes | None, new: bytes | None) -> bool:
+        path = self._claim_path(name)
+        path.parent.mkdir(exist_ok=True)
+        # flock serialises processes (on this machine, and on NFS v4 clients); the thread lock
+        # serialises this process's threads, which share one open file description.
+        with self._lock, open(path.parent / ".lock", "ab") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if self.read_claim(name) != expected:
+                    return False
+                if new is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    self._write_atomic(path, bytes(new))
+                return True
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def close(self) -> None:
         with self._lock:

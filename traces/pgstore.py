@@ -108,8 +108,9 @@ CREATE TABLE IF NOT EXISTS {s}.events (
     token bytea NOT NULL,
     PRIMARY KEY (run_id, seq)
 );
+CREATE TABLE IF NOT EXISTS {s}.claims (name text PRIMARY KEY, data bytea NOT NULL);
 """
-_TABLES = ("artifacts", "run_heads", "event_logs", "events")
+_TABLES = ("artifacts", "run_heads", "event_logs", "events", "claims")
 # Every statement, with {s} for the quoted schema name.
 _SQL = {
     "get": "SELECT data FROM {s}.artifacts WHERE key = %s",
@@ -132,6 +133,10 @@ _SQL = {
     ),
     "read_head": "SELECT data FROM {s}.run_heads WHERE run_id = %s",
     "runs": "SELECT run_id FROM {s}.run_heads",
+    "read_claim": "SELECT data FROM {s}.claims WHERE name = %s",
+    "claim": "INSERT INTO {s}.claims (name, data) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
+    "swap_claim": "UPDATE {s}.claims SET data = %s WHERE name = %s AND data = %s",
+    "release_claim": "DELETE FROM {s}.claims WHERE name = %s AND data = %s",
     "tamper": "UPDATE {s}.artifacts SET data = %s WHERE key = %s",
     "tamper_event": "UPDATE {s}.events SET line = %s WHERE run_id = %s AND seq = %s",
 }
@@ -420,6 +425,47 @@ class PostgresStore(ArtifactStore):
         )
         # Sorted here, not by ORDER BY: the database's collation need not sort like Python.
         return sorted(str(r[0]) for r in rows)
+
+    # -- claims ----------------------------------------------------------------------------
+
+    supports_claims = True
+
+    def read_claim(self, name: str) -> bytes | None:
+        check_run_id(name)
+        row = self._call(
+            f"read claim {name}",
+            lambda c: c.execute(self._sql["read_claim"], (name,), binary=True).fetchone(),
+        )
+        return None if row is None else bytes(row[0])
+
+    def swap_claim(self, name: str, expected: bytes | None, new: bytes | None) -> bool:
+        check_run_id(name)
+        if expected is None and new is None:
+            return self.read_claim(name) is None
+        args: tuple[object, ...]
+        if expected is None:
+            sql, args = self._sql["claim"], (name, new)
+        elif new is None:
+            sql, args = self._sql["release_claim"], (name, expected)
+        else:
+            sql, args = self._sql["swap_claim"], (new, name, expected)
+        sent = False
+
+        def swap(conn: _Conn) -> bool:
+            nonlocal sent
+            if sent:
+                # A retry after a lost answer: the first try may have committed. Claim
+                # documents are unique to their writer, so finding ``new`` means it did.
+                row = conn.execute(self._sql["read_claim"], (name,), binary=True).fetchone()
+                current = None if row is None else bytes(row[0])
+                if current == new:
+                    return True
+                if current != expected:
+                    return False
+            sent = True
+            return conn.execute(sql, args).rowcount == 1
+
+        return self._call(f"swap claim {name}", swap)
 
     def close(self) -> None:
         with self._lock:

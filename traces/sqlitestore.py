@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL, seq INTEGER NOT NULL, line BLOB NOT NULL, PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS run_heads (run_id TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS claims (name TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -130,6 +131,31 @@ class SQLiteStore(ArtifactStore):
         with self._lock:
             rows = self._db.execute("SELECT run_id FROM run_heads ORDER BY run_id").fetchall()
         return [r[0] for r in rows]
+
+    # -- claims: each swap one conditional statement, so one transaction -------------------
+
+    supports_claims = True
+
+    def read_claim(self, name: str) -> bytes | None:
+        check_run_id(name)
+        with self._lock:
+            row = self._db.execute("SELECT data FROM claims WHERE name = ?", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def swap_claim(self, name: str, expected: bytes | None, new: bytes | None) -> bool:
+        check_run_id(name)
+        if expected is None and new is None:
+            return self.read_claim(name) is None
+        args: tuple[object, ...]
+        if expected is None:
+            sql, args = "INSERT OR IGNORE INTO claims (name, data) VALUES (?, ?)", (name, new)
+        elif new is None:
+            sql, args = "DELETE FROM claims WHERE name = ? AND data = ?", (name, expected)
+        else:
+            sql = "UPDATE claims SET data = ? WHERE name = ? AND data = ?"
+            args = (new, name, expected)
+        with self._lock:
+            return self._db.execute(sql, args).rowcount == 1
 
     def close(self) -> None:
         with self._lock:

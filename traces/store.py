@@ -8,6 +8,10 @@ A store holds three kinds of thing:
 * **event logs**: one append-only log of JSON lines per run.
 * **run heads**: one small mutable document per run (its metadata and, once finished, its
   root hash), replaced atomically, like a git ref.
+* **claims**: small named documents changed only by compare-and-swap (:meth:`swap_claim`),
+  which processes use to agree who works on what (a batch input's lease, see
+  :mod:`orch.lease`). They are coordination, never part of a record. A backend that cannot
+  swap atomically leaves ``supports_claims`` False.
 
 Backends implement a handful of primitives (``_read_blob``, ``_write_blob`` ...); hashing and
 verification live here so that no backend can get them wrong. A backend must never mutate an
@@ -91,6 +95,26 @@ class ArtifactStore(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing open
         """Release files or connections; the store is unusable afterwards."""
 
+    # -- claims (optional: backends that swap atomically set supports_claims) -------------
+
+    supports_claims: bool = False
+
+    def read_claim(self, name: str) -> bytes | None:
+        """The claim ``name``'s current document, or None when nobody holds it."""
+        raise NotImplementedError(
+            f"store {self.location} ({type(self).__name__}) keeps no claims; fix: implement "
+            "read_claim and swap_claim and set supports_claims = True"
+        )
+
+    def swap_claim(self, name: str, expected: bytes | None, new: bytes | None) -> bool:
+        """Atomically, across every process using the store: when claim ``name`` holds
+        ``expected`` (None: no claim), make it ``new`` (None: remove it) and return True;
+        otherwise change nothing and return False. Documents are compared byte for byte."""
+        raise NotImplementedError(
+            f"store {self.location} ({type(self).__name__}) keeps no claims; fix: implement "
+            "read_claim and swap_claim and set supports_claims = True"
+        )
+
     # -- artifacts (concrete: hashing and verification live here) -------------------------
 
     def put(self, data: bytes) -> str:
@@ -171,6 +195,7 @@ class MemoryStore(ArtifactStore):
         self._blobs: dict[str, bytes] = {}
         self._events: dict[str, list[bytes]] = {}
         self._heads: dict[str, bytes] = {}
+        self._claims: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
     def put(self, data: bytes) -> str:
@@ -211,6 +236,21 @@ class MemoryStore(ArtifactStore):
 
     def run_ids(self) -> list[str]:
         return sorted(self._heads)
+
+    supports_claims = True
+
+    def read_claim(self, name: str) -> bytes | None:
+        return self._claims.get(check_run_id(name))
+
+    def swap_claim(self, name: str, expected: bytes | None, new: bytes | None) -> bool:
+        with self._lock:
+            if self._claims.get(check_run_id(name)) != expected:
+                return False
+            if new is None:
+                self._claims.pop(name, None)
+            else:
+                self._claims[name] = bytes(new)
+            return True
 
     # Test hook: corrupt a blob in place, as a disk or an attacker would.
     def _tamper(self, key: str, data: bytes) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 import pytest
+from claim_racer import assert_one_winner_each, race
 from pg_server import REQUIRE_ENV, postgres_server, terminate_backends
 from pydantic import BaseModel
 
@@ -189,6 +190,8 @@ OPS: dict[str, tuple[Callable[[PostgresStore], object], object]] = {
     "write_run_head": (lambda s: s.write_run_head("r", b'{"h":2}'), None),
     "read_run_head": (lambda s: s.read_run_head("r"), b'{"h":1}'),
     "run_ids": (lambda s: s.run_ids(), ["r"]),
+    "swap_claim": (lambda s: s.swap_claim("c", b"held", b"next"), True),
+    "read_claim": (lambda s: s.read_claim("c"), b"held"),
 }
 
 
@@ -202,6 +205,7 @@ def test_terminated_backend_is_reconnected_and_reported(
         store.put(b"before")
         store.append_event("r", b'{"n":0}')
         store.write_run_head("r", b'{"h":1}')
+        assert store.swap_claim("c", None, b"held")
         assert terminate_backends(pg_dsn, app) == 1, "the store's backend was not found to kill"
         call, expected = OPS[op]
         with caplog.at_level(logging.WARNING, logger="traces.pgstore"):
@@ -215,6 +219,7 @@ def test_terminated_backend_is_reconnected_and_reported(
         assert store.read_events("r") == events
         assert store.read_run_head("r") == (b'{"h":2}' if op == "write_run_head" else b'{"h":1}')
         assert store.get(digest(b"before")) == b"before"
+        assert store.read_claim("c") == (b"next" if op == "swap_claim" else b"held")
     finally:
         store.close()
 
@@ -223,8 +228,9 @@ class _AnswerLostOnce:
     """A connection whose first event INSERT commits on the server, then fails on the client:
     the case where a retry cannot know whether its first try took effect."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], *needles: str) -> None:
         self._conn = conn
+        self.needles = needles or ("INSERT INTO", ".events")
         self.armed = True
 
     def __getattr__(self, name: str) -> Any:
@@ -232,7 +238,7 @@ class _AnswerLostOnce:
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
         cursor = self._conn.execute(query, params, **kwargs)
-        if self.armed and "INSERT INTO" in str(query) and ".events" in str(query):
+        if self.armed and all(n in str(query) for n in self.needles):
             self.armed = False
             raise psycopg.OperationalError("simulated: the answer to the commit was lost")
         return cursor
@@ -255,6 +261,36 @@ def test_append_retried_after_a_lost_answer_is_not_doubled(
         assert store.read_events("r") == [b'{"n":0}', b'{"n":1}', b'{"n":2}']
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("expected", "new", "needle"),
+    [(None, b"mine", "INSERT INTO"), (b"old", b"mine", "UPDATE"), (b"old", None, "DELETE")],
+)
+def test_a_claim_swapped_before_a_lost_answer_is_reported_as_won(
+    pg_dsn: str, expected: bytes | None, new: bytes | None, needle: str
+) -> None:
+    store = PostgresStore(pg_dsn, schema=fresh_schema())
+    try:
+        if expected is not None:
+            assert store.swap_claim("c", None, expected)
+        flaky = _AnswerLostOnce(store._conn, needle, ".claims")  # type: ignore[arg-type]
+        store._conn = flaky  # type: ignore[assignment]
+        # The first try committed; the retry finds the claim already swapped, and says so.
+        assert store.swap_claim("c", expected, new)
+        assert not flaky.armed, "the simulated failure did not happen"
+        assert store.read_claim("c") == new
+        assert not store.swap_claim("c", expected, new)  # and only once
+    finally:
+        store.close()
+
+
+def test_racing_processes_win_each_claim_once(pg_dsn: str, tmp_path: Path) -> None:
+    location = with_params(pg_dsn, schema=fresh_schema("claims"))
+    open_store(location).close()
+    won = race(location, tmp_path / "go")
+    with open_store(location) as store:
+        assert_one_winner_each(store, won)
 
 
 def test_database_gone_for_good_gives_a_clear_error_then_recovers(pg_dsn: str) -> None:
