@@ -26,6 +26,7 @@ from traces.open import default_store_location
 
 from . import __version__
 from .errors import BatchInputError, ExecutorError, InputError
+from .lease import DEFAULT_LEASE_SECONDS
 from .loader import load_pipeline, split_target
 from .pipeline import Pipeline
 from .runtime import type_adapter, validate_inputs
@@ -145,6 +146,9 @@ class BatchHeader:
     """Keyword arguments of the pipeline function (a sweep's setting), or None."""
     services_params: dict[str, Any] | None = None
     """Keyword arguments of the services function, or None."""
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    """How long a process working on an input may go without renewing its lease before
+    another takes the input over (see :mod:`orch.lease`)."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,9 @@ class BatchSpec:
     """Keyword arguments the pipeline function is called with (JSON), or None."""
     services_params: dict[str, Any] | None = None
     """Keyword arguments the services function is called with (JSON), or None."""
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    """An input's lease time: after a worker dies, its inputs wait this long (unrenewed)
+    before another process takes them over."""
 
     @property
     def inputs(self) -> list[dict[str, Any]]:
@@ -186,6 +193,7 @@ class BatchSpec:
             self.max_concurrency,
             params=self.params,
             services_params=self.services_params,
+            lease_seconds=self.lease_seconds,
         )
 
     @classmethod
@@ -202,6 +210,7 @@ class BatchSpec:
         max_concurrency: int = 64,
         params: Mapping[str, Any] | None = None,
         services_params: Mapping[str, Any] | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> BatchSpec:
         """Load ``pipeline`` (``FILE.py[:NAME]``), check every input against it, and fix the
         run ids and seeds. Raises :class:`~orch.errors.BatchInputError` naming the first bad
@@ -233,6 +242,11 @@ class BatchSpec:
             )
         if max_concurrency < 1:
             raise ExecutorError(f"max_concurrency is {max_concurrency}; fix: use 1 or more")
+        if not 0.1 <= lease_seconds <= 86400:
+            raise ExecutorError(
+                f"lease_seconds is {lease_seconds}; fix: give a lease time from 0.1 to 86400 "
+                f"seconds (default {DEFAULT_LEASE_SECONDS:g})"
+            )
         run_seeds = (
             list(seeds) if seeds is not None else [item_seed(seed, i) for i in range(len(inputs))]
         )
@@ -267,6 +281,7 @@ class BatchSpec:
             max_concurrency=max_concurrency,
             params=params,
             services_params=services_params,
+            lease_seconds=lease_seconds,
         )
 
 

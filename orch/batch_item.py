@@ -11,6 +11,9 @@ at the latest attempt in the store:
 * **died before its first event**: skipped, the attempt before it is looked at;
 * **none**: the run is made under ``BATCH-i``.
 
+One process at a time does this for an input: it holds the input's lease (see
+:mod:`orch.lease`) from the lookup to the end of the run, and others wait for it.
+
 Every attempt's ``run_start`` event carries the input's fingerprint (``batch_key``: spec hash,
 inputs, seed); a run found under the input's id with another fingerprint is an
 :class:`~orch.errors.ExecutorError`, never silently taken for it. :func:`run_item` is thus
@@ -32,6 +35,7 @@ from traces import ArtifactStore, RunHead, RunRecord, to_canonical
 from .batch import BatchHeader, BatchItem
 from .batch_result import ItemResult
 from .errors import ExecutorError
+from .lease import holding
 from .pipeline import Pipeline
 from .runtime import RunResult, arun
 
@@ -114,7 +118,20 @@ async def run_item(
     item: BatchItem,
 ) -> ItemResult:
     """Return input ``item``'s finished run: found in the store, resumed from an interrupted
-    attempt, or made now. Safe to call again for the same item, here or anywhere."""
+    attempt, or made now. Safe to call again for the same item, here or anywhere, at the same
+    time too: the input's lease (:mod:`orch.lease`) lets one process at a time work on it,
+    and the others wait, then find its run."""
+    async with holding(store, item.run_id, header.lease_seconds):
+        return await _run_item(pipeline, store, services, header, item)
+
+
+async def _run_item(
+    pipeline: Pipeline,
+    store: ArtifactStore,
+    services: Mapping[str, Any],
+    header: BatchHeader,
+    item: BatchItem,
+) -> ItemResult:
     heads = _attempts(store, item)
     origin = {
         "pipeline": header.pipeline,

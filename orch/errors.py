@@ -27,6 +27,7 @@ __all__ = [
     "ChildStepError",
     "ExecutorError",
     "InputError",
+    "LeaseLostError",
     "OrchError",
     "PipelineLoadError",
     "PipelineValidationError",
@@ -96,6 +97,11 @@ class BatchInputError(ExecutorError):
     def __init__(self, index: int, message: str) -> None:
         super().__init__(message)
         self.index = index
+
+
+class LeaseLostError(ExecutorError):
+    """Another process took over this process's lease on a batch input (this one was paused
+    or cut off from the store for longer than the lease); it finishes that input."""
 
 
 class StepError(OrchError):

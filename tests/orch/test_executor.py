@@ -267,6 +267,14 @@ class _StoreThatGoesAway(MemoryStore):
         self._check()
         return super().read_run_head(run_id)
 
+    def read_claim(self, name: str) -> bytes | None:
+        self._check()
+        return super().read_claim(name)
+
+    def swap_claim(self, name: str, expected: bytes | None, new: bytes | None) -> bool:
+        self._check()
+        return super().swap_claim(name, expected, new)
+
 
 async def test_a_store_gone_mid_batch_fails_what_it_hits_and_starts_nothing_more(
     tmp_path: Path,
@@ -280,11 +288,13 @@ async def test_a_store_gone_mid_batch_fails_what_it_hits_and_starts_nothing_more
 
     result = await LocalExecutor(parallel=3, store=store).run_batch(spec, progress=go_away)
     assert [r.index for r in result.items] == list(range(10))  # every input has its result
-    assert sorted(r.status for r in result.items) == ["error"] * 8 + ["ok"] * 2
+    ok = [r for r in result.items if r.status == "ok"]
+    # Two ended before the store went; the third in flight may just have made it.
+    assert len(ok) in (2, 3) and all(r.status == "error" for r in result.items if r not in ok)
     hit = [r for r in result.items if r.error and r.error.startswith("StoreLocationError")]
     rest = [r for r in result.items if r.error and r.error.startswith("not started")]
     # The runs in flight failed inside their task groups: reported as the store's error.
-    assert hit and len(hit) + len(rest) == 8, [r.error for r in result.items]
+    assert hit and len(hit) + len(rest) == 10 - len(ok), [r.error for r in result.items]
     assert all("store test:gone: could not reach it" in (r.error or "") for r in hit + rest)
     assert all(
         "fix: run the batch again once the store is reachable" in (r.error or "") for r in rest

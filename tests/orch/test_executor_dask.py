@@ -73,5 +73,7 @@ async def test_a_worker_refuses_a_batch_it_cannot_run(cluster: Any, tmp_path: Pa
 async def test_a_worker_killed_mid_batch_loses_nothing_and_reissues_no_effect(
     tmp_path: Path,
 ) -> None:
-    spec = BatchSpec.create(BATCH, questions(30), store=f"sqlite://{tmp_path / 'store.db'}")
+    spec = BatchSpec.create(
+        BATCH, questions(30), store=f"sqlite://{tmp_path / 'store.db'}", lease_seconds=2
+    )
     await kill_a_worker_mid_batch(spec, tmp_path)

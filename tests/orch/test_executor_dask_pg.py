@@ -91,7 +91,7 @@ def test_200_runs_through_orch_batch_on_postgres_are_the_local_runs(
 async def test_a_worker_killed_mid_batch_on_postgres_loses_nothing_and_reissues_no_effect(
     pg_dsn: str, tmp_path: Path
 ) -> None:
-    spec = BatchSpec.create(BATCH, questions(30), store=store_url(pg_dsn, "kill"))
+    spec = BatchSpec.create(BATCH, questions(30), store=store_url(pg_dsn, "kill"), lease_seconds=2)
     await kill_a_worker_mid_batch(spec, tmp_path)
 
 
