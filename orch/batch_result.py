@@ -87,6 +87,10 @@ class BatchResult:
     PostgreSQL store retries the operation, and logs each retry as a warning on the
     ``traces.pgstore`` logger); None when the store does not count them. On Dask, the sum
     over the workers that were still alive at the end."""
+    notices: tuple[str, ...] = ()
+    """The warnings logged while the batch ran, wherever it ran (a store's retry, a lease
+    taken over from a dead worker), each naming its process on Dask (see
+    :mod:`traces.notices`)."""
 
     @classmethod
     def of(
@@ -96,6 +100,7 @@ class BatchResult:
         results: Sequence[ItemResult],
         seconds: float,
         store_reconnects: int | None = None,
+        notices: Sequence[str] = (),
     ) -> BatchResult:
         return cls(
             batch.batch_id,
@@ -106,6 +111,7 @@ class BatchResult:
             tuple(in_input_order(results)),
             seconds,
             store_reconnects,
+            tuple(notices),
         )
 
     @property
@@ -128,6 +134,7 @@ class BatchResult:
             "from_store": sum(r.from_store for r in self.items),
             "failed_runs": [r.run_id for r in self.items if r.status != "ok"],
             "store_reconnects": self.store_reconnects,
+            "notices": list(self.notices),
             "seconds": round(self.seconds, 3),
         }
 

@@ -220,6 +220,12 @@ def _print_summary(cli: Any, result: Any, lines: list[int], scheduler: str | Non
         f"  runs {first} ... {last} in {result.store}; inspect one with: orch show {first}",
         highlight=False,
     )
+    if result.notices:
+        cli.out.print(f"  notices ({len(result.notices)}), from the processes that ran it:")
+        for line in result.notices[:_SHOWN]:
+            cli.out.print(f"    {line}", markup=False, highlight=False)
+        if len(result.notices) > _SHOWN:
+            cli.out.print(f"    ... {len(result.notices) - _SHOWN} more; --json lists them all")
     bad = [r for r in result.items if r.status != "ok"]
     for title, rows in (("not ok", bad), ("retried", result.retried)):
         if not rows:

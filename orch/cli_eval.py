@@ -364,6 +364,10 @@ def _print_tables(
                 table.add_row("already finished in the store", str(report.resumed))
             if report.retried:
                 table.add_row("resumed after an interruption", str(report.retried))
+            for line in report.notices[:5]:
+                table.add_row("notice", line)
+            if len(report.notices) > 5:
+                table.add_row("notices", f"{len(report.notices) - 5} more (see the workers' logs)")
         elif report.resumed:
             table.add_row("resumed from the journal", str(report.resumed))
         if refs.zero_router_aiq is not None:

@@ -35,6 +35,7 @@ from typing import Any
 import anyio
 
 from traces import ArtifactStore, StoreLocationError, TraceError
+from traces.notices import collecting
 from traces.open import open_store
 
 from .batch import BatchHeader as BatchHeader
@@ -308,9 +309,10 @@ class LocalExecutor(Executor):
                 dict(self._services) if self._services is not None else load_batch_services(header)
             )
             try:
-                results = await run_items(
-                    pipeline, store, services, header, batch.items, self.parallel, progress
-                )
+                with collecting() as notices:
+                    results = await run_items(
+                        pipeline, store, services, header, batch.items, self.parallel, progress
+                    )
             finally:
                 if self._services is None:
                     await close_services(services)
@@ -321,4 +323,4 @@ class LocalExecutor(Executor):
         if reconnects is not None and reconnects_before is not None:
             reconnects -= reconnects_before
         seconds = time.perf_counter() - started
-        return BatchResult.of(batch, self.name, results, seconds, reconnects)
+        return BatchResult.of(batch, self.name, results, seconds, reconnects, notices)

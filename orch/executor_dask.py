@@ -25,11 +25,13 @@ import math
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
 from traces import ArtifactStore, TraceError
+from traces.notices import collecting
 from traces.open import open_store
 
 from . import __version__
@@ -49,6 +51,7 @@ from .executor import (
 from .pipeline import Pipeline
 
 __all__ = [
+    "ChunkResult",
     "DaskExecutor",
     "default_chunk_size",
     "probe_worker",
@@ -112,22 +115,33 @@ async def probe_worker(header: BatchHeader) -> str | None:
     return None
 
 
-async def run_chunk(
-    header: BatchHeader, items: Sequence[BatchItem], parallel: int
-) -> list[ItemResult]:
+@dataclass(frozen=True)
+class ChunkResult:
+    """What a chunk task returns: its items' results, and the notices logged while it ran
+    (each naming this worker process), for the client's summary."""
+
+    items: list[ItemResult]
+    notices: list[str]
+
+
+async def run_chunk(header: BatchHeader, items: Sequence[BatchItem], parallel: int) -> ChunkResult:
     """The task a worker runs: ``items`` of one batch, ``parallel`` at a time on its loop."""
-    try:
-        pipeline = _worker_pipeline(header)
-        store = _worker_store(header.store)
-        services = load_batch_services(header)
-    except (OrchError, TraceError) as exc:
-        # Wrong code or an unusable store is the same on a retry: reported for each item
-        # rather than raised (Dask would retry a raised error on every worker in turn).
-        return [ItemResult.failure(item, f"{type(exc).__name__}: {exc}") for item in items]
-    try:
-        return await run_items(pipeline, store, services, header, items, parallel)
-    finally:
-        await close_services(services)
+    with collecting() as notices:
+        try:
+            pipeline = _worker_pipeline(header)
+            store = _worker_store(header.store)
+            services = load_batch_services(header)
+        except (OrchError, TraceError) as exc:
+            # Wrong code or an unusable store is the same on a retry: reported for each item
+            # rather than raised (Dask would retry a raised error on every worker in turn).
+            why = f"{type(exc).__name__}: {exc}"
+            return ChunkResult([ItemResult.failure(item, why) for item in items], [])
+        try:
+            results = await run_items(pipeline, store, services, header, items, parallel)
+        finally:
+            await close_services(services)
+    where = process_label()
+    return ChunkResult(results, [f"{where}: {n}" for n in notices])
 
 
 def worker_store_reconnects(location: str) -> int | None:
@@ -208,11 +222,11 @@ class DaskExecutor(Executor):
                 "('dask scheduler') or correct --scheduler"
             ) from None
         try:
-            results, reconnects = await self._run(dd, client, batch, progress)
+            results, reconnects, notices = await self._run(dd, client, batch, progress)
         finally:
             await client.close()
         seconds = time.perf_counter() - started
-        return BatchResult.of(batch, self.name, results, seconds, reconnects)
+        return BatchResult.of(batch, self.name, results, seconds, reconnects, notices)
 
     async def _store_reconnects(self, client: Any, location: str) -> dict[str, int] | None:
         """Each worker's reconnect count, or None when they cannot be asked: a number for the
@@ -254,7 +268,7 @@ class DaskExecutor(Executor):
 
     async def _run(
         self, dd: Any, client: Any, batch: BatchSpec, progress: Progress | None
-    ) -> tuple[list[ItemResult], int | None]:
+    ) -> tuple[list[ItemResult], int | None, list[str]]:
         header = batch.header()
         threads = await self._check_workers(client, header)
         before = await self._store_reconnects(client, header.store)
@@ -269,11 +283,14 @@ class DaskExecutor(Executor):
         ]
         chunk_of = {future.key: chunk for future, chunk in zip(futures, chunks, strict=True)}
         results: list[ItemResult] = []
+        notices: list[tuple[int, list[str]]] = []
         done = 0
         async for future in dd.as_completed(futures):
             chunk = chunk_of[future.key]
             try:
-                got: list[ItemResult] = await future
+                answer: ChunkResult = await future
+                got = answer.items
+                notices.append((chunk[0].index, answer.notices))
             except Exception as exc:
                 # Raised on every try, or its workers kept dying: these inputs have no run
                 # (the rest of the batch still reports).
@@ -291,6 +308,8 @@ class DaskExecutor(Executor):
         # Counted by the workers alive now: a worker lost mid-batch took its count with it
         # (and one restarted at the same address counts from 0 again).
         after = await self._store_reconnects(client, header.store)
+        # In input order of the chunks (they finish in any order).
+        ordered = [n for _, chunk_notices in sorted(notices) for n in chunk_notices]
         if before is None or not after:
-            return results, None
-        return results, sum(max(0, n - before.get(a, 0)) for a, n in after.items())
+            return results, None, ordered
+        return results, sum(max(0, n - before.get(a, 0)) for a, n in after.items()), ordered

@@ -18,7 +18,9 @@ compare-and-swap in the shared store), renews it while it works and releases it 
   (this one was paused longer than the lease time): the work is cancelled, and the input is
   reported as an error here, since the new holder is finishing it.
 * **Releasing**: swapping the holder's document for nothing, when the work ends however it
-  ends; a waiter then takes it at once and finds the finished run.
+  ends; a waiter then takes it at once and finds the finished run. When the store fails just
+  then, the process remembers the lease it left, and takes it back at once next time; other
+  processes wait it out.
 
 A lease is coordination only: its documents are never part of a record or a hash. With a
 store that keeps no claims (``supports_claims`` False, a third-party backend say) work goes on
@@ -41,6 +43,7 @@ import anyio
 import orjson
 
 from traces import ArtifactStore
+from traces.notices import notice
 
 from .errors import LeaseLostError
 
@@ -51,6 +54,10 @@ DEFAULT_LEASE_SECONDS = 30.0
 
 log = logging.getLogger(__name__)
 _WARNED: set[str] = set()
+# Leases this process finished with but could not release (the store failed): (store
+# location, name) -> the document left in the claim. This process may take such a claim back
+# at once, rather than wait out a lease that it knows is nobody's.
+_ABANDONED: dict[tuple[str, str], bytes] = {}
 
 
 def _holder() -> str:
@@ -101,8 +108,10 @@ class Lease:
         try:
             self.store.swap_claim(self.name, self.document, None)
         except Exception as exc:
-            log.warning(
-                "could not release the lease on %s (%s: %s); the next process to take it "
+            _ABANDONED[(self.store.location, self.name)] = self.document
+            notice(
+                log,
+                "could not release the lease on %s (%s: %s); another process that takes it "
                 "waits %.0fs first",
                 self.name,
                 type(exc).__name__,
@@ -135,12 +144,18 @@ async def take(
             if store.swap_claim(name, None, mine):
                 return Lease(store, name, holder, seconds, mine)
             continue  # another took it between the read and the swap: look again
+        if _ABANDONED.get((store.location, name)) == current:
+            if store.swap_claim(name, current, mine):  # this process's own, finished with
+                del _ABANDONED[(store.location, name)]
+                return Lease(store, name, holder, seconds, mine)
+            continue
         if current != seen:
             seen, seen_since = current, time.monotonic()
         other, their_seconds = _holder_of(current)
         if time.monotonic() - seen_since >= their_seconds:
             if store.swap_claim(name, current, mine):
-                log.warning(
+                notice(
+                    log,
                     "took over the lease on %s from %s, which had not renewed it for %.0fs",
                     name,
                     other,

@@ -57,6 +57,7 @@ from tenacity import (
 
 from .canonical import digest
 from .errors import StoreError, StoreLocationError
+from .notices import notice
 from .store import ArtifactStore, check_run_id
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresStore", "mask_dsn"]
@@ -288,7 +289,8 @@ class PostgresStore(ArtifactStore):
 
             def warn(state: RetryCallState) -> None:
                 exc = state.outcome.exception() if state.outcome else None
-                log.warning(
+                notice(
+                    log,
                     "PostgreSQL store %s: %s failed (attempt %d of %d): %s; retrying",
                     self.location,
                     what,

@@ -133,6 +133,7 @@ async def evaluate_batch(
         resumed=sum(1 for r in result.items if r.from_store),
         retried=len(result.retried),
         batch_id=batch.batch_id,
+        notices=list(result.notices),
     )
 
 

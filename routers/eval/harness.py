@@ -125,6 +125,9 @@ class EvalReport:
     """Through an executor: tasks whose run was interrupted (a worker killed) and resumed."""
     batch_id: str | None = None
     """Through an executor: the batch that holds the runs (``BATCH-INDEX``)."""
+    notices: list[str] = field(default_factory=list)
+    """Through an executor: warnings from the processes that ran the tasks (a store's
+    retries, leases taken over from a dead worker)."""
 
     @property
     def tasks(self) -> int:

@@ -41,6 +41,7 @@ def test_batch_runs_every_line_and_a_rerun_finds_them(inputs: Path, tmp_path: Pa
         "from_store": 0,
         "failed_runs": [],
         "store_reconnects": None,
+        "notices": [],
         "seconds": 0,
     }
     assert report["lines"] == [1, 2, 4, 5, 6]

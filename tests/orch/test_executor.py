@@ -231,14 +231,14 @@ async def test_workers_refuse_other_pipeline_code(tmp_path: Path) -> None:
     with pytest.raises(ExecutorError, match=r"spec hash .* fix: deploy the same pipeline code"):
         await LocalExecutor().run_batch(stale)
     # The Dask worker's task and probe (called here, in-process) say the same, per item.
-    results = await run_chunk(stale.header(), list(stale.items), 2)
+    results = (await run_chunk(stale.header(), list(stale.items), 2)).items
     assert [r.status for r in results] == ["error", "error"]
     assert all(r.error is not None and "deploy the same" in r.error for r in results)
     problem = await probe_worker(stale.header())
     assert problem is not None and "spec hash" in problem
     assert await probe_worker(spec.header()) is None
     ok = await run_chunk(spec.header(), list(spec.items), 2)
-    assert [r.status for r in ok] == ["ok", "ok"]
+    assert [r.status for r in ok.items] == ["ok", "ok"] and ok.notices == []
 
 
 class _StoreThatGoesAway(MemoryStore):

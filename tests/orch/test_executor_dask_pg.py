@@ -115,6 +115,11 @@ async def test_worker_connections_cut_mid_batch_are_retried_and_counted(
     assert reconnects is not None and reconnects >= 1, result.summary()
     logs = cluster.worker_log(0) + cluster.worker_log(1)
     assert logs.count("; retrying") >= reconnects, "a worker's retry was not logged"
+    # ... and the retries come back to the client, each naming the worker process.
+    retries = [n for n in result.notices if "; retrying" in n]
+    assert len(retries) >= reconnects, result.notices
+    assert all(n.startswith("on ") and "(pid " in n for n in retries)
+    assert result.summary()["notices"] == list(result.notices)
     store = open_store(spec.store)
     try:
         assert_runs_verify(store, [r.run_id for r in result.items])

@@ -166,3 +166,22 @@ def test_the_same_batch_submitted_again_while_it_runs_makes_no_run_twice(
         assert all(st.read_claim(r["run_id"]) is None for r in a)
     reached = {p.name: p.read_text().split() for p in calls.iterdir()}
     assert len(reached) == 48 and all(len(pids) == 1 for pids in reached.values())
+
+
+async def test_a_lease_left_by_a_failed_release_is_taken_back_at_once() -> None:
+    class Flaky(MemoryStore):
+        fail = False
+
+        def swap_claim(self, name: str, expected: bytes | None, new: bytes | None) -> bool:
+            if self.fail:
+                raise OSError("store unreachable")
+            return super().swap_claim(name, expected, new)
+
+    store = Flaky()
+    async with holding(store, "in-1", seconds=60):
+        store.fail = True  # the release fails: the claim stays, but this process knows it
+    store.fail = False
+    assert store.read_claim("in-1") is not None
+    with anyio.fail_after(30):  # a hang guard: a stale lease would take 60 s
+        lease = await take(store, "in-1", seconds=60)
+    assert lease is not None and lease.took_over is None
