@@ -1,11 +1,14 @@
 """The Dask executor: a batch's runs placed on the workers of a Dask distributed cluster.
 
 Dask only places work. The unit it places is a *chunk*: a contiguous slice of the batch's
-inputs, submitted as one task (``pure=False``, with ``retries``). The task is a coroutine
-function, so the worker runs it on its own event loop, where :func:`orch.executor.run_items`
-keeps ``parallel`` runs of the chunk in flight at once: async agents overlap on a worker, no
-thread is blocked per run. (A running task, coroutine or not, takes one of the worker's
-``nthreads`` slots, which is why a task is a chunk and not a single run.)
+inputs, submitted as one task (``pure=False``, with ``retries``). The worker runs the task in
+one of its ``nthreads`` threads, on an event loop of the chunk's own
+(:func:`run_chunk_in_thread`), where :func:`orch.executor.run_items` keeps ``parallel`` runs
+of the chunk in flight at once: async agents overlap on a worker, no thread is blocked per
+run, and the worker's own event loop (heartbeats, transfers) is never held up by the runs'
+synchronous store calls. (A running task takes one of the worker's slots, which is why a task
+is a chunk and not a single run.) Each chunk gathers the notices logged while it ran
+(:mod:`traces.notices`) and returns them with its results.
 
 Each worker process opens the shared store once and imports the pipeline once (cached by
 target and spec hash), and refuses to run a batch whose spec hash differs from the client's.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import importlib
 import math
 import re
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,16 +60,19 @@ __all__ = [
     "default_chunk_size",
     "probe_worker",
     "run_chunk",
+    "run_chunk_in_thread",
     "worker_store_reconnects",
 ]
 
 _ADDRESS_RE = re.compile(r"^[a-z][a-z0-9+.-]*://[^\s/]+:\d+$")
 _INSTALL = "pip install 'orch[dask]' (or: pip install 'dask[distributed]')"
 
-# Per worker process: one open store per location, one pipeline per (target, spec hash).
-# Tasks are coroutines on the worker's single event loop, so no lock is needed.
+# Per worker process: one open store per location, one pipeline per (target, spec hash),
+# shared by the chunks that run at once in the worker's threads (the stores serialise their
+# own calls); the lock makes each be opened or imported once.
 _STORES: dict[str, ArtifactStore] = {}
 _PIPELINES: dict[tuple[str, str], Pipeline] = {}
+_CACHE_LOCK = threading.Lock()
 
 
 def _distributed() -> Any:
@@ -80,17 +87,19 @@ def _distributed() -> Any:
 
 def _worker_pipeline(header: BatchHeader) -> Pipeline:
     key = (header.pipeline, header.spec_hash)
-    pipeline = _PIPELINES.get(key)
-    if pipeline is None:
-        pipeline = _PIPELINES[key] = load_batch_pipeline(header)
-    return pipeline
+    with _CACHE_LOCK:
+        pipeline = _PIPELINES.get(key)
+        if pipeline is None:
+            pipeline = _PIPELINES[key] = load_batch_pipeline(header)
+        return pipeline
 
 
 def _worker_store(location: str) -> ArtifactStore:
-    store = _STORES.get(location)
-    if store is None:
-        store = _STORES[location] = open_store(location)
-    return store
+    with _CACHE_LOCK:
+        store = _STORES.get(location)
+        if store is None:
+            store = _STORES[location] = open_store(location)
+        return store
 
 
 async def probe_worker(header: BatchHeader) -> str | None:
@@ -142,6 +151,16 @@ async def run_chunk(header: BatchHeader, items: Sequence[BatchItem], parallel: i
             await close_services(services)
     where = process_label()
     return ChunkResult(results, [f"{where}: {n}" for n in notices])
+
+
+def run_chunk_in_thread(
+    header: BatchHeader, items: Sequence[BatchItem], parallel: int
+) -> ChunkResult:
+    """:func:`run_chunk` on an event loop of its own, in the worker thread Dask runs the task
+    in: the chunk's runs overlap on that loop, while the worker's own loop (heartbeats, data
+    transfers) is never held up by the runs' synchronous store calls (a PostgreSQL store
+    retrying for seconds, say) or by their CPU work beyond the GIL's share."""
+    return anyio.run(run_chunk, header, items, parallel)
 
 
 def worker_store_reconnects(location: str) -> int | None:
@@ -277,7 +296,12 @@ class DaskExecutor(Executor):
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
         futures = [
             client.submit(
-                run_chunk, header, list(chunk), self.parallel, pure=False, retries=self.retries
+                run_chunk_in_thread,
+                header,
+                list(chunk),
+                self.parallel,
+                pure=False,
+                retries=self.retries,
             )
             for chunk in chunks
         ]

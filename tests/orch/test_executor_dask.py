@@ -8,10 +8,12 @@ missing package fails the run instead. The same scenarios on a PostgreSQL store 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import dask_cluster
 import pytest
 from batch_checks import (
@@ -68,6 +70,63 @@ async def test_a_worker_refuses_a_batch_it_cannot_run(cluster: Any, tmp_path: Pa
         ExecutorError, match=r"2 of 2 Dask workers cannot run this batch.*spec hash"
     ):
         await DaskExecutor(cluster.address).run_batch(stale)
+
+
+BLOCKING = """
+import time
+from pathlib import Path
+from pydantic import BaseModel
+from orch import Context, PipelineBuilder, agent
+
+class Q(BaseModel):
+    question: str
+
+@agent
+async def hold(x: Q, ctx: Context) -> Q:
+    # Blocks its thread without awaiting, as a store retrying a lost connection does.
+    Path(STARTED).touch()
+    while not Path(GATE).exists():
+        time.sleep(0.02)
+    return x
+
+p = PipelineBuilder("blocking")
+p.output("out", p.node("hold", hold, question=p.input("question", str)))
+pipeline = p.build()
+"""
+
+
+async def test_a_chunk_blocking_its_thread_leaves_the_worker_responsive(
+    cluster: Any, tmp_path: Path
+) -> None:
+    """A run that blocks synchronously holds up its chunk's loop only: the worker still
+    answers the client meanwhile (its own event loop is free), in the order checked here."""
+    from distributed import Client
+
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    source = f"STARTED = {str(started)!r}\nGATE = {str(gate)!r}\n" + BLOCKING
+    (tmp_path / "blocking.py").write_text(source)
+    spec = BatchSpec.create(
+        str(tmp_path / "blocking.py"), [{"question": "q"}], store=str(tmp_path / "store")
+    )
+    events: list[str] = []
+
+    async def batch() -> None:
+        result = await DaskExecutor(cluster.address, parallel=1).run_batch(spec)
+        assert result.ok, result.summary()
+        events.append("batch done")
+
+    async with Client(cluster.address, asynchronous=True) as client:
+        with anyio.fail_after(120):  # a guard against a hang, not a measurement
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(batch)
+                while not started.exists():  # noqa: ASYNC110 - set by another process
+                    await anyio.sleep(0.05)
+                # Every worker answers, the one blocked in the run's agent too.
+                with anyio.move_on_after(20):
+                    answers = await client.run(os.getpid)
+                    events.append(f"{len(answers)} workers answered")
+                gate.touch()
+    assert events == ["2 workers answered", "batch done"]
 
 
 async def test_a_worker_killed_mid_batch_loses_nothing_and_reissues_no_effect(
