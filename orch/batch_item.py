@@ -116,12 +116,15 @@ async def run_item(
     services: Mapping[str, Any],
     header: BatchHeader,
     item: BatchItem,
+    *,
+    wait: bool = True,
 ) -> ItemResult:
     """Return input ``item``'s finished run: found in the store, resumed from an interrupted
     attempt, or made now. Safe to call again for the same item, here or anywhere, at the same
     time too: the input's lease (:mod:`orch.lease`) lets one process at a time work on it,
-    and the others wait, then find its run."""
-    async with holding(store, item.run_id, header.lease_seconds):
+    and the others wait, then find its run. With ``wait=False``, raise
+    :class:`~orch.lease.LeaseHeld` instead of waiting for another process's lease."""
+    async with holding(store, item.run_id, header.lease_seconds, wait=wait):
         return await _run_item(pipeline, store, services, header, item)
 
 

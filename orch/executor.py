@@ -28,7 +28,7 @@ import importlib
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ from .batch_result import apply_in_order as apply_in_order
 from .batch_result import in_input_order as in_input_order
 from .errors import BatchInputError as BatchInputError
 from .errors import ExecutorError, OrchError, PipelineLoadError
+from .lease import LeaseHeld
 from .loader import import_file, load_pipeline, load_services
 from .pipeline import Pipeline
 
@@ -238,11 +239,11 @@ async def run_items(
         raise ExecutorError(f"parallel is {parallel}; fix: run 1 or more at once")
     results: list[ItemResult | None] = [None] * len(items)
     unexpected: list[tuple[int, Exception]] = []
-    queue = iter(enumerate(items))
     done = 0
     store_down: str | None = None
+    held: list[tuple[int, BatchItem]] = []
 
-    async def worker() -> None:
+    async def worker(queue: Iterator[tuple[int, BatchItem]], wait: bool) -> None:
         nonlocal done, store_down
         # Items are taken in input order; when each ends never reaches a record.
         for pos, item in queue:
@@ -250,7 +251,12 @@ async def run_items(
                 results[pos] = ItemResult.failure(item, store_down)
             else:
                 try:
-                    results[pos] = await run_item(pipeline, store, services, header, item)
+                    results[pos] = await run_item(
+                        pipeline, store, services, header, item, wait=wait
+                    )
+                except LeaseHeld:
+                    held.append((pos, item))  # another process has it: come back at the end
+                    continue
                 except Exception as exc:
                     error = _item_error(exc)
                     if error is None:
@@ -268,9 +274,13 @@ async def run_items(
             if progress is not None:
                 progress(done, total or len(items))
 
-    async with anyio.create_task_group() as tg:
-        for _ in range(min(parallel, len(items))):
-            tg.start_soon(worker)
+    # First every input nobody else holds; then those another process held (the same batch
+    # submitted twice, a worker presumed dead), waiting for each: finished there, or taken
+    # over once its holder's lease goes stale.
+    for queue, wait in ((iter(enumerate(items)), False), (iter(held), True)):
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(parallel, len(items))):
+                tg.start_soon(worker, queue, wait)
     if unexpected:
         raise min(unexpected, key=lambda t: t[0])[1]
     return [r for r in results if r is not None]

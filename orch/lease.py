@@ -9,10 +9,12 @@ store's claim named after the input (:meth:`~traces.ArtifactStore.swap_claim`, a
 compare-and-swap in the shared store), renews it while it works and releases it when done.
 
 * **Taking** a lease: when nobody holds the claim, swap it from nothing to this holder's
-  document. When another holds it, wait: a released claim is taken at once; a claim whose
-  document has not changed for the holder's lease time, as *this* process's monotonic clock
-  measures it, is stale (its holder died) and is taken over by swapping from that document.
-  No wall clock is compared between machines, so clock skew cannot expire a live lease.
+  document. When another holds it, a batch first goes on with its other inputs
+  (``wait=False``), then comes back to this one and waits: a released claim is taken at
+  once; a claim whose document has not changed for the holder's lease time, as *this*
+  process's monotonic clock measures it, is stale (its holder died) and is taken over by
+  swapping from that document. No wall clock is compared between machines, so clock skew
+  cannot expire a live lease.
 * **Renewing**: the holder swaps its document for a new one (the next sequence number) every
   third of the lease time. A renewal that fails means another process took the lease over
   (this one was paused longer than the lease time): the work is cancelled, and the input is
@@ -47,7 +49,7 @@ from traces.notices import notice
 
 from .errors import LeaseLostError
 
-__all__ = ["DEFAULT_LEASE_SECONDS", "Lease", "LeaseLostError", "holding", "take"]
+__all__ = ["DEFAULT_LEASE_SECONDS", "Lease", "LeaseHeld", "LeaseLostError", "holding", "take"]
 
 DEFAULT_LEASE_SECONDS = 30.0
 """How long a holder may go without renewing before others take its lease over."""
@@ -120,10 +122,16 @@ class Lease:
             )
 
 
+class LeaseHeld(Exception):
+    """Raised by :func:`take` with ``wait=False`` when another process holds the lease."""
+
+
 async def take(
-    store: ArtifactStore, name: str, seconds: float = DEFAULT_LEASE_SECONDS
+    store: ArtifactStore, name: str, seconds: float = DEFAULT_LEASE_SECONDS, *, wait: bool = True
 ) -> Lease | None:
-    """Wait for and take the lease on ``name``; None when ``store`` keeps no claims."""
+    """Wait for and take the lease on ``name``; None when ``store`` keeps no claims. With
+    ``wait=False``, raise :class:`LeaseHeld` instead of waiting when another holds it (a
+    stale holder is only recognised by waiting)."""
     if not store.supports_claims:
         if store.location not in _WARNED:
             _WARNED.add(store.location)
@@ -149,6 +157,8 @@ async def take(
                 del _ABANDONED[(store.location, name)]
                 return Lease(store, name, holder, seconds, mine)
             continue
+        if not wait:
+            raise LeaseHeld(name)
         if current != seen:
             seen, seen_since = current, time.monotonic()
         other, their_seconds = _holder_of(current)
@@ -168,13 +178,14 @@ async def take(
 
 @asynccontextmanager
 async def holding(
-    store: ArtifactStore, name: str, seconds: float = DEFAULT_LEASE_SECONDS
+    store: ArtifactStore, name: str, seconds: float = DEFAULT_LEASE_SECONDS, *, wait: bool = True
 ) -> AsyncIterator[Lease | None]:
-    """Take the lease on ``name``, keep it renewed while the body runs, release it after.
+    """Take the lease on ``name`` (see :func:`take` for ``wait``), keep it renewed while the
+    body runs, release it after.
 
     When a renewal finds the lease taken over, the body is cancelled and
     :class:`LeaseLostError` raised."""
-    lease = await take(store, name, seconds)
+    lease = await take(store, name, seconds, wait=wait)
     if lease is None:
         yield None
         return

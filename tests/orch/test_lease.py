@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -14,8 +15,9 @@ import orjson
 import pytest
 from batch_checks import BATCH, questions
 
+from orch import BatchSpec
 from orch.lease import LeaseLostError, holding, take
-from traces import MemoryStore, verify_run
+from traces import MemoryStore, RunHead, verify_run
 from traces.open import open_store
 
 ROOT = Path(__file__).parents[2]
@@ -113,15 +115,21 @@ async def test_a_store_without_claims_runs_without_leases_and_warns_once(
     assert caplog.text.count("keeps no claims") == 1
 
 
+def _finished(store: str) -> set[str]:
+    with open_store(store) as st:
+        heads = [st.read_run_head(r) for r in st.run_ids()]
+    return {h.run_id for raw in heads if raw and (h := RunHead.model_validate_json(raw)).root_hash}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", "directory"])
-def test_the_same_batch_submitted_again_while_it_runs_makes_no_run_twice(
+def test_the_same_batch_submitted_again_while_it_runs_shares_it_and_runs_nothing_twice(
     kind: str, tmp_path: Path
 ) -> None:
-    """A second ``orch batch`` of the same batch and store while the first holds runs half
-    done: it waits for the inputs the first holds instead of taking their unfinished runs for
-    interrupted ones, so every input has exactly one run, each effect reached the model once,
-    and both report the same root hashes."""
+    """A second ``orch batch`` of the same batch and store while the first holds eight runs
+    half done: it runs the inputs nobody holds, then waits for the first's eight instead of
+    taking their unfinished runs for interrupted ones. Every input has exactly one run, made
+    by one of the two; each effect reached the model once; both report the same root hashes."""
     inputs = tmp_path / "inputs.jsonl"
     inputs.write_text("".join(orjson.dumps(q).decode() + "\n" for q in questions(24)))
     store = f"sqlite:///{tmp_path / 'runs.db'}" if kind == "sqlite" else str(tmp_path / "runs")
@@ -141,13 +149,18 @@ def test_the_same_batch_submitted_again_while_it_runs_makes_no_run_twice(
             argv, env={**env, **extra}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
 
+    def wait_for(what: str, done: Callable[[], bool]) -> None:
+        # Polled: the state is in other processes' files. A guard, not a measurement.
+        deadline = time.monotonic() + 120
+        while not done():
+            assert first.poll() is None and time.monotonic() < deadline, what
+            time.sleep(0.05)
+
     first = start({"ORCH_BATCH_GATE": str(gate)})  # its judge calls wait for the gate
-    deadline = time.monotonic() + 60
-    while len(list(calls.iterdir())) < 8:  # its first 8 runs asked their model, then wait
-        assert first.poll() is None and time.monotonic() < deadline, "the first never started"
-        time.sleep(0.05)
+    wait_for("the first never started", lambda: len(list(calls.iterdir())) >= 8)
     second = start({})
-    time.sleep(2.0)  # the second is up and waiting on the first's 8 leases
+    rest = {f"{batch_id_of(inputs)}-{i:05d}" for i in range(8, 24)}
+    wait_for("the second did not run the other inputs", lambda: rest <= _finished(store))
     assert second.poll() is None, "the second did not wait for the inputs the first holds"
     gate.touch()
     outs = []
@@ -158,14 +171,21 @@ def test_the_same_batch_submitted_again_while_it_runs_makes_no_run_twice(
     a, b = (o["runs"] for o in outs)
     assert [r["root_hash"] for r in a] == [r["root_hash"] for r in b]
     assert all(r["attempts"] == 1 for r in a + b)  # nothing was taken for interrupted
-    assert not any(r["from_store"] for r in a)
-    assert all(r["from_store"] for r in b[:8])  # waited for, then found finished
+    # The first made the eight it held; the second the sixteen nobody held, and it found the
+    # first's eight finished (after waiting for them); the first found the second's.
+    assert [not r["from_store"] for r in a] == [True] * 8 + [False] * 16
+    assert [not r["from_store"] for r in b] == [False] * 8 + [True] * 16
     with open_store(store) as st:
         assert st.run_ids() == sorted(r["run_id"] for r in a)  # one run per input, no .r2
         assert all(verify_run(st, r["run_id"]).ok for r in a)
         assert all(st.read_claim(r["run_id"]) is None for r in a)
     reached = {p.name: p.read_text().split() for p in calls.iterdir()}
     assert len(reached) == 48 and all(len(pids) == 1 for pids in reached.values())
+
+
+def batch_id_of(inputs: Path) -> str:
+    lines = [orjson.loads(line) for line in inputs.read_text().splitlines()]
+    return BatchSpec.create(BATCH, lines, store="memory:").batch_id
 
 
 async def test_a_lease_left_by_a_failed_release_is_taken_back_at_once() -> None:
