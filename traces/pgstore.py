@@ -58,7 +58,7 @@ from tenacity import (
 from .canonical import digest
 from .errors import StoreError, StoreLocationError
 from .notices import notice
-from .store import ArtifactStore, check_run_id
+from .store import ArtifactStore, check_run_id, claim_change
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresStore", "mask_dsn"]
 
@@ -135,9 +135,12 @@ _SQL = {
     "read_head": "SELECT data FROM {s}.run_heads WHERE run_id = %s",
     "runs": "SELECT run_id FROM {s}.run_heads",
     "read_claim": "SELECT data FROM {s}.claims WHERE name = %s",
-    "claim": "INSERT INTO {s}.claims (name, data) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
-    "swap_claim": "UPDATE {s}.claims SET data = %s WHERE name = %s AND data = %s",
-    "release_claim": "DELETE FROM {s}.claims WHERE name = %s AND data = %s",
+    # A swap is one conditional statement (see traces.store.claim_change).
+    "claim_take": (
+        "INSERT INTO {s}.claims (name, data) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING"
+    ),
+    "claim_release": "DELETE FROM {s}.claims WHERE name = %s AND data = %s",
+    "claim_replace": "UPDATE {s}.claims SET data = %s WHERE name = %s AND data = %s",
     "tamper": "UPDATE {s}.artifacts SET data = %s WHERE key = %s",
     "tamper_event": "UPDATE {s}.events SET line = %s WHERE run_id = %s AND seq = %s",
 }
@@ -441,16 +444,11 @@ class PostgresStore(ArtifactStore):
         return None if row is None else bytes(row[0])
 
     def swap_claim(self, name: str, expected: bytes | None, new: bytes | None) -> bool:
-        check_run_id(name)
-        if expected is None and new is None:
+        change = claim_change(name, expected, new)
+        if change is None:
             return self.read_claim(name) is None
-        args: tuple[object, ...]
-        if expected is None:
-            sql, args = self._sql["claim"], (name, new)
-        elif new is None:
-            sql, args = self._sql["release_claim"], (name, expected)
-        else:
-            sql, args = self._sql["swap_claim"], (new, name, expected)
+        op, args = change
+        sql = self._sql[f"claim_{op}"]
         sent = False
 
         def swap(conn: _Conn) -> bool:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import StoreLocationError
-from .store import ArtifactStore, check_run_id
+from .store import ArtifactStore, check_run_id, claim_change
 
 __all__ = ["SQLiteStore"]
 
@@ -29,6 +29,13 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS run_heads (run_id TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS claims (name TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
 """
+
+# Each swap is one conditional statement, so one transaction (see claim_change).
+_CLAIM_SQL = {
+    "take": "INSERT OR IGNORE INTO claims (name, data) VALUES (?, ?)",
+    "release": "DELETE FROM claims WHERE name = ? AND data = ?",
+    "replace": "UPDATE claims SET data = ? WHERE name = ? AND data = ?",
+}
 
 
 class SQLiteStore(ArtifactStore):
@@ -132,7 +139,7 @@ class SQLiteStore(ArtifactStore):
             rows = self._db.execute("SELECT run_id FROM run_heads ORDER BY run_id").fetchall()
         return [r[0] for r in rows]
 
-    # -- claims: each swap one conditional statement, so one transaction -------------------
+    # -- claims ----------------------------------------------------------------------------
 
     supports_claims = True
 
@@ -143,19 +150,12 @@ class SQLiteStore(ArtifactStore):
         return None if row is None else bytes(row[0])
 
     def swap_claim(self, name: str, expected: bytes | None, new: bytes | None) -> bool:
-        check_run_id(name)
-        if expected is None and new is None:
+        change = claim_change(name, expected, new)
+        if change is None:
             return self.read_claim(name) is None
-        args: tuple[object, ...]
-        if expected is None:
-            sql, args = "INSERT OR IGNORE INTO claims (name, data) VALUES (?, ?)", (name, new)
-        elif new is None:
-            sql, args = "DELETE FROM claims WHERE name = ? AND data = ?", (name, expected)
-        else:
-            sql = "UPDATE claims SET data = ? WHERE name = ? AND data = ?"
-            args = (new, name, expected)
+        op, args = change
         with self._lock:
-            return self._db.execute(sql, args).rowcount == 1
+            return self._db.execute(_CLAIM_SQL[op], args).rowcount == 1
 
     def close(self) -> None:
         with self._lock:

@@ -32,7 +32,7 @@ import orjson
 from .canonical import HASH_PREFIX, canonical_bytes, check_key, digest
 from .errors import ArtifactNotFoundError, IntegrityError, InvalidRunIdError, RunNotFoundError
 
-__all__ = ["ArtifactStore", "MemoryStore", "check_run_id"]
+__all__ = ["ArtifactStore", "MemoryStore", "check_run_id", "claim_change"]
 
 # Run ids become directory names and row keys: no separators, no leading dot, bounded length.
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -43,6 +43,21 @@ def check_run_id(run_id: object) -> str:
     if not isinstance(run_id, str) or _RUN_ID_RE.match(run_id) is None:
         raise InvalidRunIdError(run_id)
     return run_id
+
+
+def claim_change(
+    name: str, expected: bytes | None, new: bytes | None
+) -> tuple[str, tuple[str | bytes, ...]] | None:
+    """Which conditional write :meth:`ArtifactStore.swap_claim` is, for a backend that maps
+    each to one statement: ``("take", (name, new))`` (insert if absent), ``("release", (name,
+    expected))`` (delete if it holds ``expected``), ``("replace", (new, name, expected))``
+    (update if it holds ``expected``); None for nothing to nothing, which writes nothing."""
+    check_run_id(name)
+    if expected is None:
+        return None if new is None else ("take", (name, new))
+    if new is None:
+        return ("release", (name, expected))
+    return ("replace", (new, name, expected))
 
 
 class ArtifactStore(abc.ABC):
