@@ -100,12 +100,18 @@ def make(model: str = "cheap"):
 """
 
 
+@pytest.fixture
+def factory(tmp_path: Path) -> Path:
+    """A pipeline file whose ``make(model=...)`` a sweep calls."""
+    path = tmp_path / "factory.py"
+    path.write_text(SWEEP)
+    return path
+
+
 def test_a_sweep_is_one_configuration_per_value_with_their_aiq(
-    files: tuple[Path, Path], tmp_path: Path
+    files: tuple[Path, Path], tmp_path: Path, factory: Path
 ) -> None:
     data, _ = files
-    factory = tmp_path / "factory.py"
-    factory.write_text(SWEEP)
     argv = ["eval", str(data), "--pipeline", f"{factory}:make", "--sweep", "model=cheap,dear"]
     result = CliRunner().invoke(app, [*argv, "--json"])
     assert result.exit_code == 0, result.output
@@ -126,13 +132,11 @@ def test_a_sweep_is_one_configuration_per_value_with_their_aiq(
 
 
 def test_several_pipelines_and_a_saved_file_that_resumes(
-    files: tuple[Path, Path], tmp_path: Path
+    files: tuple[Path, Path], tmp_path: Path, factory: Path
 ) -> None:
     from routers.eval.evalfile import load
 
     data, pipe = files
-    factory = tmp_path / "factory.py"
-    factory.write_text(SWEEP)
     out = tmp_path / "ev.json"
     argv = ["eval", str(data), "--pipeline", str(pipe), "--pipeline", f"{factory}:make"]
     first = CliRunner().invoke(app, [*argv, "--save", str(out)])
@@ -159,11 +163,9 @@ def test_several_pipelines_and_a_saved_file_that_resumes(
     ],
 )
 def test_bad_sweeps_exit_2(
-    files: tuple[Path, Path], tmp_path: Path, extra: list[str], message: str
+    files: tuple[Path, Path], factory: Path, extra: list[str], message: str
 ) -> None:
     data, _ = files
-    factory = tmp_path / "factory.py"
-    factory.write_text(SWEEP)
     result = CliRunner().invoke(app, ["eval", str(data), "--pipeline", f"{factory}:make", *extra])
     assert result.exit_code == 2, result.output
     assert message in result.stderr
@@ -179,11 +181,9 @@ def test_a_sweep_over_a_built_pipeline_is_refused(files: tuple[Path, Path]) -> N
 
 
 def test_a_sweep_as_batches_finds_its_runs_on_a_rerun(
-    files: tuple[Path, Path], tmp_path: Path
+    files: tuple[Path, Path], tmp_path: Path, factory: Path
 ) -> None:
     data, _ = files
-    factory = tmp_path / "factory.py"
-    factory.write_text(SWEEP)
     argv = ["eval", str(data), "--pipeline", f"{factory}:make", "--sweep", "model=cheap,dear"]
     batch = [*argv, "--executor", "local", "--store", "runs", "--save", "ev.json"]
     inline = json.loads(CliRunner().invoke(app, [*argv, "--json"]).stdout)
