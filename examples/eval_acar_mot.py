@@ -27,17 +27,9 @@ from typing import Literal
 import anyio
 
 from routers.eval import Dataset, DataUnavailable, load_dataset
-from routers.eval.acar_table import (
-    ACARSetup,
-    Measured,
-    covering,
-    measure,
-    mot_per_call_costs,
-    pad_samples,
-    paper_table,
-    render,
-)
+from routers.eval.acar_table import ACARSetup, Measured, measure, paper_table, render
 from routers.eval.evalfile import EvalFile, PointRecord, References, config_of, save
+from routers.eval.mot_views import covering, mot_per_call_costs, pad_samples
 from routers.eval.reference import single_models
 from traces import ArtifactStore
 from traces.open import open_store
