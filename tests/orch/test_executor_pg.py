@@ -1,6 +1,7 @@
 """The local executor on a real PostgreSQL server: connections lost mid-batch are retried and
-reported, and a database that stops taking connections mid-batch fails the runs it hits with
-the store's error in the summary, then a resubmitted batch completes them.
+reported; a database that stops taking connections mid-batch fails the runs it hits with
+the store's error in the summary, then a resubmitted batch completes them; and a batch
+submitted twice at once is shared between the two by the leases in the store.
 
 The server is started for this module by :mod:`pg_server` (``tests/fixtures``). Without the
 binaries or psycopg these tests skip, unless ``ORCH_REQUIRE_POSTGRES=1`` (CI), when they fail.
@@ -13,10 +14,17 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import pytest
-from batch_checks import BATCH, assert_runs_verify, local_reference, questions
+from batch_checks import (
+    BATCH,
+    assert_runs_verify,
+    local_reference,
+    questions,
+    submit_twice_while_held,
+)
 from pg_server import postgres_server, store_url, terminate_backends
 
 from orch import BatchSpec, LocalExecutor
@@ -132,3 +140,11 @@ async def test_a_database_gone_mid_batch_fails_the_runs_it_hit_then_a_resubmit_c
     assert all(r.resumed_from == r.run_id.partition(".r")[0] for r in again.retried)
     local = await local_reference(spec)
     assert [r.root_hash for r in again.items] == [r.root_hash for r in local.items]
+
+
+def test_the_same_batch_submitted_again_while_it_runs_is_shared_on_postgres(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    # The scenario and its checks: batch_checks.submit_twice_while_held (and test_lease.py,
+    # on SQLite and a directory store).
+    submit_twice_while_held(store_url(pg_dsn, "twice"), tmp_path)

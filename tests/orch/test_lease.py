@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import orjson
 import pytest
-from batch_checks import BATCH, questions
+from batch_checks import submit_twice_while_held
 
-from orch import BatchSpec
 from orch.lease import LeaseLostError, holding, take
-from traces import MemoryStore, RunHead, verify_run
-from traces.open import open_store
+from traces import MemoryStore
 
 ROOT = Path(__file__).parents[2]
 
@@ -115,77 +108,14 @@ async def test_a_store_without_claims_runs_without_leases_and_warns_once(
     assert caplog.text.count("keeps no claims") == 1
 
 
-def _finished(store: str) -> set[str]:
-    with open_store(store) as st:
-        heads = [st.read_run_head(r) for r in st.run_ids()]
-    return {h.run_id for raw in heads if raw and (h := RunHead.model_validate_json(raw)).root_hash}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", "directory"])
 def test_the_same_batch_submitted_again_while_it_runs_shares_it_and_runs_nothing_twice(
     kind: str, tmp_path: Path
 ) -> None:
-    """A second ``orch batch`` of the same batch and store while the first holds eight runs
-    half done: it runs the inputs nobody holds, then waits for the first's eight instead of
-    taking their unfinished runs for interrupted ones. Every input has exactly one run, made
-    by one of the two; each effect reached the model once; both report the same root hashes."""
-    inputs = tmp_path / "inputs.jsonl"
-    inputs.write_text("".join(orjson.dumps(q).decode() + "\n" for q in questions(24)))
+    # On PostgreSQL: test_executor_pg.py.
     store = f"sqlite:///{tmp_path / 'runs.db'}" if kind == "sqlite" else str(tmp_path / "runs")
-    calls, gate = tmp_path / "calls", tmp_path / "gate"
-    calls.mkdir()
-    env = {
-        **os.environ,
-        "ORCH_BATCH_LATENCY_MS": "5,20",
-        "ORCH_BATCH_CALLS_DIR": str(calls),
-        "PYTHONPATH": str(ROOT),
-    }
-    argv = [sys.executable, "-c", "from orch.cli import main; main()", "batch", BATCH]
-    argv += ["--inputs", str(inputs), "--store", store, "--parallel", "8", "--json"]
-
-    def start(extra: dict[str, str]) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            argv, env={**env, **extra}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-
-    def wait_for(what: str, done: Callable[[], bool]) -> None:
-        # Polled: the state is in other processes' files. A guard, not a measurement.
-        deadline = time.monotonic() + 120
-        while not done():
-            assert first.poll() is None and time.monotonic() < deadline, what
-            time.sleep(0.05)
-
-    first = start({"ORCH_BATCH_GATE": str(gate)})  # its judge calls wait for the gate
-    wait_for("the first never started", lambda: len(list(calls.iterdir())) >= 8)
-    second = start({})
-    rest = {f"{batch_id_of(inputs)}-{i:05d}" for i in range(8, 24)}
-    wait_for("the second did not run the other inputs", lambda: rest <= _finished(store))
-    assert second.poll() is None, "the second did not wait for the inputs the first holds"
-    gate.touch()
-    outs = []
-    for proc in (first, second):
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err.decode()
-        outs.append(orjson.loads(out))
-    a, b = (o["runs"] for o in outs)
-    assert [r["root_hash"] for r in a] == [r["root_hash"] for r in b]
-    assert all(r["attempts"] == 1 for r in a + b)  # nothing was taken for interrupted
-    # The first made the eight it held; the second the sixteen nobody held, and it found the
-    # first's eight finished (after waiting for them); the first found the second's.
-    assert [not r["from_store"] for r in a] == [True] * 8 + [False] * 16
-    assert [not r["from_store"] for r in b] == [False] * 8 + [True] * 16
-    with open_store(store) as st:
-        assert st.run_ids() == sorted(r["run_id"] for r in a)  # one run per input, no .r2
-        assert all(verify_run(st, r["run_id"]).ok for r in a)
-        assert all(st.read_claim(r["run_id"]) is None for r in a)
-    reached = {p.name: p.read_text().split() for p in calls.iterdir()}
-    assert len(reached) == 48 and all(len(pids) == 1 for pids in reached.values())
-
-
-def batch_id_of(inputs: Path) -> str:
-    lines = [orjson.loads(line) for line in inputs.read_text().splitlines()]
-    return BatchSpec.create(BATCH, lines, store="memory:").batch_id
+    submit_twice_while_held(store, tmp_path)
 
 
 async def test_a_lease_left_by_a_failed_release_is_taken_back_at_once() -> None:
