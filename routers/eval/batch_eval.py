@@ -88,8 +88,8 @@ async def evaluate_batch(
     ``resumed`` counts tasks whose runs were already in the store, ``retried`` those whose
     run was interrupted (a worker killed) and resumed.
     """
-    sparams = eval_services.services_params(dataset, data)
-    ds, ds_digest, _ = eval_services.loaded(sparams["dataset"], sparams["data"])
+    sparams = eval_services.services_params(dataset, data, split, limit)
+    ds, ds_digest = eval_services.loaded(sparams["dataset"], sparams["data"])
     pipe = load_pipeline(pipeline, params)
     name = graded_output(pipe, output)
     tasks = eval_tasks(ds, split, limit)

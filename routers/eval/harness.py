@@ -50,6 +50,7 @@ __all__ = [
     "evaluate",
     "grade",
     "eval_tasks",
+    "evaluated_set",
     "grade_last_call",
     "graded",
     "graded_output",
@@ -317,6 +318,11 @@ def eval_tasks(dataset: Dataset, split: str, limit: int | None) -> list[Task]:
     return list(tasks)
 
 
+def evaluated_set(dataset: Dataset, tasks: list[Task]) -> RecordedSet:
+    """The recorded responses of ``tasks`` only, as the models of their runs serve them."""
+    return dataset.model_copy(update={"tasks": tasks}).to_recorded_set()
+
+
 def graded_output(pipeline: Pipeline, output: str | None) -> str:
     """The name of the output an evaluation grades (``output``, or the pipeline's only one),
     after checking the pipeline takes the task's ``question``; a ValueError with the fix."""
@@ -370,7 +376,9 @@ async def evaluate(
         raise ValueError(f"parallel must be >= 1, got {parallel}")
     name = graded_output(pipeline, output)
     tasks = eval_tasks(dataset, split, limit)
-    hub = recorded_hub(dataset)
+    # Served from the evaluated tasks only: a source can hold the same question in two
+    # splits with other recordings (RouterBench), and a prompt finds its item by its text.
+    hub = recorded_hub(dataset, evaluated_set(dataset, tasks))
     run_services = {"models": hub, **dict(services or {})}
     results: list[TaskResult | None] = [None] * len(tasks)
     limiter = anyio.CapacityLimiter(parallel)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from eval_batch_files import eval_dataset, eval_files
+from eval_batch_files import eval_dataset, eval_files, same_question_in_two_splits
 
 from orch import BatchSpec, ExecutorError, LocalExecutor
 from orch.loader import load_pipeline
@@ -100,3 +100,25 @@ def test_services_parameters_need_services_and_json(files: tuple[str, str]) -> N
         BatchSpec.create(router, inputs, store="memory:", services_params={"a": 1})
     with pytest.raises(ExecutorError, match="fix: give JSON values"):
         BatchSpec.create(router, inputs, store="memory:", params={"models": {1, 2}})
+
+
+async def test_workers_serve_the_evaluated_split_its_own_recordings(tmp_path: Path) -> None:
+    data = str(same_question_in_two_splits().save(tmp_path / "twice.json"))
+    router = tmp_path / "one.py"
+    router.write_text(ONE_MODEL)
+    store = str(tmp_path / "s")
+    test = await evaluate_batch(str(router), data, LocalExecutor(1), store=store, split="test")
+    train = await evaluate_batch(str(router), data, LocalExecutor(1), store=store, split="train")
+    assert (test.accuracy, test.results[0].answer) == (1.0, "A")
+    assert (train.accuracy, train.results[0].answer) == (0.0, "B")
+
+
+ONE_MODEL = """
+from orch import PipelineBuilder
+from routers import baselines
+
+p = PipelineBuilder("single-m")
+p.output("answer", p.node("r", baselines.single.with_config(model="m"),
+                          question=p.input("question", str)))
+pipeline = p.build()
+"""

@@ -4,6 +4,7 @@ run's own model calls, with the same figures as the data itself says."""
 from __future__ import annotations
 
 import pytest
+from eval_batch_files import same_question_in_two_splits
 from example_modules import dataset_or_skip
 
 from orch import PipelineBuilder
@@ -125,3 +126,12 @@ async def test_run_records_price_calls_at_the_datasets_prices() -> None:
     view = load_run_view(store, report.results[0].run_id)
     (effect,) = [e for s in view.steps.values() for e in s.effects]
     assert effect.cost_usd == pytest.approx(report.cost_usd)  # and in the run's own record
+
+
+async def test_a_split_is_served_its_own_recordings_of_a_question_in_two_splits() -> None:
+    router = pipe(baselines.single.with_config(model="m"))
+    ds = same_question_in_two_splits()
+    test = await evaluate(router, ds, MemoryStore(), split="test")
+    train = await evaluate(router, ds, MemoryStore(), split="train")
+    assert (test.accuracy, test.results[0].answer) == (1.0, "A")
+    assert (train.accuracy, train.results[0].answer) == (0.0, "B")
