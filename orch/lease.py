@@ -147,11 +147,12 @@ async def take(
     seen_since = 0.0
     poll = min(1.0, seconds / 6)
     while True:
+        # Swapped first, read only when held: an input nobody holds costs one round trip.
+        if store.swap_claim(name, None, mine):
+            return Lease(store, name, holder, seconds, mine)
         current = store.read_claim(name)
         if current is None:
-            if store.swap_claim(name, None, mine):
-                return Lease(store, name, holder, seconds, mine)
-            continue  # another took it between the read and the swap: look again
+            continue  # released between the swap and the read: try again
         if _ABANDONED.get((store.location, name)) == current:
             if store.swap_claim(name, current, mine):  # this process's own, finished with
                 del _ABANDONED[(store.location, name)]
