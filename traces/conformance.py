@@ -228,12 +228,7 @@ class StoreConformance:
                 except BaseException as exc:  # re-raised below on the main thread
                     errors.append(exc)
 
-            threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            assert not errors, errors
+            _on_threads(writer, 4, errors)
             assert len(list(store.keys())) == 40 + 4 * 40
             for n in range(4):
                 assert store.read_events(f"run-{n}") == [b'{"i":%d}' % i for i in range(40)]
@@ -284,17 +279,23 @@ class StoreConformance:
                 except BaseException as exc:  # re-raised below on the main thread
                     errors.append(exc)
 
-            threads = [threading.Thread(target=racer, args=(n,)) for n in range(6)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            assert not errors, errors
+            _on_threads(racer, 6, errors)
             assert sorted(i for i, _ in won) == list(range(20))
             for i, n in won:
                 assert store.read_claim(f"input-{i}") == b"racer %d" % n
 
         self._with_store(check)
+
+
+def _on_threads(target: Callable[[int], None], n: int, errors: list[BaseException]) -> None:
+    """Run ``target(0)`` ... ``target(n - 1)`` on threads at once; fail with what they caught
+    (each target appends its exceptions to ``errors``: a thread cannot raise to this one)."""
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
 
 
 def check_store(
