@@ -38,13 +38,12 @@ async def test_a_renewed_lease_is_kept_and_a_stale_one_taken_over(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = MemoryStore()
-    taken: list[float] = []
+    order: list[str] = []
 
     async def second() -> None:
-        started = anyio.current_time()
         lease = await take(store, "in-1", seconds=0.3)
-        assert lease is not None
-        taken.append(anyio.current_time() - started)
+        assert lease is not None and lease.took_over is None  # released, not taken over
+        order.append("second took it")
         lease.release()
 
     # A live holder renews every 0.1 s: a waiter does not take over while it lives, though
@@ -54,19 +53,18 @@ async def test_a_renewed_lease_is_kept_and_a_stale_one_taken_over(
         async def holder() -> None:
             async with holding(store, "in-1", seconds=0.3):
                 await anyio.sleep(1.2)
+                order.append("holder done")
 
         tg.start_soon(holder)
         await anyio.sleep(0.05)
         tg.start_soon(second)
-    assert taken and taken[0] >= 1.0
+    assert order == ["holder done", "second took it"]
     # A dead holder's claim (never renewed) is taken over after its lease time.
     dead = orjson.dumps({"holder": "host pid 1 dead", "seconds": 0.3, "seq": 0})
     assert store.swap_claim("in-2", None, dead)
     with caplog.at_level(logging.WARNING, logger="orch.lease"):
-        started = anyio.current_time()
         lease = await take(store, "in-2", seconds=5)
     assert lease is not None and lease.took_over == "host pid 1 dead"
-    assert anyio.current_time() - started >= 0.3
     assert "took over the lease on in-2 from host pid 1 dead" in caplog.text
     # An unreadable claim counts as stale at once.
     assert store.swap_claim("in-3", None, b"garbage")
@@ -132,6 +130,6 @@ async def test_a_lease_left_by_a_failed_release_is_taken_back_at_once() -> None:
         store.fail = True  # the release fails: the claim stays, but this process knows it
     store.fail = False
     assert store.read_claim("in-1") is not None
-    with anyio.fail_after(30):  # a hang guard: a stale lease would take 60 s
+    with anyio.fail_after(120):  # a guard against a hang, not a measurement
         lease = await take(store, "in-1", seconds=60)
-    assert lease is not None and lease.took_over is None
+    assert lease is not None and lease.took_over is None  # taken back, not waited out
