@@ -53,7 +53,7 @@ from .batch_result import in_input_order as in_input_order
 from .errors import BatchInputError as BatchInputError
 from .errors import ExecutorError, OrchError, PipelineLoadError
 from .lease import LeaseHeld
-from .loader import import_file, load_pipeline, load_services
+from .loader import import_file, load_pipeline, load_services, services_mapping
 from .pipeline import Pipeline
 
 __all__ = [
@@ -174,12 +174,7 @@ def load_batch_services(header: BatchHeader) -> dict[str, Any]:
             ) from None
     elif callable(obj):
         obj = obj()
-    if not isinstance(obj, Mapping):
-        raise PipelineLoadError(
-            f"{name!r} in {where!r} is a {type(obj).__name__}; fix: make it a dict of name -> "
-            "service, or a function returning one"
-        )
-    return dict(obj)
+    return services_mapping(obj, name, where)
 
 
 async def close_services(services: Mapping[str, Any]) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from .errors import PipelineLoadError, PipelineValidationError
 from .pipeline import Pipeline, PipelineBuilder
 
-__all__ = ["import_file", "load_pipeline", "load_services", "split_target"]
+__all__ = ["import_file", "load_pipeline", "load_services", "services_mapping", "split_target"]
 
 
 def split_target(target: str) -> tuple[Path, str]:
@@ -127,11 +127,15 @@ def load_services(target: str) -> dict[str, Any]:
     obj = getattr(module, "services", None)
     if obj is None:
         return {}
-    if callable(obj):
-        obj = obj()
+    return services_mapping(obj() if callable(obj) else obj, "services", str(path))
+
+
+def services_mapping(obj: object, name: str, where: str) -> dict[str, Any]:
+    """``obj`` (what ``name`` in ``where`` gave) as the services of a run: a mapping of name
+    -> service, or a :class:`~orch.errors.PipelineLoadError` with the fix."""
     if not isinstance(obj, Mapping):
         raise PipelineLoadError(
-            f"'services' in {str(path)!r} is a {type(obj).__name__}; fix: make it a dict of "
-            "name -> service, or a function returning one"
+            f"{name!r} in {where!r} is a {type(obj).__name__}; fix: make it a dict of name -> "
+            "service, or a function returning one"
         )
     return dict(obj)

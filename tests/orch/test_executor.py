@@ -392,3 +392,9 @@ async def test_services_by_module_name_and_with_parameters(tmp_path: Path) -> No
     )
     with pytest.raises(PipelineLoadError, match="is not a function, so it cannot take"):
         load_batch_services(not_a_function.header())
+    a_list = dataclasses.replace(by_name, services="batch_pipelines:MODELS")
+    with pytest.raises(PipelineLoadError, match="'MODELS' in 'batch_pipelines' is a list; fix"):
+        load_batch_services(a_list.header())
+    (tmp_path / "bad_services.py").write_text("services = ['not', 'a', 'mapping']\n")
+    with pytest.raises(PipelineLoadError, match=r"'services' in .*bad_services.py' is a list"):
+        load_services(str(tmp_path / "bad_services.py"))
