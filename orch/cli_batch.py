@@ -71,14 +71,15 @@ def read_inputs(path: str) -> tuple[list[dict[str, Any]], list[int]]:
 
 
 def make_executor(
-    executor: str, scheduler: str | None, parallel: int, chunk_size: int | None
-) -> Executor:
+    executor: str | None, scheduler: str | None, parallel: int, chunk_size: int | None
+) -> Executor | None:
     """The executor the ``--executor``, ``--scheduler``, ``--parallel`` and ``--chunk-size``
-    options name; a :class:`~orch.cli.CliError` with the fix for a combination that is not."""
+    options name (None for no ``--executor``, where a command may run without one); a
+    :class:`~orch.cli.CliError` with the fix for a combination that is not."""
     from .cli import CliError
     from .executor import LocalExecutor
 
-    if executor not in EXECUTORS:
+    if executor is not None and executor not in EXECUTORS:
         raise CliError(
             f"--executor {executor!r} is not one of {', '.join(EXECUTORS)}",
             "use --executor local, or --executor dask --scheduler tcp://HOST:PORT",
@@ -97,7 +98,7 @@ def make_executor(
             "--scheduler and --chunk-size are for --executor dask",
             "add --executor dask, or drop them to run here",
         )
-    return LocalExecutor(parallel)
+    return None if executor is None else LocalExecutor(parallel)
 
 
 def batch_command(
@@ -152,6 +153,7 @@ def batch_command(
         from .errors import BatchInputError
 
         runner = make_executor(executor, scheduler, parallel, chunk_size)
+        assert runner is not None  # --executor defaults to local here
         try:
             inputs, lines = read_inputs(inputs_file)
         except InputsFileError as exc:

@@ -151,25 +151,17 @@ def eval_command(
         from routers.eval.evalfile import save as save_file
         from routers.eval.harness import EvalReport, evaluate
 
+        from .cli_batch import make_executor
         from .loader import load_pipeline
 
         if split not in ("train", "val", "test", "all"):
             raise cli.CliError(f"--split {split!r} is not train, val, test or all")
-        runner = None
-        if executor is not None:
-            from .cli_batch import make_executor
-
-            if journal is not None:
-                raise cli.CliError(
-                    "--journal is for evaluations without --executor",
-                    "drop it: a batch's runs have fixed ids, so the same command finds them in "
-                    "the store and resumes the interrupted ones",
-                )
-            runner = make_executor(executor, scheduler, parallel, chunk_size)
-        elif scheduler is not None or chunk_size is not None:
+        runner = make_executor(executor, scheduler, parallel, chunk_size)
+        if runner is not None and journal is not None:
             raise cli.CliError(
-                "--scheduler and --chunk-size are for --executor dask",
-                "add --executor dask, or drop them to run here",
+                "--journal is for evaluations without --executor",
+                "drop it: a batch's runs have fixed ids, so the same command finds them in "
+                "the store and resumes the interrupted ones",
             )
         try:
             grid = parse_sweeps(sweep or [])
