@@ -23,10 +23,9 @@ from types import ModuleType
 
 import anyio
 import pytest
-from example_modules import load_example
+from example_modules import disagreeing_run, load_example
 from typer.testing import CliRunner
 
-import orch
 from orch import PipelineBuilder
 from orch.cli import app
 from routers import baselines
@@ -147,24 +146,14 @@ def run_report(
 ) -> tuple[Path, Path, str]:
     """(store dir, report file, run id) of a quickstart run whose models disagree."""
     root = tmp_path_factory.mktemp("run-report")
-    store = DirectoryStore(root / "store")
-    for item in quickstart.items():
-        result = orch.run(
-            quickstart.pipeline,
-            {"question": item["question"]},
-            store=store,
-            seed=7,
-            services=quickstart.services(),
-        )
-        if result.outputs["answer"].route == "judge":
-            break
+    run_id = disagreeing_run(quickstart, DirectoryStore(root / "store"))
     out = root / "run-report.html"
     done = CliRunner().invoke(
-        app, ["report", result.run_id[:20], "--store", str(root / "store"), "-o", str(out)]
+        app, ["report", run_id[:20], "--store", str(root / "store"), "-o", str(out)]
     )
     assert done.exit_code == 0, done.output
     assert done.stdout.strip() == str(out.resolve())
-    return root / "store", out, result.run_id
+    return root / "store", out, run_id
 
 
 def tiny() -> Dataset:

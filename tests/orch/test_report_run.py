@@ -10,7 +10,7 @@ from types import ModuleType
 
 import orjson
 import pytest
-from example_modules import load_example
+from example_modules import disagreeing_run, load_example
 from pydantic import BaseModel
 
 import orch
@@ -23,22 +23,6 @@ from traces.runview import load_run_view
 @pytest.fixture(scope="module")
 def quickstart() -> ModuleType:
     return load_example("quickstart", "quickstart_for_run_report")
-
-
-def disagreeing_run(quickstart: ModuleType, store: object) -> str:
-    """A quickstart run whose models disagree, so both the router and the judge decide."""
-    for item in quickstart.items():
-        result = orch.run(
-            quickstart.pipeline,
-            {"question": item["question"]},
-            store=store,
-            seed=7,
-            services=quickstart.services(),
-        )
-        assert result.ok, result.error
-        if result.outputs["answer"].route == "judge":
-            return result.run_id
-    raise AssertionError("no quickstart item makes the models disagree")
 
 
 @pytest.fixture
