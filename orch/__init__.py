@@ -24,6 +24,7 @@ from .errors import (
     PipelineValidationError,
     PluginError,
     RetryableError,
+    RunBusyError,
     StepError,
     StepTimeoutError,
     ValidationProblem,
@@ -32,7 +33,7 @@ from .executor import Executor, LocalExecutor
 from .pipeline import Pipeline, PipelineBuilder
 from .refs import Branch, InputRef, NodeRef, input_ref, ref
 from .retry import RetryPolicy
-from .runtime import RunResult, arun, run
+from .runtime import RunControl, RunResult, arun, run
 from .selection import Selection
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "input_ref",
     "ref",
     # running
+    "RunControl",
     "RunResult",
     "arun",
     "run",
@@ -76,6 +78,7 @@ __all__ = [
     "PipelineValidationError",
     "PluginError",
     "RetryableError",
+    "RunBusyError",
     "StepError",
     "StepTimeoutError",
     "ValidationProblem",

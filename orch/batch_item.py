@@ -5,14 +5,16 @@ then ``BATCH-i.r2``, ``BATCH-i.r3`` ... one per interrupted attempt. :func:`run_
 at the latest attempt in the store:
 
 * **finished** (ok or failed): its result is returned as it is (``from_store``); nothing runs;
-* **unfinished** (its process was killed): it is resumed under the next id, with its finished
-  steps taken from the record and its recorded effects served from it, so none is issued
-  again;
+* **unfinished** (its process was killed) or **cancelled** (its process was stopped): it is
+  resumed under the next id, with every finished step of its attempts taken from the record
+  and their recorded effects served from it, so none is issued again;
 * **died before its first event**: skipped, the attempt before it is looked at;
 * **none**: the run is made under ``BATCH-i``.
 
 One process at a time does this for an input: it holds the input's lease (see
-:mod:`orch.lease`) from the lookup to the end of the run, and others wait for it.
+:mod:`orch.lease`) from the lookup to the end of the run, and others wait for it. The lease
+is named ``BATCH-i``, the first attempt's id: the name of the lineage its attempts form (see
+:mod:`orch.lineage`), so a resume of one of them by hand waits for the batch too.
 
 Every attempt's ``run_start`` event carries the input's fingerprint (``batch_key``: spec hash,
 inputs, seed); a run found under the input's id with another fingerprint is an
@@ -155,7 +157,7 @@ async def _run_item(
                 f"#{item.index} of this batch (other pipeline code, inputs or seed); fix: give "
                 "the batch a new id, or use another store"
             )
-        if head.root_hash is not None:
+        if head.root_hash is not None and head.status != "cancelled":
             return _from_store(store, item, head, attempt, recorded)
         _check_attempts(item, heads)
         run = await arun(
@@ -166,6 +168,7 @@ async def _run_item(
             services=services,
             origin=origin,
             max_concurrency=header.max_concurrency,
+            lease=False,  # held: the input's lease is its lineage's
         )
         return _from_run(item, run, len(heads) + 1, head.run_id)
     _check_attempts(item, heads)
@@ -178,5 +181,6 @@ async def _run_item(
         services=services,
         origin=origin,
         max_concurrency=header.max_concurrency,
+        lease=False,  # held: the input's lease is its lineage's
     )
     return _from_run(item, run, len(heads) + 1, None)

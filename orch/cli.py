@@ -2,8 +2,14 @@
 report, batch.
 
 Thin: each command parses options, calls the library and renders. User mistakes (a bad path,
-an unknown run, an invalid pipeline) print one clear line and a hint, exit code 2; a run that
-fails exits 1; verification that finds tampering exits 1. Tracebacks are for bugs only.
+an unknown run, an invalid pipeline) print one clear line naming the thing and the fix, exit
+code 2, before anything is created or written; a run that fails exits 1; verification that
+finds tampering exits 1. Tracebacks are for bugs only. Commands that only read open the store
+with ``create=False``, so a mistyped ``--store`` is an error, never a new empty store.
+
+Every recorded string is untrusted: it is printed through :func:`orch.render.inert` as rich
+``Text`` (never markup), and both consoles are :class:`~orch.render.InertConsole`, so no
+escape sequence from a record reaches the terminal; ``--json`` escapes them as ``\\uXXXX``.
 """
 
 from __future__ import annotations
@@ -20,17 +26,18 @@ from typing import Annotated, Any, TypeVar
 import anyio
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from traces import ArtifactStore, TraceError, to_canonical
-from traces.open import open_store
+from traces.canonical import is_key
+from traces.open import open_store, require_writable
 from traces.runview import load_run_head, load_run_view
 from traces.verify import verify_run, verify_store
 
 from .errors import OrchError, PipelineValidationError
 from .loader import load_pipeline, load_services, split_target
-from .render import run_summary, runs_table, step_tree
+from .render import InertConsole, inert, inert_json, run_summary, runs_table, step_tree
 
 __all__ = ["app", "main"]
 
@@ -43,11 +50,11 @@ app = typer.Typer(
 )
 
 
-def _console(stderr: bool = False) -> Console:
+def _console(stderr: bool = False) -> InertConsole:
     # Piped output is for grep and copy: never wrap a hash at rich's default 80 columns.
     stream = sys.stderr if stderr else sys.stdout
     wide = not stream.isatty() and "COLUMNS" not in os.environ
-    return Console(stderr=stderr, width=200 if wide else None)
+    return InertConsole(stderr=stderr, width=200 if wide else None)
 
 
 out = _console()
@@ -73,12 +80,23 @@ StoreOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+SEED_MAX = 2**63 - 1
+"""The largest run seed: seeds are recorded as JSON integers, which every reader (and a
+PostgreSQL ``bigint``) holds exactly up to here; negative seeds are refused to keep one range."""
 
 
 class CliError(Exception):
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.hint = hint
+
+
+def print_error(message: str, fix: str = "") -> None:
+    """``error: MESSAGE[; fix: FIX]`` as one line on stderr. The message may quote recorded
+    text, so it is made inert and never read as markup, and rich does not wrap it."""
+    line = Text("error:", style="red")
+    line.append(" " + inert(message) + (f"; fix: {inert(fix)}" if fix else ""))
+    err.print(line, highlight=False, soft_wrap=True)
 
 
 def user_errors(fn: F) -> F:
@@ -89,28 +107,67 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except PipelineValidationError as exc:
-            err.print(f"[red]error:[/] pipeline {exc.pipeline!r} is invalid:")
+            print_error(f"pipeline {exc.pipeline!r} is invalid:")
             for p in exc.problems:
-                err.print(f"  - {p}", markup=False, highlight=False)
+                err.print(Text(f"  - {inert(str(p))}"), highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except (OrchError, TraceError, CliError) as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False)
-            hint = getattr(exc, "hint", "")
-            if hint:
-                err.print(f"[dim]hint: {hint}[/]")
+            print_error(str(exc), getattr(exc, "hint", ""))
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 
 
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(
-        orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode() + "\n"
-    )
+    text = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2).decode()
+    sys.stdout.write(inert_json(text) + "\n")
 
 
-def _store(location: str | None) -> ArtifactStore:
-    return open_store(location)
+def _write(text: str) -> None:
+    """Write text (Mermaid) to stdout as it is, but with no control character in it."""
+    sys.stdout.write(inert(text, multiline=True))
+
+
+def _store(location: str | None, *, create: bool = False, writable: bool = False) -> ArtifactStore:
+    """The store at ``location``. Only a command that records (``create=True``) makes a
+    missing one; ``writable=True`` refuses a store this process may only read, before
+    anything is written (:class:`~traces.errors.StoreReadOnlyError`)."""
+    st = open_store(location, create=create)
+    if writable:
+        try:
+            require_writable(st)
+        except TraceError:
+            st.close()
+            raise
+    return st
+
+
+def check_seed(seed: int, option: str = "--seed") -> int:
+    """``seed``, or a :class:`CliError` when it is outside 0 to 2**63-1 (see :data:`SEED_MAX`)."""
+    if not 0 <= seed <= SEED_MAX:
+        raise CliError(
+            f"{option} {seed} is out of range",
+            f"give an integer from 0 to 2**63-1 ({SEED_MAX})",
+        )
+    return seed
+
+
+def check_utf8(what: str, text: str) -> str:
+    """``text``, or a :class:`CliError` naming the first byte that is not UTF-8 (Python turns
+    such bytes of a command-line argument into lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        offset = len(text[: exc.start].encode("utf-8"))  # everything before it encodes
+        code = ord(text[exc.start])
+        # A byte b >= 0x80 that is not UTF-8 arrives as the lone surrogate U+DC00 + b.
+        bad = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+        raise CliError(
+            f"{what} is not UTF-8 text: {bad} at byte offset {offset} of {text!r}",
+            "pass it as UTF-8 (convert it with iconv -t utf-8), or write it to a UTF-8 file "
+            "and pass KEY=@FILE",
+        ) from None
+    return text
 
 
 def _services(target: str, models: str | None) -> dict[str, Any]:
@@ -141,26 +198,60 @@ def _origin(target: str) -> str:
     return f"{Path(path).resolve()}:{name}"
 
 
+def _read_input_file(key: str, name: str) -> str:
+    try:
+        data = Path(name).read_bytes()
+    except OSError as exc:
+        raise CliError(
+            f"--input {key}: cannot read {name!r}: {exc.strerror}",
+            "check the path after '@' (it is relative to the working directory)",
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CliError(
+            f"--input {key}: file {name!r} is not UTF-8 text: byte 0x{data[exc.start]:02x} at "
+            f"offset {exc.start} cannot be decoded",
+            f"convert it, e.g. iconv -f latin1 -t utf-8 {name} > {name}.utf8",
+        ) from None
+    # As a text-mode read would: the same file gives the same input on every platform.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _parse_inputs(pairs: list[str], types: dict[str, Any]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as pipeline inputs. A value is JSON when it parses, else text; for
+    a ``str`` input a JSON string literal (``q='"hi"'``) is decoded, other text is taken as
+    it is (so ``q='"\\"hi\\""'`` passes text with quotes). ``KEY=@FILE`` reads a UTF-8 file,
+    taken as it is for a ``str`` input."""
     values: dict[str, Any] = {}
     for pair in pairs:
+        check_utf8(f"--input {pair.partition('=')[0]!r}", pair)
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise CliError(f"--input {pair!r} is not KEY=VALUE", "e.g. --input question='What?'")
-        if raw.startswith("@"):
-            try:
-                raw = Path(raw[1:]).read_text()
-            except OSError as exc:
-                raise CliError(f"--input {key}: cannot read {raw[1:]!r}: {exc.strerror}") from exc
+        from_file = raw.startswith("@")
+        if from_file:
+            raw = _read_input_file(key, raw[1:])
         tp = types.get(key)
         if tp is str:
-            values[key] = raw
+            values[key] = raw if from_file else _text_value(raw)
             continue
         try:  # JSON when it parses (numbers, lists, objects), else the raw text
             values[key] = json.loads(raw)
         except ValueError:
             values[key] = raw
     return values
+
+
+def _text_value(raw: str) -> str:
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        try:
+            decoded = json.loads(raw)
+        except ValueError:
+            return raw
+        if isinstance(decoded, str):
+            return decoded
+    return raw
 
 
 @app.command()
@@ -172,10 +263,13 @@ def run(
         typer.Option(
             "--input",
             "-i",
-            help="Pipeline input KEY=VALUE (JSON or text; @file reads a file). Repeatable.",
+            help="Pipeline input KEY=VALUE: JSON when it parses, else text (so '\"a b\"' is "
+            "the text a b); KEY=@FILE reads a UTF-8 file as it is. Repeatable.",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Run seed: every step's RNG derives from it.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Run seed, 0 to 2**63-1: every step's RNG derives from it.")
+    ] = 0,
     store: StoreOpt = None,
     max_concurrency: Annotated[int, typer.Option(help="Steps running at once.")] = 64,
     models: ModelsOpt = None,
@@ -190,8 +284,10 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a pipeline defined in a Python file and record it."""
-    from .runtime import arun
+    from .runtime import arun, validate_inputs
+    from .sources import find_sources, record_sources
 
+    check_seed(seed)
     pipeline = load_pipeline(target)
     if resume is not None and (input or seed):
         raise CliError(
@@ -199,8 +295,11 @@ def run(
             f"drop --input and --seed: orch run {target} --resume {resume}",
         )
     inputs = _parse_inputs(input or [], dict(pipeline.inputs))
+    if resume is None:
+        validate_inputs(pipeline, inputs)  # a wrong input is reported before a store is made
     services = _services(target, models)
-    with _store(store) as st:
+    # A run to resume must already be in the store: only a new run makes a store.
+    with _store(store, create=resume is None, writable=True) as st:
         result = anyio.run(
             _with_services,
             services,
@@ -212,7 +311,11 @@ def run(
                 seed=seed,
                 max_concurrency=max_concurrency,
                 resume=st.resolve_run(resume) if resume else None,
-                origin={"pipeline": _origin(target)},
+                origin={
+                    "pipeline": _origin(target),
+                    # The code itself, so that `orch replay` imports only what ran.
+                    "sources": record_sources(st, find_sources(split_target(target)[0])),
+                },
                 services=services,
             ),
         )
@@ -251,7 +354,7 @@ def runs(
     if as_json:
         emit_json([h.model_dump(mode="json") for h in heads])
     elif not heads:
-        out.print(f"no runs in {st.location}")
+        out.print(Text(f"no runs in {inert(st.location)}"))
     else:
         out.print(runs_table(heads))
 
@@ -274,15 +377,22 @@ def show(
     from .mermaid import pipeline_to_mermaid
 
     if graph and (target.endswith(".py") or ".py:" in target):
-        sys.stdout.write(load_pipeline(target).to_mermaid())
+        _write(pipeline_to_mermaid(_inert_tree(load_pipeline(target).spec)))
         return
+    if target.startswith("sha256:") and not is_key(target):
+        raise CliError(
+            f"{target!r} is neither a run id nor a state version (sha256: + 64 hex digits)",
+            "give a run id or prefix from 'orch runs', or a router state version in full",
+        )
     with _store(store) as st:
         if target.startswith("sha256:"):
             _show_state_history(st, target, as_json)
             return
         view = load_run_view(st, st.resolve_run(target))
         if graph:
-            sys.stdout.write(pipeline_to_mermaid(view.spec, view.statuses()))
+            # Recorded names become Mermaid labels: one line each, no control characters.
+            spec = _inert_tree(view.spec)
+            _write(pipeline_to_mermaid(spec, _inert_tree(view.statuses())))
         elif as_json:
             emit_json(
                 {
@@ -306,6 +416,17 @@ def show(
         else:
             out.print(run_summary(view))
             out.print(step_tree(view))
+
+
+def _inert_tree(value: Any) -> Any:
+    """``value`` (JSON data) with every string, keys too, made :func:`~orch.render.inert`."""
+    if isinstance(value, str):
+        return inert(value)
+    if isinstance(value, dict):
+        return {_inert_tree(k): _inert_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_inert_tree(v) for v in value]
+    return value
 
 
 def _show_state_history(st: Any, version: str, as_json: bool) -> None:
@@ -334,7 +455,11 @@ def _show_state_history(st: Any, version: str, as_json: bool) -> None:
     for col in ("version", "format", "summary"):
         table.add_column(col)
     for h in history:
-        table.add_row(h.version[:19], str(getattr(h.state, "format", "-")), h.summary)
+        table.add_row(
+            Text(inert(h.version[:19])),
+            Text(inert(str(getattr(h.state, "format", "-")))),
+            Text(inert(h.summary)),
+        )
     out.print(table)
 
 
@@ -351,35 +476,61 @@ def replay(
     ] = None,
     models: ModelsOpt = None,
     store: StoreOpt = None,
+    no_record: Annotated[
+        bool,
+        typer.Option(
+            "--no-record",
+            help="Write nothing to the store: the replay runs on an in-memory overlay of it "
+            "(as it does on a read-only store).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-run a recorded run with every effect served from its record (no network).
 
+    Without --pipeline, the file the run was made from is imported only once every source
+    file the run records is on disk as recorded (hashed first, never run); a changed or
+    missing one is refused with exit code 2.
+
     Exit 0 when nothing diverged and the root hash is the same; 1 with a report of the first
     diverging step and effect, both request hashes and a field-level diff otherwise.
     """
-    from .replay import areplay
+    from .replay import areplay, replay_store
 
-    with _store(store) as st:
-        rid = st.resolve_run(run_id)
-        target = pipeline_target or _recorded_origin(st, rid)
+    with _store(store) as base:
+        rid = base.resolve_run(run_id)
+        target, sources = _recorded_origin(base, rid, pipeline_target)
+        st = replay_store(base, record=not no_record)
+        if st is not base:
+            why = "--no-record" if no_record else f"store {base.location} is read-only"
+            _note(f"note: this replay is not recorded ({why}); it writes to memory only")
         pipeline = load_pipeline(target)
         services = _services(target, models)
         report = anyio.run(
             _with_services, services, partial(areplay, pipeline, rid, st, services=services)
         )
+    kept = (
+        f"replay recorded as run {report.result.run_id}"
+        if report.recorded
+        else "replay not recorded (nothing was written to the store)"
+    )
     if as_json:
-        emit_json(report.to_json())
+        emit_json(report.to_json() | {"sources": sources})
     elif report.clean:
         out.print(
             f"[green]✔ clean replay[/] of {rid}: same root hash {report.expected_root}\n"
-            f"  replay recorded as run {report.result.run_id}; no effect was called"
+            f"  {kept}; no effect was called"
         )
     else:
         first = report.first_divergence
         out.print(f"[red]✘ DIVERGED[/] replay of run {rid} (pipeline {pipeline.name!r})")
         if first is not None:
-            out.print("  first divergence: " + first.describe(), markup=False, highlight=False)
+            # One line per part, each inert: a recorded target or field value holding a
+            # newline must not print as a line of this report.
+            head, *changes = first.describe().split("\n    ")
+            out.print("  first divergence: " + inert(head), markup=False, highlight=False)
+            for change in changes:
+                out.print("    " + inert(change), markup=False, highlight=False)
         else:
             out.print(
                 f"  root hash {report.result.root_hash} differs from the record's "
@@ -387,7 +538,7 @@ def replay(
             )
         if report.spec_changed:
             out.print("  note: the pipeline spec changed since the run (code, prompts or config)")
-        out.print(f"  replay recorded as run {report.result.run_id}")
+        out.print(f"  {kept}")
     if not report.clean:
         raise typer.Exit(1)
 
@@ -408,32 +559,96 @@ def diff(
     if as_json:
         emit_json(d.model_dump(mode="json") | {"identical": d.identical})
     elif d.identical:
-        out.print(f"[green]identical[/]: {d.run_a} and {d.run_b} have the same root hash")
+        same_root = Text("identical", style="green")
+        same_root.append(inert(f": {d.run_a} and {d.run_b} have the same root hash"))
+        out.print(same_root)
     else:
-        out.print(f"runs {d.run_a} and {d.run_b} differ" + (" (same root hash)" * d.same_root))
+        same = " (same root hash)" * d.same_root
+        out.print(Text(inert(f"runs {d.run_a} and {d.run_b} differ") + same))
         for line in d.header:
-            out.print(f"  {line}", markup=False, highlight=False)
+            out.print(Text(f"  {inert(line)}"), highlight=False)
         for sd in d.steps:
-            out.print(f"  step {sd.step_id!r}: {sd.change}", markup=False, highlight=False)
+            out.print(Text(f"  step {inert(repr(sd.step_id))}: {inert(sd.change)}"))
             for detail in sd.details:
-                out.print(f"      {detail}", markup=False, highlight=False)
+                out.print(Text(f"      {inert(detail)}"), highlight=False)
         for line in d.outputs:
-            out.print(f"  output {line}", markup=False, highlight=False)
+            out.print(Text(f"  output {inert(line)}"), highlight=False)
     if not d.identical:
         raise typer.Exit(1)
 
 
-def _recorded_origin(st: ArtifactStore, run_id: str) -> str:
-    from .replay import recorded_origin
+def _recorded_origin(
+    st: ArtifactStore, run_id: str, explicit: str | None
+) -> tuple[str, dict[str, Any]]:
+    """The FILE.py:NAME to replay ``run_id`` with, and what was checked (for --json).
 
-    found = recorded_origin(st, run_id)
-    if found is not None:
-        return found
-    raise CliError(
-        f"run {run_id} does not record which file its pipeline came from (it was not started "
-        "by 'orch run')",
-        f"name it: orch replay {run_id} --pipeline FILE.py:NAME",
+    ``explicit`` (--pipeline) is taken as given, with a note on the recorded sources. Else the
+    recorded file, said on stderr before anything is imported, and only when every source file
+    the run records is on disk as recorded: each one that is not is one error line naming it
+    and both hashes, exit code 2."""
+    from .replay import check_recorded_pipeline
+
+    try:
+        found = check_recorded_pipeline(st, run_id)
+    except OrchError:
+        if explicit is None:
+            raise
+        found = None  # a record orch cannot read: its sources cannot even be compared
+    recorded = None if found is None else found.sources
+    changes = () if found is None else found.changes
+    summary: dict[str, Any] = {
+        "recorded": None if recorded is None else len(recorded.files),
+        "enforced": explicit is None and recorded is not None,
+        "changed": [c.to_json() for c in changes],
+    }
+    if explicit is not None:
+        if recorded is None:
+            _note(f"note: run {run_id} does not record its source files, so nothing was checked")
+        else:
+            differ = ", ".join(c.path for c in changes)
+            _note(
+                f"note: --pipeline given: the {len(recorded.files)} recorded source file(s) "
+                "were not checked against it"
+                + (f"; differing on disk now: {differ}" if differ else "")
+            )
+        return explicit, summary
+    if found is None:
+        raise CliError(
+            f"run {run_id} does not record which file its pipeline came from (it was not "
+            "started by 'orch run')",
+            f"name it: orch replay {run_id} --pipeline FILE.py:NAME",
+        )
+    listed = (
+        f"the record lists {len(recorded.files)} source file(s) under {recorded.root}"
+        if recorded is not None
+        else "the record lists no source files"
     )
+    _note(f"replay of run {run_id}: will import {found.file}, pipeline {found.name!r}; {listed}")
+    if recorded is None:
+        _note(
+            f"note: run {run_id} was recorded before orch recorded source files: its code "
+            "could not be checked before import"
+        )
+        return found.target, summary
+    for i, change in enumerate(changes, 1):
+        print_error(
+            f"source file {change.file} changed since run {run_id}: recorded "
+            f"{change.recorded}, now {change.now or 'missing'}; nothing was imported",
+            # once, after the last: to replay the code as it is now, say so
+            f"replay with the changed code on purpose: orch replay {run_id} --pipeline "
+            f"{found.target}"
+            if i == len(changes)
+            else "",
+        )
+    if changes:
+        raise typer.Exit(2)
+    _note(f"checked: all {len(recorded.files)} recorded source file(s) are unchanged")
+    return found.target, summary
+
+
+def _note(line: str) -> None:
+    """One line on stderr that may quote the record: inert, never markup, never wrapped."""
+    err.print(Text(inert(line)), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -458,22 +673,31 @@ def verify(
 
 
 def _print_report(report: Any) -> None:
-    label = report.run_id or "store"
+    # Problems quote what they found in the store: a tampered file is attacker-written text.
+    label = inert(report.run_id or "store")
     if report.ok:
         state = "complete" if report.complete else "incomplete (the run did not finish)"
-        out.print(
-            f"[green]✔ intact[/] {label}: {state}; "
-            + ", ".join(f"{n} {k}" for k, n in report.checked.items())
-            + " verified"
-        )
+        checked = inert(", ".join(f"{n} {k}" for k, n in report.checked.items()))
+        line = Text("✔ intact", style="green")
+        line.append(f" {label}: {state}; {checked} verified")
+        out.print(line)
         if report.root_hash:
-            out.print(f"  root hash {report.root_hash}")
+            out.print(Text(f"  root hash {inert(report.root_hash)}"))
     else:
-        out.print(f"[red]✘ TAMPERED[/] {label}: {len(report.problems)} problem(s)")
+        line = Text("✘ TAMPERED", style="red")
+        line.append(f" {label}: {len(report.problems)} problem(s)")
+        out.print(line)
         for p in report.problems:
-            out.print(f"  - [bold]{p.subject}[/]: {p.detail} [dim]({p.kind})[/]", highlight=False)
+            line = Text("  - ")
+            line.append(inert(p.subject), style="bold")
+            line.append(f": {inert(p.detail)} ")
+            line.append(f"({inert(p.kind)})", style="dim")
+            out.print(line, highlight=False)
     for w in report.warnings:
-        out.print(f"  [yellow]warning:[/] {w}", highlight=False)
+        line = Text("  ")
+        line.append("warning:", style="yellow")
+        line.append(f" {inert(w)}")
+        out.print(line, highlight=False)
 
 
 @app.command()
@@ -496,9 +720,17 @@ def plugins(as_json: JsonOpt = False) -> None:
     table = Table(title="plugins")
     for col in ("name", "group", "package", "agent", "status"):
         table.add_column(col)
-    for i in infos:
-        status = "[green]ok[/]" if i.ok else f"[red]broken[/]: {i.error}"
-        table.add_row(i.name, i.group, f"{i.package} {i.version}", i.agent or i.target, status)
+    for i in infos:  # names and errors come from installed packages: text, never markup
+        status = Text("ok", style="green") if i.ok else Text("broken", style="red")
+        if not i.ok:
+            status.append(f": {inert(str(i.error))}")
+        table.add_row(
+            Text(inert(i.name)),
+            Text(inert(i.group)),
+            Text(inert(f"{i.package} {i.version}")),
+            Text(inert(i.agent or i.target)),
+            status,
+        )
     out.print(table)
 
 

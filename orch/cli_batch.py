@@ -19,8 +19,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import anyio
 import orjson
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+
+from .render import inert
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -152,6 +156,7 @@ def batch_command(
         from .batch_result import BatchResult
         from .errors import BatchInputError
 
+        cli.check_seed(seed)
         runner = make_executor(executor, scheduler, parallel, chunk_size)
         assert runner is not None  # --executor defaults to local here
         try:
@@ -175,6 +180,8 @@ def batch_command(
                 f"correct line {line} of {inputs_file}",
             ) from None
         runner.check(spec)
+        if executor == "local":  # a cluster's workers may see another file system than ours
+            cli._store(spec.store, create=True, writable=True).close()
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -184,7 +191,9 @@ def batch_command(
             disable=as_json,
             transient=True,
         ) as bar:
-            job = bar.add_task(f"batch {spec.batch_id} ({executor})", total=len(spec.items))
+            job = bar.add_task(
+                escape(inert(f"batch {spec.batch_id} ({executor})")), total=len(spec.items)
+            )
 
             def advance(done: int, _total: int) -> None:
                 bar.update(job, completed=done)
@@ -201,13 +210,13 @@ def batch_command(
 
 
 def _print_summary(cli: Any, result: Any, lines: list[int], scheduler: str | None) -> None:
+    # Run ids, errors and notices come from the store and the workers: inert text, no markup.
     s = result.summary()
     where = f"dask at {scheduler}" if result.executor == "dask" else "this process"
-    cli.out.print(
-        f"batch [bold]{result.batch_id}[/]: {s['runs']} runs of {result.pipeline} on {where} "
-        f"in {s['seconds']:.2f}s",
-        highlight=False,
-    )
+    head = Text("batch ")
+    head.append(inert(result.batch_id), style="bold")
+    head.append(inert(f": {s['runs']} runs of {result.pipeline} on {where} in {s['seconds']:.2f}s"))
+    cli.out.print(head, highlight=False)
     counts = f"ok {s['ok']}, failed {s['failed']}, error {s['error']}"
     extra = []
     if s["retried"]:
@@ -219,13 +228,17 @@ def _print_summary(cli: Any, result: Any, lines: list[int], scheduler: str | Non
     cli.out.print("  " + "; ".join([counts, *extra]), highlight=False)
     first, last = result.items[0].run_id, result.items[-1].run_id
     cli.out.print(
-        f"  runs {first} ... {last} in {result.store}; inspect one with: orch show {first}",
+        Text(
+            inert(
+                f"  runs {first} ... {last} in {result.store}; inspect one with: orch show {first}"
+            )
+        ),
         highlight=False,
     )
     if result.notices:
         cli.out.print(f"  notices ({len(result.notices)}), from the processes that ran it:")
         for line in result.notices[:_SHOWN]:
-            cli.out.print(f"    {line}", markup=False, highlight=False)
+            cli.out.print(Text(f"    {inert(line)}"), highlight=False)
         if len(result.notices) > _SHOWN:
             cli.out.print(f"    ... {len(result.notices) - _SHOWN} more; --json lists them all")
     bad = [r for r in result.items if r.status != "ok"]
@@ -237,7 +250,13 @@ def _print_summary(cli: Any, result: Any, lines: list[int], scheduler: str | Non
             table.add_column(col)
         for r in rows[:_SHOWN]:
             detail = r.error or (f"resumed from {r.resumed_from}" if r.resumed_from else "")
-            table.add_row(str(r.index), str(lines[r.index]), r.run_id, r.status, detail)
+            table.add_row(
+                str(r.index),
+                str(lines[r.index]),
+                Text(inert(r.run_id)),
+                Text(inert(r.status)),
+                Text(inert(detail)),
+            )
         cli.out.print(table)
         if len(rows) > _SHOWN:
             cli.out.print(f"  ... {len(rows) - _SHOWN} more; --json lists every run")

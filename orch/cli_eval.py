@@ -29,10 +29,12 @@ from typing import Annotated, Any
 
 import anyio
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from traces.open import open_store
+from .render import inert
 
 __all__ = ["eval_command", "parse_sweeps"]
 
@@ -156,6 +158,7 @@ def eval_command(
 
         if split not in ("train", "val", "test", "all"):
             raise cli.CliError(f"--split {split!r} is not train, val, test or all")
+        cli.check_seed(seed)
         runner = make_executor(executor, scheduler, parallel, chunk_size)
         if runner is not None and journal is not None:
             raise cli.CliError(
@@ -189,7 +192,7 @@ def eval_command(
             journals = Path(journal) if journal else Path(f"{save}.journal")
         reports: list[tuple[str, dict[str, Any], EvalReport]] = []
         with (
-            open_store(store) as st,
+            cli._store(store, create=True, writable=True) as st,
             Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -201,7 +204,8 @@ def eval_command(
             ) as bar,
         ):
             for label, pipe, params, target in configs:
-                job = bar.add_task(f"{label} on {ds.name}/{split}", total=total)
+                # The description is markup to rich: names from files are escaped for it.
+                job = bar.add_task(escape(inert(f"{label} on {ds.name}/{split}")), total=total)
 
                 def advance(done: int, _n: int, job: Any = job) -> None:
                     bar.update(job, completed=done)
@@ -277,9 +281,11 @@ def eval_command(
             return
         _print_tables(cli, ev, reports, refs, curves, split)
         first = reports[0][2].results[0].run_id
-        cli.out.print(f"runs recorded in {location}; first: orch show {first}")
+        cli.out.print(Text(inert(f"runs recorded in {location}; first: orch show {first}")))
         if save:
-            cli.out.print(f"evaluation file: {save}; render it with: orch report {save}")
+            cli.out.print(
+                Text(inert(f"evaluation file: {save}; render it with: orch report {save}"))
+            )
 
     run()
 
@@ -333,31 +339,37 @@ def _emit_json(cli: Any, ev: Any, refs: Any, curves: list[Any]) -> None:
     )
 
 
+def _cell(text: object) -> Text:
+    """A table cell from a name, a mode or a notice: recorded or read from files, so inert
+    text, never markup."""
+    return Text(inert(str(text)))
+
+
 def _print_tables(
     cli: Any, ev: Any, reports: list[Any], refs: Any, curves: list[Any], split: str
 ) -> None:
     if len(reports) == 1:
         label, _, report = reports[0]
         s = report.summary()
-        table = Table(title=f"{label} on {ev.dataset} ({split}, {report.tasks} tasks)")
+        table = Table(title=_cell(f"{label} on {ev.dataset} ({split}, {report.tasks} tasks)"))
         for col in ("measure", "value"):
             table.add_column(col)
         table.add_row("accuracy", f"{s['accuracy']:.4f}")
         table.add_row("cost", f"${s['cost_usd']:.6f} (${s['cost_per_task_usd']:.8f} a task)")
         if s["modes"]:
-            table.add_row("modes", ", ".join(f"{k} {v:.1%}" for k, v in s["modes"].items()))
+            table.add_row("modes", _cell(", ".join(f"{k} {v:.1%}" for k, v in s["modes"].items())))
         if s["agreement_but_wrong"] is not None:
             table.add_row("agreement-but-wrong", f"{s['agreement_but_wrong']:.1%}")
         if report.failed:
             table.add_row("failed runs", f"[red]{report.failed}[/]")
         if report.batch_id is not None:
-            table.add_row("batch", report.batch_id)
+            table.add_row("batch", _cell(report.batch_id))
             if report.resumed:
                 table.add_row("already finished in the store", str(report.resumed))
             if report.retried:
                 table.add_row("resumed after an interruption", str(report.retried))
             for line in report.notices[:5]:
-                table.add_row("notice", line)
+                table.add_row("notice", _cell(line))
             if len(report.notices) > 5:
                 table.add_row("notices", f"{len(report.notices) - 5} more (see the workers' logs)")
         elif report.resumed:
@@ -369,7 +381,7 @@ def _print_tables(
         cli.out.print(table)
         return
     table = Table(
-        title=f"{len(reports)} configurations on {ev.dataset} ({split}, {ev.tasks} tasks)"
+        title=_cell(f"{len(reports)} configurations on {ev.dataset} ({split}, {ev.tasks} tasks)")
     )
     for col in ("configuration", "accuracy", "$ a task", "modes", "agreement-but-wrong", "failed"):
         table.add_column(col)
@@ -377,10 +389,10 @@ def _print_tables(
         s = report.summary()
         abw = s["agreement_but_wrong"]
         table.add_row(
-            label,
+            _cell(label),
             f"{s['accuracy']:.4f}",
             f"{s['cost_per_task_usd']:.8f}",
-            ", ".join(f"{k} {v:.0%}" for k, v in s["modes"].items()) or "-",
+            _cell(", ".join(f"{k} {v:.0%}" for k, v in s["modes"].items()) or "-"),
             "-" if abw is None else f"{abw:.1%}",
             f"[red]{report.failed}[/]" if report.failed else "0",
         )

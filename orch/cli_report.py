@@ -52,7 +52,7 @@ def report_command(
         else:
             from .report_run import render_run_report
 
-            with open_store(store) as st:
+            with open_store(store, create=False) as st:  # reading: a typo makes no store
                 rid = st.resolve_run(target)
                 html = render_run_report(st, rid)
             # The whole id: run ids start with their second, so a prefix would collide.

@@ -19,8 +19,9 @@ from typing import Annotated, Any
 import anyio
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from traces.open import open_store
+from .render import inert
 
 __all__ = ["tools_app"]
 
@@ -98,7 +99,10 @@ def list_tools(
         if as_json:
             cli.emit_json([i.summary() for i in infos])
             return
-        table = Table(title=f"{len(infos)} tools of {source.describe()} ({source.transport})")
+        # What a server says about its tools is untrusted: inert text, never markup.
+        table = Table(
+            title=Text(inert(f"{len(infos)} tools of {source.describe()} ({source.transport})"))
+        )
         for col in ("tool", "arguments (* required)", "description"):
             table.add_column(col, overflow="fold")
         for info in infos:
@@ -109,7 +113,11 @@ def list_tools(
                 for k, v in props.items()
             )
             first = (info.description or "").strip().splitlines()
-            table.add_row(info.name, shown or "-", first[0] if first else "")
+            table.add_row(
+                Text(inert(info.name)),
+                Text(inert(shown or "-")),
+                Text(inert(first[0] if first else "")),
+            )
         cli.out.print(table)
 
     run()
@@ -171,7 +179,7 @@ def call_tool(
             raise cli.CliError(f"{where}: {first['msg']}") from None
         from .runtime import arun
 
-        with open_store(store) as st:
+        with cli._store(store, create=True, writable=True) as st:
             services: dict[str, Any] = {}
             location = Path(st.location)
             audit = None
@@ -200,15 +208,19 @@ def call_tool(
             )
         elif response.ok:
             res = response.result
-            cli.out.print(res.text if res.text else json.dumps(res.structured, indent=2))
+            # The server's answer is untrusted text: shown, never interpreted (nor as markup).
+            shown = res.text if res.text else json.dumps(res.structured, indent=2)
+            cli.out.print(Text(inert(shown, multiline=True)), highlight=False)
             cli.err.print(f"[dim]recorded as run {result.run_id}[/]")
         else:
             e = response.error
-            cli.err.print(f"[red]✘ {e.category}[/] {response.tool}: {e.message}", highlight=False)
+            line = Text(inert(f"✘ {e.category}"), style="red")
+            line.append(inert(f" {response.tool}: {e.message}"))
+            cli.err.print(line, highlight=False)
             for k, v in sorted(e.hints.items()):
-                cli.err.print(f"  {k}: {v}", highlight=False)
+                cli.err.print(Text(inert(f"  {k}: {v}")), highlight=False)
             if e.alternative:
-                cli.err.print(f"  try: {e.alternative}", highlight=False)
+                cli.err.print(Text(inert(f"  try: {e.alternative}")), highlight=False)
             if e.retryable:
                 cli.err.print(f"  retryable (gave up after {response.attempts} attempts)")
             cli.err.print(f"[dim]recorded as run {result.run_id}[/]")

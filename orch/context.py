@@ -10,27 +10,22 @@ attempt of one step; it must never be shared with another step or kept after the
 from __future__ import annotations
 
 import hashlib
-import math
 import random
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
-import orjson
 from pydantic import BaseModel
 
 from traces import Decision, Encoded, canonical_bytes
-from traces.records import EFFECT_FORMAT
 
-from .effects import Divergence, RecordedEffectError, field_diff
 from .errors import ChildStepError, OrchError
 from .pool import WorkerPool
 
 if TYPE_CHECKING:
     from .agent import Agent
     from .retry import RetryPolicy
-    from .runtime import RunState
+    from .scheduler import RunState
 
 __all__ = ["Context", "StepLog", "step_seed"]
 
@@ -38,11 +33,6 @@ OutT = TypeVar("OutT", bound=BaseModel)
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _loaded: dict[tuple[str, type[BaseModel]], BaseModel] = {}
 R = TypeVar("R")
-
-
-def _type_name(exc: BaseException) -> str:
-    t = type(exc)
-    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
 
 
 def step_seed(run_seed: int, step_id: str) -> int:
@@ -116,7 +106,7 @@ class Context:
     def replaying(self) -> bool:
         """True when this run serves every effect from a record (``orch replay``): code that
         waits between attempts (a retry backoff) need not wait for served effects."""
-        return self._state.mode == "replay"
+        return self._state.effects.mode == "replay"
 
     def reserve_effect(self) -> int:
         """Take the next effect index now, for an :meth:`effect` made later with
@@ -134,9 +124,7 @@ class Context:
         """The request recorded at effect ``index`` of this step in the run being replayed
         or resumed, else None. For a caller that must build its request the way the record
         did (the tool broker takes from it which secret arguments were redacted)."""
-        source = self._state.effect_source
-        slot = source.get(self.step_id, index) if source is not None else None
-        return None if slot is None else self._state.store.get_value(slot[1].request)
+        return self._state.effects.recorded_request(self.step_id, index)
 
     @property
     def effect_count(self) -> int:
@@ -293,157 +281,29 @@ class Context:
                 "reserve_effect(), or is already used; fix: pass the index reserve_effect() "
                 "returned, once"
             )
-        source = state.effect_source
-        if source is not None:
-            slot = source.get(self.step_id, index)
-            if (
-                slot is not None
-                and state.mode == "resume"
-                and slot[1].status != "ok"
-                and (
-                    failure is None
-                    or slot[1].response is None
-                    or source.get(self.step_id, index + 1) is None
-                )
-            ):
-                # Resuming retries what failed; replay reproduces it. A failure recorded
-                # whole (a tool's structured outcome) that the step moved past is served: the
-                # step's later effects were made on the strength of it.
-                slot = None
-            if slot is not None:
-                rec_key, rec = slot
-                if rec.request != req_key:
-                    raise state.diverge(
-                        Divergence(
-                            self.step_id,
-                            index,
-                            "request-changed",
-                            target,
-                            rec.request,
-                            req_key,
-                            tuple(
-                                field_diff(
-                                    state.store.get_value(rec.request),
-                                    state.store.get_value(req_key),
-                                )
-                            ),
-                        )
-                    )
-                log.effects[index] = rec_key  # the same record: same bytes, same key
-                state.events.emit(
-                    "effect",
-                    self.step_id,
-                    record=rec_key,
-                    index=index,
-                    kind=rec.kind,
-                    target=rec.target,
-                    status=rec.status,
-                    served_from=source.run_id,
-                )
-                served_failure = failure is not None and rec.response is not None
-                if (rec.status != "ok" and not served_failure) or rec.response is None:
-                    err = rec.error
-                    raise RecordedEffectError(
-                        err.type if err else "Error", err.message if err else "failed"
-                    )
-                value = state.store.get_value(rec.response)
-                if response_model is not None:
-                    return cast(R, response_model.model_validate(value))
-                return cast(R, value)
-            if state.mode == "replay":
-                raise state.diverge(
-                    Divergence(self.step_id, index, "unexpected-effect", target, None, req_key)
-                )
-        started = time.perf_counter()
-        try:
-            response = await perform()
-        except Exception as exc:
-            error = {"type": _type_name(exc), "message": str(exc)}
-            self._finish_effect(
-                index, kind, target, req_key, None, "failed", error, {}, None, started
+        path = state.effects
+        keeps = failure is not None
+        slot = path.lookup(self.step_id, index, target, req_key, keeps_failures=keeps)
+        if slot is not None:
+            log.effects[index] = slot[0]  # the same record: same bytes, same key
+            served = path.serve(
+                self.step_id, index, slot, keeps_failures=keeps, response_model=response_model
             )
-            raise
-        usage: Mapping[str, int] = {}
-        cost: float | None = None
-        if meter is not None:
-            usage, cost = meter(response)
-            bad = {k: v for k, v in usage.items() if type(v) is not int or type(k) is not str}
-            if bad or not (cost is None or isinstance(cost, (int, float))):
-                raise OrchError(
-                    f"step {self.step_id!r}: the meter of effect #{index} ({target}) returned "
-                    f"usage {dict(usage)!r} and cost {cost!r}; fix: return token counts as "
-                    "{name: int} and the cost as a float or None"
-                )
-            cost = None if cost is None else float(cost)
-            if cost is not None and not math.isfinite(cost):
-                raise OrchError(
-                    f"step {self.step_id!r}: the meter of effect #{index} ({target}) returned "
-                    f"cost {cost!r}; fix: return a finite cost in USD, or None"
-                )
-        response_key = state.store.put(canonical_bytes(response))
-        verdict = failure(response) if failure is not None else None
-        failed = dict(verdict) if verdict is not None else None
-        if failed is not None and set(failed) != {"type", "message"}:
-            raise OrchError(
-                f"step {self.step_id!r}: the failure hook of effect #{index} ({target}) returned "
-                f"{failed!r}; fix: return {{'type': str, 'message': str}} or None"
-            )
-        self._finish_effect(
+            return cast(R, served)
+
+        def done(key: str) -> None:
+            log.effects[index] = key
+
+        return await path.make(
+            self.step_id,
             index,
             kind,
             target,
             req_key,
-            response_key,
-            "ok" if failed is None else "failed",
-            failed,
-            usage,
-            cost,
-            started,
-        )
-        return response
-
-    def _finish_effect(
-        self,
-        index: int,
-        kind: str,
-        target: str,
-        request: str,
-        response: str | None,
-        status: str,
-        error: dict[str, str] | None,
-        usage: Mapping[str, int],
-        cost: float | None,
-        started: float,
-    ) -> None:
-        # The EffectRecord schema, every field present, built as a plain dict because this
-        # runs once per call; tests pin it to EffectRecord's canonical form.
-        record = {
-            "format": EFFECT_FORMAT,
-            "step_id": self.step_id,
-            "index": index,
-            "kind": kind,
-            "target": target,
-            "request": request,
-            "response": response,
-            "status": status,
-            "error": error,
-            "usage": dict(usage),
-            "cost_usd": cost,
-        }
-        # Every value is a str, an int, None, a dict of those, or a cost checked finite by
-        # effect(): plain JSON, so orjson with sorted keys is the canonical form (no walk).
-        key = self._state.store.put(orjson.dumps(record, option=orjson.OPT_SORT_KEYS))
-        self._log.effects[index] = key
-        # Latency is wall-clock time: it goes to the event log, never into a hashed record.
-        self._state.events.emit(
-            "effect",
-            self.step_id,
-            record=key,
-            index=index,
-            kind=kind,
-            target=target,
-            status=status,
-            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            perform,
+            meter=meter,
+            failure=failure,
+            done=done,
         )
 
     def put_artifact(self, value: Any) -> str:

@@ -10,11 +10,12 @@ the run's mode:
   an earlier run is served, provided the new request is byte-for-byte the recorded one;
   otherwise the step stops with a :class:`ReplayDivergenceError` naming the step, the effect,
   both request hashes and the differing fields;
-* **resume**: recorded effects of the crashed run are served the same way, and any effect
-  the crashed run never finished is made live, so no completed effect is issued twice.
+* **resume**: recorded effects of the crashed run, and of every run of its lineage, are
+  served the same way, and any effect none of them finished is made live, so no completed
+  effect is issued twice.
 
-This module holds the pieces that are independent of the context: the source of recorded
-effects, divergences and their field-level diffs.
+This module holds the data: the source of recorded effects, divergences and their
+field-level diffs, and the errors. :mod:`orch.effect_path` decides, effect by effect.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any, Literal
 import orjson
 
 from traces import ArtifactStore, EffectRecord, RunRecord, StepRecord
+from traces.eventlog import chained_events
 from traces.runview import load_run_head
 
 from .errors import OrchError
@@ -156,18 +158,32 @@ class RecordedEffectError(OrchError):
 
 
 class EffectSource:
-    """The recorded effects of one earlier run, by (step id, index)."""
+    """The recorded effects of one earlier run, or of a whole lineage, by (step id, index)."""
 
     def __init__(self, run_id: str, records: Iterable[tuple[str, EffectRecord]]) -> None:
         self.run_id = run_id
         self._by_slot: dict[tuple[str, int], tuple[str, EffectRecord]] = {}
+        self._origin: dict[tuple[str, int], str] = {}
         self._count: dict[str, int] = {}
         for key, rec in records:
-            self._by_slot[(rec.step_id, rec.index)] = (key, rec)
-            self._count[rec.step_id] = max(self._count.get(rec.step_id, 0), rec.index + 1)
+            self._add(run_id, key, rec)
+
+    def _add(self, run_id: str, key: str, rec: EffectRecord) -> None:
+        slot = (rec.step_id, rec.index)
+        found = self._by_slot.get(slot)
+        # The first record of a slot wins, except that an ok one replaces a failure: a
+        # later member of a lineage made again what an earlier one failed.
+        if found is None or (found[1].status != "ok" and rec.status == "ok"):
+            self._by_slot[slot] = (key, rec)
+            self._origin[slot] = run_id
+        self._count[rec.step_id] = max(self._count.get(rec.step_id, 0), rec.index + 1)
 
     def get(self, step_id: str, index: int) -> tuple[str, EffectRecord] | None:
         return self._by_slot.get((step_id, index))
+
+    def origin(self, step_id: str, index: int) -> str:
+        """The run whose record holds the effect at ``(step_id, index)``."""
+        return self._origin.get((step_id, index), self.run_id)
 
     def count(self, step_id: str) -> int:
         """How many effects the recorded step made."""
@@ -177,9 +193,19 @@ class EffectSource:
         return len(self._by_slot)
 
     @classmethod
+    def merged(cls, run_id: str, sources: Iterable[EffectSource]) -> EffectSource:
+        """One source over several runs' records (a lineage, the first run first): each
+        slot answered by the first run that finished it."""
+        out = cls(run_id, ())
+        for source in sources:
+            for slot, (key, rec) in source._by_slot.items():
+                out._add(source._origin.get(slot, source.run_id), key, rec)
+        return out
+
+    @classmethod
     def from_run(cls, store: ArtifactStore, run_id: str) -> EffectSource:
         """Every effect the run recorded: from its step records when it finished, else from
-        the ``effect`` events its log holds (a crashed run)."""
+        the ``effect`` events of its intact log (a crashed run)."""
         head = load_run_head(store, run_id)
         keys: list[str] = []
         if head.root_hash is not None:
@@ -187,11 +213,7 @@ class EffectSource:
             for _, step_key in record.steps:
                 keys.extend(StepRecord.model_validate(store.get_value(step_key)).effects)
         else:
-            for line in store.read_events(run_id):
-                try:
-                    event = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    break  # the torn tail of a crash
+            for event in chained_events(store.read_events(run_id)):
                 if event.get("type") == "effect":
                     keys.append(event["data"]["record"])
         return cls(run_id, ((k, EffectRecord.model_validate(store.get_value(k))) for k in keys))

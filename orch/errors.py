@@ -8,6 +8,7 @@
     ├── InputError                pipeline inputs missing or of the wrong type
     ├── PluginError               a plugin cannot be found or failed to load
     ├── PipelineLoadError         ``orch run FILE:NAME`` could not load the pipeline
+    ├── RunBusyError              another process works on the run's lineage (resumes)
     ├── ExecutorError             a batch cannot be placed or run as asked
     │   └── BatchInputError       one input of a batch does not fit the pipeline
     └── StepError                 raised inside an agent: a step failed
@@ -33,6 +34,7 @@ __all__ = [
     "PipelineValidationError",
     "PluginError",
     "RetryableError",
+    "RunBusyError",
     "StepError",
     "StepTimeoutError",
     "ValidationProblem",
@@ -41,6 +43,11 @@ __all__ = [
 
 class OrchError(Exception):
     """Base of every engine error."""
+
+
+class RunBusyError(OrchError):
+    """Another process holds the lease of the run's lineage: it runs the original, or
+    another resume of it. The message names the holder."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ compare-and-swap in the shared store), renews it while it works and releases it 
   once; a claim whose document has not changed for the holder's lease time, as *this*
   process's monotonic clock measures it, is stale (its holder died) and is taken over by
   swapping from that document. No wall clock is compared between machines, so clock skew
-  cannot expire a live lease.
+  cannot expire a live lease. A holder of this very machine (same boot, same PID namespace)
+  whose process is no longer running, told by its pid and that process's start time, is
+  taken over at once: a resume right after a kill need not wait out the lease.
 * **Renewing**: the holder swaps its document for a new one (the next sequence number) every
   third of the lease time. A renewal that fails means another process took the lease over
   (this one was paused longer than the lease time): the work is cancelled, and the input is
@@ -43,13 +45,23 @@ from dataclasses import dataclass, field
 
 import anyio
 import orjson
+from anyio import sleep as _sleep  # bound here: see _sleep's use below
 
 from traces import ArtifactStore
 from traces.notices import notice
 
-from .errors import LeaseLostError
+from .errors import LeaseLostError, OrchError
 
-__all__ = ["DEFAULT_LEASE_SECONDS", "Lease", "LeaseHeld", "LeaseLostError", "holding", "take"]
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "Lease",
+    "LeaseHeld",
+    "LeaseLostError",
+    "describe_holder",
+    "holder_is_gone",
+    "holding",
+    "take",
+]
 
 DEFAULT_LEASE_SECONDS = 30.0
 """How long a holder may go without renewing before others take its lease over."""
@@ -66,8 +78,52 @@ def _holder() -> str:
     return f"{socket.gethostname()} pid {os.getpid()} {secrets.token_hex(4)}"
 
 
-def _document(holder: str, seconds: float, seq: int) -> bytes:
-    return orjson.dumps({"holder": holder, "seconds": seconds, "seq": seq})
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _process_identity(pid: int) -> dict[str, object] | None:
+    """What tells process ``pid`` of this machine apart from any other, ever: the boot, the
+    PID namespace and the process's start time (so that a reused pid is not taken for it).
+    None where /proc does not tell (not Linux), which turns the fast check off."""
+    boot = _read_text("/proc/sys/kernel/random/boot_id")
+    stat = _read_text(f"/proc/{pid}/stat")
+    try:
+        pidns = os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return None
+    if boot is None or stat is None:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ")".
+    fields = stat.rpartition(")")[2].split()
+    if len(fields) < 20:
+        return None
+    return {"boot": boot, "pidns": pidns, "pid": pid, "started": int(fields[19])}
+
+
+_SELF: dict[str, object] | None = None
+
+
+def _self_identity() -> dict[str, object] | None:
+    global _SELF
+    if _SELF is None or _SELF.get("pid") != os.getpid():  # looked up again after a fork
+        _SELF = _process_identity(os.getpid())
+    return _SELF
+
+
+def _document(holder: str, seconds: float, seq: int, work: str = "") -> bytes:
+    doc: dict[str, object] = {"holder": holder, "seconds": seconds, "seq": seq}
+    ident = _self_identity()
+    if ident is not None:
+        doc["host"] = socket.gethostname()
+        doc["process"] = ident
+    if work:
+        doc["work"] = work
+    return orjson.dumps(doc)
 
 
 def _holder_of(document: bytes) -> tuple[str, float]:
@@ -77,6 +133,38 @@ def _holder_of(document: bytes) -> tuple[str, float]:
         return str(doc["holder"]), float(doc["seconds"])
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return "an unreadable claim", 0.0
+
+
+def describe_holder(document: bytes) -> str:
+    """Who holds a claim and what for, in words, for messages."""
+    holder, _ = _holder_of(document)
+    try:
+        work = orjson.loads(document).get("work")
+    except (orjson.JSONDecodeError, AttributeError):
+        work = None
+    return f"{holder} ({work})" if isinstance(work, str) and work else holder
+
+
+def holder_is_gone(document: bytes) -> bool:
+    """True when the claim's holder was a process of this machine that no longer runs.
+
+    Only a holder on the same boot of the same host, in the same PID namespace, can be
+    checked; its pid must be running with the start time it had. Anything else (another
+    machine, another container, no /proc) is left to the lease time."""
+    try:
+        doc = orjson.loads(document)
+        ident = doc["process"]
+        host = doc["host"]
+        pid = int(ident["pid"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return False
+    me = _self_identity()
+    if me is None or host != socket.gethostname():
+        return False
+    if ident.get("boot") != me["boot"] or ident.get("pidns") != me["pidns"]:
+        return False
+    now = _process_identity(pid)
+    return now is None or now.get("started") != ident.get("started")
 
 
 @dataclass
@@ -93,9 +181,12 @@ class Lease:
     """The holder whose stale lease this one took over, if any."""
     lost: bool = field(default=False)
 
+    work: str = ""
+    """What the holder does under the lease (e.g. ``run R``), for others' messages."""
+
     def renew(self) -> bool:
         """Swap in the next document; False (and ``lost``) when another holds it now."""
-        new = _document(self.holder, self.seconds, self.seq + 1)
+        new = _document(self.holder, self.seconds, self.seq + 1, self.work)
         if not self.store.swap_claim(self.name, self.document, new):
             self.lost = True
             return False
@@ -122,16 +213,28 @@ class Lease:
             )
 
 
-class LeaseHeld(Exception):
+class LeaseHeld(OrchError):
     """Raised by :func:`take` with ``wait=False`` when another process holds the lease."""
+
+    def __init__(self, name: str, holder: str = "") -> None:
+        self.name = name
+        self.holder = holder
+        super().__init__(f"{name} is held by {holder}" if holder else name)
 
 
 async def take(
-    store: ArtifactStore, name: str, seconds: float = DEFAULT_LEASE_SECONDS, *, wait: bool = True
+    store: ArtifactStore,
+    name: str,
+    seconds: float = DEFAULT_LEASE_SECONDS,
+    *,
+    wait: bool = True,
+    work: str = "",
 ) -> Lease | None:
     """Wait for and take the lease on ``name``; None when ``store`` keeps no claims. With
     ``wait=False``, raise :class:`LeaseHeld` instead of waiting when another holds it (a
-    stale holder is only recognised by waiting)."""
+    holder on another machine is only recognised as stale by waiting; one of this machine
+    whose process is gone is taken over at once). ``work`` says what the lease is held for
+    (``run R``), for the messages of processes that find it held."""
     if not store.supports_claims:
         if store.location not in _WARNED:
             _WARNED.add(store.location)
@@ -142,24 +245,31 @@ async def take(
             )
         return None
     holder = _holder()
-    mine = _document(holder, seconds, 0)
+    mine = _document(holder, seconds, 0, work)
     seen: bytes | None = None
     seen_since = 0.0
     poll = min(1.0, seconds / 6)
     while True:
         # Swapped first, read only when held: an input nobody holds costs one round trip.
         if store.swap_claim(name, None, mine):
-            return Lease(store, name, holder, seconds, mine)
+            return Lease(store, name, holder, seconds, mine, work=work)
         current = store.read_claim(name)
         if current is None:
             continue  # released between the swap and the read: try again
         if _ABANDONED.get((store.location, name)) == current:
             if store.swap_claim(name, current, mine):  # this process's own, finished with
                 del _ABANDONED[(store.location, name)]
-                return Lease(store, name, holder, seconds, mine)
+                return Lease(store, name, holder, seconds, mine, work=work)
+            continue
+        if holder_is_gone(current):
+            # Its process is gone from this machine: nobody will renew it, no need to wait.
+            other = describe_holder(current)
+            if store.swap_claim(name, current, mine):
+                notice(log, "took over the lease on %s from %s, whose process is gone", name, other)
+                return Lease(store, name, holder, seconds, mine, took_over=other, work=work)
             continue
         if not wait:
-            raise LeaseHeld(name)
+            raise LeaseHeld(name, describe_holder(current))
         if current != seen:
             seen, seen_since = current, time.monotonic()
         other, their_seconds = _holder_of(current)
@@ -172,21 +282,26 @@ async def take(
                     other,
                     their_seconds,
                 )
-                return Lease(store, name, holder, seconds, mine, took_over=other)
+                return Lease(store, name, holder, seconds, mine, took_over=other, work=work)
             continue
-        await anyio.sleep(poll)
+        await _sleep(poll)
 
 
 @asynccontextmanager
 async def holding(
-    store: ArtifactStore, name: str, seconds: float = DEFAULT_LEASE_SECONDS, *, wait: bool = True
+    store: ArtifactStore,
+    name: str,
+    seconds: float = DEFAULT_LEASE_SECONDS,
+    *,
+    wait: bool = True,
+    work: str = "",
 ) -> AsyncIterator[Lease | None]:
     """Take the lease on ``name`` (see :func:`take` for ``wait``), keep it renewed while the
     body runs, release it after.
 
     When a renewal finds the lease taken over, the body is cancelled and
     :class:`LeaseLostError` raised."""
-    lease = await take(store, name, seconds, wait=wait)
+    lease = await take(store, name, seconds, wait=wait, work=work)
     if lease is None:
         yield None
         return
@@ -195,7 +310,10 @@ async def holding(
 
             async def keep() -> None:
                 while True:
-                    await anyio.sleep(seconds / 3)
+                    # Renewals keep wall-clock time for other processes: bound at import, so
+                    # that a test that fakes anyio.sleep for the code under test (a rate
+                    # limiter's waits) does not turn them into a busy loop.
+                    await _sleep(seconds / 3)
                     if not lease.renew():
                         tg.cancel_scope.cancel()
                         return
@@ -205,6 +323,12 @@ async def holding(
                 yield lease
             finally:
                 tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The body's own error, not wrapped in the renewer's task group: callers catch the
+        # errors of the work they hold the lease for, not a group they never made.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
     finally:
         lease.release()
     if lease.lost:

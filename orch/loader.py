@@ -3,11 +3,14 @@
 NAME (default ``pipeline``) may be a built :class:`~orch.pipeline.Pipeline`, a
 :class:`~orch.pipeline.PipelineBuilder` (built here), or a function of no arguments returning
 either. Errors in the user's file become a :class:`~orch.errors.PipelineLoadError` naming the
-file, the line and the fix, never a traceback from inside the loader.
+file, the line and the fix, never a traceback from inside the loader. While a file's top level
+runs, :func:`refuse_run_at_import` (called by the runtime) turns a run the file starts into
+an error: ``orch run FILE`` would otherwise run the pipeline twice.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import importlib.util
 import sys
@@ -20,7 +23,30 @@ from typing import Any
 from .errors import PipelineLoadError, PipelineValidationError
 from .pipeline import Pipeline, PipelineBuilder
 
-__all__ = ["import_file", "load_pipeline", "load_services", "services_mapping", "split_target"]
+__all__ = [
+    "import_file",
+    "load_pipeline",
+    "load_services",
+    "refuse_run_at_import",
+    "services_mapping",
+    "split_target",
+]
+
+# The file whose top level import_file is running (a context variable: a run the file starts
+# in a new event loop sees it too, another thread's imports do not).
+_importing: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "orch_importing_file", default=None
+)
+
+
+def refuse_run_at_import() -> None:
+    """Raise :class:`~orch.errors.PipelineLoadError` when called while :func:`import_file`
+    runs a file's top level: a file that starts a run as it is imported."""
+    path = _importing.get()
+    if path is not None:
+        raise PipelineLoadError(
+            f"{str(path)!r} calls orch.run at import; fix: guard it with if __name__ == '__main__':"
+        )
 
 
 def split_target(target: str) -> tuple[Path, str]:
@@ -54,9 +80,10 @@ def import_file(path: Path) -> ModuleType:
     # Let the file import its neighbours, as `python file.py` would.
     sys.path.insert(0, str(resolved.parent))
     sys.modules[module_name] = module
+    token = _importing.set(path)
     try:
         spec.loader.exec_module(module)
-    except PipelineValidationError:
+    except (PipelineValidationError, PipelineLoadError):  # they name the file already
         del sys.modules[module_name]
         raise
     except Exception as exc:
@@ -72,6 +99,7 @@ def import_file(path: Path) -> ModuleType:
             "the file (run it with python to see the full traceback)"
         ) from exc
     finally:
+        _importing.reset(token)
         sys.path.remove(str(resolved.parent))
     return module
 

@@ -6,6 +6,13 @@ one. A clean replay reproduces the original root hash. When code, prompts, confi
 versions changed so that a request differs, the replay stops at that step, and the report
 names the run, the first diverging step and effect, both request hashes and a field-level
 diff of the two requests.
+
+Without an explicit pipeline, what to import comes from the record: :func:`check_recorded_pipeline`
+says which file and which source files the run records, and which of those differ on disk now,
+before anything is imported. :func:`replay_store` gives the store a replay writes to: the store
+itself, or an :class:`~traces.overlay.OverlayStore` over it when it must not change.
+
+This module must never import a pipeline file; the caller does, after the check.
 """
 
 from __future__ import annotations
@@ -13,30 +20,121 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from traces import ArtifactStore, RunRecord
+from traces.overlay import OverlayStore
 from traces.runview import load_run_head
 
 from .effects import Divergence, EffectSource
-from .errors import OrchError
+from .errors import OrchError, PipelineLoadError
+from .loader import split_target
 from .pipeline import Pipeline
 from .resume import recorded_inputs
 from .runtime import RunResult, _run
+from .sources import RecordedSources, SourceChange, check_sources
 
-__all__ = ["ReplayReport", "areplay", "recorded_origin"]
+__all__ = [
+    "RecordedPipeline",
+    "ReplayReport",
+    "areplay",
+    "check_recorded_pipeline",
+    "recorded_origin",
+    "replay_store",
+    "run_origin",
+]
+
+
+def run_origin(store: ArtifactStore, run_id: str) -> dict[str, Any]:
+    """The ``origin`` a run's run_start event records (``{}`` when it has none)."""
+    for line in store.read_events(run_id)[:1]:
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return {}
+        data = event.get("data") if isinstance(event, dict) else None
+        origin = data.get("origin") if isinstance(data, dict) else None
+        if isinstance(origin, dict):
+            return origin
+    return {}
 
 
 def recorded_origin(store: ArtifactStore, run_id: str) -> str | None:
     """The ``FILE.py:NAME`` a run's pipeline came from, as its run_start event recorded it
     (runs started by ``orch run``, or with ``origin={"pipeline": ...}``), else None."""
-    for line in store.read_events(run_id)[:1]:
-        origin = orjson.loads(line).get("data", {}).get("origin", {})
-        if "pipeline" in origin:
-            return str(origin["pipeline"])
-    return None
+    pipeline = run_origin(store, run_id).get("pipeline")
+    return pipeline if isinstance(pipeline, str) else None
+
+
+@dataclass(frozen=True)
+class RecordedPipeline:
+    """What a run records about its pipeline's code, and how the disk compares now."""
+
+    run_id: str
+    target: str
+    """``/abs/FILE.py:NAME``, as recorded: what a replay without --pipeline imports."""
+    sources: RecordedSources | None
+    """The source files the run records; None for a run made before orch recorded them."""
+    changes: tuple[SourceChange, ...] = ()
+    """Recorded source files that differ on disk now (or are missing), sorted by path."""
+
+    @property
+    def file(self) -> Path:
+        return split_target(self.target)[0]
+
+    @property
+    def name(self) -> str:
+        return split_target(self.target)[1]
+
+    @property
+    def unchanged(self) -> bool:
+        """True when the run records its sources and every one is on disk as recorded."""
+        return self.sources is not None and not self.changes
+
+
+def check_recorded_pipeline(store: ArtifactStore, run_id: str) -> RecordedPipeline | None:
+    """Which file the run's pipeline came from and, when the run records its source files,
+    which of them differ from the disk now (hashed, never imported). None when the run does
+    not say where its pipeline came from.
+
+    A record whose pipeline file is not among its own source files, or whose file resolves
+    out of the recorded folder, is a :class:`~orch.errors.PipelineLoadError`: what would be
+    imported is then not what was checked."""
+    origin = run_origin(store, run_id)
+    target = origin.get("pipeline")
+    if not isinstance(target, str):
+        return None
+    sources = RecordedSources.from_origin(origin, run_id)
+    if sources is None:
+        return RecordedPipeline(run_id, target, None)
+    file = split_target(target)[0]
+    if str(file.parent) != sources.root or file.name not in sources.files:
+        raise PipelineLoadError(
+            f"run {run_id} names pipeline file {str(file)!r}, which is not among the source "
+            f"files it records under {sources.root!r}; fix: replay it with --pipeline "
+            "FILE.py[:NAME] naming code you trust, and verify the store (orch verify)"
+        )
+    # The loader imports the resolved file and puts its folder on sys.path: check there.
+    root = Path(sources.root).resolve()
+    if file.resolve() != root / file.name:
+        raise PipelineLoadError(
+            f"pipeline file {str(file)!r} of run {run_id} resolves to {str(file.resolve())!r}, "
+            f"out of its recorded folder {sources.root!r}; fix: replay it with --pipeline "
+            "FILE.py[:NAME] naming code you trust"
+        )
+    return RecordedPipeline(run_id, target, sources, tuple(check_sources(sources, root)))
+
+
+def replay_store(store: ArtifactStore, *, record: bool = True) -> ArtifactStore:
+    """The store a replay writes its run to: ``store`` itself, or an
+    :class:`~traces.overlay.OverlayStore` over it (reads from it, writes kept in memory) when
+    ``record`` is False or the store is read-only."""
+    if record and not store.read_only:
+        return store
+    return OverlayStore(store)
 
 
 @dataclass
@@ -51,6 +149,9 @@ class ReplayReport:
     divergences: list[Divergence] = field(default_factory=list)
     spec_changed: bool = False
     """The pipeline's spec hash differs from the record's (code or config changed)."""
+    recorded: bool = True
+    """False when the replay ran on an overlay (read-only store, or asked not to record):
+    ``result.run_id`` then names a run that is not in the store."""
 
     @property
     def clean(self) -> bool:
@@ -74,6 +175,7 @@ class ReplayReport:
             "root_hash": self.result.root_hash,
             "status": self.result.status,
             "spec_changed": self.spec_changed,
+            "recorded": self.recorded,
             "first_divergence": first.to_json() if first else None,
             "divergences": [d.to_json() for d in self.divergences],
         }
@@ -117,4 +219,5 @@ async def areplay(
         expected_root=head.root_hash,
         divergences=list(result.divergences),
         spec_changed=pipeline.spec_hash != record.spec_hash,
+        recorded=not isinstance(store, OverlayStore),
     )

@@ -1,9 +1,16 @@
-"""Running a pipeline: the scheduler and the step executor, recording as they go.
+"""Running a pipeline: one run from its lease to its seal.
 
-A node starts as soon as every node it waits for has finished (no lock-step supersteps),
-within a per-run concurrency limit. Every step, whatever its fate, ends in a StepRecord in the
-store and a ``step_end`` event; a failure cancels the rest of the run and each cancelled or
-never-started step is recorded as such, so the record is complete even for a failed run.
+:func:`arun` takes the lease of the run's lineage (:mod:`orch.lineage`: one process at a
+time works on a run and the resumes that continue it), writes the run head and the
+``run_start`` event, appends the run's ``start`` entry to the store's ledger, lets the
+scheduler (:mod:`orch.scheduler`) run the steps, then records every node that never ran,
+the run record (whose key is the root hash), the ``run_end`` event, the ledger's ``seal``
+entry and the final head, in that order: the ledger before the head, because the ledger is
+the authority and a head is a copy that a crash may leave behind.
+
+A run cancelled from outside (a signal through :class:`RunControl`, or its caller's cancel
+scope) still ends this way, with status ``cancelled``: its unfinished steps are recorded as
+cancelled, and a resume continues it.
 
 What must never enter a hashed record: the run id, wall-clock time, completion order. The
 root hash is computed over step records sorted by step id.
@@ -15,82 +22,48 @@ import functools
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import orjson
-from anyio.abc import TaskGroup
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from traces import (
     ArtifactStore,
     ErrorInfo,
-    EventLog,
     RunHead,
     RunRecord,
     canonical_bytes,
+    check_run_id,
     digest,
     steps_root,
 )
-from traces.records import STEP_FORMAT
+from traces.ledger import Ledger, ledger_of
+from traces.ledger_entries import SealEntry, StartEntry
+from traces.runview import load_run_head
 
 from . import __version__
-from .agent import Agent
-from .context import Context, StepLog
-from .effects import (
-    Divergence,
-    EffectSource,
-    RecordedEffectError,
-    ReplayDivergenceError,
-    RunMode,
-)
-from .errors import InputError, OrchError, StepError, StepTimeoutError
-from .pipeline import Const, ListBinding, Pipeline
-from .pool import WorkerPool
-from .refs import InputRef, Ref
-from .retry import RetryPolicy, call_with_retry
+from .effects import Divergence, EffectSource, RunMode
+from .errors import InputError, OrchError, RunBusyError
+from .lease import Lease, LeaseHeld, holding
+from .lineage import lineage_name, mark_superseded, mark_taken_over
+from .pipeline import Pipeline
+from .scheduler import Perturbation, ReusedStep, RunState, Scheduler, StepOutcome
 from .typecheck import is_optional
 
 __all__ = [
-    "Perturbation",
-    "ReusedStep",
+    "RunControl",
     "RunResult",
-    "RunState",
-    "StepOutcome",
     "arun",
+    "new_run_id",
     "run",
     "type_adapter",
     "validate_inputs",
 ]
 
-Perturbation = Callable[[str], Awaitable[None]]
-"""Awaited with the step id just before a step records its result (tests use it to shuffle
-completion order)."""
-
-_OPTS = orjson.OPT_SORT_KEYS
 _HOST = socket.gethostname()  # metadata only (run head), looked up once
-_NO_RETRY = RetryPolicy()
-
-
-@dataclass
-class StepOutcome:
-    status: str
-    output: BaseModel | None = None
-    record_key: str = ""
-    error_type: str = ""
-    error_message: str = ""
-
-
-@dataclass(frozen=True)
-class ReusedStep:
-    """A node finished by an earlier run: its record key, output, and every record below it."""
-
-    record_key: str
-    output_key: str
-    subtree: tuple[tuple[str, str, str], ...]
-    """(step id, record key, status) of the node's step and all its descendants."""
 
 
 @dataclass
@@ -111,6 +84,10 @@ class RunResult:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def cancelled(self) -> bool:
+        return self.status == "cancelled"
+
     def raise_for_status(self) -> RunResult:
         """Return self, or raise :class:`OrchError` describing why the run failed."""
         if not self.ok:
@@ -124,288 +101,33 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
 
 
-def _error_info(exc: BaseException) -> ErrorInfo:
-    if isinstance(exc, RecordedEffectError):  # replayed failure: record it as it was
-        return ErrorInfo(type=exc.original_type, message=exc.original_message)
-    t = type(exc)
-    name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
-    return ErrorInfo(type=name, message=str(exc))
+class RunControl:
+    """A handle to stop a run cleanly from outside its task: a signal handler, a UI's stop
+    button. :meth:`cancel` cancels the run's steps; each unfinished one is recorded as
+    cancelled with the reason, and the run ends with status ``cancelled`` and a root hash,
+    returned by :func:`arun` like any result (a resume continues it). Calling it before the
+    run starts cancels it as soon as it does; calling it again changes nothing."""
 
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._state: RunState | None = None
 
-class RunState:
-    """Everything one run shares between its steps."""
+    def cancel(self, reason: str = "cancelled by its caller") -> None:
+        if self.reason is None:
+            self.reason = reason
+        if self._state is not None and self._state.cancelled is None:
+            self._state.cancelled = self.reason
+        if self._scope is not None:
+            self._scope.cancel()
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        store: ArtifactStore,
-        run_id: str,
-        seed: int,
-        max_concurrency: int,
-        perturb: Perturbation | None,
-        clock: Callable[[], float],
-    ) -> None:
-        self.pipeline = pipeline
-        self.store = store
-        self.run_id = run_id
-        self.seed = seed
-        self.max_concurrency = max_concurrency
-        self.perturb = perturb
-        self.events = EventLog(store, run_id, clock)
-        self.records: dict[str, tuple[str, str]] = {}
-        """Step id -> (record key, status)."""
-        self.node_outcomes: dict[str, StepOutcome] = {}
-        self.failure: ErrorInfo | None = None
-        self.mode: RunMode = "record"
-        self.services: dict[str, Any] = {}
-        self.reuse: dict[str, ReusedStep] = {}
-        """Top-level nodes finished by the run being resumed: taken, not run."""
-        self.divergences: list[Divergence] = []
-        self.effect_source: EffectSource | None = None
-        """Recorded effects served instead of live calls (replay and resume)."""
-        self.failed_node: str | None = None
-        # Why a step is being cancelled when the cause is local (a failed sibling, a parent's
-        # deadline), keyed by the step whose scope was cancelled; read by _cancel_reason.
-        self.cancel_causes: dict[str, str] = {}
-        self.deadlines: dict[str, tuple[anyio.CancelScope, float]] = {}
-        self._agent_refs: dict[int, tuple[Agent[Any, Any], dict[str, str]]] = {}
+    def _attach(self, scope: anyio.CancelScope, state: RunState) -> None:
+        self._scope, self._state = scope, state
+        if self.reason is not None:
+            self.cancel(self.reason)
 
-    def _check_all_effects_made(self, step_id: str, made: int) -> None:
-        assert self.effect_source is not None
-        slot = self.effect_source.get(step_id, made)
-        if slot is not None:  # the record has more effects than the step made now
-            rec = slot[1]
-            raise self.diverge(
-                Divergence(step_id, made, "missing-effect", rec.target, rec.request, None)
-            )
-
-    def diverge(self, divergence: Divergence) -> ReplayDivergenceError:
-        """Note where a replay stopped matching (even if an agent swallows the error)."""
-        self.divergences.append(divergence)
-        return ReplayDivergenceError(divergence)
-
-    # -- recording ---------------------------------------------------------------------------
-
-    def _agent_ref(self, agent: Agent[Any, Any]) -> dict[str, str]:
-        # Keyed by id() for speed; the entry holds the agent itself so that its id cannot be
-        # reused by another object (a with_config() copy made and dropped inside a step) while
-        # this run lasts, which would record one agent under another's name.
-        entry = self._agent_refs.get(id(agent))
-        if entry is None or entry[0] is not agent:
-            ref = {"name": agent.name, "version": agent.version, "config_hash": agent.config_hash}
-            entry = (agent, ref)
-            self._agent_refs[id(agent)] = entry
-        return entry[1]
-
-    def record_step(
-        self,
-        *,
-        step_id: str,
-        node: str,
-        parent: str | None,
-        agent: Agent[Any, Any],
-        input_key: str | None,
-        output_key: str | None,
-        decisions: list[str],
-        effects: list[str] | None = None,
-        children: list[str],
-        status: str,
-        error: ErrorInfo | None,
-        reason: str | None,
-        logical_time: int,
-        attempts: int | None = None,
-    ) -> str:
-        # Built as a plain dict (the StepRecord schema, every field present) because this runs
-        # once per step; tests pin it to StepRecord's canonical form.
-        record = {
-            "format": STEP_FORMAT,
-            "step_id": step_id,
-            "node": node,
-            "parent": parent,
-            "agent": self._agent_ref(agent),
-            "input": input_key,
-            "output": output_key,
-            "effects": effects or [],
-            "decisions": decisions,
-            "children": children,
-            "status": status,
-            "error": None if error is None else {"type": error.type, "message": error.message},
-            "reason": reason,
-            "logical_time": logical_time,
-        }
-        key = self.store.put(orjson.dumps(record, option=_OPTS))
-        self.records[step_id] = (key, status)
-        if attempts is None:
-            self.events.emit("step_end", step_id, status=status, record=key)
-        else:
-            # How many times the agent ran (retries included): the event log's business, not
-            # the record's, so a retried step still has the record of an unretried one.
-            self.events.emit("step_end", step_id, status=status, record=key, attempts=attempts)
-        return key
-
-    # -- executing one step -----------------------------------------------------------------
-
-    async def execute(
-        self,
-        *,
-        step_id: str,
-        node: str,
-        parent: str | None,
-        agent: Agent[Any, Any],
-        input_value: BaseModel | Mapping[str, Any],
-        logical_time: int,
-        timeout: float | None,
-        retry: RetryPolicy,
-    ) -> StepOutcome:
-        """Run one step to a record. Never raises, except cancellation (after recording)."""
-        self.events.emit("step_start", step_id)
-        log = StepLog()
-        input_key: str | None = None
-        tries = 0
-        try:
-            inp = _coerce(agent.input_model, input_value, f"input of agent {agent.name!r}")
-            input_key = self.store.put(canonical_bytes(inp))
-
-            async def attempt(_n: int) -> BaseModel:
-                nonlocal tries
-                tries += 1
-                ctx = Context(self, step_id, node, agent, logical_time, log)
-                if timeout is None:
-                    out = await agent.run(inp, ctx)
-                else:
-                    try:
-                        with anyio.fail_after(timeout) as scope:
-                            self.deadlines[step_id] = (scope, timeout)
-                            try:
-                                out = await agent.run(inp, ctx)
-                            finally:
-                                del self.deadlines[step_id]
-                    except TimeoutError as exc:
-                        raise StepTimeoutError(
-                            f"step {step_id!r} (agent {agent.name!r}) timed out after {timeout}s"
-                        ) from exc
-                return _coerce(agent.output_model, out, f"output of agent {agent.name!r}")
-
-            if timeout is None and retry.max_attempts == 1:
-                # The common case, without the retry and timeout machinery (per-step cost).
-                tries = 1
-                out = await agent.run(inp, Context(self, step_id, node, agent, logical_time, log))
-                output = _coerce(agent.output_model, out, f"output of agent {agent.name!r}")
-            else:
-                output, _attempts = await call_with_retry(retry, attempt)
-            if self.effect_source is not None and self.mode == "replay":
-                self._check_all_effects_made(step_id, len(log.effects))
-            if self.perturb is not None:
-                await self.perturb(step_id)
-            output_key = self.store.put(canonical_bytes(output))
-        except anyio.get_cancelled_exc_class():
-            self.record_step(
-                step_id=step_id,
-                node=node,
-                parent=parent,
-                agent=agent,
-                input_key=input_key,
-                output_key=None,
-                effects=[e for e in log.effects if e],
-                decisions=log.decisions,
-                children=log.children,
-                status="cancelled",
-                error=None,
-                reason=self._cancel_reason(step_id),
-                logical_time=logical_time,
-                attempts=tries,
-            )
-            raise
-        except Exception as exc:
-            info = _error_info(exc)
-            key = self.record_step(
-                step_id=step_id,
-                node=node,
-                parent=parent,
-                agent=agent,
-                input_key=input_key,
-                output_key=None,
-                effects=[e for e in log.effects if e],
-                decisions=log.decisions,
-                children=log.children,
-                status="failed",
-                error=info,
-                reason=None,
-                logical_time=logical_time,
-                attempts=tries,
-            )
-            return StepOutcome("failed", None, key, info.type, info.message)
-        key = self.record_step(
-            step_id=step_id,
-            node=node,
-            parent=parent,
-            agent=agent,
-            input_key=input_key,
-            output_key=output_key,
-            effects=[e for e in log.effects if e],
-            decisions=log.decisions,
-            children=log.children,
-            status="ok",
-            error=None,
-            reason=None,
-            logical_time=logical_time,
-            attempts=tries,
-        )
-        return StepOutcome("ok", output, key)
-
-    def _cancel_reason(self, step_id: str | None = None) -> str:
-        # A local cause (on this step or an ancestor) explains more than the run-level one.
-        ancestor = step_id
-        while ancestor:
-            cause = self.cancel_causes.get(ancestor)
-            if cause is not None:
-                return cause
-            deadline = self.deadlines.get(ancestor)
-            if deadline is not None and deadline[0].cancel_called:
-                what = "step" if ancestor == step_id else "parent step"
-                return f"cancelled: {what} {ancestor!r} timed out after {deadline[1]}s"
-            ancestor = ancestor.rpartition("/")[0]
-        if self.failed_node is not None:
-            return f"cancelled: run stopped after node {self.failed_node!r} failed"
-        return "cancelled: the run was cancelled"
-
-    async def execute_child(
-        self,
-        parent: Context,
-        step_id: str,
-        agent: Agent[Any, Any],
-        input_value: BaseModel | Mapping[str, Any],
-        timeout: float | None,
-        retry: RetryPolicy | None,
-    ) -> StepOutcome:
-        if not isinstance(agent, Agent):
-            raise OrchError(
-                f"step {parent.step_id!r}: ctx.call() got {agent!r}, not an agent; fix: pass "
-                "an Agent instance or a function decorated with @agent"
-            )
-        return await self.execute(
-            step_id=step_id,
-            node=parent.node_id,
-            parent=parent.step_id,
-            agent=agent,
-            input_value=input_value,
-            logical_time=parent.logical_time + 1,
-            timeout=timeout,
-            retry=retry or _NO_RETRY,
-        )
-
-
-def _coerce(model: type[BaseModel], value: Any, what: str) -> BaseModel:
-    if type(value) is model:
-        return value
-    try:
-        return model.model_validate(value)
-    except ValidationError as exc:
-        raise StepError(
-            f"{what} is not a valid {model.__name__}: {exc.error_count()} error(s), first: "
-            f"{exc.errors()[0]['loc']} {exc.errors()[0]['msg']}; fix: return/bind a "
-            f"{model.__name__}"
-        ) from exc
+    def _detach(self) -> None:
+        self._scope = self._state = None
 
 
 @functools.lru_cache(maxsize=256)
@@ -451,161 +173,37 @@ def validate_inputs(pipeline: Pipeline, inputs: Mapping[str, Any]) -> dict[str, 
     return values
 
 
-class _Scheduler:
-    """Starts each node when its producers are done; resolves bindings; handles skips."""
-
-    def __init__(self, state: RunState, inputs: dict[str, Any]) -> None:
-        self.state = state
-        self.p = state.pipeline
-        self.inputs = inputs
-        self.remaining = {n: len(self.p.producers[n]) for n in self.p.order}
-        self.outputs: dict[str, BaseModel] = {}
-        self.status: dict[str, str] = {}
-        self.unfinished = len(self.p.order)
-        self.tg: TaskGroup | None = None
-        self.pool: WorkerPool[str] | None = None
-
-    async def run(self) -> None:
-        async with anyio.create_task_group() as tg:
-            self.tg = tg
-            self.pool = WorkerPool(tg, self.run_node, self.state.max_concurrency)
-            for node_id in self.p.order:
-                if self.remaining[node_id] == 0:
-                    self.pool.submit(node_id)
-
-    def _value(self, ref: Ref) -> tuple[bool, Any]:
-        """(available, value) of a reference; unavailable when its producer did not succeed."""
-        if isinstance(ref, InputRef):
-            return True, self.inputs[ref.name]
-        if self.status.get(ref.node) != "ok":
-            return False, None
-        value: Any = self.outputs[ref.node]
-        for name in ref.path:
-            value = getattr(value, name)
-        return True, value
-
-    def _gather(self, node_id: str) -> tuple[Any, str | None]:
-        """The node's input data, or (None, reason to skip)."""
-        node = self.p.nodes[node_id]
-        for cond in node.when:
-            gate_status = self.status.get(cond.node)
-            if gate_status != "ok":
-                return None, f"skipped: router {cond.node!r} did not run ({gate_status})"
-            selected = _selection(self.outputs[cond.node])
-            if cond.label not in selected:
-                return None, (
-                    f"skipped: router {cond.node!r} selected {sorted(selected)}, not {cond.label!r}"
-                )
-        data: dict[str, Any] = {}
-        if node.whole is not None:
-            ok, value = self._value(node.whole)
-            if not ok:
-                return None, f"skipped: its input comes from {node.whole}, which did not succeed"
-            if not node.bindings:
-                return value, None  # the producer's model itself; coerced once if needed
-            data.update(value.__dict__ if isinstance(value, BaseModel) else value)
-        for name, binding in node.bindings.items():
-            if isinstance(binding, Const):
-                data[name] = binding.value
-            elif isinstance(binding, ListBinding):
-                items = [v for ok, v in map(self._value, binding.items) if ok]
-                if not items:
-                    return None, (f"skipped: none of the producers of field {name!r} succeeded")
-                data[name] = items
-            else:
-                ok, value = self._value(binding)
-                if not ok:
-                    fields = self.p.agents[node_id].input_model.model_fields
-                    if is_optional(fields[name].annotation):
-                        value = None
-                    else:
-                        return None, (
-                            f"skipped: field {name!r} comes from {binding}, which did not succeed"
-                        )
-                data[name] = value
-        return data, None
-
-    async def run_node(self, node_id: str) -> list[str] | None:
-        """Run one node; return the consumers it made ready (the pool runs them next)."""
-        state, p = self.state, self.p
-        node = p.nodes[node_id]
-        agent = p.agents[node_id]
-        reused = state.reuse.get(node_id)
-        data, skip_reason = (None, None) if reused else self._gather(node_id)
-        if reused is not None:
-            output = _coerce(
-                agent.output_model,
-                state.store.get_value(reused.output_key),
-                f"recorded output of node {node_id!r}",
-            )
-            for step_id, key, status in reused.subtree:
-                state.records[step_id] = (key, status)
-                state.events.emit("step_end", step_id, status=status, record=key, reused=True)
-            self.status[node_id] = "ok"
-            self.outputs[node_id] = output
-            state.node_outcomes[node_id] = StepOutcome("ok", output, reused.record_key)
-        elif data is None:
-            state.events.emit("step_start", node_id)
-            state.record_step(
-                step_id=node_id,
-                node=node_id,
-                parent=None,
-                agent=agent,
-                input_key=None,
-                output_key=None,
-                decisions=[],
-                children=[],
-                status="skipped",
-                error=None,
-                reason=skip_reason,
-                logical_time=p.depth[node_id],
-            )
-            self.status[node_id] = "skipped"
-        else:
-            outcome = await state.execute(
-                step_id=node_id,
-                node=node_id,
-                parent=None,
-                agent=agent,
-                input_value=data,
-                logical_time=p.depth[node_id],
-                timeout=node.timeout,
-                retry=node.retry,
-            )
-            self.status[node_id] = outcome.status
-            state.node_outcomes[node_id] = outcome
-            if outcome.status == "ok":
-                assert outcome.output is not None
-                self.outputs[node_id] = outcome.output
-            elif not node.optional and state.failure is None:
-                state.failed_node = node_id
-                state.failure = ErrorInfo(
-                    type=outcome.error_type,
-                    message=f"node {node_id!r} failed: {outcome.error_message}",
-                )
-                assert self.tg is not None
-                self.tg.cancel_scope.cancel()
-                return None
-        assert self.pool is not None
-        ready = []
-        for consumer in p.consumers[node_id]:
-            self.remaining[consumer] -= 1
-            if self.remaining[consumer] == 0:
-                ready.append(consumer)
-        self.unfinished -= 1
-        if self.unfinished == 0:
-            self.pool.close()
-        return ready
+@asynccontextmanager
+async def _lineage_lease(
+    store: ArtifactStore, lineage: str, run_id: str, resumed: str | None, *, take: bool, wait: bool
+) -> AsyncIterator[Lease | None]:
+    """Hold the lease of ``lineage`` while the body runs (see :mod:`orch.lineage`)."""
+    if not take:
+        yield None
+        return
+    entered = False
+    try:
+        async with holding(store, lineage, work=f"run {run_id}", wait=wait) as lease:
+            entered = True
+            yield lease
+    except LeaseHeld as exc:
+        if entered:
+            raise
+        what = f"run {resumed}" if resumed else f"run {run_id}"
+        raise RunBusyError(
+            f"{what} is being worked on by {exc.holder or 'another process'} (lineage "
+            f"{lineage}, store {store.location}); fix: wait until it ends, or resume with "
+            "wait=True (orch run --resume ... --wait): a holder that died on another machine "
+            "is taken over once it has not renewed its lease for its lease time"
+        ) from None
 
 
-def _selection(output: BaseModel) -> set[str]:
-    branches = getattr(output, "branches", None)
-    if branches is None:
-        branch = getattr(output, "branch", None)
-        return {branch} if isinstance(branch, str) else set()
-    if isinstance(branches, str):
-        return {branches}
-    return {b for b in branches if isinstance(b, str)}
+def _refuse_existing(store: ArtifactStore, run_id: str) -> None:
+    if store.read_run_head(run_id) is not None:
+        raise OrchError(
+            f"run id {run_id!r} is already in store {store.location}; fix: leave run_id out "
+            "to get a new one (a run is continued with resume=, never rewritten)"
+        )
 
 
 async def arun(
@@ -619,58 +217,93 @@ async def arun(
     perturb: Perturbation | None = None,
     clock: Callable[[], float] = time.time,
     resume: str | None = None,
-    origin: Mapping[str, str] | None = None,
+    origin: Mapping[str, Any] | None = None,
     services: Mapping[str, Any] | None = None,
+    control: RunControl | None = None,
+    wait: bool = False,
+    lease: bool = True,
 ) -> RunResult:
     """Run ``pipeline`` on ``inputs`` and record it in ``store``; return the result.
 
     A failed node does not raise: the result has status ``failed`` and the error. Bad inputs
-    raise :class:`~orch.errors.InputError` before anything is written.
+    raise :class:`~orch.errors.InputError` before anything is written. A run cancelled by
+    ``control`` returns with status ``cancelled``; one cancelled by its caller's cancel scope
+    is recorded as cancelled too, then the cancellation goes on.
 
-    ``resume`` names an earlier run of the same pipeline that crashed, was killed or failed:
-    its inputs and seed are used (``inputs`` and ``seed`` must not be given), every node it
-    finished is taken from its record without running again, its finished effects are served
-    from the record, and the rest runs. The new run's root hash is the one an uninterrupted
-    run would have had. ``origin`` is metadata for the event log (the CLI records the file
-    the pipeline came from, so that ``orch replay`` can load it again). ``services`` are
+    ``resume`` names an earlier run of the same pipeline that crashed, was killed, cancelled
+    or failed: its inputs and seed are used (``inputs`` and ``seed`` must not be given), every
+    node that any run of its lineage finished is taken from the record without running
+    again, every effect any of them finished is served from the record, and the rest runs.
+    The new run's root hash is the one an uninterrupted run would have had. When another
+    process works on the lineage, :class:`~orch.errors.RunBusyError` names it, unless
+    ``wait`` (then this waits for it, and takes over a holder whose lease went stale).
+    ``lease=False`` is for a caller that already holds the lineage's lease (a batch holds its
+    input's).
+
+    ``origin`` is metadata for the event log (the CLI records the file the pipeline came
+    from and its sources, so that ``orch replay`` can check and load them). ``services`` are
     objects agents reach with ``ctx.service(name)`` (the model hub is ``"models"``); they are
     not part of the record, only the effects they make are.
     """
+    from .loader import refuse_run_at_import  # `orch run FILE` imports FILE: no run in there
+
+    refuse_run_at_import()
     if store is None:
         from traces.open import open_store
 
         store = open_store()
+    if max_concurrency < 1:
+        raise OrchError(f"max_concurrency is {max_concurrency}; fix: use 1 or more")
     if resume is None:
-        return await _run(
+        values = validate_inputs(pipeline, inputs or {})
+        run_id = check_run_id(run_id or new_run_id())
+        async with _lineage_lease(store, run_id, run_id, None, take=lease, wait=wait) as held:
+            _refuse_existing(store, run_id)
+            return await _run(
+                pipeline,
+                values,
+                store,
+                seed,
+                max_concurrency,
+                run_id,
+                perturb,
+                clock,
+                origin,
+                services=services,
+                control=control,
+                lease=held,
+            )
+    from .resume import prepare_resume  # keeps the common path free of resume's imports
+
+    resumed = store.resolve_run(resume)
+    lineage = lineage_name(store, load_run_head(store, resumed))
+    run_id = check_run_id(run_id or new_run_id())
+    async with _lineage_lease(store, lineage, run_id, resumed, take=lease, wait=wait) as held:
+        plan = prepare_resume(pipeline, store, resumed, inputs, seed)
+        _refuse_existing(store, run_id)
+        members = mark_taken_over(store, plan.members, resumed, run_id)
+        result = await _run(
             pipeline,
-            inputs,
+            plan.inputs,
             store,
-            seed,
+            plan.seed,
             max_concurrency,
             run_id,
             perturb,
             clock,
-            origin,
+            {**(origin or {}), "resumed_from": resumed},
+            mode="resume",
+            source=plan.effects,
+            reuse=plan.reuse,
             services=services,
+            lineage=lineage,
+            resumed_from=resumed,
+            control=control,
+            lease=held,
         )
-    from .resume import prepare_resume  # keeps the common path free of resume's imports
-
-    plan = prepare_resume(pipeline, store, resume, inputs, seed)
-    return await _run(
-        pipeline,
-        plan.inputs,
-        store,
-        plan.seed,
-        max_concurrency,
-        run_id,
-        perturb,
-        clock,
-        {**(origin or {}), "resumed_from": resume},
-        mode="resume",
-        source=plan.effects,
-        reuse=plan.reuse,
-        services=services,
-    )
+        if result.ok:
+            mark_superseded(store, members, run_id)
+        return result
 
 
 async def _run(
@@ -682,22 +315,28 @@ async def _run(
     run_id: str | None,
     perturb: Perturbation | None,
     clock: Callable[[], float],
-    origin: Mapping[str, str] | None,
+    origin: Mapping[str, Any] | None,
     *,
     mode: RunMode = "record",
     source: EffectSource | None = None,
     reuse: Mapping[str, ReusedStep] | None = None,
     services: Mapping[str, Any] | None = None,
+    lineage: str | None = None,
+    resumed_from: str | None = None,
+    control: RunControl | None = None,
+    lease: Lease | None = None,
 ) -> RunResult:
     if max_concurrency < 1:
         raise OrchError(f"max_concurrency is {max_concurrency}; fix: use 1 or more")
     values = validate_inputs(pipeline, inputs or {})
     run_id = run_id or new_run_id()
-    state = RunState(pipeline, store, run_id, seed, max_concurrency, perturb, clock)
-    state.mode = mode
-    state.effect_source = source
+    state = RunState(pipeline, store, run_id, seed, max_concurrency, perturb, clock, mode, source)
     state.reuse = dict(reuse or {})
     state.services = dict(services or {})
+    ledger = ledger_of(store)
+    anchored = ledger.supported
+    if anchored:
+        ledger.ensure()
 
     spec_key = pipeline.spec_hash
     if not store.has(spec_key):  # the spec of a large pipeline is large: hash it once
@@ -717,8 +356,10 @@ async def _run(
         started_at=clock(),
         host=_HOST,
         orch_version=__version__,
+        lineage=lineage or run_id,
+        resumed_from=resumed_from,
     )
-    store.write_run_head(run_id, orjson.dumps(head.sealed().model_dump(mode="json"), option=_OPTS))
+    store.write_run_head(run_id, head.to_bytes())
     start: dict[str, Any] = {
         "pipeline": pipeline.name,
         "spec": spec_key,
@@ -728,34 +369,58 @@ async def _run(
     }
     if origin:
         start["origin"] = dict(sorted(origin.items()))
-    state.events.emit("run_start", **start)
+    start_event = state.events.emit("run_start", **start)
+    if anchored:
+        ledger.append(
+            StartEntry(
+                run=run_id,
+                pipeline=pipeline.name,
+                spec=spec_key,
+                seed=seed,
+                start_event=start_event,
+                lineage=lineage or run_id,
+                resumed_from=resumed_from,
+            )
+        )
 
-    scheduler = _Scheduler(state, values)
-    await scheduler.run()
+    scheduler = Scheduler(state, values)
+    try:
+        with anyio.CancelScope() as scope:
+            if control is not None:
+                control._attach(scope, state)
+            await scheduler.run()
+    except anyio.get_cancelled_exc_class():
+        # Cancelled by the caller's scope (or orch.run's Ctrl-C): the run still ends as
+        # cancelled, unless its lease was taken over (its lineage is another process's now,
+        # which anchored its log as it found it).
+        if lease is None or not lease.lost:
+            if state.cancelled is None:
+                state.cancelled = "the run was cancelled by its caller"
+            _finish(state, scheduler, head, input_keys, ledger if anchored else None)
+        raise
+    finally:
+        if control is not None:
+            control._detach()
+    return _finish(state, scheduler, head, input_keys, ledger if anchored else None)
 
-    # Nodes that never started because the run stopped still get a record: a reader must
-    # be able to tell "did not run" from "lost".
+
+def _finish(
+    state: RunState,
+    scheduler: Scheduler,
+    head: RunHead,
+    input_keys: dict[str, str],
+    ledger: Ledger | None,
+) -> RunResult:
+    """Record what never ran, the run record, the end event, the seal and the final head.
+    Synchronous on purpose: nothing here awaits, so a cancellation cannot cut it short."""
+    pipeline, store = state.pipeline, state.store
     for node_id in pipeline.order:
         if node_id not in state.records:
-            state.events.emit("step_start", node_id)
-            state.record_step(
-                step_id=node_id,
-                node=node_id,
-                parent=None,
-                agent=pipeline.agents[node_id],
-                input_key=None,
-                output_key=None,
-                decisions=[],
-                children=[],
-                status="cancelled",
-                error=None,
-                reason="not started: " + state._cancel_reason(),
-                logical_time=pipeline.depth[node_id],
-            )
+            state.record_unrun(node_id, "cancelled", "not started: " + state._cancel_reason())
 
     outputs: dict[str, Any] = {}
     output_keys: dict[str, str] = {}
-    if state.failure is None:
+    if state.failure is None and state.cancelled is None:
         for name, ref in sorted(pipeline.outputs.items()):
             ok, value = scheduler._value(ref)
             if ok:
@@ -763,42 +428,60 @@ async def _run(
                 output_keys[name] = store.put(canonical_bytes(value))
 
     steps = sorted((sid, key) for sid, (key, _) in state.records.items())
-    status = "failed" if state.failure is not None else "ok"
+    error = state.failure
+    if state.failure is not None:
+        status = "failed"
+    elif state.cancelled is not None:
+        status = "cancelled"
+        error = ErrorInfo(type="Cancelled", message=state.cancelled)
+    else:
+        status = "ok"
     record = RunRecord(
         pipeline=pipeline.name,
-        spec_hash=spec_key,
+        spec_hash=head.spec_hash,
         inputs=input_keys,
-        seed=seed,
+        seed=head.seed,
         steps=steps,
         steps_root=steps_root(steps),
         outputs=output_keys,
         status=status,
-        error=state.failure,
+        error=error,
         plugins=dict(pipeline.plugins),
     )
     record_bytes = canonical_bytes(record)
     root_hash = store.put(record_bytes)
     assert root_hash == digest(record_bytes)
     state.events.emit("run_end", status=status, root_hash=root_hash)
+    if ledger is not None:
+        ledger.append(
+            SealEntry(
+                run=head.run_id,
+                status=status,
+                root_hash=root_hash,
+                steps_root=record.steps_root,
+                events=state.events.count,
+                event_head=state.events.head or "",
+            )
+        )
     final = head.model_copy(
         update={
             "status": status,
             "root_hash": root_hash,
-            "finished_at": clock(),
+            "finished_at": state.clock(),
             "event_count": state.events.count,
             "event_head": state.events.head,
         }
     )
-    store.write_run_head(run_id, orjson.dumps(final.sealed().model_dump(mode="json"), option=_OPTS))
+    store.write_run_head(head.run_id, final.to_bytes())
     return RunResult(
-        run_id=run_id,
+        run_id=head.run_id,
         status=status,
         root_hash=root_hash,
         record=record,
         outputs=outputs,
         steps=dict(state.node_outcomes),
-        error=state.failure,
-        divergences=list(state.divergences),
+        error=error,
+        divergences=list(state.effects.divergences),
     )
 
 

@@ -2,8 +2,10 @@
 
 Every check runs and every problem is collected, so that one ``build()`` reports them all:
 invalid or duplicate node ids, unknown agents, unknown references, unbound or unknown input
-fields, type mismatches, bad conditions, and cycles (each shown as a path). Only when the list
-is empty is a :class:`~orch.pipeline.Pipeline` made. Nothing here runs an agent.
+fields, type mismatches, bad conditions, and cycles (each shown as a path). A broken node (a
+duplicate id, an invalid id, an unknown agent) is still checked for everything else, and its
+edges still count when cycles are looked for, so one problem never hides another. Only when
+the list is empty is a :class:`~orch.pipeline.Pipeline` made. Nothing here runs an agent.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class _Checker:
         self.inputs: dict[str, Any] = {}
         self.nodes: dict[str, Node] = {}
         self.agents: dict[str, Agent[Any, Any]] = {}
+        # Nodes with a resolved agent that cannot be built (a duplicate or invalid id): their
+        # inputs are still checked.
+        self.unbuilt: list[tuple[Node, Agent[Any, Any]]] = []
         self.plugins: dict[str, str] = {}
 
     def problem(self, node: str, code: str, message: str, fix: str) -> None:
@@ -96,19 +101,20 @@ class _Checker:
                     f"node id is used by {count} nodes",
                     "give every node a unique id",
                 )
+        invalid: set[str] = set()
         for node in self.raw_nodes:
-            if seen[node.id] > 1 or node.id in self.nodes:
-                continue
-            if not isinstance(node.id, str) or not _ID_RE.match(node.id):
-                self.problem(
-                    str(node.id),
-                    "invalid-id",
-                    "node id must be 1-128 letters, digits, '_' or '-', starting with "
-                    "a letter or '_' ('/' is reserved for child steps)",
-                    "rename the node",
-                )
-                continue
-            if node.id in self.inputs:
+            valid_id = isinstance(node.id, str) and _ID_RE.match(node.id) is not None
+            if not valid_id:
+                if str(node.id) not in invalid:  # once per id, however many nodes use it
+                    invalid.add(str(node.id))
+                    self.problem(
+                        str(node.id),
+                        "invalid-id",
+                        "node id must be 1-128 letters, digits, '_' or '-', starting with "
+                        "a letter or '_' ('/' is reserved for child steps)",
+                        "rename the node",
+                    )
+            elif node.id in self.inputs:
                 self.problem(
                     node.id,
                     "duplicate-node",
@@ -117,7 +123,7 @@ class _Checker:
                 )
             if node.timeout is not None and not node.timeout > 0:
                 self.problem(
-                    node.id,
+                    str(node.id),
                     "invalid-timeout",
                     f"timeout {node.timeout!r} is not > 0",
                     "give a positive number of seconds, or None",
@@ -127,7 +133,11 @@ class _Checker:
                 continue
             if agent.unconfigured:
                 fix = agent.unconfigured.split("; fix: ")
-                self.problem(node.id, "unconfigured-agent", fix[0], fix[-1])
+                self.problem(str(node.id), "unconfigured-agent", fix[0], fix[-1])
+                continue
+            if not valid_id or seen[node.id] > 1:
+                if isinstance(node.id, str):
+                    self.unbuilt.append((node, agent))
                 continue
             self.nodes[node.id] = node
             self.agents[node.id] = agent
@@ -250,8 +260,8 @@ class _Checker:
                 "bind a producer of the expected type, or change one of the two types",
             )
 
-    def check_node_inputs(self, node: Node) -> None:
-        agent = self.agents[node.id]
+    def check_node_inputs(self, node: Node, agent: Agent[Any, Any] | None = None) -> None:
+        agent = agent if agent is not None else self.agents[node.id]
         model: type[BaseModel] = agent.input_model
         fields = model.model_fields
         if node.whole is not None:
@@ -360,8 +370,28 @@ class _Checker:
                     g.add_edge(cond.node, node.id, kind="condition", label=cond.label)
         return g
 
+    def cycle_graph(self) -> nx.DiGraph:
+        """Data and condition edges between every declared node id, broken nodes included
+        (definitions sharing an id share a vertex): a cycle through a duplicate, an invalid
+        id or an unknown agent is a problem of its own."""
+        ids = {n.id for n in self.raw_nodes if isinstance(n.id, str)}
+        g = nx.DiGraph()
+        g.add_nodes_from(n.id for n in self.raw_nodes if isinstance(n.id, str))
+        for node in self.raw_nodes:
+            if not isinstance(node.id, str):
+                continue
+            for producer in _producers(node):
+                if producer in ids:
+                    g.add_edge(producer, node.id)
+            for cond in node.when:
+                if cond.node in ids:
+                    g.add_edge(cond.node, node.id)
+        return g
+
     def check_cycles(self, g: nx.DiGraph) -> None:
-        order = {n: i for i, n in enumerate(self.nodes)}
+        order: dict[str, int] = {}
+        for i, n in enumerate(g.nodes):  # insertion order: the order nodes were declared
+            order.setdefault(n, i)
         for component in sorted(
             nx.strongly_connected_components(g), key=lambda c: min(order[n] for n in c)
         ):
@@ -439,13 +469,16 @@ def validate(
     c.check_nodes()
     for node in c.nodes.values():
         c.check_node_inputs(node)
+    for node, agent in c.unbuilt:
+        c.check_node_inputs(node, agent)
     resolved_outputs = c.check_outputs()
     g = c.graph()
-    c.check_cycles(g)
+    c.check_cycles(c.cycle_graph())
     if not c.nodes and not c.problems:
         c.problem("(pipeline)", "empty", "the pipeline has no nodes", "add a node")
     if c.problems:
-        raise PipelineValidationError(name, c.problems)
+        # Two definitions of one id may share a problem: say it once.
+        raise PipelineValidationError(name, list(dict.fromkeys(c.problems)))
 
     definition = {n: i for i, n in enumerate(c.nodes)}
     order = tuple(nx.lexicographical_topological_sort(g, key=definition.__getitem__))

@@ -18,8 +18,17 @@ checks and returns the names and messages of those that failed.
 The checks cover: round trips of any bytes, idempotent puts, key format, verified gets
 (corruption raises :class:`~traces.errors.IntegrityError`, never returns bad bytes), missing
 keys, listing, event-log order and isolation per run, run heads, run-id validation,
-persistence across reopening, writers on several threads at once, and (for a store with
-``supports_claims``) compare-and-swap claims, with exactly one winner among racing threads.
+persistence across reopening, writers on several threads at once, (for a store with
+``supports_claims``) compare-and-swap claims, with exactly one winner among racing threads, and
+(for a store with ``supports_ledger``) the ledger: dense indexes from 0, ranges read back,
+compare-and-append, entries refused, racing threads each given a distinct index that holds
+their entry, checkpoints written, replaced and listed, all kept across reopening.
+
+Test hooks. The built-in stores also carry private hooks that change stored data behind the
+API, as a failing disk or an attacker with write access would, for tests of verification (and
+of the ledger built on a store): their signatures and meaning are :class:`TamperableStore`,
+and :func:`tamper_hooks` gives a store that has them that type. A store that has every hook is
+also checked to do what each says.
 """
 
 from __future__ import annotations
@@ -28,15 +37,69 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from .canonical import digest
 from .errors import ArtifactNotFoundError, IntegrityError, InvalidKeyError, InvalidRunIdError
-from .store import ArtifactStore
+from .store import LEDGER_ENTRY_LIMIT, ArtifactStore
 
-__all__ = ["StoreConformance", "check_store"]
+__all__ = ["StoreConformance", "TamperableStore", "check_store", "tamper_hooks"]
 
 _PAYLOADS = [b"", b"x", bytes(range(256)), b"\x00" * 1000, "σ ünïcødé".encode(), b"a" * 2**20]
+
+
+@runtime_checkable
+class TamperableStore(Protocol):
+    """The test hooks of the built-in stores (memory, directory, SQLite, PostgreSQL).
+
+    Each changes what is stored without the API's checks, as a disk fault or an attacker would
+    (a test then checks that verification notices); none is for use outside tests.
+    """
+
+    def _tamper(self, key: str, data: bytes) -> None:
+        """Overwrite the bytes stored under ``key`` (the key stays: ``get`` must object)."""
+
+    def _tamper_event(self, run_id: str, index: int, line: bytes) -> None:
+        """Replace line ``index`` of the run's event log."""
+
+    def _tamper_set_events(self, run_id: str, lines: list[bytes]) -> None:
+        """Replace the run's whole event log by ``lines`` (to drop, reorder or cut lines);
+        later appends go on after the last of them."""
+
+    def _tamper_delete_blob(self, key: str) -> None:
+        """Remove the artifact under ``key``."""
+
+    def _tamper_delete_head(self, run_id: str) -> None:
+        """Remove the run's head document (the run leaves ``run_ids``)."""
+
+    def _tamper_ledger(self, index: int, entry: bytes) -> None:
+        """Replace ledger entry ``index`` by ``entry`` (the size stays)."""
+
+    def _tamper_truncate_ledger(self, size: int) -> None:
+        """Remove every ledger entry from index ``size`` on; the next append gets ``size``."""
+
+    def _tamper_delete_checkpoint(self, size: int) -> None:
+        """Remove the checkpoint note of tree size ``size``."""
+
+    def _tamper_snapshot(self) -> object:
+        """A copy of the whole store's state (artifacts, logs, heads, claims, ledger,
+        checkpoints), for :meth:`_tamper_restore`."""
+
+    def _tamper_restore(self, snapshot: object) -> None:
+        """Put the store back as ``snapshot`` copied it, as restoring an older copy of the
+        store would: everything written since is gone. The store stays usable."""
+
+
+def tamper_hooks(store: ArtifactStore) -> TamperableStore:
+    """``store`` typed as having the test hooks, or TypeError naming the ones it lacks."""
+    if isinstance(store, TamperableStore):
+        return store
+    hooks = sorted(name for name in vars(TamperableStore) if name.startswith("_tamper"))
+    missing = [name for name in hooks if not hasattr(store, name)]
+    raise TypeError(
+        f"store {store.location} ({type(store).__name__}) lacks the test hooks "
+        f"{', '.join(missing)}; fix: implement them (see traces.conformance.TamperableStore)"
+    )
 
 
 class StoreConformance:
@@ -283,6 +346,256 @@ class StoreConformance:
             assert sorted(i for i, _ in won) == list(range(20))
             for i, n in won:
                 assert store.read_claim(f"input-{i}") == b"racer %d" % n
+
+        self._with_store(check)
+
+    # -- the ledger (for a store with supports_ledger) ----------------------------------------
+
+    def test_ledger_appends_get_dense_indexes_and_read_back(self) -> None:
+        def check(store: ArtifactStore) -> None:
+            if not store.supports_ledger:
+                return
+            assert store.ledger_size() == 0
+            assert store.ledger_read() == []
+            entries = [b'{"entry":%d}' % i for i in range(20)]
+            entries[7] = bytes(b for b in range(256) if b != 10)  # every byte but the newline
+            entries[8] = b"\r"
+            entries[9] = b"x" * LEDGER_ENTRY_LIMIT  # the largest accepted
+            for i, entry in enumerate(entries):
+                assert store.ledger_append(entry) == i, "indexes must be 0, 1, 2 ..."
+            assert store.ledger_size() == 20
+            assert store.ledger_read() == entries
+            assert store.ledger_read(5) == entries[5:]
+            assert store.ledger_read(3, 9) == entries[3:9]
+            assert store.ledger_read(19, 20) == [entries[19]]
+            assert store.ledger_read(4, 4) == []
+            assert store.ledger_read(20) == []
+            assert store.ledger_read(15, 1000) == entries[15:], "a range past the end is cut"
+            assert store.ledger_read(50, 60) == []
+            for start, stop in ((-1, None), (3, 2), (0, -1)):
+                try:
+                    store.ledger_read(start, stop)
+                except ValueError:
+                    continue
+                raise AssertionError(f"ledger_read({start}, {stop}) must raise ValueError")
+            assert store.run_ids() == [] and list(store.keys()) == [], "entries are not runs"
+
+        self._with_store(check)
+
+    def test_ledger_compare_and_append(self) -> None:
+        def check(store: ArtifactStore) -> None:
+            if not store.supports_ledger:
+                return
+            assert store.ledger_append(b"late", at=1) is None  # empty: only at=0 appends
+            assert store.ledger_size() == 0, "a refused compare-and-append wrote something"
+            assert store.ledger_append(b"genesis", at=0) == 0
+            assert store.ledger_append(b"genesis again", at=0) is None
+            assert store.ledger_append(b"second", at=1) == 1
+            assert store.ledger_append(b"gap", at=3) is None
+            assert store.ledger_append(b"third") == 2
+            assert store.ledger_read() == [b"genesis", b"second", b"third"]
+
+        self._with_store(check)
+
+    def test_ledger_refuses_invalid_entries(self) -> None:
+        def check(store: ArtifactStore) -> None:
+            if not store.supports_ledger:
+                return
+            assert store.ledger_append(b"first") == 0
+            bad_entries: list[tuple[object, type[Exception]]] = [
+                (b"", ValueError),
+                (b"two\nlines", ValueError),
+                (b"ends with a newline\n", ValueError),
+                (b"\n", ValueError),
+                (b"x" * (LEDGER_ENTRY_LIMIT + 1), ValueError),
+                ("text", TypeError),
+                (bytearray(b"mutable"), TypeError),
+                (None, TypeError),
+            ]
+            for entry, error in bad_entries:
+                try:
+                    store.ledger_append(entry)  # type: ignore[arg-type]
+                except error as exc:
+                    assert "fix:" in str(exc) or error is TypeError, str(exc)
+                    continue
+                raise AssertionError(f"ledger entry {entry!r:.40} must raise {error.__name__}")
+            for at in (-1, "1", 1.0, True):
+                try:
+                    store.ledger_append(b"x", at=at)  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    continue
+                raise AssertionError(f"at={at!r} must be refused")
+            assert store.ledger_read() == [b"first"], "a refused entry was written"
+
+        self._with_store(check)
+
+    def test_ledger_racing_threads_get_distinct_dense_indexes(self) -> None:
+        def check(store: ArtifactStore) -> None:
+            if not store.supports_ledger:
+                return
+            given: list[tuple[int | None, bytes]] = []
+            errors: list[BaseException] = []
+
+            def appender(n: int) -> None:
+                try:
+                    for i in range(50):
+                        entry = b'{"thread":%d,"i":%d}' % (n, i)
+                        given.append((store.ledger_append(entry), entry))
+                except BaseException as exc:  # re-raised below on the main thread
+                    errors.append(exc)
+
+            _on_threads(appender, 6, errors)
+            assert sorted(i for i, _ in given if i is not None) == list(range(300))
+            entries = store.ledger_read()
+            assert len(entries) == 300 == store.ledger_size()
+            for index, entry in given:
+                assert index is not None and entries[index] == entry, "an entry is misplaced"
+
+        self._with_store(check)
+
+    def test_ledger_compare_and_append_races_lose_nothing(self) -> None:
+        def check(store: ArtifactStore) -> None:
+            if not store.supports_ledger:
+                return
+            won: list[tuple[int, bytes]] = []
+            errors: list[BaseException] = []
+
+            def racer(n: int) -> None:
+                try:
+                    for i in range(30):
+                        size = store.ledger_size()
+                        entry = b'{"racer":%d,"try":%d}' % (n, i)
+                        index = store.ledger_append(entry, at=size)
+                        if index is not None:
+                            assert index == size, f"appended at {index}, not at {size}"
+                            won.append((index, entry))
+                except BaseException as exc:  # re-raised below on the main thread
+                    errors.append(exc)
+
+            _on_threads(racer, 6, errors)
+            assert won, "no compare-and-append succeeded"
+            # Exactly the entries whose writers were told they won, each at its index.
+            assert store.ledger_read() == [entry for _, entry in sorted(won)]
+
+        self._with_store(check)
+
+    def test_checkpoints_write_replace_read_and_list(self) -> None:
+        def check(store: ArtifactStore) -> None:
+            if not store.supports_ledger:
+                return
+            assert store.checkpoint_sizes() == []
+            assert store.read_checkpoint(0) is None
+            # A checkpoint note is several lines (a signed note), any bytes.
+            note = b"example.org/log\n3\nq83vZ+0Q1h1DxLdxUfmkrLzPj=\n\n\xe2\x80\x94 k AAEC\n"
+            store.write_checkpoint(3, note)
+            for size in (10, 0, 2, 2**40):
+                store.write_checkpoint(size, b"note %d" % size)
+            assert store.read_checkpoint(3) == note
+            store.write_checkpoint(3, b"replaced")
+            assert store.read_checkpoint(3) == b"replaced"
+            assert store.read_checkpoint(2**40) == b"note %d" % 2**40
+            assert store.read_checkpoint(4) is None
+            assert store.checkpoint_sizes() == [0, 2, 3, 10, 2**40]
+            bad: list[tuple[object, object]] = [(-1, b"n"), ("3", b"n"), (3, b""), (3, "n")]
+            bad.append((3, b"x" * (LEDGER_ENTRY_LIMIT + 1)))
+            for bad_size, bad_note in bad:
+                try:
+                    store.write_checkpoint(bad_size, bad_note)  # type: ignore[arg-type]
+                except (TypeError, ValueError):
+                    continue
+                raise AssertionError(f"write_checkpoint({bad_size!r}, {bad_note!r:.20}) worked")
+            assert store.read_checkpoint(3) == b"replaced"
+            assert store.ledger_size() == 0, "checkpoints are not entries"
+
+        self._with_store(check)
+
+    def test_reopened_store_keeps_the_ledger(self) -> None:
+        if not self.persistent:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            store = self.make_store(Path(tmp))
+            if not store.supports_ledger:
+                store.close()
+                return
+            for i in range(3):
+                store.ledger_append(b"entry %d" % i)
+            store.write_checkpoint(3, b"three")
+            store.close()
+            again = self.make_store(Path(tmp))
+            try:
+                assert again.ledger_size() == 3
+                assert again.ledger_read() == [b"entry 0", b"entry 1", b"entry 2"]
+                assert again.ledger_append(b"entry 3", at=2) is None
+                assert again.ledger_append(b"entry 3") == 3
+                assert again.ledger_read(3) == [b"entry 3"]
+                assert again.checkpoint_sizes() == [3]
+                assert again.read_checkpoint(3) == b"three"
+            finally:
+                again.close()
+
+    # -- the test hooks (for a store that has them all) --------------------------------------
+
+    def test_tamper_hooks_change_what_they_say(self) -> None:
+        def check(store: ArtifactStore) -> None:
+            if not isinstance(store, TamperableStore):
+                return
+            hooks = tamper_hooks(store)
+            key, other = store.put(b"blob"), store.put(b"other")
+            store.write_run_head("r1", b"h1")
+            store.write_run_head("r2", b"h2")
+            lines = [b'{"i":%d}' % i for i in range(3)]
+            for line in lines:
+                store.append_event("r1", line)
+            entries = [b"entry %d" % i for i in range(4)]
+            if store.supports_ledger:
+                for entry in entries:
+                    store.ledger_append(entry)
+                store.write_checkpoint(2, b"two")
+                store.write_checkpoint(4, b"four")
+            if store.supports_claims:
+                store.swap_claim("input-1", None, b"held")
+            snapshot = hooks._tamper_snapshot()
+
+            hooks._tamper_delete_blob(key)
+            assert not store.has(key) and store.has(other)
+            hooks._tamper_delete_head("r1")
+            assert store.read_run_head("r1") is None and store.run_ids() == ["r2"]
+            hooks._tamper_set_events("r1", [lines[2], lines[0]])
+            assert store.read_events("r1") == [lines[2], lines[0]]
+            store.append_event("r1", b"next")  # appends go on after the new last line
+            assert store.read_events("r1") == [lines[2], lines[0], b"next"]
+            hooks._tamper_set_events("r1", [])
+            assert store.read_events("r1") == []
+            store.put(b"written after the snapshot")
+            store.write_run_head("r3", b"h3")
+            if store.supports_ledger:
+                hooks._tamper_ledger(1, b"forged")
+                assert store.ledger_read() == [entries[0], b"forged", *entries[2:]]
+                hooks._tamper_truncate_ledger(2)
+                assert store.ledger_read() == [entries[0], b"forged"]
+                assert store.ledger_size() == 2
+                assert store.ledger_append(b"after the cut") == 2
+                hooks._tamper_delete_checkpoint(2)
+                assert store.checkpoint_sizes() == [4]
+                store.write_checkpoint(9, b"nine")
+            if store.supports_claims:
+                assert store.swap_claim("input-1", b"held", b"changed")
+
+            hooks._tamper_restore(snapshot)
+            assert list(store.keys()) == sorted([key, other])
+            assert store.get(key) == b"blob"
+            assert store.run_ids() == ["r1", "r2"] and store.read_run_head("r1") == b"h1"
+            assert store.read_events("r1") == lines
+            store.append_event("r1", b'{"i":3}')  # the restored log goes on from its end
+            assert store.read_events("r1") == [*lines, b'{"i":3}']
+            if store.supports_ledger:
+                assert store.ledger_read() == entries and store.ledger_size() == 4
+                assert store.checkpoint_sizes() == [2, 4]
+                assert store.read_checkpoint(2) == b"two"
+                assert store.ledger_append(b"entry 4") == 4
+            if store.supports_claims:
+                assert store.read_claim("input-1") == b"held"
+            assert store.get(store.put(b"after the restore")) == b"after the restore"
 
         self._with_store(check)
 

@@ -9,8 +9,13 @@ Every message names the thing at fault and the fix. The tree::
     │   ├── IntegrityError           stored bytes do not hash to their key
     │   ├── InvalidKeyError          a key that is not ``sha256:<64 hex>``
     │   ├── InvalidRunIdError        a run id that is not safe as a file or row name
+    │   ├── StoreReadOnlyError       a write to a store this process may only read
     │   └── StoreLocationError       a store location that cannot be opened
-    └── RunNotFoundError         no run with that id in the store
+    │       └── StoreNotFoundError   no store at the location, and none was to be created
+    ├── RunNotFoundError         no run with that id in the store
+    ├── ProofError               a Merkle proof that cannot be built or does not verify
+    ├── NoteError                a malformed or unverifiable signed note or checkpoint
+    └── SigningKeyError          a signing key that cannot be created, found or read
 """
 
 from __future__ import annotations
@@ -21,9 +26,14 @@ __all__ = [
     "IntegrityError",
     "InvalidKeyError",
     "InvalidRunIdError",
+    "NoteError",
+    "ProofError",
     "RunNotFoundError",
+    "SigningKeyError",
     "StoreError",
     "StoreLocationError",
+    "StoreNotFoundError",
+    "StoreReadOnlyError",
     "TraceError",
 ]
 
@@ -91,5 +101,40 @@ class StoreLocationError(StoreError):
     """A store location (path or URL) that cannot be opened."""
 
 
+class StoreNotFoundError(StoreLocationError):
+    """No store exists at the location, and the caller asked not to create one (a command
+    that only reads must not leave an empty store behind a mistyped ``--store``)."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        super().__init__(
+            f"no store at {location}; fix: check --store / ORCH_STORE (orch run creates one)"
+        )
+
+
+class StoreReadOnlyError(StoreError):
+    """The store exists but this process may only read it, and something tried to write."""
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(
+            f"store {location} is read-only ({reason}); fix: run as a user who may write it, "
+            "or record into another store with --store / ORCH_STORE"
+        )
+
+
 class RunNotFoundError(TraceError, LookupError):
     """No run with the given id (or id prefix) exists in the store."""
+
+
+class ProofError(TraceError):
+    """A Merkle inclusion or consistency proof that cannot be built or does not verify."""
+
+
+class NoteError(TraceError):
+    """A signed note or tlog checkpoint that is malformed or whose signature does not verify."""
+
+
+class SigningKeyError(TraceError):
+    """A signing key that cannot be created, found or read (keyring, PEM file, vkey)."""

@@ -20,7 +20,7 @@ import orjson
 from .canonical import digest, to_canonical
 from .store import ArtifactStore
 
-__all__ = ["EventLog", "event_body_hash"]
+__all__ = ["EventLog", "chained_events", "event_body_hash", "event_line"]
 
 _OPTS = orjson.OPT_SORT_KEYS
 
@@ -29,6 +29,37 @@ def event_body_hash(event: dict[str, Any]) -> str:
     """Hash of an event's canonical bytes without its ``hash`` field."""
     body = {k: v for k, v in event.items() if k != "hash"}
     return digest(orjson.dumps(to_canonical(body), option=_OPTS))
+
+
+def event_line(event: dict[str, Any]) -> bytes:
+    """The exact line :meth:`EventLog.emit` writes for ``event`` (which holds its ``hash``)."""
+    body = {k: v for k, v in event.items() if k != "hash"}
+    encoded = orjson.dumps(body, option=_OPTS)
+    return encoded[:-1] + b',"hash":"' + str(event.get("hash")).encode() + b'"}'
+
+
+def chained_events(lines: list[bytes]) -> list[dict[str, Any]]:
+    """The events of ``lines`` that form an unbroken chain from the first: each a JSON
+    object in the writer's exact form, hashing to its ``hash``, numbered 0, 1, 2 ... and
+    naming the previous one's hash. The first line that is not stops it (a torn tail, an
+    edit); :mod:`traces.verify` says which and why."""
+    events: list[dict[str, Any]] = []
+    prev: str | None = None
+    for i, line in enumerate(lines):
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            break
+        if not isinstance(event, dict):
+            break
+        h = event.get("hash")
+        if h != event_body_hash(event) or line != event_line(event):
+            break
+        if event.get("seq") != i or event.get("prev") != prev:
+            break
+        events.append(event)
+        prev = h
+    return events
 
 
 class EventLog:

@@ -11,6 +11,11 @@ working directory. Accepted forms:
   :class:`~traces.pgstore.PostgresStore` (needs the ``postgres`` extra: psycopg);
 * ``<scheme>://...`` for a scheme registered by an installed package under the entry-point
   group ``orch.stores`` (the value is a callable taking the location string).
+
+Commands that only read pass ``create=False``: a mistyped location is then a
+:class:`~traces.errors.StoreNotFoundError`, never a new empty store reported as intact. A store
+this process may not write opens for reading (``read_only`` True); :func:`require_writable`
+is what a writer calls first, so that it fails with one line instead of an OS error halfway.
 """
 
 from __future__ import annotations
@@ -21,11 +26,18 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from .dirstore import DirectoryStore
-from .errors import StoreLocationError
+from .errors import StoreLocationError, StoreReadOnlyError
 from .sqlitestore import SQLiteStore
 from .store import ArtifactStore, MemoryStore
 
-__all__ = ["DEFAULT_STORE", "STORE_ENV", "default_store_location", "mask_location", "open_store"]
+__all__ = [
+    "DEFAULT_STORE",
+    "STORE_ENV",
+    "default_store_location",
+    "mask_location",
+    "open_store",
+    "require_writable",
+]
 
 STORE_ENV = "ORCH_STORE"
 DEFAULT_STORE = ".orch"
@@ -61,8 +73,12 @@ def mask_location(location: str) -> str:
     return re.sub(r"://[^/@]*@", "://***@", location)
 
 
-def open_store(location: str | os.PathLike[str] | None = None) -> ArtifactStore:
-    """Open (creating when missing) the store at ``location``; see the module docstring."""
+def open_store(
+    location: str | os.PathLike[str] | None = None, *, create: bool = True
+) -> ArtifactStore:
+    """Open the store at ``location``; see the module docstring. A missing store is created,
+    unless ``create`` is False: then it is a :class:`~traces.errors.StoreNotFoundError` and
+    nothing is made (``memory:`` is always new; a plugin store decides for itself)."""
     loc = default_store_location() if location is None else os.fspath(location)
     if not loc.strip():
         raise StoreLocationError(f"empty store location; fix: give {_SUPPORTED}")
@@ -76,20 +92,41 @@ def open_store(location: str | os.PathLike[str] | None = None) -> ArtifactStore:
             raise StoreLocationError(
                 f"store location {loc!r} names no file; fix: write sqlite:///path/to/store.db"
             )
-        return SQLiteStore(path)
+        return SQLiteStore(path, create=create)
     if loc.startswith("file://"):
-        return DirectoryStore(loc.removeprefix("file://"))
+        return DirectoryStore(loc.removeprefix("file://"), create=create)
     match = _SCHEME_RE.match(loc)
     if match and match.group(1).lower() in _POSTGRES_SCHEMES:
-        return _open_postgres_store(loc)
+        return _open_postgres_store(loc, create)
     if match:
         return _open_plugin_store(match.group(1).lower(), loc)
     if Path(loc).suffix.lower() in _SQLITE_SUFFIXES:
-        return SQLiteStore(loc)
-    return DirectoryStore(loc)
+        return SQLiteStore(loc, create=create)
+    return DirectoryStore(loc, create=create)
 
 
-def _open_postgres_store(loc: str) -> ArtifactStore:
+def require_writable(store: ArtifactStore) -> ArtifactStore:
+    """``store`` itself, or :class:`~traces.errors.StoreReadOnlyError` (naming why) when this
+    process may only read it. Call it before a run writes anything."""
+    if not store.read_only:
+        return store
+    root = getattr(store, "root", None)
+    path = getattr(store, "path", None)
+    if isinstance(root, Path):  # a directory store: the first folder a writer needs
+        dirs = [d if d.is_dir() else root for d in (root / s for s in ("objects", "runs", "tmp"))]
+        blocked = [d for d in dirs if not os.access(d, os.W_OK)]
+        reason = f"no write permission on {blocked[0] if blocked else root}"
+    elif isinstance(path, Path) and not (
+        os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    ):
+        folder = "the file" if not os.access(path, os.W_OK) else "its folder"
+        reason = f"no write permission on {folder}"
+    else:
+        reason = "opened read-only"
+    raise StoreReadOnlyError(store.location, reason)
+
+
+def _open_postgres_store(loc: str, create: bool) -> ArtifactStore:
     # Imported here: psycopg is an optional extra, and most stores never need it.
     try:
         from .pgstore import PostgresStore
@@ -100,7 +137,7 @@ def _open_postgres_store(loc: str) -> ArtifactStore:
             f"the PostgreSQL store {mask_location(loc)!r} needs psycopg, which is not installed; "
             "fix: pip install 'orch[postgres]'"
         ) from None
-    return PostgresStore(loc)
+    return PostgresStore(loc, create=create)
 
 
 def _open_plugin_store(scheme: str, loc: str) -> ArtifactStore:

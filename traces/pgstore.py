@@ -9,6 +9,8 @@ when missing::
     run_heads  (run_id text PRIMARY KEY, data bytea)    replaced atomically (upsert)
     event_logs (run_id text PRIMARY KEY, length bigint) the next sequence number of each log
     events     (run_id, seq, line bytea, token bytea)   PRIMARY KEY (run_id, seq)
+    ledger     (idx bigint PRIMARY KEY, entry bytea, token bytea)  the store's ledger
+    checkpoints (size bigint PRIMARY KEY, note bytea)   replaced atomically (upsert)
 
 Router state needs no table of its own: its versions are artifacts like any other.
 
@@ -17,7 +19,11 @@ key from two writers the same bytes, so racing writers are harmless. An append t
 next sequence number by an upsert on ``event_logs`` in the same statement that inserts the
 line, so the row lock on the counter orders appenders to one run (appends to other runs do not
 wait) and a line becomes visible only together with every line before it: a reader never sees
-a gap, a torn line or an order that later changes.
+a gap, a torn line or an order that later changes. A ledger append takes a transaction-scoped
+advisory lock (one per schema), reads the next index and inserts the entry in one
+transaction, so appenders from every process take turns and the lock is released only once
+the entry is committed: indexes are dense and unique, and no reader sees an entry before the
+one below it.
 
 Connection loss. Every operation runs in its own transaction and is retried, with a bounded
 number of attempts and a growing pause, on :class:`psycopg.OperationalError` (a lost or
@@ -25,8 +31,8 @@ terminated connection, a server restart, a serialisation failure); each retry is
 warning on the ``traces.pgstore`` logger. When the attempts run out the store raises
 :class:`~traces.errors.StoreLocationError` naming the store and the operation: a write is
 never dropped silently. Puts and head writes are idempotent, so a retry after a commit whose
-answer was lost is harmless; an event line carries a random token, and a retry first looks for
-it, so the line is never appended twice.
+answer was lost is harmless; an event line and a ledger entry carry a random token, and a
+retry first looks for it, so neither is ever appended twice.
 
 This module must never log or echo a password: ``location`` and every message show the DSN
 with it masked.
@@ -56,7 +62,7 @@ from tenacity import (
 )
 
 from .canonical import digest
-from .errors import StoreError, StoreLocationError
+from .errors import StoreError, StoreLocationError, StoreNotFoundError
 from .notices import notice
 from .store import ArtifactStore, check_run_id, claim_change
 
@@ -110,8 +116,14 @@ CREATE TABLE IF NOT EXISTS {s}.events (
     PRIMARY KEY (run_id, seq)
 );
 CREATE TABLE IF NOT EXISTS {s}.claims (name text PRIMARY KEY, data bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.ledger (
+    idx bigint PRIMARY KEY,
+    entry bytea NOT NULL,
+    token bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {s}.checkpoints (size bigint PRIMARY KEY, note bytea NOT NULL);
 """
-_TABLES = ("artifacts", "run_heads", "event_logs", "events", "claims")
+_TABLES = ("artifacts", "run_heads", "event_logs", "events", "claims", "ledger", "checkpoints")
 # Every statement, with {s} for the quoted schema name.
 _SQL = {
     "get": "SELECT data FROM {s}.artifacts WHERE key = %s",
@@ -141,8 +153,36 @@ _SQL = {
     ),
     "claim_release": "DELETE FROM {s}.claims WHERE name = %s AND data = %s",
     "claim_replace": "UPDATE {s}.claims SET data = %s WHERE name = %s AND data = %s",
+    # The ledger: see _ledger_append for how appenders take turns.
+    "ledger_lock": "SELECT pg_advisory_xact_lock(hashtext(%s))",
+    "ledger_next": "SELECT COALESCE(MAX(idx) + 1, 0) FROM {s}.ledger",
+    "ledger_insert": "INSERT INTO {s}.ledger (idx, entry, token) VALUES (%s, %s, %s)",
+    # Newest first: a retry looks for an entry appended moments ago.
+    "ledger_appended": "SELECT idx FROM {s}.ledger WHERE token = %s ORDER BY idx DESC LIMIT 1",
+    "ledger_read": "SELECT entry FROM {s}.ledger WHERE idx >= %s AND idx < %s ORDER BY idx",
+    "ledger_read_all": "SELECT entry FROM {s}.ledger WHERE idx >= %s ORDER BY idx",
+    "write_checkpoint": (
+        "INSERT INTO {s}.checkpoints (size, note) VALUES (%s, %s) "
+        "ON CONFLICT (size) DO UPDATE SET note = excluded.note"
+    ),
+    "read_checkpoint": "SELECT note FROM {s}.checkpoints WHERE size = %s",
+    "checkpoint_sizes": "SELECT size FROM {s}.checkpoints",
     "tamper": "UPDATE {s}.artifacts SET data = %s WHERE key = %s",
     "tamper_event": "UPDATE {s}.events SET line = %s WHERE run_id = %s AND seq = %s",
+    "tamper_ledger": "UPDATE {s}.ledger SET entry = %s WHERE idx = %s",
+    "tamper_truncate_ledger": "DELETE FROM {s}.ledger WHERE idx >= %s",
+    "tamper_delete_blob": "DELETE FROM {s}.artifacts WHERE key = %s",
+    "tamper_delete_head": "DELETE FROM {s}.run_heads WHERE run_id = %s",
+    "tamper_delete_events": "DELETE FROM {s}.events WHERE run_id = %s",
+    "tamper_insert_event": (
+        "INSERT INTO {s}.events (run_id, seq, line, token) VALUES (%s, %s, %s, %s)"
+    ),
+    "tamper_event_log": (
+        "INSERT INTO {s}.event_logs (run_id, length) VALUES (%s, %s) "
+        "ON CONFLICT (run_id) DO UPDATE SET length = excluded.length"
+    ),
+    "tamper_delete_checkpoint": "DELETE FROM {s}.checkpoints WHERE size = %s",
+    "tables": "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename",
 }
 
 
@@ -211,7 +251,10 @@ class PostgresStore(ArtifactStore):
         schema: str | None = None,
         attempts: int = 6,
         max_wait: float = 2.0,
+        create: bool = True,
     ) -> None:
+        """Connect; with ``create=False`` a database without the store's schema raises
+        :class:`~traces.errors.StoreNotFoundError` and nothing is created in it."""
         if not isinstance(dsn, str) or not dsn.strip():
             raise StoreLocationError(
                 f"empty or non-string PostgreSQL location {dsn!r}; fix: give "
@@ -250,6 +293,16 @@ class PostgresStore(ArtifactStore):
         self._q = f'"{self.schema}"'
         self._sql = {name: q.format(s=self._q) for name, q in _SQL.items()}
         try:
+            if not create:  # a reader must not leave an empty schema behind a typo
+                found = self._call(
+                    "look up the store's schema",
+                    lambda c: c.execute(
+                        "SELECT to_regnamespace(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+                        (self.schema, f"{self._q}.artifacts"),
+                    ).fetchone(),
+                )
+                if not (found and found[0]):
+                    raise StoreNotFoundError(f"{self.location} (schema {self.schema})")  # noqa: TRY301
             self._call("open the store and create its tables", self._create_schema)
         except BaseException:
             self.close()
@@ -467,6 +520,68 @@ class PostgresStore(ArtifactStore):
 
         return self._call(f"swap claim {name}", swap)
 
+    # -- the ledger -------------------------------------------------------------------------
+
+    supports_ledger = True
+
+    def _ledger_append(self, entry: bytes, at: int | None) -> int | None:
+        token = secrets.token_bytes(16)
+        sent = False
+
+        def append(conn: _Conn) -> int | None:
+            nonlocal sent
+            if sent:  # a retry after a lost answer: the first try may have committed
+                row = conn.execute(self._sql["ledger_appended"], (token,)).fetchone()
+                if row is not None:
+                    return int(row[0])
+            sent = True
+            with conn.transaction():
+                # Held until this transaction ends, so the next appender's read of the next
+                # index sees this entry committed (advisory: needs no privilege on a table).
+                conn.execute(self._sql["ledger_lock"], ("orch-ledger:" + self.schema,))
+                row = conn.execute(self._sql["ledger_next"]).fetchone()
+                index = 0 if row is None else int(row[0])
+                if at is not None and at != index:
+                    return None
+                conn.execute(self._sql["ledger_insert"], (index, entry, token))
+            return index
+
+        return self._call("append an entry to the ledger", append)
+
+    def _ledger_size(self) -> int:
+        row = self._call(
+            "read the size of the ledger", lambda c: c.execute(self._sql["ledger_next"]).fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
+    def _ledger_read(self, start: int, stop: int | None) -> list[bytes]:
+        sql = self._sql["ledger_read_all" if stop is None else "ledger_read"]
+        args = (start,) if stop is None else (start, stop)
+        rows = self._call(
+            f"read ledger entries from {start}",
+            lambda c: c.execute(sql, args, binary=True).fetchall(),
+        )
+        return [bytes(r[0]) for r in rows]
+
+    def _write_checkpoint(self, size: int, note: bytes) -> None:
+        self._call(
+            f"write the checkpoint of tree size {size}",
+            lambda c: c.execute(self._sql["write_checkpoint"], (size, note)),
+        )
+
+    def _read_checkpoint(self, size: int) -> bytes | None:
+        row = self._call(
+            f"read the checkpoint of tree size {size}",
+            lambda c: c.execute(self._sql["read_checkpoint"], (size,), binary=True).fetchone(),
+        )
+        return None if row is None else bytes(row[0])
+
+    def _checkpoint_sizes(self) -> list[int]:
+        rows = self._call(
+            "list checkpoints", lambda c: c.execute(self._sql["checkpoint_sizes"]).fetchall()
+        )
+        return [int(r[0]) for r in rows]
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -487,3 +602,78 @@ class PostgresStore(ArtifactStore):
             f"tamper with event {index} of run {run_id}",
             lambda c: c.execute(self._sql["tamper_event"], (line, run_id, index)),
         )
+
+    def _tamper_ledger(self, index: int, entry: bytes) -> None:
+        self._call(
+            f"tamper with ledger entry {index}",
+            lambda c: c.execute(self._sql["tamper_ledger"], (entry, index)),
+        )
+
+    def _tamper_truncate_ledger(self, size: int) -> None:
+        self._call(
+            f"truncate the ledger to {size}",
+            lambda c: c.execute(self._sql["tamper_truncate_ledger"], (size,)),
+        )
+
+    def _tamper_delete_blob(self, key: str) -> None:
+        self._call(
+            f"delete artifact {key}", lambda c: c.execute(self._sql["tamper_delete_blob"], (key,))
+        )
+
+    def _tamper_delete_head(self, run_id: str) -> None:
+        self._call(
+            f"delete the head of run {run_id}",
+            lambda c: c.execute(self._sql["tamper_delete_head"], (run_id,)),
+        )
+
+    def _tamper_set_events(self, run_id: str, lines: list[bytes]) -> None:
+        def replace(conn: _Conn) -> None:
+            with conn.transaction():
+                conn.execute(self._sql["tamper_delete_events"], (run_id,))
+                conn.cursor().executemany(
+                    self._sql["tamper_insert_event"],
+                    [
+                        (run_id, seq, line, secrets.token_bytes(16))
+                        for seq, line in enumerate(lines)
+                    ],
+                )
+                conn.execute(self._sql["tamper_event_log"], (run_id, len(lines)))
+
+        self._call(f"replace the events of run {run_id}", replace)
+
+    def _tamper_delete_checkpoint(self, size: int) -> None:
+        self._call(
+            f"delete the checkpoint of tree size {size}",
+            lambda c: c.execute(self._sql["tamper_delete_checkpoint"], (size,)),
+        )
+
+    def _tamper_snapshot(self) -> object:
+        """The rows of every table in the store's schema, by table name."""
+
+        def snapshot(conn: _Conn) -> dict[str, list[tuple[Any, ...]]]:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                tables = [str(r[0]) for r in conn.execute(self._sql["tables"], (self.schema,))]
+                return {
+                    t: conn.execute(f'SELECT * FROM {self._q}."{t}"', binary=True).fetchall()
+                    for t in tables
+                }
+
+        return self._call("copy every table", snapshot)
+
+    def _tamper_restore(self, snapshot: object) -> None:
+        assert isinstance(snapshot, dict)
+
+        def restore(conn: _Conn) -> None:
+            with conn.transaction():
+                tables = [str(r[0]) for r in conn.execute(self._sql["tables"], (self.schema,))]
+                conn.execute("TRUNCATE " + ", ".join(f'{self._q}."{t}"' for t in tables))
+                for t in tables:
+                    rows = snapshot.get(t, [])
+                    if rows:
+                        marks = ", ".join(["%s"] * len(rows[0]))
+                        conn.cursor().executemany(
+                            f'INSERT INTO {self._q}."{t}" VALUES ({marks})', rows
+                        )
+
+        self._call("put every table back", restore)

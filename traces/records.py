@@ -8,7 +8,7 @@ facts live in :class:`RunHead` and the event log, outside the root hash.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
 import orjson
@@ -30,7 +30,10 @@ __all__ = [
     "RunStatus",
     "StepRecord",
     "StepStatus",
+    "RunOutcome",
+    "effect_record_bytes",
     "step_leaf",
+    "step_record_bytes",
     "steps_root",
 ]
 
@@ -39,7 +42,13 @@ EFFECT_FORMAT: Final = "orch.effect/1"
 RUN_FORMAT: Final = "orch.run/1"
 
 StepStatus = Literal["ok", "failed", "skipped", "cancelled"]
-RunStatus = Literal["running", "ok", "failed"]
+RunOutcome = Literal["ok", "failed", "cancelled"]
+"""How a run that reached its end ended: the status its run record holds."""
+RunStatus = Literal["running", "ok", "failed", "cancelled", "interrupted", "superseded"]
+"""A run's lifecycle status, one at a time: ``running`` while its process works on it (or
+until another process finds it gone), an outcome once it ended, ``interrupted`` once a
+resume took over from a process that died, ``superseded`` once a resume of its lineage
+finished ok (``superseded_by`` names that run)."""
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -155,7 +164,7 @@ class RunRecord(BaseModel):
     """Merkle root over :func:`step_leaf` of ``steps``, in order."""
     outputs: dict[str, str]
     """Pipeline output name -> key of its value."""
-    status: Literal["ok", "failed"]
+    status: RunOutcome
     error: ErrorInfo | None = None
     plugins: dict[str, str] = Field(default_factory=dict)
     """Distribution name -> version of every plugin package the pipeline used."""
@@ -183,18 +192,125 @@ class RunHead(BaseModel):
     event_count: int = 0
     event_head: str | None = None
     """Hash of the last event written when the head was last replaced."""
+    lineage: str | None = None
+    """The first run of the chain of resumes this run belongs to (its own id for a run that
+    resumes nothing): the name of the lease that lets one process at a time work on the
+    chain. None in heads written before lineages existed."""
+    resumed_from: str | None = None
+    """The run this one resumed."""
+    resumed_by: list[str] = Field(default_factory=list)
+    """Runs that resumed this one, in the order they started."""
+    superseded_by: str | None = None
+    """The resume that finished ok in this run's place (status ``superseded``)."""
     hash: str | None = None
     """Key of the canonical bytes of this head without this field (detects edits)."""
 
+    def _seal_body(self) -> dict[str, Any]:
+        body = self.model_dump(mode="json", exclude={"hash"})
+        # Fields added after heads were first sealed are left out while they hold their
+        # default, so that every head written before them keeps its seal.
+        for name, default in _LATER_HEAD_FIELDS.items():
+            if body.get(name) == default:
+                del body[name]
+        return body
+
     def sealed(self) -> RunHead:
         """Return a copy whose ``hash`` covers every other field."""
-        body = self.model_dump(mode="json", exclude={"hash"})
-        return self.model_copy(update={"hash": digest(canonical_bytes(body))})
+        return self.model_copy(update={"hash": digest(canonical_bytes(self._seal_body()))})
 
     def seal_ok(self) -> bool:
         """True when ``hash`` matches the other fields."""
-        body = self.model_dump(mode="json", exclude={"hash"})
-        return self.hash == digest(canonical_bytes(body))
+        return self.hash == digest(canonical_bytes(self._seal_body()))
+
+    def to_bytes(self) -> bytes:
+        """The sealed head as stored: canonical JSON with its ``hash``."""
+        return canonical_bytes(self.sealed().model_dump(mode="json"))
+
+
+_LATER_HEAD_FIELDS: dict[str, Any] = {
+    "lineage": None,
+    "resumed_from": None,
+    "resumed_by": [],
+    "superseded_by": None,
+}
+
+
+_SORTED = orjson.OPT_SORT_KEYS
+
+
+def step_record_bytes(
+    *,
+    step_id: str,
+    node: str,
+    parent: str | None,
+    agent: Mapping[str, str],
+    input: str | None,
+    output: str | None,
+    effects: list[str],
+    decisions: list[str],
+    children: list[str],
+    status: StepStatus,
+    error: ErrorInfo | None,
+    reason: str | None,
+    logical_time: int,
+) -> bytes:
+    """The canonical bytes of the :class:`StepRecord` with these fields, without building
+    the model: the engine writes one per step, and validating a model each time costs more
+    than the rest of a no-op step. Every field is given (no defaults to forget), the values
+    are plain JSON, and a test pins the result to ``canonical_bytes(StepRecord(...))``."""
+    return orjson.dumps(
+        {
+            "format": STEP_FORMAT,
+            "step_id": step_id,
+            "node": node,
+            "parent": parent,
+            "agent": agent,
+            "input": input,
+            "output": output,
+            "effects": effects,
+            "decisions": decisions,
+            "children": children,
+            "status": status,
+            "error": None if error is None else {"type": error.type, "message": error.message},
+            "reason": reason,
+            "logical_time": logical_time,
+        },
+        option=_SORTED,
+    )
+
+
+def effect_record_bytes(
+    *,
+    step_id: str,
+    index: int,
+    kind: str,
+    target: str,
+    request: str,
+    response: str | None,
+    status: Literal["ok", "failed"],
+    error: ErrorInfo | None,
+    usage: Mapping[str, int],
+    cost_usd: float | None,
+) -> bytes:
+    """The canonical bytes of the :class:`EffectRecord` with these fields (see
+    :func:`step_record_bytes`). ``cost_usd`` must be finite: the caller checks it, since
+    orjson would write a NaN as null."""
+    return orjson.dumps(
+        {
+            "format": EFFECT_FORMAT,
+            "step_id": step_id,
+            "index": index,
+            "kind": kind,
+            "target": target,
+            "request": request,
+            "response": response,
+            "status": status,
+            "error": None if error is None else {"type": error.type, "message": error.message},
+            "usage": dict(usage),
+            "cost_usd": cost_usd,
+        },
+        option=_SORTED,
+    )
 
 
 def step_leaf(step_id: str, record_key: str) -> bytes:

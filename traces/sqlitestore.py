@@ -6,6 +6,10 @@ serialises writers from several processes with a busy timeout. Each write is its
 transaction, so a killed process loses at most the write it was making, and a reader never
 sees half of one. ``synchronous=NORMAL`` survives a killed process; pass ``durable=True`` for
 ``synchronous=FULL``, which also survives power loss.
+
+The ledger is a table keyed by index: an append computes the next index and inserts the entry
+in one statement, so one transaction, which holds SQLite's write lock from the read to the
+commit: appenders in every process take turns, and indexes come out dense and unique.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from .errors import StoreLocationError
+from .errors import StoreLocationError, StoreNotFoundError
 from .store import ArtifactStore, check_run_id, claim_change
 
 __all__ = ["SQLiteStore"]
@@ -28,6 +33,8 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS run_heads (run_id TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS claims (name TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger (idx INTEGER PRIMARY KEY, entry BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
 """
 
 # Each swap is one conditional statement, so one transaction (see claim_change).
@@ -37,11 +44,55 @@ _CLAIM_SQL = {
     "replace": "UPDATE claims SET data = ? WHERE name = ? AND data = ?",
 }
 
+# An INSERT takes the write lock before it reads, so the index it computes is still the next
+# one when it commits (idx is the rowid: lastrowid is the index given).
+_LEDGER_APPEND = "INSERT INTO ledger (idx, entry) SELECT COALESCE(MAX(idx) + 1, 0), ? FROM ledger"
+_LEDGER_APPEND_AT = (
+    "INSERT INTO ledger (idx, entry) SELECT ?, ? "
+    "WHERE (SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger) = ?"
+)
+
+
+def _connect_read_only(file: Path) -> sqlite3.Connection:
+    """A read-only connection that changes nothing in or beside ``file``."""
+    uri = file.absolute().as_uri()
+    db = sqlite3.connect(
+        f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=30.0, check_same_thread=False
+    )
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        wal = file.with_name(file.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise  # committed pages live in the WAL: reading the file alone would miss them
+    # A WAL-mode file in a folder this process may not write: SQLite cannot make the -shm
+    # file a reader needs. With no WAL pending, the file alone is the whole database.
+    return sqlite3.connect(
+        f"{uri}?mode=ro&immutable=1",
+        uri=True,
+        isolation_level=None,
+        timeout=30.0,
+        check_same_thread=False,
+    )
+
 
 class SQLiteStore(ArtifactStore):
     """A store in one SQLite database file (created when missing)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, durable: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durable: bool = False,
+        create: bool = True,
+        read_only: bool = False,
+    ) -> None:
+        """Open the store in ``path``. With ``create=False`` a missing file (or one without
+        the store's tables) raises :class:`~traces.errors.StoreNotFoundError` and nothing is
+        made. ``read_only=True``, or a file this process may not write, opens it read-only
+        (``read_only`` True): no journal-mode change, no tables created, writes refused."""
         file = Path(path).expanduser()
         self.path = file
         self.location = str(file)
@@ -50,16 +101,50 @@ class SQLiteStore(ArtifactStore):
                 f"store location {self.location} is a directory, not a SQLite file; fix: give "
                 "a file path ending in .db, or drop the sqlite: prefix for a directory store"
             )
+        exists = file.exists()
+        if not exists and (read_only or not create):
+            raise StoreNotFoundError(self.location)
+        # WAL needs the folder as well as the file (it makes -wal and -shm files beside it).
+        self.read_only = read_only or (
+            exists and not (os.access(file, os.W_OK) and os.access(file.parent, os.W_OK))
+        )
+        db: sqlite3.Connection | None = None
         try:
-            file.parent.mkdir(parents=True, exist_ok=True)
-            # check_same_thread=False: anyio may call from worker threads; the lock serialises.
-            self._db = sqlite3.connect(
-                file, isolation_level=None, timeout=30.0, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            self._db.executescript(_SCHEMA)
+            if self.read_only:
+                db = _connect_read_only(file)
+            elif create:
+                file.parent.mkdir(parents=True, exist_ok=True)
+                # check_same_thread=False: anyio may call from worker threads; a lock serialises.
+                db = sqlite3.connect(
+                    file, isolation_level=None, timeout=30.0, check_same_thread=False
+                )
+            else:  # mode=rw never makes the file
+                db = sqlite3.connect(
+                    f"{file.absolute().as_uri()}?mode=rw",
+                    uri=True,
+                    isolation_level=None,
+                    timeout=30.0,
+                    check_same_thread=False,
+                )
+            self._db = db
+            if not create or self.read_only:
+                tables = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if "artifacts" not in {r[0] for r in tables.fetchall()}:
+                    db.close()
+                    raise StoreNotFoundError(self.location)
+            if not self.read_only:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                db.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
+            if db is not None:
+                db.close()
+            if self.read_only:
+                raise StoreLocationError(
+                    f"cannot read SQLite store {self.location} read-only: {exc}; fix: ask its "
+                    f"owner to run sqlite3 {self.location} 'PRAGMA wal_checkpoint(TRUNCATE)', or "
+                    "copy the file (with its -wal file) to a folder you may write"
+                ) from exc
             raise StoreLocationError(
                 f"cannot open SQLite store {self.location}: {exc}; fix: give a writable path "
                 "to a SQLite database file (or a new name ending in .db)"
@@ -157,6 +242,58 @@ class SQLiteStore(ArtifactStore):
         with self._lock:
             return self._db.execute(_CLAIM_SQL[op], args).rowcount == 1
 
+    # -- the ledger -------------------------------------------------------------------------
+
+    supports_ledger = True
+
+    def _ledger_append(self, entry: bytes, at: int | None) -> int | None:
+        with self._lock:
+            if at is None:
+                index = self._db.execute(_LEDGER_APPEND, (entry,)).lastrowid
+                assert index is not None  # an INSERT of one row always sets it
+                return index
+            added = self._db.execute(_LEDGER_APPEND_AT, (at, entry, at)).rowcount
+        return at if added == 1 else None
+
+    def _ledger_rows(self, sql: str, *args: int) -> list[tuple[Any, ...]]:
+        """The rows a read of the ledger's tables returns; none when the tables are missing
+        (a store made before the ledger existed, opened read-only, cannot be given them)."""
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return []
+                raise
+
+    def _ledger_size(self) -> int:
+        rows = self._ledger_rows("SELECT MAX(idx) FROM ledger")
+        return 0 if not rows or rows[0][0] is None else int(rows[0][0]) + 1
+
+    def _ledger_read(self, start: int, stop: int | None) -> list[bytes]:
+        if stop is None:
+            rows = self._ledger_rows("SELECT entry FROM ledger WHERE idx >= ? ORDER BY idx", start)
+        else:
+            rows = self._ledger_rows(
+                "SELECT entry FROM ledger WHERE idx >= ? AND idx < ? ORDER BY idx", start, stop
+            )
+        return [bytes(r[0]) for r in rows]
+
+    def _write_checkpoint(self, size: int, note: bytes) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO checkpoints (size, note) VALUES (?, ?) "
+                "ON CONFLICT (size) DO UPDATE SET note = excluded.note",
+                (size, note),
+            )
+
+    def _read_checkpoint(self, size: int) -> bytes | None:
+        rows = self._ledger_rows("SELECT note FROM checkpoints WHERE size = ?", size)
+        return bytes(rows[0][0]) if rows else None
+
+    def _checkpoint_sizes(self) -> list[int]:
+        return [int(r[0]) for r in self._ledger_rows("SELECT size FROM checkpoints")]
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -172,3 +309,65 @@ class SQLiteStore(ArtifactStore):
             self._db.execute(
                 "UPDATE events SET line = ? WHERE run_id = ? AND seq = ?", (line, run_id, index)
             )
+
+    def _tamper_ledger(self, index: int, entry: bytes) -> None:
+        with self._lock:
+            self._db.execute("UPDATE ledger SET entry = ? WHERE idx = ?", (entry, index))
+
+    def _tamper_truncate_ledger(self, size: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM ledger WHERE idx >= ?", (size,))
+
+    def _tamper_delete_blob(self, key: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM artifacts WHERE key = ?", (key,))
+
+    def _tamper_delete_head(self, run_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM run_heads WHERE run_id = ?", (run_id,))
+
+    def _tamper_set_events(self, run_id: str, lines: list[bytes]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
+            self._db.executemany(
+                "INSERT INTO events (run_id, seq, line) VALUES (?, ?, ?)",
+                [(run_id, seq, line) for seq, line in enumerate(lines)],
+            )
+            self._db.execute("COMMIT")
+            self._next_seq.clear()
+
+    def _tamper_delete_checkpoint(self, size: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM checkpoints WHERE size = ?", (size,))
+
+    def _tamper_snapshot(self) -> object:
+        """The rows of every table, by table name."""
+        with self._lock:
+            self._db.execute("BEGIN")  # one consistent read of every table
+            try:
+                return {
+                    table: self._db.execute(f'SELECT * FROM "{table}"').fetchall()
+                    for table in self._table_names()
+                }
+            finally:
+                self._db.execute("COMMIT")
+
+    def _tamper_restore(self, snapshot: object) -> None:
+        assert isinstance(snapshot, dict)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            for table in self._table_names():
+                self._db.execute(f'DELETE FROM "{table}"')
+                rows = snapshot.get(table, [])
+                if rows:
+                    marks = ", ".join("?" * len(rows[0]))
+                    self._db.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
+            self._db.execute("COMMIT")
+            self._next_seq.clear()
+
+    def _table_names(self) -> list[str]:
+        rows = self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        return [str(r[0]) for r in rows]

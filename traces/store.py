@@ -1,6 +1,6 @@
 """The artifact store seam: immutable content-addressed blobs plus per-run logs.
 
-A store holds three kinds of thing:
+A store holds these kinds of thing:
 
 * **artifacts**: immutable blobs under ``sha256:<hex>`` of their bytes. ``put`` is idempotent
   and never overwrites; every ``get`` re-hashes what it read and raises
@@ -12,6 +12,12 @@ A store holds three kinds of thing:
   which processes use to agree who works on what (a batch input's lease, see
   :mod:`orch.lease`). They are coordination, never part of a record. A backend that cannot
   swap atomically leaves ``supports_claims`` False.
+* **the ledger**: one append-only sequence of opaque entries per store (byte strings without a
+  newline), each at a dense index 0, 1, 2 ... that every thread and process agrees on, plus
+  **checkpoint notes** keyed by tree size. The store only keeps the bytes in order; what an
+  entry means (its schema, the Merkle tree over the entries, the signed checkpoints) is built
+  on top. The API never changes or removes an entry. A backend that cannot append atomically
+  leaves ``supports_ledger`` False.
 
 Backends implement a handful of primitives (``_read_blob``, ``_write_blob`` ...); hashing and
 verification live here so that no backend can get them wrong. A backend must never mutate an
@@ -21,6 +27,7 @@ artifact once written, and must never make a half-written blob visible under its
 from __future__ import annotations
 
 import abc
+import copy
 import hashlib
 import re
 import threading
@@ -32,10 +39,14 @@ import orjson
 from .canonical import HASH_PREFIX, canonical_bytes, check_key, digest
 from .errors import ArtifactNotFoundError, IntegrityError, InvalidRunIdError, RunNotFoundError
 
-__all__ = ["ArtifactStore", "MemoryStore", "check_run_id", "claim_change"]
+__all__ = ["LEDGER_ENTRY_LIMIT", "ArtifactStore", "MemoryStore", "check_run_id", "claim_change"]
 
 # Run ids become directory names and row keys: no separators, no leading dot, bounded length.
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+#: The largest ledger entry or checkpoint note a store accepts, in bytes. Entries are small
+#: records (a run's seal, a status change); bulk belongs in an artifact the entry names.
+LEDGER_ENTRY_LIMIT = 1 << 20
 
 
 def check_run_id(run_id: object) -> str:
@@ -60,11 +71,45 @@ def claim_change(
     return ("replace", (new, name, expected))
 
 
+def _check_ledger_bytes(what: str, data: object, *, one_line: bool) -> bytes:
+    """``data`` when it may be stored as a ledger entry (``one_line``) or checkpoint note."""
+    if not isinstance(data, bytes):
+        raise TypeError(
+            f"a {what} must be bytes, not {type(data).__name__}; fix: encode it first "
+            "(e.g. canonical_bytes(value))"
+        )
+    if not data:
+        raise ValueError(f"a {what} must not be empty; fix: give at least one byte")
+    if len(data) > LEDGER_ENTRY_LIMIT:
+        raise ValueError(
+            f"a {what} of {len(data)} bytes is over the limit of {LEDGER_ENTRY_LIMIT}; fix: "
+            "store the bulk as an artifact (put) and record its key"
+        )
+    newline = data.find(b"\n") if one_line else -1
+    if newline >= 0:
+        raise ValueError(
+            f"a {what} must not hold a newline (byte 10, found at offset {newline}); fix: "
+            "encode the entry as one line, e.g. canonical JSON"
+        )
+    return bytes(data)
+
+
+def _check_count(name: str, value: object) -> int:
+    """``value`` when it is an int >= 0 (an index or a tree size), else a clear error."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be 0 or more, not {value}")
+    return value
+
+
 class ArtifactStore(abc.ABC):
     """Base class of every store backend. Subclass it and implement the primitives."""
 
     #: Human-readable location used in messages (a path, URL or ``memory``).
     location: str = "?"
+    #: True when this process may only read the store (no write permission, or opened so).
+    read_only: bool = False
 
     # -- primitives a backend implements ---------------------------------------------------
 
@@ -129,6 +174,90 @@ class ArtifactStore(abc.ABC):
             f"store {self.location} ({type(self).__name__}) keeps no claims; fix: implement "
             "read_claim and swap_claim and set supports_claims = True"
         )
+
+    # -- the ledger (optional: backends that append atomically set supports_ledger) --------
+
+    supports_ledger: bool = False
+
+    def ledger_append(self, entry: bytes, *, at: int | None = None) -> int | None:
+        """Append ``entry`` to the store's ledger and return its index (0, 1, 2 ...).
+
+        Indexes are dense and unique across every thread and process using the store; an
+        entry becomes visible whole, never before the one at the index below it. With
+        ``at=N`` this is a compare-and-append: the entry goes in only when the ledger holds
+        exactly N entries (so at index N), and otherwise nothing is written and the result is
+        None; racing processes use it to write an entry (entry 0, say) exactly once.
+
+        ``entry``: 1 to :data:`LEDGER_ENTRY_LIMIT` bytes, none of them a newline.
+        """
+        self._require_ledger()
+        data = _check_ledger_bytes("ledger entry", entry, one_line=True)
+        if at is not None:
+            _check_count("at", at)
+        return self._ledger_append(data, at)
+
+    def ledger_size(self) -> int:
+        """How many entries the ledger holds."""
+        self._require_ledger()
+        return self._ledger_size()
+
+    def ledger_read(self, start: int = 0, stop: int | None = None) -> list[bytes]:
+        """The entries at indexes ``start`` to ``stop - 1`` in order (``stop`` None: to the
+        end). A range past the end is cut at the end, as a slice is: compare the length."""
+        self._require_ledger()
+        _check_count("start", start)
+        if stop is not None and _check_count("stop", stop) < start:
+            raise ValueError(f"stop ({stop}) is below start ({start}); fix: give start <= stop")
+        if stop == start:
+            return []
+        return self._ledger_read(start, stop)
+
+    def write_checkpoint(self, size: int, note: bytes) -> None:
+        """Store ``note`` (1 to :data:`LEDGER_ENTRY_LIMIT` bytes, any of them) as the checkpoint
+        for tree size ``size``, atomically replacing the one stored for that size."""
+        self._require_ledger()
+        _check_count("checkpoint size", size)
+        self._write_checkpoint(size, _check_ledger_bytes("checkpoint note", note, one_line=False))
+
+    def read_checkpoint(self, size: int) -> bytes | None:
+        """The checkpoint note stored for tree size ``size``, or None."""
+        self._require_ledger()
+        return self._read_checkpoint(_check_count("checkpoint size", size))
+
+    def checkpoint_sizes(self) -> list[int]:
+        """The tree sizes that have a checkpoint note, ascending."""
+        self._require_ledger()
+        return sorted(self._checkpoint_sizes())
+
+    def _require_ledger(self) -> None:
+        if not self.supports_ledger:
+            raise NotImplementedError(
+                f"store {self.location} ({type(self).__name__}) keeps no ledger; fix: implement "
+                "_ledger_append, _ledger_size, _ledger_read, _write_checkpoint, "
+                "_read_checkpoint and _checkpoint_sizes and set supports_ledger = True"
+            )
+
+    # The ledger's primitives: called with checked arguments, and only when supports_ledger.
+
+    def _ledger_append(self, entry: bytes, at: int | None) -> int | None:
+        """Append ``entry`` atomically (when ``at`` is None or the size); see ledger_append."""
+        raise NotImplementedError("_ledger_append")
+
+    def _ledger_size(self) -> int:
+        raise NotImplementedError("_ledger_size")
+
+    def _ledger_read(self, start: int, stop: int | None) -> list[bytes]:
+        """Entries [start, stop) (``start < stop``), cut at the end; see ledger_read."""
+        raise NotImplementedError("_ledger_read")
+
+    def _write_checkpoint(self, size: int, note: bytes) -> None:
+        raise NotImplementedError("_write_checkpoint")
+
+    def _read_checkpoint(self, size: int) -> bytes | None:
+        raise NotImplementedError("_read_checkpoint")
+
+    def _checkpoint_sizes(self) -> list[int]:
+        raise NotImplementedError("_checkpoint_sizes")
 
     # -- artifacts (concrete: hashing and verification live here) -------------------------
 
@@ -211,6 +340,8 @@ class MemoryStore(ArtifactStore):
         self._events: dict[str, list[bytes]] = {}
         self._heads: dict[str, bytes] = {}
         self._claims: dict[str, bytes] = {}
+        self._ledger: list[bytes] = []
+        self._checkpoints: dict[int, bytes] = {}
         self._lock = threading.Lock()
 
     def put(self, data: bytes) -> str:
@@ -267,9 +398,66 @@ class MemoryStore(ArtifactStore):
                 self._claims[name] = bytes(new)
             return True
 
-    # Test hook: corrupt a blob in place, as a disk or an attacker would.
+    supports_ledger = True
+
+    def _ledger_append(self, entry: bytes, at: int | None) -> int | None:
+        with self._lock:
+            index = len(self._ledger)
+            if at is not None and at != index:
+                return None
+            self._ledger.append(entry)
+            return index
+
+    def _ledger_size(self) -> int:
+        return len(self._ledger)
+
+    def _ledger_read(self, start: int, stop: int | None) -> list[bytes]:
+        return self._ledger[start:stop]
+
+    def _write_checkpoint(self, size: int, note: bytes) -> None:
+        self._checkpoints[size] = note
+
+    def _read_checkpoint(self, size: int) -> bytes | None:
+        return self._checkpoints.get(size)
+
+    def _checkpoint_sizes(self) -> list[int]:
+        return list(self._checkpoints)
+
+    # -- test hooks: change data behind the API, as a disk or an attacker would ---------------
+    # (the same hooks on every built-in backend; see traces.conformance.TamperableStore)
+
     def _tamper(self, key: str, data: bytes) -> None:
         self._blobs[key] = data
 
     def _tamper_event(self, run_id: str, index: int, line: bytes) -> None:
         self._events[run_id][index] = line
+
+    def _tamper_ledger(self, index: int, entry: bytes) -> None:
+        self._ledger[index] = entry
+
+    def _tamper_truncate_ledger(self, size: int) -> None:
+        del self._ledger[size:]
+
+    def _tamper_delete_blob(self, key: str) -> None:
+        self._blobs.pop(key, None)
+
+    def _tamper_delete_head(self, run_id: str) -> None:
+        self._heads.pop(run_id, None)
+
+    def _tamper_set_events(self, run_id: str, lines: list[bytes]) -> None:
+        self._events[run_id] = list(lines)
+
+    def _tamper_delete_checkpoint(self, size: int) -> None:
+        self._checkpoints.pop(size, None)
+
+    _STATE = ("_blobs", "_events", "_heads", "_claims", "_ledger", "_checkpoints")
+
+    def _tamper_snapshot(self) -> object:
+        with self._lock:
+            return {name: copy.deepcopy(getattr(self, name)) for name in self._STATE}
+
+    def _tamper_restore(self, snapshot: object) -> None:
+        assert isinstance(snapshot, dict)
+        with self._lock:
+            for name in self._STATE:
+                setattr(self, name, copy.deepcopy(snapshot[name]))

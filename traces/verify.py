@@ -22,7 +22,7 @@ exist.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -30,9 +30,12 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .canonical import canonical_bytes, is_key
 from .errors import ArtifactNotFoundError, IntegrityError, InvalidKeyError, RunNotFoundError
-from .eventlog import event_body_hash
+from .eventlog import event_body_hash, event_line
+from .ledger_entries import SealEntry
+from .note import Verifier
 from .records import Decision, EffectRecord, RunHead, RunRecord, StepRecord, steps_root
 from .store import ArtifactStore
+from .verify_ledger import LedgerView, check_run, missing_runs
 
 __all__ = ["Problem", "VerifyReport", "verify_run", "verify_store"]
 
@@ -165,8 +168,12 @@ class _Checker:
 
     # -- the event log -----------------------------------------------------------------------
 
-    def events(self, finished: bool) -> list[dict[str, Any]]:
-        lines = self.store.read_events(self.run_id)
+    def events(self, lines: list[bytes], torn_ok: bool) -> tuple[list[dict[str, Any]], bool]:
+        """The log's intact chain from the first event, and whether every line is in it.
+
+        The first line that breaks the chain is the one problem reported for the log (or,
+        for the last line of a run that never ended, a warning: what a crash leaves); the
+        checks that read the log then stop at it rather than report each consequence."""
         events: list[dict[str, Any]] = []
         prev: str | None = None
         for i, line in enumerate(lines):
@@ -174,7 +181,7 @@ class _Checker:
             last = i == len(lines) - 1
             event = _parse_event(line)
             if isinstance(event, str):
-                if last and not finished:
+                if last and torn_ok:
                     self.warnings.append(
                         f"{subject} is torn ({len(line)} bytes, {event}): the run was "
                         "killed while writing it; the events before it are intact"
@@ -192,7 +199,7 @@ class _Checker:
                     f"the event ({event.get('type')!r}) was edited",
                 )
                 break
-            if line != _event_line(event):
+            if line != event_line(event):
                 self.problem("event", subject, "not in canonical form (the line was edited)")
                 break
             if event.get("seq") != i or event.get("prev") != prev:
@@ -209,7 +216,7 @@ class _Checker:
             events.append(event)
             prev = actual
         self.count("events", len(events))
-        return events
+        return events, len(events) == len(lines)
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -278,53 +285,61 @@ def _first(exc: ValidationError) -> str:
     return ".".join(str(p) for p in err["loc"]) + ": " + err["msg"]
 
 
-def _event_line(event: dict[str, Any]) -> bytes:
-    """The exact line the event log writer produces for ``event``."""
-    body = {k: v for k, v in event.items() if k != "hash"}
-    encoded = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    return encoded[:-1] + b',"hash":"' + str(event.get("hash")).encode() + b'"}'
+def verify_run(
+    store: ArtifactStore, run_id: str, *, ledger: LedgerView | bool | None = True
+) -> VerifyReport:
+    """Verify one run (exact id) and report every problem found.
 
-
-def verify_run(store: ArtifactStore, run_id: str) -> VerifyReport:
-    """Verify one run (exact id) and report every problem found."""
+    ``ledger``: the store's ledger as read by :class:`LedgerView` (``True``: read it here;
+    ``None``/``False``: do not check against one)."""
+    view = LedgerView.read(store) if ledger is True else (ledger or None)
     c = _Checker(store, run_id)
     head = c.head()
-    finished = head is not None and head.status != "running"
-    events = c.events(finished)
+    lines = store.read_events(run_id)
+    events, intact = c.events(lines, torn_ok=head is None or head.root_hash is None)
     report = VerifyReport(run_id=run_id, status=head.status if head else "unknown")
 
     start = events[0] if events else None
     if start is None or start.get("type") != "run_start":
-        if c.store.read_events(run_id):
-            c.problem("event", "event #0", "the log does not begin with run_start")
-        else:
+        if not lines:
             c.problem("event", f"event log of {run_id}", "the run has no events")
+        elif start is not None:
+            c.problem("event", "event #0", "the log does not begin with run_start")
     elif head is not None:
         data = start.get("data", {})
         if data.get("spec") != head.spec_hash or data.get("seed") != head.seed:
             c.problem("event", "event #0", "run_start disagrees with the run head (spec or seed)")
+        _check_sources(c, data.get("origin"))
 
+    seal = None
+    if head is not None and view is not None:
+        seal = check_run(view, head, len(lines), events, intact, c.problem, c.warnings.append)
     step_ends = {
         e["step"]: e.get("data", {}).get("record") for e in events if e.get("type") == "step_end"
     }
-
+    root = head.root_hash if head is not None else None
+    if head is not None and root is None and seal is not None:
+        root = seal.root_hash  # the head fell behind the ledger: check what the ledger sealed
     if head is None:
         pass
-    elif finished:
-        _verify_finished(c, head, events, step_ends)
-        report.root_hash = head.root_hash
+    elif root is not None:
+        _verify_finished(c, head, root, lines, events, intact, step_ends, seal)
+        report.root_hash = root
         report.complete = True
     else:
-        # Unfinished: what the log says finished must be intact; nothing else is claimed.
+        # No record: what the log says finished must be intact; nothing else is claimed.
         if start is not None:
             for name, key in sorted(start.get("data", {}).get("inputs", {}).items()):
                 c.load(key, f"pipeline input {name!r}")
             c.load(head.spec_hash, "pipeline spec")
         for step_id, key in sorted(step_ends.items()):
             c.step(step_id, key)
+        if head.status in ("interrupted", "superseded"):
+            _check_anchor(c, head, len(lines), events, intact)
+        by = f", superseded by {head.superseded_by}" if head.superseded_by else ""
         c.warnings.append(
-            f"run {run_id} did not finish (status 'running'): {len(step_ends)} finished "
-            "step(s) verified; it has no root hash"
+            f"run {run_id} did not finish (status {head.status!r}{by}): {len(step_ends)} "
+            "finished step(s) verified; it has no root hash"
         )
     report.checked = dict(sorted(c.checked.items()))
     report.checked.setdefault("steps", 0)
@@ -333,49 +348,113 @@ def verify_run(store: ArtifactStore, run_id: str) -> VerifyReport:
     return report
 
 
-def _verify_finished(
-    c: _Checker, head: RunHead, events: list[dict[str, Any]], step_ends: dict[str, Any]
+def _check_sources(c: _Checker, origin: object) -> None:
+    """The pipeline source files the run recorded (what ``orch replay`` checks the code on
+    disk against, and an evidence bundle carries) must be here, byte for byte."""
+    if not isinstance(origin, dict) or not isinstance(origin.get("sources"), dict):
+        return
+    files = origin["sources"].get("files")
+    if not isinstance(files, dict):
+        c.problem("event", "event #0", "its origin's sources name no files")
+        return
+    for path, key in sorted(files.items()):
+        c.load(key, f"pipeline source file {path!r}")
+        c.count("sources")
+
+
+def _check_anchor(
+    c: _Checker, head: RunHead, lines: int, events: list[dict[str, Any]], intact: bool
 ) -> None:
-    lines = c.store.read_events(c.run_id)
-    if head.event_count != len(lines) or (events and head.event_head != events[-1]["hash"]):
+    """A run taken over by a resume: its head anchors the log as the resume found it."""
+    count, last = head.event_count, head.event_head
+    if len(events) < count:
+        if intact:
+            c.problem(
+                "event",
+                f"event log of {c.run_id}",
+                f"holds {lines} events, but its head anchored {count} when the run was taken "
+                "over: events were removed",
+            )
+    elif count and events[count - 1]["hash"] != last:
         c.problem(
             "event",
             f"event log of {c.run_id}",
-            f"the head recorded {head.event_count} events ending in {head.event_head}, the log "
-            f"has {len(lines)}: events were removed or appended after the run finished",
+            f"its head anchored {count} events ending in {last}, but event #{count - 1} hashes "
+            f"to {events[count - 1]['hash']}: the log was rewritten",
         )
-    end = events[-1] if events else None
-    if end is None or end.get("type") != "run_end":
-        c.problem("event", f"event log of {c.run_id}", "the log does not end with run_end")
-    elif end.get("data", {}).get("root_hash") != head.root_hash:
+    elif len(events) > count:
         c.problem(
             "event",
-            f"event #{end['seq']}",
-            f"run_end names root hash {end.get('data', {}).get('root_hash')}, the head "
-            f"{head.root_hash}",
+            f"event log of {c.run_id}",
+            f"holds {len(events)} events, but its head anchored {count} when the run was "
+            "taken over: events were appended afterwards (by a process that had lost its lease)",
         )
-    if head.root_hash is None:
-        c.problem("head", f"run head of {c.run_id}", "a finished run without a root hash")
-        return
-    record: RunRecord | None = c.load_model(RunRecord, head.root_hash, "run record", "record")
+
+
+def _verify_finished(
+    c: _Checker,
+    head: RunHead,
+    root: str,
+    lines: list[bytes],
+    events: list[dict[str, Any]],
+    intact: bool,
+    step_ends: dict[str, Any],
+    seal: SealEntry | None,
+) -> None:
+    if intact and head.root_hash is not None:
+        # Only an intact log can be held against its head: a broken link is already the one
+        # problem, and everything after it would only repeat it.
+        if head.event_count != len(lines) or (events and head.event_head != events[-1]["hash"]):
+            c.problem(
+                "event",
+                f"event log of {c.run_id}",
+                f"the head recorded {head.event_count} events ending in {head.event_head}, the "
+                f"log has {len(lines)} ending in {events[-1]['hash'] if events else None}: "
+                "events were removed or appended after the run finished",
+            )
+        end = events[-1] if events else None
+        if end is None or end.get("type") != "run_end":
+            c.problem("event", f"event log of {c.run_id}", "the log does not end with run_end")
+        elif end.get("data", {}).get("root_hash") != root:
+            c.problem(
+                "event",
+                f"event #{end['seq']}",
+                f"run_end names root hash {end.get('data', {}).get('root_hash')}, the head {root}",
+            )
+    record: RunRecord | None = c.load_model(RunRecord, root, "run record", "record")
     if record is None:
         return
-    for field in ("pipeline", "spec_hash", "seed", "status"):
-        if getattr(record, field) != getattr(head, field):
+    outcome = seal.status if seal is not None else head.status
+    for field, theirs in (
+        ("pipeline", head.pipeline),
+        ("spec_hash", head.spec_hash),
+        ("seed", head.seed),
+        ("status", outcome),
+    ):
+        if field == "status" and outcome not in ("ok", "failed", "cancelled"):
+            continue  # superseded: the outcome is the seal's, checked when there is one
+        if getattr(record, field) != theirs:
             c.problem(
                 "record",
-                f"run record ({head.root_hash})",
-                f"{field} is {getattr(record, field)!r} but the head says {getattr(head, field)!r}",
+                f"run record ({root})",
+                f"{field} is {getattr(record, field)!r} but the head says {theirs!r}",
             )
     ids = [s for s, _ in record.steps]
     if ids != sorted(set(ids)):
-        c.problem("record", f"run record ({head.root_hash})", "steps not sorted and unique")
-    root = steps_root(record.steps)
-    if root != record.steps_root:
+        c.problem("record", f"run record ({root})", "steps not sorted and unique")
+    merkle = steps_root(record.steps)
+    if merkle != record.steps_root:
         c.problem(
             "record",
-            f"run record ({head.root_hash})",
-            f"Merkle root over its steps is {root}, it records {record.steps_root}",
+            f"run record ({root})",
+            f"Merkle root over its steps is {merkle}, it records {record.steps_root}",
+        )
+    elif seal is not None and seal.steps_root != record.steps_root:
+        c.problem(
+            "record",
+            f"run record ({root})",
+            f"its steps root {record.steps_root} is not the one the ledger sealed "
+            f"({seal.steps_root})",
         )
     c.load(record.spec_hash, "pipeline spec")
     for name, key in sorted(record.inputs.items()):
@@ -395,43 +474,96 @@ def _verify_finished(
                         f"child {child!r} is missing from the run record",
                     )
         logged = step_ends.get(step_id)
-        if logged != key:
+        if logged != key and (intact or logged is not None):
             c.problem(
                 "event",
                 f"step_end of {step_id!r}",
                 f"the log records {logged}, the run record {key}",
             )
     for step_id in sorted(set(step_ends) - set(steps)):
-        c.problem("record", f"run record ({head.root_hash})", f"step {step_id!r} is missing")
+        c.problem("record", f"run record ({root})", f"step {step_id!r} is missing")
     for name, key in sorted(record.outputs.items()):
         producers = outputs_by_key.get(key)
         by = f" (value of step {', '.join(repr(p) for p in producers)})" if producers else ""
         c.load(key, f"pipeline output {name!r}{by}")
 
 
-def verify_store(store: ArtifactStore, run_ids: Iterable[str] | None = None) -> VerifyReport:
-    """Re-hash every artifact in ``store`` and verify every run (or those given)."""
+def verify_store(
+    store: ArtifactStore,
+    run_ids: Iterable[str] | None = None,
+    *,
+    since: bytes | None = None,
+    trusted: Sequence[Verifier] = (),
+) -> VerifyReport:
+    """Re-hash every artifact in ``store``, check its ledger and the checkpoints stored with
+    it (and ``since``, a checkpoint note the auditor kept), and verify every run (or those
+    given) against it. ``trusted`` are the keys whose signatures count."""
     report = VerifyReport(run_id=None, status="store", complete=True)
     checked = {"artifacts": 0, "runs": 0}
+
+    def problem(kind: str, subject: str, detail: str) -> None:
+        report.problems.append(Problem(kind=kind, subject=subject, detail=detail))
+
     for key in store.keys():
         try:
             store.get(key)
         except IntegrityError as exc:
-            report.problems.append(
-                Problem(
-                    kind="artifact",
-                    subject=f"artifact {key}",
-                    detail=f"stored bytes hash to {exc.actual}: the artifact was altered",
-                )
+            problem(
+                "artifact",
+                f"artifact {key}",
+                f"stored bytes hash to {exc.actual}: the artifact was altered",
             )
         except (ArtifactNotFoundError, InvalidKeyError) as exc:  # racing delete, odd name
-            report.problems.append(
-                Problem(kind="artifact", subject=f"artifact {key}", detail=str(exc))
-            )
+            problem("artifact", f"artifact {key}", str(exc))
         else:
             checked["artifacts"] += 1
-    for run_id in store.run_ids() if run_ids is None else run_ids:
-        sub = verify_run(store, run_id)
+    view = LedgerView.read(store)
+    all_runs = store.run_ids()
+    if view is None:
+        if store.supports_ledger and all_runs:
+            report.warnings.append(
+                f"store {store.location} has no ledger (its runs were made before orch kept "
+                "one): runs are verified one by one, and a deleted run cannot be told from one "
+                "that never was"
+            )
+        if since is not None:
+            problem(
+                "checkpoint",
+                "the checkpoint you kept",
+                "this store has no ledger to hold "
+                "it against: it is not the store that checkpoint was made of, or its ledger "
+                "was removed",
+            )
+    else:
+        for kind, subject, detail in view.problems:
+            problem(kind, subject, detail)
+        checked["ledger entries"] = view.size
+        checkpoints = 0
+        for size in store.checkpoint_sizes():
+            note = store.read_checkpoint(size)
+            if note is not None and view.check_checkpoint(
+                note,
+                f"stored checkpoint of size {size}",
+                trusted,
+                problem,
+                report.warnings.append,
+                kept=False,
+            ):
+                checkpoints += 1
+        if since is not None and view.check_checkpoint(
+            since,
+            "the checkpoint you kept",
+            trusted,
+            problem,
+            report.warnings.append,
+            kept=True,
+        ):
+            checkpoints += 1
+        checked["checkpoints"] = checkpoints
+        if run_ids is None:
+            missing_runs(view, set(all_runs), lambda r: bool(store.read_events(r)), problem)
+    for run_id in all_runs if run_ids is None else run_ids:
+        sub = verify_run(store, run_id, ledger=view or False)
         checked["runs"] += 1
         for what in ("steps", "events", "decisions", "effects"):
             checked[what] = checked.get(what, 0) + sub.checked.get(what, 0)

@@ -120,7 +120,7 @@ def test_unknown_executor_and_dask_without_scheduler(inputs: Path) -> None:
     dask = CliRunner().invoke(app, [*base, "--executor", "dask"])
     assert dask.exit_code == 2
     assert "--executor dask needs --scheduler tcp://HOST:PORT" in dask.stderr
-    assert "hint: give the address 'dask scheduler' prints" in dask.stderr
+    assert "; fix: give the address 'dask scheduler' prints" in dask.stderr
     stray = CliRunner().invoke(app, [*base, "--scheduler", "tcp://127.0.0.1:8786"])
     assert stray.exit_code == 2 and "are for --executor dask" in stray.stderr
     bad = CliRunner().invoke(app, [*base, "--executor", "dask", "--scheduler", "10.0.0.5"])

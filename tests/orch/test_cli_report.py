@@ -82,7 +82,7 @@ def test_evaluation_file_report_is_named_after_the_file(cli: CliRunner, tmp_path
 @pytest.mark.parametrize(
     ("make", "args", "message"),
     [
-        (None, ["nope"], "no run 'nope' in store"),
+        (None, ["nope"], "no store at .orch; fix: check --store"),  # reading makes no store
         (None, ["missing.json"], "evaluation file missing.json does not exist"),
         ("dataset", ["data.json"], "is not an evaluation file (format 'orch.eval-dataset/1'"),
         ("text", ["notes.txt"], "evaluation file notes.txt is not JSON"),

@@ -147,8 +147,8 @@ class _HeldJudge:
 
 
 async def _interrupt(spec: BatchSpec, n: int) -> None:
-    """Run ``spec`` until every run waits for its judge, then stop it: each run has its
-    'ask' effect and steps recorded, and no end (what a killed process leaves)."""
+    """Run ``spec`` until every run waits for its judge, then cancel it: each run has its
+    'ask' effect and steps recorded, and ends cancelled (what a stopped process leaves)."""
     hub = load_services(BATCH)["models"]
     held = _HeldJudge(hub.client("scripted"), expected=n)
     services = {"models": ModelHub(hub.registry, clients={"scripted": held})}
@@ -168,7 +168,7 @@ async def test_an_interrupted_batch_resumes_without_reissuing_effects(
     await _interrupt(spec, n)
     store = DirectoryStore(tmp_path / "store")
     heads = [RunHead.model_validate_json(store.read_run_head(i.run_id) or b"") for i in spec.items]
-    assert [h.status for h in heads] == ["running"] * n
+    assert [h.status for h in heads] == ["cancelled"] * n
     assert len(calls(tmp_path / "calls")) == n  # the asks: no judge call reached the model
     await _interrupt(spec, n)  # the resumed attempts are interrupted too
     assert len(calls(tmp_path / "calls")) == n  # ... and asked nothing again

@@ -211,6 +211,7 @@ def test_an_unfinished_run_shows_what_it_finished(
     lines = (run_dir / "events.jsonl").read_bytes().splitlines(keepends=True)
     ends = [i for i, line in enumerate(lines) if b'"type":"step_end"' in line]
     (run_dir / "events.jsonl").write_bytes(b"".join(lines[: ends[1] + 1]))
+    store._tamper_truncate_ledger(store.ledger_size() - 1)  # it never sealed the run either
     page = render_run_report(store, run_id)
     assert "incomplete: the run did not finish" in page and "✔ verified" in page
     assert "(run did not finish)" in page

@@ -486,3 +486,36 @@ def test_list_producer_feeds_a_sequence_field() -> None:
     m = p.node("m", listing, x=1)
     p.node("c", count, xs=m.field("xs"))
     p.build()
+
+
+def test_a_duplicate_id_does_not_hide_a_cycle_or_other_problems() -> None:
+    p = PipelineBuilder("dup-cycle")
+    x = p.input("x", int)
+    p.node("a", inc, x=ref("b.x"))
+    p.node("b", inc, x=ref("a.x"))  # a -> b -> a, through the duplicated id
+    p.node("b", inc, x="seven")  # the second 'b' has a problem of its own
+    p.node("c", "no-such-agent", x=ref("d.x"))  # an unknown agent in a cycle
+    p.node("d", inc, x=ref("c.x"))
+    p.node("bad id", inc, timeout=-1, x=x)  # an invalid id with another problem
+    found = problems(p)
+    assert sorted((q.node, q.code) for q in found) == sorted(
+        [
+            ("b", "duplicate-node"),
+            ("b", "type-mismatch"),
+            ("a", "cycle"),
+            ("c", "unknown-agent"),
+            ("c", "cycle"),
+            ("bad id", "invalid-id"),
+            ("bad id", "invalid-timeout"),
+        ]
+    )
+    by_code = {(q.node, q.code): q for q in found}
+    assert by_code[("a", "cycle")].message == "cycle a -> b -> a"
+    assert by_code[("c", "cycle")].message == "cycle c -> d -> c"
+
+
+def test_duplicate_definitions_with_the_same_problem_report_it_once() -> None:
+    p = PipelineBuilder("dup-same")
+    p.node("a", inc)
+    p.node("a", inc)
+    assert sorted(q.code for q in problems(p)) == ["duplicate-node", "unbound-input"]

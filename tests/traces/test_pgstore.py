@@ -509,3 +509,98 @@ def test_a_user_without_create_rights_uses_an_existing_store(pg_dsn: str) -> Non
         PostgresStore(dsn, schema=fresh_schema("denied"))
     assert "permission denied" in str(info.value) and "fix:" in str(info.value)
     assert password not in str(info.value)
+
+
+# -- the ledger: retries and lost connections -------------------------------------------------
+
+
+class _CommitAnswerLostOnce:
+    """A connection whose first transaction commits on the server, then fails on the client:
+    a ledger append's retry cannot know whether its first try took effect."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self.armed = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def transaction(self) -> Any:
+        return _LoseTheAnswer(self, self._conn.transaction())
+
+
+class _LoseTheAnswer:
+    def __init__(self, owner: _CommitAnswerLostOnce, tx: Any) -> None:
+        self.owner, self.tx = owner, tx
+
+    def __enter__(self) -> Any:
+        return self.tx.__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        swallowed = self.tx.__exit__(*exc)  # commits when the block ended without error
+        if exc[0] is None and self.owner.armed:
+            self.owner.armed = False
+            raise psycopg.OperationalError("simulated: the answer to COMMIT was lost")
+        return swallowed
+
+
+@pytest.mark.parametrize("at", [None, 1])
+def test_ledger_append_retried_after_a_lost_commit_is_not_doubled(
+    pg_dsn: str, at: int | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = PostgresStore(pg_dsn, schema=fresh_schema())
+    try:
+        assert store.ledger_append(b"zero") == 0
+        flaky = _CommitAnswerLostOnce(store._conn)  # type: ignore[arg-type]
+        store._conn = flaky  # type: ignore[assignment]
+        with caplog.at_level(logging.WARNING, logger="traces.pgstore"):
+            # The first try committed; the retry finds its own entry and reports its index.
+            assert store.ledger_append(b"one", at=at) == 1
+        assert not flaky.armed, "the simulated failure did not happen"
+        assert any("append an entry to the ledger" in r.getMessage() for r in caplog.records)
+        assert store.ledger_read() == [b"zero", b"one"]
+        assert store.ledger_append(b"two") == 2  # the ledger goes on from the right place
+    finally:
+        store.close()
+
+
+# Each ledger operation after the kill, and what it must return.
+LEDGER_OPS: dict[str, tuple[Callable[[PostgresStore], object], object]] = {
+    "ledger_append": (lambda s: s.ledger_append(b"one"), 1),
+    "ledger_append_at": (lambda s: s.ledger_append(b"one", at=1), 1),
+    "ledger_size": (lambda s: s.ledger_size(), 1),
+    "ledger_read": (lambda s: s.ledger_read(), [b"zero"]),
+    "write_checkpoint": (lambda s: s.write_checkpoint(1, b"replaced"), None),
+    "read_checkpoint": (lambda s: s.read_checkpoint(1), b"note"),
+    "checkpoint_sizes": (lambda s: s.checkpoint_sizes(), [1]),
+}
+
+
+@pytest.mark.parametrize("op", sorted(LEDGER_OPS))
+def test_ledger_survives_a_terminated_backend(pg_dsn: str, op: str) -> None:
+    app = f"orch-kill-{secrets.token_hex(4)}"
+    store = PostgresStore(with_params(pg_dsn, application_name=app, schema=fresh_schema()))
+    try:
+        store.ledger_append(b"zero")
+        store.write_checkpoint(1, b"note")
+        assert terminate_backends(pg_dsn, app) == 1, "the store's backend was not found to kill"
+        call, expected = LEDGER_OPS[op]
+        assert call(store) == expected
+        assert store.reconnects == 1
+        appended = op.startswith("ledger_append")
+        assert store.ledger_read() == ([b"zero", b"one"] if appended else [b"zero"])
+        assert store.read_checkpoint(1) == (b"replaced" if op == "write_checkpoint" else b"note")
+    finally:
+        store.close()
+
+
+def test_ledger_of_stores_in_two_schemas_is_separate(pg_dsn: str) -> None:
+    first = PostgresStore(pg_dsn, schema=fresh_schema())
+    second = PostgresStore(pg_dsn, schema=fresh_schema())
+    try:
+        assert first.ledger_append(b"first's") == 0
+        assert second.ledger_append(b"second's", at=0) == 0
+        assert first.ledger_read() == [b"first's"] and second.ledger_read() == [b"second's"]
+    finally:
+        first.close()
+        second.close()

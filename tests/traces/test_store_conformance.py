@@ -44,5 +44,25 @@ def test_check_store_reports_a_broken_backend() -> None:
     assert "test_round_trip_any_bytes" not in failures
 
 
+class _CarelessLedgerStore(MemoryStore):
+    """A broken backend: its compare-and-append ignores ``at`` and always appends."""
+
+    def _ledger_append(self, entry: bytes, at: int | None) -> int | None:
+        return super()._ledger_append(entry, None)
+
+
+def test_check_store_reports_a_broken_ledger() -> None:
+    failures = check_store(lambda _: _CarelessLedgerStore(), persistent=False)
+    assert "test_ledger_compare_and_append" in failures
+    assert "test_ledger_appends_get_dense_indexes_and_read_back" not in failures
+
+
+def test_check_store_skips_the_ledger_of_a_store_without_one() -> None:
+    class Plain(MemoryStore):
+        supports_ledger = False
+
+    assert check_store(lambda _: Plain(), persistent=False) == {}
+
+
 def test_check_store_passes_a_good_backend(tmp_path: Path) -> None:
     assert check_store(lambda loc: SQLiteStore(loc / "s.db")) == {}

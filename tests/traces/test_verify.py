@@ -221,6 +221,8 @@ def test_unfinished_run_with_torn_tail_is_a_warning(tmp_path: Path) -> None:
         }
     )
     store.write_run_head(run_id, orjson.dumps(running.sealed().model_dump(mode="json")))
+    # A killed process never sealed the run in the ledger: drop the seal it appended last.
+    store._tamper_truncate_ledger(store.ledger_size() - 1)
     store.close()
     log = tmp_path / "s" / "runs" / run_id / "events.jsonl"
     log.write_bytes(b"\n".join(lines[:5]) + b"\n" + lines[5][:40])

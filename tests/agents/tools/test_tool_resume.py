@@ -251,17 +251,33 @@ def test_a_call_retried_before_the_kill_resumes_too(
 def test_the_json_of_a_resumed_run_names_its_seed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import orch
+    from orch.loader import load_pipeline, load_services
+
     for name, value in _tool_env(tmp_path / "home", go=True).items():
         monkeypatch.setenv(name, value)
-    store = str(tmp_path / "store")
     runner = CliRunner()
-    args = ["run", f"{FIXTURE}:chain", "--store", store, "--json"]
-    first = runner.invoke(app, [*args, "-i", "prefix=x", "--seed", "7"])
-    assert first.exit_code == 0, first.output
-    original = json.loads(first.stdout)
-    assert original["seed"] == 7
-    again = runner.invoke(app, [*args, "--resume", original["run_id"]])
+    args = ["run", f"{FIXTURE}:chain", "--json"]
+    fresh = runner.invoke(
+        app, [*args, "--store", str(tmp_path / "fresh"), "-i", "prefix=x", "--seed", "7"]
+    )
+    assert fresh.exit_code == 0, fresh.output
+    # A run with seed 7 stopped before its first step (what Ctrl-C leaves), then resumed.
+    store = str(tmp_path / "store")
+    stop = orch.RunControl()
+    stop.cancel("stopped by the test")
+    target = f"{FIXTURE}:chain"
+    cancelled = orch.run(
+        load_pipeline(target),
+        {"prefix": "x"},
+        seed=7,
+        store=open_store(store),
+        control=stop,
+        services=load_services(target),
+    )
+    assert cancelled.status == "cancelled"
+    again = runner.invoke(app, [*args, "--store", store, "--resume", cancelled.run_id])
     assert again.exit_code == 0, again.output
     resumed = json.loads(again.stdout)
-    assert resumed["root_hash"] == original["root_hash"]  # the seed 7 was used
+    assert resumed["root_hash"] == json.loads(fresh.stdout)["root_hash"]  # seed 7 was used
     assert resumed["seed"] == 7

@@ -1,0 +1,144 @@
+"""Run lineages: a run, the resumes that continue it, and the one status each run has.
+
+A run that is killed or fails is continued by a resume under a new id; that resume may be
+killed and resumed in turn, from it or from the original. The runs that continue one another
+form a *lineage*, named by its first run. Heads link them both ways (``resumed_from``,
+``resumed_by``) and name the lineage, so its members are found without scanning the store.
+
+One process at a time works on a lineage: it holds the lease named after the lineage
+(:mod:`orch.lease`), taken before anything of the lineage is read. So two resumes of one run
+cannot run at once, and a resume cannot start while the original still runs.
+
+The status changes that another run's process makes are written here, each to the member's
+head and to the store's ledger: when a resume takes over, every member still marked
+``running`` (its process is gone: the lease says so) becomes ``interrupted``, with its log
+anchored as it was found; when a resume finishes ok, every member that had not becomes
+``superseded`` by it.
+
+This module must never run a step or make an effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+from pydantic import ValidationError
+
+from traces import ArtifactStore, RunHead
+from traces.ledger import intact_events, ledger_of
+from traces.ledger_entries import StatusEntry
+
+from .errors import OrchError
+
+__all__ = ["lineage_members", "lineage_name", "mark_superseded", "mark_taken_over"]
+
+
+def _head(store: ArtifactStore, run_id: str) -> RunHead | None:
+    raw = store.read_run_head(run_id)
+    if raw is None:
+        return None
+    try:
+        return RunHead.model_validate_json(raw)
+    except ValidationError:
+        return None
+
+
+def _legacy_resumed_from(store: ArtifactStore, run_id: str) -> str | None:
+    """The run a run resumed, from its ``run_start`` event (heads before lineages)."""
+    lines = store.read_events(run_id)[:1]
+    try:
+        event = orjson.loads(lines[0]) if lines else None
+    except orjson.JSONDecodeError:
+        return None
+    origin = event.get("data", {}).get("origin", {}) if isinstance(event, dict) else {}
+    found = origin.get("resumed_from") if isinstance(origin, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def lineage_name(store: ArtifactStore, head: RunHead) -> str:
+    """The first run of ``head``'s lineage (for heads written before lineages existed, found
+    by following ``resumed_from`` back)."""
+    if head.lineage is not None:
+        return head.lineage
+    current, seen = head.run_id, {head.run_id}
+    while True:
+        before = _legacy_resumed_from(store, current)
+        if before is None or before in seen or store.read_run_head(before) is None:
+            return current
+        seen.add(before)
+        current = before
+
+
+def lineage_members(store: ArtifactStore, run_id: str) -> list[RunHead]:
+    """Every run of ``run_id``'s lineage, the first one first, then each resume after the run
+    it resumed (in the order they started): the order in which their records are trusted."""
+    start = _head(store, run_id)
+    if start is None:
+        raise OrchError(f"no run {run_id!r} in store {store.location}")
+    root = _head(store, lineage_name(store, start)) or start
+    members: list[RunHead] = []
+    seen: set[str] = set()
+    queue = [root]
+    while queue:
+        head = queue.pop(0)
+        if head.run_id in seen:
+            continue
+        seen.add(head.run_id)
+        members.append(head)
+        for later in head.resumed_by:
+            found = _head(store, later)
+            if found is not None:
+                queue.append(found)
+    if start.run_id not in seen:  # a legacy resume whose original never named it
+        members.append(start)
+    return members
+
+
+def _write(store: ArtifactStore, head: RunHead) -> None:
+    store.write_run_head(head.run_id, head.to_bytes())
+
+
+def mark_taken_over(
+    store: ArtifactStore, members: Sequence[RunHead], resumed: str, by: str
+) -> list[RunHead]:
+    """Run ``by`` now works on the lineage, resuming ``resumed``: name it in ``resumed``'s
+    ``resumed_by``, and mark every member still ``running`` as ``interrupted``, anchoring its
+    log as found. Call it holding the lineage's lease. Returns the members as now stored."""
+    ledger = ledger_of(store)
+    out: list[RunHead] = []
+    for head in members:
+        update: dict[str, object] = {}
+        if head.run_id == resumed and by not in head.resumed_by:
+            update["resumed_by"] = [*head.resumed_by, by]
+        if head.status == "running":
+            count, last = intact_events(store.read_events(head.run_id))
+            update |= {"status": "interrupted", "event_count": count, "event_head": last}
+            if ledger.supported:
+                ledger.append(
+                    StatusEntry(
+                        run=head.run_id, status="interrupted", by=by, events=count, event_head=last
+                    )
+                )
+        if update:
+            head = head.model_copy(update=update)
+            _write(store, head)
+        out.append(head)
+    return out
+
+
+def mark_superseded(store: ArtifactStore, members: Sequence[RunHead], by: str) -> None:
+    """Run ``by`` finished ok: every member that did not is ``superseded`` by it."""
+    ledger = ledger_of(store)
+    for head in members:
+        current = _head(store, head.run_id) or head
+        if current.status in ("ok", "superseded") or current.run_id == by:
+            continue
+        # The ledger first: it is the authority, the head a copy a crash may leave behind.
+        if ledger.supported:
+            ledger.append(
+                StatusEntry(
+                    run=current.run_id, status="superseded", by=by, events=None, event_head=None
+                )
+            )
+        _write(store, current.model_copy(update={"status": "superseded", "superseded_by": by}))

@@ -1,0 +1,376 @@
+"""Verification against the store's ledger: what the engine anchored must still be there.
+
+A run's own hashes (:mod:`traces.verify`) catch any edit inside a run. They cannot catch a
+run that vanished whole, a log cut short before its run ended, or a store put back to an
+older copy: for that, the ledger (:mod:`traces.ledger`) says what existed. This module reads
+the ledger once (:class:`LedgerView`) and checks:
+
+* the ledger itself: every entry readable and canonical, entry 0 the only genesis, each
+  run started or adopted once, nothing said of a run before it started;
+* every checkpoint stored with it: its root is the root of that many entries now, and its
+  signatures by keys the caller trusts verify (others are listed);
+* a checkpoint the auditor kept (``since``): the ledger still holds its entries unchanged
+  (the store was not rolled back or forked behind it);
+* per run (:func:`check_run`): the run's head and log agree with its entries: the start
+  entry names the log's first event, a seal names the root hash and the log's exact length
+  and last hash, an interruption names a prefix of the log, and the head's status is the
+  ledger's latest (a head left behind by a crash between the two writes is a warning);
+* every run the ledger names still has a head (:func:`missing_runs`).
+
+Nothing here raises on bad data; findings are :class:`~traces.verify.Problem` values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import NoteError
+from .ledger import ORIGIN_PREFIX
+from .ledger_entries import (
+    AdoptEntry,
+    AnchorEntry,
+    GenesisEntry,
+    LedgerEntry,
+    SealEntry,
+    StartEntry,
+    StatusEntry,
+    parse_entry,
+)
+from .note import Checkpoint, Verifier, open_checkpoint
+from .records import RunHead
+from .store import ArtifactStore
+from .tlog import MerkleTree, leaf_hash
+
+__all__ = ["LedgerView", "check_run", "ledger_status", "missing_runs"]
+
+Report = Callable[[str, str, str], None]
+"""Adds a problem: (kind, subject, detail)."""
+
+_RANK = {"running": 0, "interrupted": 1, "ok": 2, "failed": 2, "cancelled": 2, "superseded": 3}
+
+
+@dataclass
+class LedgerView:
+    """A store's ledger as read once: its entries parsed, grouped by run, and its tree."""
+
+    size: int
+    tree: MerkleTree
+    entries: list[tuple[int, LedgerEntry | str]]
+    by_run: dict[str, list[tuple[int, LedgerEntry]]] = field(default_factory=dict)
+    store_id: str | None = None
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
+    """Findings about the ledger itself (kind, subject, detail)."""
+
+    @classmethod
+    def read(cls, store: ArtifactStore) -> LedgerView | None:
+        """None for a store that keeps no ledger, or has none yet (made before ledgers)."""
+        if not store.supports_ledger:
+            return None
+        raw = store.ledger_read()
+        if not raw:
+            return None
+        tree = MerkleTree(leaf_hash(data) for data in raw)
+        view = cls(size=len(raw), tree=tree, entries=[])
+        for index, data in enumerate(raw):
+            try:
+                entry: LedgerEntry | str = parse_entry(data)
+            except ValueError as exc:
+                entry = _reason(exc)
+            view.entries.append((index, entry))
+        view._index()
+        return view
+
+    def _problem(self, subject: str, detail: str) -> None:
+        self.problems.append(("ledger", subject, detail))
+
+    def _index(self) -> None:
+        started: set[str] = set()
+        for index, entry in self.entries:
+            subject = f"ledger entry #{index}"
+            if isinstance(entry, str):
+                self._problem(subject, f"unreadable: {entry}: the ledger was altered")
+                continue
+            if isinstance(entry, GenesisEntry):
+                if index != 0:
+                    self._problem(subject, "a second genesis entry: the ledger was altered")
+                else:
+                    self.store_id = entry.store
+                continue
+            if index == 0:
+                self._problem(subject, f"a {entry.type!r} entry where the genesis entry must be")
+            if isinstance(entry, AnchorEntry):
+                continue
+            run = entry.run
+            if isinstance(entry, StartEntry | AdoptEntry):
+                if run in started:
+                    self._problem(subject, f"run {run} started a second time")
+                started.add(run)
+            elif run not in started:
+                self._problem(
+                    subject, f"a {entry.type!r} entry of run {run}, which the ledger never started"
+                )
+            self.by_run.setdefault(run, []).append((index, entry))
+
+    @property
+    def origin(self) -> str | None:
+        return None if self.store_id is None else ORIGIN_PREFIX + self.store_id
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def check_checkpoint(
+        self,
+        note: bytes,
+        subject: str,
+        trusted: Sequence[Verifier],
+        report: Report,
+        warn: Callable[[str], None],
+        *,
+        kept: bool,
+    ) -> bool:
+        """Check one checkpoint note against the ledger; True when it holds."""
+        try:
+            checkpoint, opened = open_checkpoint(note, trusted)
+        except NoteError as exc:
+            report("checkpoint", subject, f"not a valid signed checkpoint: {exc}")
+            return False
+        if self.origin is not None and checkpoint.origin != self.origin:
+            report(
+                "checkpoint",
+                subject,
+                f"is a checkpoint of {checkpoint.origin!r}, and this store's ledger is "
+                f"{self.origin!r}: another store's, or this store's ledger was replaced",
+            )
+            return False
+        if not _holds(self, checkpoint, subject, report, kept=kept):
+            return False
+        if opened.verified:
+            return True
+        signers = ", ".join(s.key for s in opened.unknown) or "nobody"
+        warn(
+            f"{subject} is consistent with the ledger, but signed by {signers}, none of them a "
+            "key you trust; fix: pass --trust KEY (a verifier key, a .pub file or a key name "
+            "in your keyring) to check who signed it"
+        )
+        return True
+
+
+def _holds(
+    view: LedgerView, checkpoint: Checkpoint, subject: str, report: Report, *, kept: bool
+) -> bool:
+    if checkpoint.size > view.size:
+        how = (
+            "the store was rolled back to an older copy, or entries were removed"
+            if kept
+            else "entries were removed after it was signed"
+        )
+        report(
+            "checkpoint",
+            subject,
+            f"covers {checkpoint.size} ledger entries, but the ledger holds {view.size}: {how}",
+        )
+        return False
+    root = view.tree.root(checkpoint.size)
+    if root != checkpoint.root:
+        report(
+            "checkpoint",
+            subject,
+            f"its root {checkpoint.root.hex()} is not the root of the ledger's first "
+            f"{checkpoint.size} entries ({root.hex()}): entries it covers were changed, "
+            "removed or reordered (the store was rewritten or forked)",
+        )
+        return False
+    return True
+
+
+def _reason(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first: dict[str, Any] = errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        return f"not a ledger entry: {where}: {first['msg']}"
+    return str(exc)
+
+
+def ledger_status(entries: Sequence[tuple[int, LedgerEntry]]) -> tuple[str, int] | None:
+    """The run's latest status by its entries, and the index of the entry that set it."""
+    found: tuple[str, int] | None = None
+    for index, entry in entries:
+        if isinstance(entry, StartEntry):
+            found = ("running", index)
+        elif isinstance(entry, AdoptEntry | SealEntry | StatusEntry):
+            found = (entry.status, index)
+    return found
+
+
+def missing_runs(
+    view: LedgerView, run_ids: set[str], has_events: Callable[[str], bool], report: Report
+) -> None:
+    """Every run the ledger started or adopted must still have a head."""
+    for run, entries in sorted(view.by_run.items()):
+        if run in run_ids:
+            continue
+        first = entries[0][0]
+        what = "its head is missing" if has_events(run) else "its head and its events are missing"
+        report(
+            "run",
+            f"run {run}",
+            f"the ledger records it (entry #{first}: {entries[0][1].type}) but {what}: the run "
+            "was deleted",
+        )
+
+
+def check_run(
+    view: LedgerView,
+    head: RunHead,
+    lines: int,
+    events: Sequence[dict[str, Any]],
+    chain_intact: bool,
+    report: Report,
+    warn: Callable[[str], None],
+) -> SealEntry | None:
+    """Check one run's head and log against its ledger entries; return its seal, if any.
+
+    ``lines`` is how many lines its log holds, ``events`` its intact chain from the first,
+    ``chain_intact`` whether every line is in that chain."""
+    run = head.run_id
+    entries = view.by_run.get(run, [])
+    if not entries:
+        if head.lineage is None:
+            warn(f"run {run} predates the store's ledger and is not anchored in it")
+        elif head.root_hash is not None:
+            report(
+                "run",
+                f"run {run}",
+                "it ended, but the store's ledger does not record it: it was added behind "
+                "the engine's back, or its ledger entries were removed",
+            )
+        else:
+            warn(
+                f"run {run} is not in the store's ledger yet: it is starting, or its process "
+                "died before anchoring it"
+            )
+        return None
+    seal: SealEntry | None = None
+    for index, entry in entries:
+        subject = f"ledger entry #{index}"
+        if isinstance(entry, StartEntry):
+            _check_start(entry, head, events, subject, report)
+        elif isinstance(entry, SealEntry):
+            seal = entry
+            _check_length(
+                entry.events,
+                entry.event_head,
+                lines,
+                events,
+                chain_intact,
+                report,
+                f"the ledger sealed its log at {entry.events} events ({subject})",
+                exact=True,
+            )
+            if head.root_hash is not None and head.root_hash != entry.root_hash:
+                report(
+                    "head",
+                    f"run head of {run}",
+                    f"names root hash {head.root_hash}, the ledger's seal ({subject}) "
+                    f"{entry.root_hash}: the head was rewritten",
+                )
+        elif isinstance(entry, StatusEntry | AdoptEntry) and entry.events is not None:
+            exact = isinstance(entry, StatusEntry) and seal is None
+            what = "taken over" if isinstance(entry, StatusEntry) else "adopted by the ledger"
+            _check_length(
+                entry.events,
+                entry.event_head,
+                lines,
+                events,
+                chain_intact,
+                report,
+                f"the ledger anchored its log at {entry.events} events when it was "
+                f"{what} ({subject})",
+                exact=exact,
+            )
+    latest = ledger_status(entries)
+    if latest is not None and latest[0] != head.status:
+        status, index = latest
+        if _RANK.get(status, 0) > _RANK.get(head.status, 0):
+            warn(
+                f"run {run}: its head says {head.status!r}, the ledger {status!r} (entry "
+                f"#{index}): the head was not updated after it (a process died between the "
+                "two writes); the ledger is the authority"
+            )
+        else:
+            report(
+                "head",
+                f"run head of {run}",
+                f"says {head.status!r}, but the ledger's latest entry for the run (#{index}) "
+                f"says {status!r}: the head was rewritten",
+            )
+    return seal
+
+
+def _check_start(
+    entry: StartEntry,
+    head: RunHead,
+    events: Sequence[dict[str, Any]],
+    subject: str,
+    report: Report,
+) -> None:
+    for name, mine, theirs in (
+        ("pipeline", head.pipeline, entry.pipeline),
+        ("spec hash", head.spec_hash, entry.spec),
+        ("seed", head.seed, entry.seed),
+    ):
+        if mine != theirs:
+            report(
+                "head",
+                f"run head of {head.run_id}",
+                f"its {name} is {mine!r}, the ledger's start entry ({subject}) says "
+                f"{theirs!r}: the head was rewritten",
+            )
+            return
+    if events and events[0].get("hash") != entry.start_event:
+        report(
+            "event",
+            "event #0",
+            f"hashes to {events[0].get('hash')}, but the ledger's start entry ({subject}) names "
+            f"{entry.start_event}: the run's log was replaced",
+        )
+
+
+def _check_length(
+    count: int,
+    last: str | None,
+    lines: int,
+    events: Sequence[dict[str, Any]],
+    chain_intact: bool,
+    report: Report,
+    anchor: str,
+    *,
+    exact: bool,
+) -> None:
+    """The log must still hold the ``count`` events anchored, ending in ``last`` (and, when
+    ``exact``, nothing after them)."""
+    subject = "event log"
+    if len(events) >= count:
+        if count and events[count - 1].get("hash") != last:
+            report(
+                "event",
+                subject,
+                f"{anchor}, ending in {last}, but its event #{count - 1} hashes to "
+                f"{events[count - 1].get('hash')}: the log was rewritten",
+            )
+        elif exact and lines > count:
+            report(
+                "event",
+                subject,
+                f"holds {lines} events, but {anchor}: events were appended afterwards",
+            )
+        return
+    if not chain_intact:
+        return  # the broken link is the problem (reported by the run's own checks)
+    report(
+        "event",
+        subject,
+        f"holds {lines} events, but {anchor}: the last {count - lines} were removed",
+    )
