@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -277,14 +278,30 @@ def run(
         str | None,
         typer.Option(
             "--resume",
-            help="Continue this crashed, killed or failed run: finished steps are not run "
-            "again and their effects are not re-issued (uses the run's inputs and seed).",
+            help="Continue this crashed, killed, cancelled or failed run: every step and "
+            "effect that it (or any earlier resume of it) finished is reused, not run or "
+            "issued again (uses the run's inputs and seed).",
         ),
     ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="With --resume: when another process works on the run (its original or "
+            "another resume), wait for it instead of stopping.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a pipeline defined in a Python file and record it."""
-    from .runtime import arun, validate_inputs
+    """Run a pipeline defined in a Python file and record it.
+
+    Ctrl-C (or SIGTERM) stops the run cleanly: unfinished steps are recorded as cancelled
+    and the command prints how to resume it; a second Ctrl-C exits at once. With
+    $ORCH_SIGNING_KEY set (a key name or a PEM file), a signed checkpoint of the store's
+    ledger is stored after the run.
+    """
+    from .interrupt import EXIT_CODES, under_signals
+    from .runtime import arun, new_run_id, validate_inputs
     from .sources import find_sources, record_sources
 
     check_seed(seed)
@@ -294,31 +311,69 @@ def run(
             "--resume uses the recorded inputs and seed of the run it continues",
             f"drop --input and --seed: orch run {target} --resume {resume}",
         )
+    if wait and resume is None:
+        raise CliError("--wait is for --resume", f"orch run {target} --resume RUN --wait")
     inputs = _parse_inputs(input or [], dict(pipeline.inputs))
     if resume is None:
         validate_inputs(pipeline, inputs)  # a wrong input is reported before a store is made
     services = _services(target, models)
+    signer = _signing_key()
+    run_id = new_run_id()
     # A run to resume must already be in the store: only a new run makes a store.
     with _store(store, create=resume is None, writable=True) as st:
-        result = anyio.run(
-            _with_services,
-            services,
-            partial(
-                arun,
+        where = "" if store is None else f" --store {store}"
+        again_hint = f"orch run {target} --resume {run_id}{where}"
+
+        def first(signum: int) -> None:
+            name = signal.Signals(signum).name
+            err.print(
+                Text(inert(f"{name}: stopping run {run_id}; press Ctrl-C again to quit now")),
+                soft_wrap=True,
+            )
+
+        def again(signum: int) -> None:
+            err.print(
+                Text(
+                    inert(
+                        f"stopped at once: run {run_id} is left unfinished (nothing it "
+                        f"finished is lost); resume it with: {again_hint}"
+                    )
+                ),
+                soft_wrap=True,  # a command to copy: never folded
+            )
+
+        async def work(control: Any) -> Any:
+            return await arun(
                 pipeline,
                 inputs,
                 store=st,
                 seed=seed,
                 max_concurrency=max_concurrency,
+                run_id=run_id,
                 resume=st.resolve_run(resume) if resume else None,
+                wait=wait,
                 origin={
                     "pipeline": _origin(target),
                     # The code itself, so that `orch replay` imports only what ran.
                     "sources": record_sources(st, find_sources(split_target(target)[0])),
                 },
                 services=services,
-            ),
+                control=control,
+            )
+
+        result, stopped_by = anyio.run(
+            _with_services,
+            services,
+            partial(under_signals, work, first=first, again=again),
         )
+        checkpoint = None
+        if signer is not None:
+            from traces.ledger import ledger_of
+
+            ledger = ledger_of(st)
+            if ledger.supported:
+                ledger.checkpoint([signer])
+                checkpoint = ledger.tree().size
         if as_json:
             emit_json(
                 {
@@ -331,12 +386,34 @@ def run(
                     "outputs": {k: to_canonical(v) for k, v in result.outputs.items()},
                     "error": result.error.model_dump() if result.error else None,
                     "cost_usd": load_run_view(st, result.run_id).cost_usd,
+                    "checkpoint": checkpoint,
                 }
             )
         else:
             out.print(run_summary(load_run_view(st, result.run_id)))
+    if result.status == "cancelled":
+        err.print(
+            Text(
+                inert(
+                    f"run {result.run_id} was cancelled and recorded; resume it with: "
+                    f"orch run {target} --resume {result.run_id}{where}"
+                )
+            ),
+            soft_wrap=True,  # a command to copy: never folded
+        )
+        raise typer.Exit(EXIT_CODES.get(signal.Signals(stopped_by), 1) if stopped_by else 1)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _signing_key() -> Any:
+    """The signer $ORCH_SIGNING_KEY names (a key of the keyring, or a PEM file), or None."""
+    spec = os.environ.get("ORCH_SIGNING_KEY")
+    if not spec:
+        return None
+    from traces.keys import KeyRing
+
+    return KeyRing().load_signer(spec)
 
 
 @app.command()
@@ -651,19 +728,84 @@ def _note(line: str) -> None:
     err.print(Text(inert(line)), highlight=False, soft_wrap=True)
 
 
+TrustOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--trust",
+        help="A key whose signatures count: a verifier key (NAME+ID+KEY), a .pub file, or a "
+        "key name in your keyring ($ORCH_KEYS). Repeatable. Default: every key of the keyring.",
+    ),
+]
+SinceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--since",
+        help="A signed checkpoint you kept earlier: the store's ledger must still hold every "
+        "entry it covers, unchanged (catches a store rolled back or rewritten since).",
+    ),
+]
+
+
+def trusted_keys(specs: list[str] | None) -> list[Any]:
+    """The verifiers ``--trust`` names, or every key of the keyring when it names none."""
+    from traces.keys import KeyRing, parse_trusted
+
+    ring = KeyRing()
+    if specs:
+        return [parse_trusted(spec, ring) for spec in specs]
+    return [ring.verifier(info.name) for info in ring.list()]
+
+
+def read_checkpoint_file(path: Path) -> bytes:
+    """A checkpoint note the user kept (``--since``), or a one-line error."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CliError(
+            f"cannot read checkpoint {inert(str(path))}: {exc.strerror}",
+            "give the file 'orch checkpoint -o FILE' wrote",
+        ) from None
+
+
+_EVIDENCE_SUFFIXES = (".orchpack", ".orchproof")
+
+
 @app.command()
 @user_errors
 def verify(
-    target: Annotated[str | None, typer.Argument(help="Run id or prefix; omit with --all.")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Verify every artifact and run.")] = False,
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            help="Run id or prefix (omit with --all), or an evidence file (.orchpack bundle, "
+            ".orchproof disclosure) to check with no store."
+        ),
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Verify every artifact, run and the store's ledger.")
+    ] = False,
+    since: SinceOpt = None,
+    trust: TrustOpt = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Recompute every hash of a run (artifacts, step records, Merkle root, event chain)."""
+    """Recompute every hash of a run (artifacts, step records, Merkle root, event chain) and
+    check it against the store's ledger; with --all, every run, the ledger and its
+    checkpoints; or check an evidence file made by 'orch export' / 'orch prove'."""
+    if target is not None and target.endswith(_EVIDENCE_SUFFIXES) and Path(target).is_file():
+        from .cli_audit import verify_evidence
+
+        raise typer.Exit(verify_evidence(Path(target), trust or [], since, as_json))
     if (target is None) == (not all_):
         raise CliError("give a run id or --all (not both)", "orch verify RUN  |  orch verify --all")
+    if since is not None and not all_:
+        raise CliError("--since checks the whole store's ledger", "orch verify --all --since FILE")
+    kept = read_checkpoint_file(since) if since is not None else None
+    keys = trusted_keys(trust)
     with _store(store) as st:
-        report = verify_store(st) if all_ else verify_run(st, st.resolve_run(target or ""))
+        if all_:
+            report = verify_store(st, since=kept, trusted=keys)
+        else:
+            report = verify_run(st, st.resolve_run(target or ""))
     if as_json:
         emit_json(report.model_dump(mode="json") | {"ok": report.ok})
     else:
@@ -735,18 +877,21 @@ def plugins(as_json: JsonOpt = False) -> None:
 
 
 def _add_subcommands() -> None:
+    from .cli_audit import export_command, prove_command
     from .cli_batch import batch_command
     from .cli_eval import eval_command
+    from .cli_keys import checkpoint_command, keys_app
     from .cli_report import report_command
     from .cli_tools import tools_app
 
     app.add_typer(tools_app, name="tools")
+    app.add_typer(keys_app, name="keys")
+    app.command("checkpoint")(checkpoint_command)
     app.command("eval")(eval_command)
     app.command("report")(report_command)
     app.command("batch")(batch_command)
-
-
-_add_subcommands()
+    app.command("export")(export_command)
+    app.command("prove")(prove_command)
 
 
 def main() -> None:
@@ -755,4 +900,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m orch.cli` runs this file as __main__, a second module beside orch.cli; the
+    # command modules import orch.cli, so the app they register on must be that one.
+    from orch.cli import main as _main
+
+    _main()
+else:
+    _add_subcommands()

@@ -18,6 +18,8 @@ import anyio
 from pydantic import BaseModel
 
 from traces import Decision, Encoded, canonical_bytes
+from traces.ledger import ledger_of
+from traces.ledger_entries import AnchorEntry
 
 from .errors import ChildStepError, OrchError
 from .pool import WorkerPool
@@ -304,6 +306,18 @@ class Context:
             meter=meter,
             failure=failure,
             done=done,
+        )
+
+    def anchor(self, source: str, subject: str, seq: int, hash: str) -> int | None:
+        """Anchor the head of another hash chain (``source``: e.g. ``tool-audit``; ``subject``:
+        which chain of it, e.g. a tenant) in the store's ledger, so that the chain cannot be
+        rolled back or forked behind the ledger's checkpoints. Returns the ledger index, or
+        None for a store that keeps no ledger."""
+        ledger = ledger_of(self._state.store)
+        if not ledger.supported:
+            return None
+        return ledger.append(
+            AnchorEntry(source=source, subject=subject, seq=seq, hash=hash, run=self.run_id)
         )
 
     def put_artifact(self, value: Any) -> str:

@@ -25,6 +25,7 @@ from traces import Decision, RunHead
 from traces.runview import RunView, StepView
 
 __all__ = [
+    "status_text",
     "STATUS_STYLE",
     "InertConsole",
     "decision_text",
@@ -111,7 +112,16 @@ STATUS_STYLE = {
     "skipped": ("○", "dim"),
     "cancelled": ("⊘", "yellow"),
     "running": ("…", "cyan"),
+    "interrupted": ("↯", "yellow"),
+    "superseded": ("↷", "dim"),
 }
+
+
+def status_text(head: RunHead) -> Text:
+    """A run's status as one styled line: ``↷ superseded by RUN`` names the resume."""
+    icon, style = STATUS_STYLE.get(head.status, ("?", ""))
+    by = f" by {head.superseded_by}" if head.superseded_by else ""
+    return Text(inert(f"{icon} {head.status}{by}"), style=style)
 
 
 def wall(ts: float | None) -> str:
@@ -168,6 +178,16 @@ def _step_label(step: StepView) -> RenderableType:
             + (inert(f": {e.error.message}") if e.error is not None and e.status != "ok" else ""),
             style="dim" if e.status == "ok" else "red",
         )
+    for failed in step.failed_attempts:
+        if rec.error is not None and not failed.retried:
+            continue  # the last attempt's failure is the step's own error, shown below
+        then = "retried" if failed.retried else "not retried"
+        text.append(
+            "\n  ↺ "
+            + inert(f"attempt {failed.attempt} failed ({then}): ")
+            + inert(f"{failed.error.type}: {failed.error.message}"),
+            style="yellow",
+        )
     if rec.reason:
         text.append(f"\n  {inert(rec.reason)}", style="dim")
     if rec.error:
@@ -194,7 +214,6 @@ def step_tree(view: RunView) -> Tree:
 
 def run_summary(view: RunView) -> Table:
     head = view.head
-    icon, style = STATUS_STYLE.get(head.status, ("?", ""))
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     # Hashes are what an auditor copies: fold them onto the next line, never cut them.
@@ -202,7 +221,13 @@ def run_summary(view: RunView) -> Table:
     # Recorded text goes in as Text, never as markup: "[cot1]" in a model id must print.
     table.add_row("run", Text(inert(head.run_id)))
     table.add_row("pipeline", Text(inert(head.pipeline)))
-    table.add_row("status", Text(inert(f"{icon} {head.status}"), style=style))
+    table.add_row("status", status_text(head))
+    if head.resumed_from:
+        table.add_row("resumed from", Text(inert(head.resumed_from)))
+    if head.resumed_by:
+        table.add_row("resumed by", Text(inert(", ".join(head.resumed_by))))
+    if head.lineage and head.lineage != head.run_id:
+        table.add_row("lineage", Text(inert(head.lineage)))
     table.add_row("root hash", Text(inert(head.root_hash or "(run did not finish)")))
     table.add_row("spec hash", Text(inert(head.spec_hash)))
     table.add_row("seed", str(head.seed))
@@ -232,11 +257,10 @@ def runs_table(heads: Iterable[RunHead]) -> Table:
     for col in ("run id", "pipeline", "status", "started", "root hash"):
         table.add_column(col)
     for h in heads:
-        icon, style = STATUS_STYLE.get(h.status, ("?", ""))
         table.add_row(
             Text(inert(h.run_id)),
             Text(inert(h.pipeline)),
-            Text(inert(f"{icon} {h.status}"), style=style),
+            status_text(h),
             wall(h.started_at),
             Text(inert((h.root_hash or "-")[:23])),
         )

@@ -216,9 +216,16 @@ def _steps(run: _Run) -> str:
                 f'<div class="timeline"><span style="left:{left:.2f}%;'
                 f'width:{min(width, 100 - left):.2f}%"></span></div>'
             )
-        note = rec.reason or ""
+        notes = [
+            f"attempt {f.attempt} failed ({'retried' if f.retried else 'not retried'}): "
+            f"{f.error.type}: {f.error.message}"
+            for f in step.failed_attempts
+            if rec.error is None or f.retried  # the last failure is the step's own error
+        ]
+        if rec.reason:
+            notes.append(rec.reason)
         if rec.error is not None:
-            note = f"{rec.error.type}: {rec.error.message}"
+            notes.append(f"{rec.error.type}: {rec.error.message}")
         usage: dict[str, int] = {}
         for e in step.effects:
             for k, v in e.usage.items():
@@ -236,7 +243,7 @@ def _steps(run: _Run) -> str:
                 esc(_tokens(usage)),
                 _num(esc(fmt_usd(step.cost_usd) if step.effects else "-")),
                 _num(esc(len(step.decisions))),
-                esc(note),
+                "<br>".join(esc(n) for n in notes),
             ]
         )
         attrs.append(f'class="step" data-step="{esc(rec.step_id)}" data-depth="{depth}"')

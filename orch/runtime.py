@@ -418,9 +418,13 @@ def _finish(
         if node_id not in state.records:
             state.record_unrun(node_id, "cancelled", "not started: " + state._cancel_reason())
 
+    # A cancel that came after the last step ended cancelled nothing: the run is what it did.
+    cancelled = state.cancelled is not None and any(
+        status == "cancelled" for _, status in state.records.values()
+    )
     outputs: dict[str, Any] = {}
     output_keys: dict[str, str] = {}
-    if state.failure is None and state.cancelled is None:
+    if state.failure is None and not cancelled:
         for name, ref in sorted(pipeline.outputs.items()):
             ok, value = scheduler._value(ref)
             if ok:
@@ -431,7 +435,7 @@ def _finish(
     error = state.failure
     if state.failure is not None:
         status = "failed"
-    elif state.cancelled is not None:
+    elif cancelled:
         status = "cancelled"
         error = ErrorInfo(type="Cancelled", message=state.cancelled)
     else:

@@ -13,10 +13,20 @@ from typing import Any
 import orjson
 
 from .errors import RunNotFoundError
-from .records import Decision, EffectRecord, RunHead, RunRecord, StepRecord
+from .records import Decision, EffectRecord, ErrorInfo, RunHead, RunRecord, StepRecord
 from .store import ArtifactStore
 
-__all__ = ["RunView", "StepView", "load_run_head", "load_run_view"]
+__all__ = ["FailedAttempt", "RunView", "StepView", "load_run_head", "load_run_view"]
+
+
+@dataclass(frozen=True)
+class FailedAttempt:
+    """One failed attempt of a step, as its ``attempt`` event recorded it."""
+
+    attempt: int
+    error: ErrorInfo
+    retried: bool
+    """Whether the step was tried again after it."""
 
 
 @dataclass
@@ -32,6 +42,9 @@ class StepView:
     attempts: int | None = None
     """How many times the agent ran, retries included, from the ``step_end`` event (None
     for logs written before the engine recorded it)."""
+    failed_attempts: list[FailedAttempt] = field(default_factory=list)
+    """Each attempt that failed, with its error, from the ``attempt`` events (a retried
+    step's record is the record of its last attempt; the log keeps the others)."""
 
     @property
     def cost_usd(self) -> float:
@@ -149,6 +162,19 @@ def load_run_view(store: ArtifactStore, run_id: str) -> RunView:
         for e in events
         if e.get("type") == "step_end" and isinstance(e.get("data", {}).get("attempts"), int)
     }
+    failures: dict[str, list[FailedAttempt]] = {}
+    for e in events:
+        if e.get("type") != "attempt":
+            continue
+        data = e.get("data", {})
+        error = data.get("error", {})
+        failures.setdefault(str(e.get("step")), []).append(
+            FailedAttempt(
+                attempt=int(data.get("attempt", 0)),
+                error=ErrorInfo(type=str(error.get("type")), message=str(error.get("message"))),
+                retried=bool(data.get("retried")),
+            )
+        )
     steps: dict[str, StepView] = {}
     for step_id in sorted(step_keys):
         rec = StepRecord.model_validate(store.get_value(step_keys[step_id]))
@@ -162,6 +188,7 @@ def load_run_view(store: ArtifactStore, run_id: str) -> RunView:
             ends.get(step_id),
             effects,
             tries.get(step_id),
+            failures.get(step_id, []),
         )
     view = RunView(head=head, record=record, spec=spec, steps=steps, events=events)
     view._store = store

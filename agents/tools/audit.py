@@ -8,6 +8,11 @@ tenant (each holds the hash of the tenant's previous one), so a tenant's log can
 alone, and a tenant reads only its own entries: there is no call that lists another
 tenant's.
 
+Each entry is also anchored in the run store's ledger (an ``anchor`` entry naming the
+tenant, the sequence number and the hash, see :mod:`traces.ledger_entries`), so a tenant's
+chain cannot be rolled back, truncated or forked without disagreeing with the ledger and
+the checkpoints that cover it: :func:`verify_anchored` checks a chain against them.
+
 Latency and wall time are facts of this execution: they live here and in the run's event
 log, never in a hashed run record. Backends: :class:`MemoryAuditLog` and
 :class:`SQLiteAuditLog` (one file, safe for several processes appending at once).
@@ -25,9 +30,19 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from traces import digest
+from traces import ArtifactStore, digest
+from traces.ledger import ledger_of
+from traces.ledger_entries import AnchorEntry, parse_entry
 
-__all__ = ["AuditEntry", "AuditLog", "MemoryAuditLog", "SQLiteAuditLog", "entry_hash"]
+__all__ = [
+    "AuditEntry",
+    "AuditLog",
+    "MemoryAuditLog",
+    "SQLiteAuditLog",
+    "entry_hash",
+    "verify_anchored",
+    "verify_chain",
+]
 
 
 class AuditEntry(BaseModel):
@@ -109,6 +124,37 @@ def verify_chain(entries: list[AuditEntry]) -> list[str]:
         if actual != e.hash:
             problems.append(f"entry #{i}: its fields hash to {actual}, not to {e.hash}")
         prev = e.hash
+    return problems
+
+
+def verify_anchored(entries: list[AuditEntry], tenant: str, store: ArtifactStore) -> list[str]:
+    """Problems with a tenant's chain against the anchors the store's ledger holds for it:
+    every anchored entry must still be in the chain with the anchored hash (a rewritten
+    entry, a truncated or rolled-back chain, a fork all show), on top of the chain's own
+    links (:func:`verify_chain`)."""
+    problems = verify_chain(entries)
+    ledger = ledger_of(store)
+    if not ledger.supported:
+        return problems
+    for index, data in ledger.entries():
+        try:
+            anchor = parse_entry(data)
+        except ValueError:
+            continue  # verification of the store names an unreadable entry
+        if not isinstance(anchor, AnchorEntry) or anchor.source != "tool-audit":
+            continue
+        if anchor.subject != tenant:
+            continue
+        if anchor.seq >= len(entries):
+            problems.append(
+                f"ledger entry #{index} anchors entry #{anchor.seq} of tenant {tenant!r}'s "
+                f"chain, which holds only {len(entries)}: the chain was truncated or rolled back"
+            )
+        elif entries[anchor.seq].hash != anchor.hash:
+            problems.append(
+                f"entry #{anchor.seq}: hashes to {entries[anchor.seq].hash}, but ledger entry "
+                f"#{index} anchored {anchor.hash}: the chain was rewritten or forked"
+            )
     return problems
 
 

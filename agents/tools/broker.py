@@ -707,7 +707,7 @@ class ToolBroker:
             args_digest = digest(canonical_bytes(redact_arguments(arguments, secret_names)[0]))
         if outcome is not None and error is None:
             error = outcome.error
-        self.audit.append(
+        entry = self.audit.append(
             {
                 "tenant": who.tenant,
                 "principal": who.id,
@@ -731,6 +731,9 @@ class ToolBroker:
                 "at": round(time.time(), 6),
             }
         )
+        # The tenant's chain is anchored in the store's ledger entry by entry: a rolled-back
+        # or rewritten audit log no longer matches what the ledger's checkpoints cover.
+        ctx.anchor("tool-audit", entry.tenant, entry.seq, entry.hash)
 
     # -- listing ---------------------------------------------------------------------------
 

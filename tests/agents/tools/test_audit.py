@@ -15,9 +15,20 @@ from typing import Any
 
 import orjson
 import pytest
+from pydantic import BaseModel
 
-from agents.tools import AuditEntry, AuditLog, MemoryAuditLog, SQLiteAuditLog
-from agents.tools.audit import entry_hash
+import orch
+from agents.tools import (
+    AuditEntry,
+    AuditLog,
+    MemoryAuditLog,
+    Principal,
+    SQLiteAuditLog,
+    ToolBroker,
+    tool,
+)
+from agents.tools.audit import entry_hash, verify_anchored
+from traces import MemoryStore
 
 AUDIT_PY = Path(__file__).resolve().parents[3] / "agents" / "tools" / "audit.py"
 
@@ -341,3 +352,57 @@ def test_processes_appending_into_one_file_keep_each_chain_gap_free(tmp_path: Pa
                 assert mine == list(range(per_worker))
     finally:
         log.close()
+
+
+class _Task(BaseModel):
+    n: int
+
+
+class _Done(BaseModel):
+    text: str
+
+
+@orch.agent(name="caller", version="1")
+async def _caller(task: _Task, ctx: orch.Context) -> _Done:
+    tools = ctx.service("tools")
+    first = await tools.call(ctx, "ping", {"n": task.n})
+    second = await tools.call(ctx, "ping", {"n": task.n + 1})
+    return _Done(text=first.text + second.text)
+
+
+async def test_each_entry_is_anchored_in_the_store_ledger_and_checked_against_it(
+    tmp_path: Path,
+) -> None:
+    """A tenant's chain rolled back, truncated or rewritten (re-sealed, so that its own links
+    still hold) disagrees with the anchors in the run store's ledger."""
+
+    @tool
+    def ping(n: int) -> str:
+        return f"pong {n}"
+
+    p = orch.PipelineBuilder("anchored")
+    p.node("s", _caller, n=p.input("n", int))
+    log = SQLiteAuditLog(tmp_path / "audit.db")
+    broker = ToolBroker([ping], audit=log)
+    store = MemoryStore()
+    who = Principal(id="alice", tenant="acme", scopes={"*"})
+    result = await orch.arun(
+        p.build(), {"n": 1}, store=store, services={"tools": broker, "principal": who}
+    )
+    assert result.ok
+    entries = log.entries("acme")
+    assert len(entries) == 2
+    assert verify_anchored(entries, "acme", store) == []
+    # Truncated (a rollback of the audit file): the ledger still holds the second anchor.
+    assert "holds only 1: the chain was truncated or rolled back" in " ".join(
+        verify_anchored(entries[:1], "acme", store)
+    )
+    # Rewritten and re-sealed so that its own chain verifies: the anchors disagree.
+    forged = MemoryAuditLog()
+    for e in entries:
+        forged.append(e.model_dump(exclude={"seq", "prev", "hash"}) | {"message": "nothing"})
+    rewritten = forged.entries("acme")
+    assert forged.verify("acme") == []
+    problems = verify_anchored(rewritten, "acme", store)
+    assert len(problems) == 2 and all("was rewritten or forked" in p for p in problems)
+    log.close()
