@@ -27,6 +27,7 @@ import ``agents`` or ``routers``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -38,8 +39,10 @@ from .batch import BatchHeader, BatchItem
 from .batch_result import ItemResult
 from .errors import ExecutorError
 from .lease import holding
+from .loader import split_target
 from .pipeline import Pipeline
 from .runtime import RunResult, arun
+from .sources import PipelineSources, find_sources, record_sources
 
 __all__ = ["MAX_ATTEMPTS", "attempt_run_id", "run_item"]
 
@@ -50,6 +53,13 @@ MAX_ATTEMPTS = 16
 def attempt_run_id(base: str, attempt: int) -> str:
     """The run id of an input's ``attempt`` (1 = the first; later ones resume the one before)."""
     return base if attempt == 1 else f"{base}.r{attempt}"
+
+
+@functools.lru_cache(maxsize=16)
+def _sources(pipeline: str) -> PipelineSources:
+    """The batch pipeline's source files, read once per process (a batch runs one pipeline
+    many times; the files do not change under a running batch)."""
+    return find_sources(split_target(pipeline)[0])
 
 
 def _attempts(store: ArtifactStore, item: BatchItem) -> list[RunHead]:
@@ -143,6 +153,8 @@ async def _run_item(
         "batch": header.batch_id,
         "batch_item": str(item.index),
         "batch_key": item.key,
+        # The code itself, so that `orch replay` imports only what ran.
+        "sources": record_sources(store, _sources(header.pipeline)),
     }
     next_id = attempt_run_id(item.run_id, len(heads) + 1)
     for attempt in range(len(heads), 0, -1):

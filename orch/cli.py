@@ -423,17 +423,21 @@ def runs(
     as_json: JsonOpt = False,
     limit: Annotated[int, typer.Option(help="Show the newest N runs.")] = 50,
 ) -> None:
-    """List the runs in the store, newest last."""
+    """List the runs in the store, newest last, with their status: a run still marked
+    running whose process is gone (it waits for a resume) says so."""
+    from .lineage import process_gone
+
     with _store(store) as st:
         heads = [load_run_head(st, r) for r in st.run_ids()]
-    heads.sort(key=lambda h: (h.started_at, h.run_id))
-    heads = heads[-limit:]
+        heads.sort(key=lambda h: (h.started_at, h.run_id))
+        heads = heads[-limit:]
+        gone = {h.run_id for h in heads if process_gone(st, h)}
     if as_json:
-        emit_json([h.model_dump(mode="json") for h in heads])
+        emit_json([h.model_dump(mode="json") | {"process_gone": h.run_id in gone} for h in heads])
     elif not heads:
         out.print(Text(f"no runs in {inert(st.location)}"))
     else:
-        out.print(runs_table(heads))
+        out.print(runs_table(heads, gone))
 
 
 @app.command()
@@ -483,6 +487,15 @@ def show(
                             "decisions": [d.model_dump(mode="json") for d in s.decisions],
                             "effects": [e.model_dump(mode="json") for e in s.effects],
                             "cost_usd": s.cost_usd,
+                            "attempts": s.attempts,
+                            "failed_attempts": [
+                                {
+                                    "attempt": f.attempt,
+                                    "error": f.error.model_dump(mode="json"),
+                                    "retried": f.retried,
+                                }
+                                for f in s.failed_attempts
+                            ],
                         }
                         for sid, s in view.steps.items()
                     },
@@ -491,7 +504,9 @@ def show(
                 }
             )
         else:
-            out.print(run_summary(view))
+            from .lineage import process_gone
+
+            out.print(run_summary(view, gone=process_gone(st, view.head)))
             out.print(step_tree(view))
 
 
@@ -791,7 +806,7 @@ def verify(
     """Recompute every hash of a run (artifacts, step records, Merkle root, event chain) and
     check it against the store's ledger; with --all, every run, the ledger and its
     checkpoints; or check an evidence file made by 'orch export' / 'orch prove'."""
-    if target is not None and target.endswith(_EVIDENCE_SUFFIXES) and Path(target).is_file():
+    if target is not None and target.endswith(_EVIDENCE_SUFFIXES):
         from .cli_audit import verify_evidence
 
         raise typer.Exit(verify_evidence(Path(target), trust or [], since, as_json))

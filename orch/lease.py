@@ -100,8 +100,8 @@ def _process_identity(pid: int) -> dict[str, object] | None:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its last ")".
     fields = stat.rpartition(")")[2].split()
-    if len(fields) < 20:
-        return None
+    if len(fields) < 20 or fields[0] in ("Z", "X"):
+        return None  # a zombie has stopped for good: its parent just has not reaped it
     return {"boot": boot, "pidns": pidns, "pid": pid, "started": int(fields[19])}
 
 

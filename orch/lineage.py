@@ -31,7 +31,13 @@ from traces.ledger_entries import StatusEntry
 
 from .errors import OrchError
 
-__all__ = ["lineage_members", "lineage_name", "mark_superseded", "mark_taken_over"]
+__all__ = [
+    "lineage_members",
+    "lineage_name",
+    "mark_superseded",
+    "mark_taken_over",
+    "process_gone",
+]
 
 
 def _head(store: ArtifactStore, run_id: str) -> RunHead | None:
@@ -93,6 +99,19 @@ def lineage_members(store: ArtifactStore, run_id: str) -> list[RunHead]:
     if start.run_id not in seen:  # a legacy resume whose original never named it
         members.append(start)
     return members
+
+
+def process_gone(store: ArtifactStore, head: RunHead) -> bool:
+    """For a run still marked ``running``: True when no process works on its lineage any
+    more (the lease is free, or held by a process of this machine that is gone), so that
+    the run was interrupted and waits for a resume. False when it may be running (or the
+    store keeps no claims: nobody can tell). Reads only."""
+    if head.status != "running" or not store.supports_claims:
+        return False
+    from .lease import holder_is_gone  # the lease module is heavier; only readers need it
+
+    document = store.read_claim(lineage_name(store, head))
+    return document is None or holder_is_gone(document)
 
 
 def _write(store: ArtifactStore, head: RunHead) -> None:

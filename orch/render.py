@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -117,8 +117,11 @@ STATUS_STYLE = {
 }
 
 
-def status_text(head: RunHead) -> Text:
-    """A run's status as one styled line: ``↷ superseded by RUN`` names the resume."""
+def status_text(head: RunHead, *, gone: bool = False) -> Text:
+    """A run's status as one styled line: ``↷ superseded by RUN`` names the resume; a run
+    still marked running whose process is ``gone`` says so (it waits for a resume)."""
+    if gone:
+        return Text(inert("↯ running, but its process is gone: resume it"), style="yellow")
     icon, style = STATUS_STYLE.get(head.status, ("?", ""))
     by = f" by {head.superseded_by}" if head.superseded_by else ""
     return Text(inert(f"{icon} {head.status}{by}"), style=style)
@@ -212,7 +215,7 @@ def step_tree(view: RunView) -> Tree:
     return tree
 
 
-def run_summary(view: RunView) -> Table:
+def run_summary(view: RunView, *, gone: bool = False) -> Table:
     head = view.head
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
@@ -221,7 +224,7 @@ def run_summary(view: RunView) -> Table:
     # Recorded text goes in as Text, never as markup: "[cot1]" in a model id must print.
     table.add_row("run", Text(inert(head.run_id)))
     table.add_row("pipeline", Text(inert(head.pipeline)))
-    table.add_row("status", status_text(head))
+    table.add_row("status", status_text(head, gone=gone))
     if head.resumed_from:
         table.add_row("resumed from", Text(inert(head.resumed_from)))
     if head.resumed_by:
@@ -252,7 +255,7 @@ def run_summary(view: RunView) -> Table:
     return table
 
 
-def runs_table(heads: Iterable[RunHead]) -> Table:
+def runs_table(heads: Iterable[RunHead], gone: Collection[str] = ()) -> Table:
     table = Table(title="runs")
     for col in ("run id", "pipeline", "status", "started", "root hash"):
         table.add_column(col)
@@ -260,7 +263,7 @@ def runs_table(heads: Iterable[RunHead]) -> Table:
         table.add_row(
             Text(inert(h.run_id)),
             Text(inert(h.pipeline)),
-            status_text(h),
+            status_text(h, gone=h.run_id in gone),
             wall(h.started_at),
             Text(inert((h.root_hash or "-")[:23])),
         )

@@ -252,6 +252,10 @@ async def arun(
         from traces.open import open_store
 
         store = open_store()
+    if store.read_only:
+        from traces.open import require_writable
+
+        require_writable(store)  # raises StoreReadOnlyError naming why, before any write
     if max_concurrency < 1:
         raise OrchError(f"max_concurrency is {max_concurrency}; fix: use 1 or more")
     if resume is None:

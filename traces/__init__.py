@@ -1,8 +1,9 @@
 """traces: the audit record of orch runs.
 
 Canonical encoding and hashing, content-addressed artifact stores, step and run records with
-Merkle roots, hash-chained event logs, and verification. This package imports nothing from
-``orch``, ``agents`` or ``routers``: a record can be checked without the engine.
+Merkle roots, hash-chained event logs, the store-wide audit ledger (an RFC 9162 Merkle log
+with C2SP signed checkpoints), signing keys, and verification. This package imports nothing
+from ``orch``, ``agents`` or ``routers``: a record can be checked without the engine.
 """
 
 from __future__ import annotations
@@ -24,14 +25,23 @@ from .errors import (
     IntegrityError,
     InvalidKeyError,
     InvalidRunIdError,
+    NoteError,
+    ProofError,
     RunNotFoundError,
+    SigningKeyError,
     StoreError,
     StoreLocationError,
+    StoreNotFoundError,
+    StoreReadOnlyError,
     TraceError,
 )
 from .eventlog import EventLog
+from .keys import KeyRing, parse_trusted
+from .ledger import Ledger, LedgerError, ledger_of
 from .merkle import merkle_root
-from .open import default_store_location, open_store
+from .note import Checkpoint, Signer, Verifier, open_checkpoint, sign_checkpoint
+from .open import default_store_location, open_store, require_writable
+from .overlay import OverlayStore
 from .records import (
     AgentRef,
     Decision,
@@ -44,6 +54,7 @@ from .records import (
 )
 from .sqlitestore import SQLiteStore
 from .store import ArtifactStore, MemoryStore, check_run_id
+from .tlog import MerkleTree, verify_consistency, verify_inclusion
 from .verify import Problem, VerifyReport, verify_run, verify_store
 
 __all__ = [
@@ -61,10 +72,25 @@ __all__ = [
     "ArtifactStore",
     "DirectoryStore",
     "MemoryStore",
+    "OverlayStore",
     "SQLiteStore",
     "check_run_id",
     "default_store_location",
     "open_store",
+    "require_writable",
+    # the audit ledger, checkpoints and keys
+    "Checkpoint",
+    "KeyRing",
+    "Ledger",
+    "MerkleTree",
+    "Signer",
+    "Verifier",
+    "ledger_of",
+    "open_checkpoint",
+    "parse_trusted",
+    "sign_checkpoint",
+    "verify_consistency",
+    "verify_inclusion",
     # verification
     "Problem",
     "VerifyReport",
@@ -86,8 +112,14 @@ __all__ = [
     "IntegrityError",
     "InvalidKeyError",
     "InvalidRunIdError",
+    "LedgerError",
+    "NoteError",
+    "ProofError",
     "RunNotFoundError",
+    "SigningKeyError",
     "StoreError",
     "StoreLocationError",
+    "StoreNotFoundError",
+    "StoreReadOnlyError",
     "TraceError",
 ]

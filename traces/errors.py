@@ -15,7 +15,9 @@ Every message names the thing at fault and the fix. The tree::
     ├── RunNotFoundError         no run with that id in the store
     ├── ProofError               a Merkle proof that cannot be built or does not verify
     ├── NoteError                a malformed or unverifiable signed note or checkpoint
-    └── SigningKeyError          a signing key that cannot be created, found or read
+    ├── SigningKeyError          a signing key that cannot be created, found or read
+    └── EvidenceError            an evidence bundle or disclosure that cannot be made, or a file
+                                 that is not one
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 __all__ = [
     "ArtifactNotFoundError",
     "CanonicalEncodingError",
+    "EvidenceError",
     "IntegrityError",
     "InvalidKeyError",
     "InvalidRunIdError",
@@ -138,3 +141,9 @@ class NoteError(TraceError):
 
 class SigningKeyError(TraceError):
     """A signing key that cannot be created, found or read (keyring, PEM file, vkey)."""
+
+
+class EvidenceError(TraceError):
+    """An evidence bundle (``.orchpack``) or disclosure proof (``.orchproof``) that cannot be
+    made from a store (no ledger entry, no seal, no checkpoint covering the run), or a file
+    given to verify that is not one at all (a tampered one is a finding, not this error)."""

@@ -336,6 +336,12 @@ def verify_run(
             c.step(step_id, key)
         if head.status in ("interrupted", "superseded"):
             _check_anchor(c, head, len(lines), events, intact)
+        elif head.status == "running":
+            c.warnings.append(
+                f"run {run_id} is running, or its process died and no resume has taken it over "
+                "yet: its events are chained, but the ledger anchors none after its start, so "
+                "its last events could be dropped unnoticed until it ends or is resumed"
+            )
         by = f", superseded by {head.superseded_by}" if head.superseded_by else ""
         c.warnings.append(
             f"run {run_id} did not finish (status {head.status!r}{by}): {len(step_ends)} "

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import orjson
 import pytest
 from pydantic import BaseModel
@@ -48,7 +49,7 @@ class Calls:
         self.gate: anyio.Event | None = None
 
     async def __call__(self, prompt: str) -> dict[str, Any]:
-        await anyio.sleep(0)  # a real call waits for its answer: a point to be cancelled at
+        await anyio.lowlevel.checkpoint()  # a real call waits for its answer: a cancel point
         if self.gate is not None:
             await self.gate.wait()
         self.finished.append(prompt)
