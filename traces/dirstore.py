@@ -19,7 +19,7 @@ cost in speed.
 
 The ledger's entries are appended under an exclusive lock of ``ledger/.lock``, so every
 process agrees on each entry's index; a torn last line (a writer killed mid-write, never
-acknowledged) is ignored by readers and cut off by the next appender, see :class:`_LedgerFile`.
+acknowledged) is ignored by readers and cut off by the next appender, see :mod:`traces.dirledger`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .canonical import HASH_PREFIX, is_key
-from .errors import StoreError, StoreLocationError, StoreNotFoundError
+from .dirledger import LedgerFile, fsync_dir
+from .errors import StoreLocationError, StoreNotFoundError
 from .store import ArtifactStore, check_run_id
 
 __all__ = ["DirectoryStore"]
@@ -46,182 +47,8 @@ _HEX = frozenset("0123456789abcdef")
 # Open event-log handles kept per store; a long batch must not exhaust file descriptors.
 _MAX_OPEN_LOGS = 64
 
-# The ledger file is parsed in pieces of this size when a process catches up with it.
-_CHUNK = 8 << 20
 # Checkpoint file names: a tree size in canonical decimal, then .note.
 _CHECKPOINT_RE = re.compile(r"^(0|[1-9][0-9]*)\.note$")
-
-
-class _LedgerFile:
-    """``ledger/entries.log``: the store's ledger, one entry per line.
-
-    Appenders hold an exclusive ``flock`` of ``ledger/.lock`` (and a thread lock), so the
-    appender knows the index it writes: the number of complete lines. Each store object caches
-    where the complete lines it has seen start, and the file's identity, and reads only what
-    other processes appended since (one int per entry; reads by index need no scan).
-
-    A torn tail (bytes after the last newline) is an entry whose writer died or lost power
-    mid-write, so it was never acknowledged: readers ignore it, and the next appender, under
-    the lock, truncates the file back to the last newline before writing, so it can never
-    merge with the next entry. Readers take a shared lock while they read what is new, so
-    they never see a tail half cut and rewritten. The cache trusts that complete lines are
-    not rewritten in place (the API never does); a catch-up or a read that finds a line
-    boundary moved drops the cache and scans the file again, and the tamper hooks drop it too.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.path = folder / "entries.log"
-        self._lock_path = folder / ".lock"
-        self._lock = threading.Lock()
-        self._file_id: tuple[int, int] | None = None  # (device, inode) the cache describes
-        self._starts: list[int] = []  # byte offset where each complete line starts
-        self._end = 0  # byte offset just past the newline of the last complete line
-        self._folder_made = False
-
-    def forget(self) -> None:
-        """Drop the cache: the file was replaced, truncated or changed behind the API."""
-        with self._lock:
-            self._forget()
-
-    def _forget(self) -> None:
-        self._file_id, self._starts, self._end, self._folder_made = None, [], 0, False
-
-    def append(self, entry: bytes, at: int | None, *, fsync: bool) -> int | None:
-        line = entry + b"\n"
-        with self._lock:
-            if not self._folder_made:
-                if not self.folder.is_dir():
-                    self.folder.mkdir(exist_ok=True)
-                    if fsync:
-                        DirectoryStore._fsync_dir(self.folder.parent)
-                self._folder_made = True
-            with open(self._lock_path, "ab") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the lock file is closed
-                try:
-                    fd, created = os.open(self.path, os.O_RDWR | os.O_APPEND), False
-                except FileNotFoundError:
-                    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
-                    fd, created = os.open(self.path, flags, 0o644), True
-                try:
-                    return self._append_locked(fd, line, at, fsync=fsync, created=created)
-                finally:
-                    os.close(fd)
-
-    def _append_locked(
-        self, fd: int, line: bytes, at: int | None, *, fsync: bool, created: bool
-    ) -> int | None:
-        if self._catch_up(fd):
-            # A torn tail, never acknowledged: cut it off so that it cannot merge with `line`.
-            os.ftruncate(fd, self._end)
-        index = len(self._starts)
-        if at is not None and at != index:
-            return None
-        try:
-            view = memoryview(line)
-            while view:  # a regular file takes it in one write, short of a full disk
-                view = view[os.write(fd, view) :]
-            if fsync:
-                os.fsync(fd)
-        except BaseException:
-            # Take back a partly written line while the lock is held (a full disk, say).
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, self._end)
-            raise
-        if created and fsync:
-            DirectoryStore._fsync_dir(self.folder)
-        self._starts.append(self._end)
-        self._end += len(line)
-        return index
-
-    def _catch_up(self, fd: int) -> bool:
-        """Index the complete lines appended since the cache was filled; True when a torn
-        tail follows the last one. The caller holds a lock of the lock file."""
-        st = os.fstat(fd)
-        file_id = (st.st_dev, st.st_ino)
-        # Another file (a restored copy, say), or a shorter one, is scanned from the start.
-        stale = file_id != self._file_id or st.st_size < self._end
-        if not stale and self._end and st.st_size > self._end:
-            # So is one whose lines moved behind the cache (a line rewritten in place with
-            # another length): the cached end is then seldom still a line boundary.
-            stale = os.pread(fd, 1, self._end - 1) != b"\n"
-        if stale:
-            self._forget()
-            self._file_id, self._folder_made = file_id, True
-        offset = self._end
-        while offset < st.st_size:
-            chunk = os.pread(fd, min(_CHUNK, st.st_size - offset), offset)
-            if not chunk:
-                break
-            pos = chunk.find(b"\n")
-            while pos >= 0:
-                self._starts.append(self._end)
-                self._end = offset + pos + 1
-                pos = chunk.find(b"\n", pos + 1)
-            offset += len(chunk)
-        return offset > self._end
-
-    def _refresh(self, fd: int) -> None:
-        """Bring the cache up to date with the file for a reader (no exclusive lock)."""
-        st = os.fstat(fd)
-        if (st.st_dev, st.st_ino) == self._file_id and st.st_size == self._end:
-            return  # nothing new: the common case costs one fstat
-        try:
-            lock = open(self._lock_path, "rb")  # noqa: SIM115 - closed below
-        except OSError:  # no appender ever took it (or a read-only copy lost it)
-            self._catch_up(fd)
-            return
-        with lock:
-            fcntl.flock(lock, fcntl.LOCK_SH)
-            self._catch_up(fd)
-
-    def size(self) -> int:
-        with self._lock:
-            try:
-                fd = os.open(self.path, os.O_RDONLY)
-            except FileNotFoundError:
-                self._forget()
-                return 0
-            try:
-                self._refresh(fd)
-                return len(self._starts)
-            finally:
-                os.close(fd)
-
-    def read(self, start: int, stop: int | None) -> list[bytes]:
-        with self._lock:
-            for _ in range(2):
-                try:
-                    fd = os.open(self.path, os.O_RDONLY)
-                except FileNotFoundError:
-                    self._forget()
-                    return []
-                try:
-                    self._refresh(fd)
-                    count = len(self._starts)
-                    last = count if stop is None else min(stop, count)
-                    if start >= last:
-                        return []
-                    # From the newline before the first entry: both ends of the range are then
-                    # checked to be line boundaries.
-                    lo = self._starts[start] - 1 if start else 0
-                    hi = self._starts[last] if last < count else self._end
-                    data = os.pread(fd, hi - lo, lo)
-                finally:
-                    os.close(fd)
-                body = data[1:] if start else data
-                if (
-                    len(data) == hi - lo
-                    and (not start or data[:1] == b"\n")
-                    and body.endswith(b"\n")
-                    and body.count(b"\n") == last - start
-                ):
-                    return body[:-1].split(b"\n")
-                self._forget()  # the lines moved behind the cache's back: scan again
-            raise StoreError(
-                f"the ledger file {self.path} changed while it was read (its lines moved); "
-                "fix: read again, and verify the store: only the API may write this file"
-            )
 
 
 class DirectoryStore(ArtifactStore):
@@ -271,7 +98,7 @@ class DirectoryStore(ArtifactStore):
         self._logs: OrderedDict[str, BinaryIO] = OrderedDict()
         self._lock = threading.Lock()
         self._made_dirs: set[str] = set()
-        self._ledger = _LedgerFile(root / "ledger")
+        self._ledger = LedgerFile(root / "ledger")
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -298,15 +125,7 @@ class DirectoryStore(ArtifactStore):
                 os.unlink(tmp)
             raise
         if self.fsync:
-            self._fsync_dir(target.parent)
-
-    @staticmethod
-    def _fsync_dir(path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fsync_dir(target.parent)
 
     # -- artifacts ---------------------------------------------------------------------------
 
@@ -418,7 +237,7 @@ class DirectoryStore(ArtifactStore):
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    # -- the ledger: ledger/entries.log (see _LedgerFile) and ledger/checkpoints/ ------------
+    # -- the ledger: ledger/entries.log (see traces.dirledger) and ledger/checkpoints/ ------------
 
     supports_ledger = True
 
@@ -440,7 +259,7 @@ class DirectoryStore(ArtifactStore):
             if not folder.is_dir():
                 folder.mkdir(exist_ok=True)
                 if self.fsync:
-                    self._fsync_dir(folder.parent)
+                    fsync_dir(folder.parent)
         self._write_atomic(path, note)
 
     def _read_checkpoint(self, size: int) -> bytes | None:
