@@ -10,6 +10,7 @@ when missing::
     event_logs (run_id text PRIMARY KEY, length bigint) the next sequence number of each log
     events     (run_id, seq, line bytea, token bytea)   PRIMARY KEY (run_id, seq)
     ledger     (idx bigint PRIMARY KEY, entry bytea, token bytea)  the store's ledger
+    ledger_length (id int PRIMARY KEY, length bigint)   the ledger's next index (one row)
     checkpoints (size bigint PRIMARY KEY, note bytea)   replaced atomically (upsert)
 
 Router state needs no table of its own: its versions are artifacts like any other.
@@ -19,11 +20,11 @@ key from two writers the same bytes, so racing writers are harmless. An append t
 next sequence number by an upsert on ``event_logs`` in the same statement that inserts the
 line, so the row lock on the counter orders appenders to one run (appends to other runs do not
 wait) and a line becomes visible only together with every line before it: a reader never sees
-a gap, a torn line or an order that later changes. A ledger append takes a transaction-scoped
-advisory lock (one per schema), reads the next index and inserts the entry in one
-transaction, so appenders from every process take turns and the lock is released only once
-the entry is committed: indexes are dense and unique, and no reader sees an entry before the
-one below it.
+a gap, a torn line or an order that later changes. A ledger append works the same way, with
+one counter row (``ledger_length``) for the store: one statement bumps it and inserts the
+entry, so appenders from every process take turns, indexes are dense and unique, and no
+reader sees an entry before the one below it. A compare-and-append (``at=``, the genesis
+entry) locks the counter row in a transaction instead.
 
 Connection loss. Every operation runs in its own transaction and is retried, with a bounded
 number of attempts and a growing pause, on :class:`psycopg.OperationalError` (a lost or
@@ -122,8 +123,24 @@ CREATE TABLE IF NOT EXISTS {s}.ledger (
     token bytea NOT NULL
 );
 CREATE TABLE IF NOT EXISTS {s}.checkpoints (size bigint PRIMARY KEY, note bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS {s}.ledger_length (
+    id int PRIMARY KEY CHECK (id = 0),
+    length bigint NOT NULL
+);
+INSERT INTO {s}.ledger_length (id, length)
+    SELECT 0, COALESCE(MAX(idx) + 1, 0) FROM {s}.ledger
+    ON CONFLICT (id) DO NOTHING;
 """
-_TABLES = ("artifacts", "run_heads", "event_logs", "events", "claims", "ledger", "checkpoints")
+_TABLES = (
+    "artifacts",
+    "run_heads",
+    "event_logs",
+    "events",
+    "claims",
+    "ledger",
+    "checkpoints",
+    "ledger_length",
+)
 # Every statement, with {s} for the quoted schema name.
 _SQL = {
     "get": "SELECT data FROM {s}.artifacts WHERE key = %s",
@@ -153,11 +170,22 @@ _SQL = {
     ),
     "claim_release": "DELETE FROM {s}.claims WHERE name = %s AND data = %s",
     "claim_replace": "UPDATE {s}.claims SET data = %s WHERE name = %s AND data = %s",
-    # The ledger: see _ledger_append for how appenders take turns.
-    "ledger_lock": "SELECT pg_advisory_xact_lock(hashtext(%s))",
+    # The ledger: see _ledger_append for how appenders take turns. The counter upsert and the
+    # entry insert are one statement, as for an event: the row lock on the counter orders
+    # appenders until the entry commits with it.
+    "ledger_append": (
+        "WITH n AS (INSERT INTO {s}.ledger_length AS l (id, length) VALUES (0, 1) "
+        "ON CONFLICT (id) DO UPDATE SET length = l.length + 1 "
+        "RETURNING l.length - 1 AS idx) "
+        "INSERT INTO {s}.ledger (idx, entry, token) SELECT idx, %s, %s FROM n RETURNING idx"
+    ),
+    "ledger_counter_row": (
+        "INSERT INTO {s}.ledger_length (id, length) VALUES (0, 0) ON CONFLICT (id) DO NOTHING"
+    ),
+    "ledger_counter_lock": "SELECT length FROM {s}.ledger_length WHERE id = 0 FOR UPDATE",
+    "ledger_counter_bump": "UPDATE {s}.ledger_length SET length = length + 1 WHERE id = 0",
     "ledger_next": "SELECT COALESCE(MAX(idx) + 1, 0) FROM {s}.ledger",
     "ledger_insert": "INSERT INTO {s}.ledger (idx, entry, token) VALUES (%s, %s, %s)",
-    # Newest first: a retry looks for an entry appended moments ago.
     "ledger_appended": "SELECT idx FROM {s}.ledger WHERE token = %s ORDER BY idx DESC LIMIT 1",
     "ledger_read": "SELECT entry FROM {s}.ledger WHERE idx >= %s AND idx < %s ORDER BY idx",
     "ledger_read_all": "SELECT entry FROM {s}.ledger WHERE idx >= %s ORDER BY idx",
@@ -171,6 +199,7 @@ _SQL = {
     "tamper_event": "UPDATE {s}.events SET line = %s WHERE run_id = %s AND seq = %s",
     "tamper_ledger": "UPDATE {s}.ledger SET entry = %s WHERE idx = %s",
     "tamper_truncate_ledger": "DELETE FROM {s}.ledger WHERE idx >= %s",
+    "tamper_ledger_length": "UPDATE {s}.ledger_length SET length = %s WHERE id = 0",
     "tamper_delete_blob": "DELETE FROM {s}.artifacts WHERE key = %s",
     "tamper_delete_head": "DELETE FROM {s}.run_heads WHERE run_id = %s",
     "tamper_delete_events": "DELETE FROM {s}.events WHERE run_id = %s",
@@ -535,14 +564,19 @@ class PostgresStore(ArtifactStore):
                 if row is not None:
                     return int(row[0])
             sent = True
+            if at is None:  # the common case: one statement, one round trip
+                row = conn.execute(self._sql["ledger_append"], (entry, token)).fetchone()
+                assert row is not None
+                return int(row[0])
             with conn.transaction():
-                # Held until this transaction ends, so the next appender's read of the next
-                # index sees this entry committed (advisory: needs no privilege on a table).
-                conn.execute(self._sql["ledger_lock"], ("orch-ledger:" + self.schema,))
-                row = conn.execute(self._sql["ledger_next"]).fetchone()
+                # A compare-and-append (the genesis entry): the counter row, locked until the
+                # transaction ends, orders it with every other appender.
+                conn.execute(self._sql["ledger_counter_row"])
+                row = conn.execute(self._sql["ledger_counter_lock"]).fetchone()
                 index = 0 if row is None else int(row[0])
-                if at is not None and at != index:
+                if at != index:
                     return None
+                conn.execute(self._sql["ledger_counter_bump"])
                 conn.execute(self._sql["ledger_insert"], (index, entry, token))
             return index
 
@@ -610,10 +644,13 @@ class PostgresStore(ArtifactStore):
         )
 
     def _tamper_truncate_ledger(self, size: int) -> None:
-        self._call(
-            f"truncate the ledger to {size}",
-            lambda c: c.execute(self._sql["tamper_truncate_ledger"], (size,)),
-        )
+        def truncate(conn: _Conn) -> None:
+            with conn.transaction():
+                conn.execute(self._sql["tamper_truncate_ledger"], (size,))
+                # As an attacker would: later appends continue from the new end.
+                conn.execute(self._sql["tamper_ledger_length"], (size,))
+
+        self._call(f"truncate the ledger to {size}", truncate)
 
     def _tamper_delete_blob(self, key: str) -> None:
         self._call(

@@ -29,10 +29,16 @@ import orjson
 from pydantic import BaseModel, Field, ValidationError
 
 from .canonical import canonical_bytes, is_key
-from .errors import ArtifactNotFoundError, IntegrityError, InvalidKeyError, RunNotFoundError
+from .errors import (
+    ArtifactNotFoundError,
+    IntegrityError,
+    InvalidKeyError,
+    NoteError,
+    RunNotFoundError,
+)
 from .eventlog import event_body_hash, event_line
 from .ledger_entries import SealEntry
-from .note import Verifier
+from .note import Checkpoint, Verifier
 from .records import Decision, EffectRecord, RunHead, RunRecord, StepRecord, steps_root
 from .store import ArtifactStore
 from .verify_ledger import LedgerView, check_run, missing_runs
@@ -334,6 +340,7 @@ def verify_run(
             c.load(head.spec_hash, "pipeline spec")
         for step_id, key in sorted(step_ends.items()):
             c.step(step_id, key)
+        _check_unended(c, events, step_ends)
         if head.status in ("interrupted", "superseded"):
             _check_anchor(c, head, len(lines), events, intact)
         elif head.status == "running":
@@ -352,6 +359,20 @@ def verify_run(
     report.problems = c.problems
     report.warnings = c.warnings
     return report
+
+
+def _check_unended(c: _Checker, events: list[dict[str, Any]], step_ends: dict[str, Any]) -> None:
+    """The effects and decisions of steps that never ended (a run killed mid-step): a resume
+    serves those effects from their records, so they must be intact too."""
+    for e in events:
+        step = e.get("step")
+        if step in step_ends or not isinstance(step, str):
+            continue
+        data = e.get("data", {})
+        if e.get("type") == "effect" and "served_from" not in data:
+            c.effect(step, int(data.get("index", -1)), data.get("record"))
+        elif e.get("type") == "decision":
+            c.load(data.get("decision"), f"decision of step {step!r} (it never ended)")
 
 
 def _check_sources(c: _Checker, origin: object) -> None:
@@ -494,6 +515,42 @@ def _verify_finished(
         c.load(key, f"pipeline output {name!r}{by}")
 
 
+def _made_with_a_ledger(store: ArtifactStore, run_ids: list[str]) -> str:
+    """Why a store with no ledger entries must have had some (empty when it need not): it
+    keeps checkpoints of one, or holds runs made by an engine that kept one (their heads name
+    a lineage)."""
+    if not store.supports_ledger:
+        return ""
+    sizes = store.checkpoint_sizes()
+    if sizes:
+        return f"the store holds checkpoints of it (of up to {max(sizes)} entries)"
+    for run_id in run_ids:
+        raw = store.read_run_head(run_id)
+        try:
+            head = RunHead.model_validate_json(raw) if raw is not None else None
+        except ValidationError:
+            continue
+        if head is not None and head.lineage is not None:
+            return f"run {run_id} was made with one (its head names a lineage)"
+    return ""
+
+
+def _check_stored_copy(store: ArtifactStore, kept: bytes, problem: Any) -> None:
+    """Every checkpoint the engine signs is stored with the ledger: the store must still hold
+    the one the auditor kept."""
+    try:
+        size = Checkpoint.parse(kept.split(b"\n\n", 1)[0] + b"\n").size
+    except NoteError:
+        return  # reported by check_checkpoint already
+    if store.read_checkpoint(size) is None:
+        problem(
+            "checkpoint",
+            f"stored checkpoint of size {size}",
+            "is missing from the store, though the checkpoint you kept was signed of it (and "
+            "the store keeps every checkpoint signed of it): it was deleted",
+        )
+
+
 def verify_store(
     store: ArtifactStore,
     run_ids: Iterable[str] | None = None,
@@ -526,7 +583,14 @@ def verify_store(
     view = LedgerView.read(store)
     all_runs = store.run_ids()
     if view is None:
-        if store.supports_ledger and all_runs:
+        made_with = _made_with_a_ledger(store, all_runs)
+        if made_with:
+            problem(
+                "ledger",
+                "the store's ledger",
+                f"it is empty, but {made_with}: the ledger was removed",
+            )
+        elif store.supports_ledger and all_runs:
             report.warnings.append(
                 f"store {store.location} has no ledger (its runs were made before orch kept "
                 "one): runs are verified one by one, and a deleted run cannot be told from one "
@@ -565,6 +629,7 @@ def verify_store(
             kept=True,
         ):
             checkpoints += 1
+            _check_stored_copy(store, since, problem)
         checked["checkpoints"] = checkpoints
         if run_ids is None:
             missing_runs(view, set(all_runs), lambda r: bool(store.read_events(r)), problem)

@@ -276,7 +276,9 @@ def check_run(
                     f"names root hash {head.root_hash}, the ledger's seal ({subject}) "
                     f"{entry.root_hash}: the head was rewritten",
                 )
-        elif isinstance(entry, StatusEntry | AdoptEntry) and entry.events is not None:
+        if isinstance(entry, StatusEntry):
+            _check_by(entry, head, subject, report)
+        if isinstance(entry, StatusEntry | AdoptEntry) and entry.events is not None:
             exact = isinstance(entry, StatusEntry) and seal is None
             what = "taken over" if isinstance(entry, StatusEntry) else "adopted by the ledger"
             _check_length(
@@ -309,6 +311,22 @@ def check_run(
     return seal
 
 
+def _check_by(entry: StatusEntry, head: RunHead, subject: str, report: Report) -> None:
+    """The run a status entry says made the change must be the one the head names."""
+    if entry.status == "superseded":
+        named, field = [head.superseded_by], "superseded_by"
+    else:
+        named, field = list(head.resumed_by), "resumed_by"
+    if entry.by not in named:
+        report(
+            "head",
+            f"run head of {head.run_id}",
+            f"its {field} is {named if field == 'resumed_by' else named[0]!r}, but the "
+            f"ledger's {entry.status!r} entry ({subject}) names run {entry.by}: the head or "
+            "the ledger was rewritten",
+        )
+
+
 def _check_start(
     entry: StartEntry,
     head: RunHead,
@@ -320,6 +338,8 @@ def _check_start(
         ("pipeline", head.pipeline, entry.pipeline),
         ("spec hash", head.spec_hash, entry.spec),
         ("seed", head.seed, entry.seed),
+        ("lineage", head.lineage, entry.lineage),
+        ("resumed_from", head.resumed_from, entry.resumed_from),
     ):
         if mine != theirs:
             report(

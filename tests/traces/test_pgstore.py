@@ -515,12 +515,14 @@ def test_a_user_without_create_rights_uses_an_existing_store(pg_dsn: str) -> Non
 
 
 class _CommitAnswerLostOnce:
-    """A connection whose first transaction commits on the server, then fails on the client:
-    a ledger append's retry cannot know whether its first try took effect."""
+    """A connection whose first write commits on the server, then fails on the client (a
+    transaction's COMMIT, or an insert made in autocommit mode, as the one-statement ledger
+    append is): a ledger append's retry cannot know whether its first try took effect."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
         self.armed = True
+        self.in_transaction = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
@@ -528,15 +530,24 @@ class _CommitAnswerLostOnce:
     def transaction(self) -> Any:
         return _LoseTheAnswer(self, self._conn.transaction())
 
+    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        cursor = self._conn.execute(query, *args, **kwargs)
+        if self.armed and not self.in_transaction and str(query).startswith("WITH n AS (INSERT"):
+            self.armed = False  # the statement committed on its own; its answer is lost
+            raise psycopg.OperationalError("simulated: the answer to the insert was lost")
+        return cursor
+
 
 class _LoseTheAnswer:
     def __init__(self, owner: _CommitAnswerLostOnce, tx: Any) -> None:
         self.owner, self.tx = owner, tx
 
     def __enter__(self) -> Any:
+        self.owner.in_transaction = True
         return self.tx.__enter__()
 
     def __exit__(self, *exc: Any) -> Any:
+        self.owner.in_transaction = False
         swallowed = self.tx.__exit__(*exc)  # commits when the block ended without error
         if exc[0] is None and self.owner.armed:
             self.owner.armed = False
