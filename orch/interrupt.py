@@ -42,25 +42,31 @@ async def under_signals(
 ) -> tuple[T, int | None]:
     """Await ``work(control)`` with SIGINT and SIGTERM cancelling ``control``; return its
     result and the signal that stopped it (None when none did). ``first`` is called on the
-    first signal, ``again`` on a second one, just before the process exits at once."""
+    first signal, ``again`` on a second one, just before the process exits at once. An error
+    of ``work`` comes out as itself, not wrapped in the watcher's task group."""
     control = RunControl()
     stopped_by: int | None = None
-    async with anyio.create_task_group() as tg:
 
-        async def watch() -> None:
-            nonlocal stopped_by
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for signum in signals:
-                    if stopped_by is None:
-                        stopped_by = signum
-                        first(signum)
-                        control.cancel(signal_reason(signum))
-                    else:
-                        again(signum)
-                        # At once, as promised: no cleanup that could hang on a stuck call.
-                        os._exit(EXIT_CODES.get(signal.Signals(signum), 128 + signum))
+    async def watch() -> None:
+        nonlocal stopped_by
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if stopped_by is None:
+                    stopped_by = signum
+                    first(signum)
+                    control.cancel(signal_reason(signum))
+                else:
+                    again(signum)
+                    # At once, as promised: no cleanup that could hang on a stuck call.
+                    os._exit(EXIT_CODES.get(signal.Signals(signum), 128 + signum))
 
-        tg.start_soon(watch)
-        result = await work(control)
-        tg.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            result = await work(control)
+            tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
     return result, stopped_by

@@ -27,12 +27,13 @@ from pydantic import ValidationError
 
 from traces import ArtifactStore, RunHead
 from traces.ledger import intact_events, ledger_of
-from traces.ledger_entries import StatusEntry
+from traces.ledger_entries import SealEntry, StatusEntry
 
 from .errors import OrchError
 
 __all__ = [
     "lineage_members",
+    "settle",
     "lineage_name",
     "mark_superseded",
     "mark_taken_over",
@@ -144,6 +145,58 @@ def mark_taken_over(
             _write(store, head)
         out.append(head)
     return out
+
+
+# How far along a run's lifecycle a status is: a head behind its ledger is brought forward.
+_RANK = {"running": 0, "interrupted": 1, "ok": 2, "failed": 2, "cancelled": 2, "superseded": 3}
+
+
+def settle(store: ArtifactStore, run_id: str) -> list[RunHead]:
+    """Finish what a process of ``run_id``'s lineage was killed before finishing, and return
+    the members as now stored. A head behind its ledger entries (a process that died between
+    appending an entry and writing its head) is brought up to them; when a member ended ok,
+    every other one is marked superseded by it (the resume that finished may have died before
+    marking them). Call it holding the lineage's lease."""
+    members = lineage_members(store, run_id)
+    ledger = ledger_of(store)
+    if ledger.supported:
+        entries = ledger.entries_of({m.run_id for m in members})
+        for head in members:
+            update = _behind(head, entries.get(head.run_id, []))
+            if update:
+                _write(store, head.model_copy(update=update))
+        members = lineage_members(store, run_id)
+    done = next((m for m in members if m.status == "ok"), None)
+    if done is not None:
+        mark_superseded(store, members, done.run_id)
+        members = lineage_members(store, run_id)
+    return members
+
+
+def _behind(head: RunHead, entries: Sequence[tuple[int, object]]) -> dict[str, object]:
+    """The head fields the run's ledger entries say it should have, when it fell behind."""
+    update: dict[str, object] = {}
+    rank = _RANK.get(head.status, 0)
+    for _, entry in entries:
+        if isinstance(entry, SealEntry) and _RANK[entry.status] > rank:
+            update = {
+                "status": entry.status,
+                "root_hash": entry.root_hash,
+                "event_count": entry.events,
+                "event_head": entry.event_head,
+            }
+            rank = _RANK[entry.status]
+        elif isinstance(entry, StatusEntry) and _RANK[entry.status] > rank:
+            if entry.status == "superseded":
+                update |= {"status": "superseded", "superseded_by": entry.by}
+            else:
+                update |= {
+                    "status": "interrupted",
+                    "event_count": entry.events,
+                    "event_head": entry.event_head,
+                }
+            rank = _RANK[entry.status]
+    return update
 
 
 def mark_superseded(store: ArtifactStore, members: Sequence[RunHead], by: str) -> None:

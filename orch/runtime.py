@@ -48,7 +48,7 @@ from . import __version__
 from .effects import Divergence, EffectSource, RunMode
 from .errors import InputError, OrchError, RunBusyError
 from .lease import Lease, LeaseHeld, holding
-from .lineage import lineage_name, mark_superseded, mark_taken_over
+from .lineage import lineage_name, mark_superseded, mark_taken_over, settle
 from .pipeline import Pipeline
 from .scheduler import Perturbation, ReusedStep, RunState, Scheduler, StepOutcome
 from .typecheck import is_optional
@@ -283,10 +283,19 @@ async def arun(
     lineage = lineage_name(store, load_run_head(store, resumed))
     run_id = check_run_id(run_id or new_run_id())
     async with _lineage_lease(store, lineage, run_id, resumed, take=lease, wait=wait) as held:
+        settle(store, resumed)  # what a killed member of the lineage left half done
         plan = prepare_resume(pipeline, store, resumed, inputs, seed)
         _refuse_existing(store, run_id)
         members = mark_taken_over(store, plan.members, resumed, run_id)
-        result = await _run(
+
+        def sealed(status: str) -> None:
+            # Before this run's final head: once that head says ok, the lineage is settled;
+            # a kill before it leaves a run that looks unfinished, and the next resume
+            # settles what is left (lineage.settle).
+            if status == "ok":
+                mark_superseded(store, members, run_id)
+
+        return await _run(
             pipeline,
             plan.inputs,
             store,
@@ -304,10 +313,8 @@ async def arun(
             resumed_from=resumed,
             control=control,
             lease=held,
+            sealed=sealed,
         )
-        if result.ok:
-            mark_superseded(store, members, run_id)
-        return result
 
 
 async def _run(
@@ -329,6 +336,7 @@ async def _run(
     resumed_from: str | None = None,
     control: RunControl | None = None,
     lease: Lease | None = None,
+    sealed: Callable[[str], None] | None = None,
 ) -> RunResult:
     if max_concurrency < 1:
         raise OrchError(f"max_concurrency is {max_concurrency}; fix: use 1 or more")
@@ -400,12 +408,12 @@ async def _run(
         if lease is None or not lease.lost:
             if state.cancelled is None:
                 state.cancelled = "the run was cancelled by its caller"
-            _finish(state, scheduler, head, input_keys, ledger if anchored else None)
+            _finish(state, scheduler, head, input_keys, ledger if anchored else None, sealed)
         raise
     finally:
         if control is not None:
             control._detach()
-    return _finish(state, scheduler, head, input_keys, ledger if anchored else None)
+    return _finish(state, scheduler, head, input_keys, ledger if anchored else None, sealed)
 
 
 def _finish(
@@ -414,9 +422,11 @@ def _finish(
     head: RunHead,
     input_keys: dict[str, str],
     ledger: Ledger | None,
+    sealed: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Record what never ran, the run record, the end event, the seal and the final head.
-    Synchronous on purpose: nothing here awaits, so a cancellation cannot cut it short."""
+    """Record what never ran, the run record, the end event, the seal, what ``sealed`` adds
+    (a resume marks the runs it supersedes), then the final head. Synchronous on purpose:
+    nothing here awaits, so a cancellation cannot cut it short."""
     pipeline, store = state.pipeline, state.store
     for node_id in pipeline.order:
         if node_id not in state.records:
@@ -471,6 +481,8 @@ def _finish(
                 event_head=state.events.head or "",
             )
         )
+    if sealed is not None:
+        sealed(status)
     final = head.model_copy(
         update={
             "status": status,

@@ -17,6 +17,7 @@ This module must never decide a run's outcome: it records what the engine says.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import logging
@@ -29,20 +30,32 @@ from typing import Final
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import NoteError, TraceError
+from .errors import NoteError, ProofError, TraceError
 from .eventlog import chained_events
 from .ledger_entries import AdoptEntry, GenesisEntry, LedgerEntry, entry_bytes, parse_entry
-from .note import Checkpoint, Signer, add_signatures, sign_checkpoint
+from .note import Checkpoint, Signer, add_signatures, open_checkpoint, sign_checkpoint
 from .records import RunHead
 from .store import ArtifactStore
-from .tlog import MerkleTree, leaf_hash
+from .tlog import CompactRange, MerkleTree, leaf_hash
 
-__all__ = ["ORIGIN_PREFIX", "Ledger", "LedgerError", "intact_events", "ledger_of"]
+__all__ = [
+    "ORIGIN_PREFIX",
+    "RANGE_EXTENSION",
+    "Ledger",
+    "LedgerError",
+    "checkpoint_range",
+    "intact_events",
+    "ledger_of",
+]
 
 log = logging.getLogger(__name__)
 
 ORIGIN_PREFIX: Final = "orch/store/"
 """A store's checkpoints name its log ``orch/store/<store id>`` (the C2SP origin line)."""
+
+RANGE_EXTENSION: Final = "orch-range"
+"""The checkpoint extension line holding the tree's compact range (base64 of its subtree
+roots, largest first): a later signer extends it without reading the whole ledger."""
 
 _WARNED: set[str] = set()
 
@@ -169,6 +182,19 @@ class Ledger:
                 out.append((index, _reason(exc)))
         return out
 
+    def entries_of(self, run_ids: set[str]) -> dict[str, list[tuple[int, LedgerEntry]]]:
+        """The parsed entries that name each of ``run_ids``, in order (one pass)."""
+        found: dict[str, list[tuple[int, LedgerEntry]]] = {}
+        for index, data in self.entries():
+            try:
+                entry = parse_entry(data)
+            except ValueError:
+                continue  # verification names it; it says nothing of any run
+            run = getattr(entry, "run", None)
+            if run in run_ids:
+                found.setdefault(run, []).append((index, entry))
+        return found
+
     def run_entries(self, run_id: str) -> list[tuple[int, bytes]]:
         """The entries that name run ``run_id`` (as bytes, with their indexes), in order."""
         found = []
@@ -192,14 +218,17 @@ class Ledger:
                 "'orch keys create NAME' and pass it"
             )
         self.ensure()
-        tree = self.tree()
-        size = tree.size
+        edge = self._edge(signers)
+        size = edge.size
         when = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC)
         checkpoint = Checkpoint(
             origin=self.origin(),
             size=size,
-            root=tree.root(size),
-            extensions=(f"time {when.strftime('%Y-%m-%dT%H:%M:%SZ')}",),
+            root=edge.root(),
+            extensions=(
+                f"time {when.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+                RANGE_EXTENSION + " " + base64.b64encode(edge.to_bytes()).decode(),
+            ),
         )
         note = sign_checkpoint(checkpoint, signers)
         existing = self.store.read_checkpoint(size)
@@ -212,6 +241,36 @@ class Ledger:
                     note = add_signatures(existing, signers)
         self.store.write_checkpoint(size, note)
         return note
+
+    def _edge(self, signers: Sequence[Signer]) -> CompactRange:
+        """The compact range of the ledger as it stands now. A process that has read the
+        ledger extends its tree; one that has not starts from the latest checkpoint one of
+        ``signers`` signed (its range, signed in it, checked against its root) and reads only
+        the entries since; failing that, it reads every entry. The new checkpoint then
+        extends what these keys signed before, whatever the store now holds below it."""
+        if self._tree.size == 0:
+            edge = self._signed_edge(signers)
+            if edge is not None:
+                for data in self.store.ledger_read(edge.size, None):
+                    edge.append(leaf_hash(data))
+                return edge
+        tree = self.tree()
+        return tree.compact_range(tree.size)
+
+    def _signed_edge(self, signers: Sequence[Signer]) -> CompactRange | None:
+        latest = self.latest_checkpoint()
+        if latest is None:
+            return None
+        try:
+            checkpoint, opened = open_checkpoint(latest[1], [s.verifier() for s in signers])
+            edge = checkpoint_range(checkpoint)
+        except (NoteError, ProofError):
+            return None  # unusable here: read the ledger instead (verification reports it)
+        if not opened.verified or edge is None or checkpoint.origin != self.origin():
+            return None
+        if edge.root() != checkpoint.root or edge.size > self.store.ledger_size():
+            return None
+        return edge
 
     def latest_checkpoint(self) -> tuple[int, bytes] | None:
         """The stored checkpoint of the largest size, or None."""
@@ -239,6 +298,19 @@ class Ledger:
                 for data in self.store.ledger_read(self._tree.size, size):
                     self._tree.append(leaf_hash(data))
             return self._tree
+
+
+def checkpoint_range(checkpoint: Checkpoint) -> CompactRange | None:
+    """The compact range a checkpoint states in its ``orch-range`` extension line, if any."""
+    for line in checkpoint.extensions:
+        name, _, value = line.partition(" ")
+        if name == RANGE_EXTENSION:
+            try:
+                data = base64.b64decode(value, validate=True)
+            except ValueError:
+                raise ProofError(f"the {RANGE_EXTENSION} line is not base64") from None
+            return CompactRange.from_bytes(checkpoint.size, data)
+    return None
 
 
 def _same_tree(note: bytes, checkpoint: Checkpoint) -> bool:

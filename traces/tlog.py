@@ -27,6 +27,7 @@ from .errors import ProofError
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "CompactRange",
     "MerkleTree",
     "consistency_proof_size",
     "inclusion_proof_size",
@@ -97,6 +98,70 @@ def tree_root(leaf_hashes: Sequence[bytes]) -> bytes:
     return root
 
 
+class CompactRange:
+    """The right edge of a tree: enough to extend it and compute its root, not to prove.
+
+    A tree of ``size`` leaves is, left to right, one perfect subtree per bit set in ``size``
+    (largest first); their roots are the range. Appending a leaf merges the subtrees its
+    arrival completes; the root folds the range from the right. O(log n) hashes in memory,
+    amortised O(1) hashes per append, O(log n) per root: what a process needs to sign the
+    checkpoint of a large log it has not read (it checks the range against the root of an
+    earlier checkpoint it trusts, then appends what came since)."""
+
+    __slots__ = ("_hashes", "_size")
+
+    def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
+        _check_size(size, "size")
+        hashes = list(hashes)
+        for i, h in enumerate(hashes):
+            _check_hash(h, f"range hash {i}")
+        if len(hashes) != bin(size).count("1"):
+            raise ProofError(
+                f"a compact range of a tree of size {size} holds {bin(size).count('1')} "
+                f"hashes, not {len(hashes)}"
+            )
+        self._size = size
+        self._hashes = hashes
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def hashes(self) -> list[bytes]:
+        """The subtree roots, largest (leftmost) first."""
+        return list(self._hashes)
+
+    def to_bytes(self) -> bytes:
+        return b"".join(self._hashes)
+
+    @classmethod
+    def from_bytes(cls, size: int, data: bytes) -> CompactRange:
+        if len(data) % HASH_SIZE:
+            raise ProofError(f"a compact range is whole hashes, not {len(data)} bytes")
+        return cls(size, [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)])
+
+    def append(self, leaf_hash: bytes) -> None:
+        _check_hash(leaf_hash, f"leaf hash {self._size}")
+        self._hashes.append(leaf_hash)
+        count = self._size
+        self._size += 1
+        # Each trailing one bit of the old size is a subtree the new leaf completes.
+        while count & 1:
+            right = self._hashes.pop()
+            left = self._hashes.pop()
+            self._hashes.append(node_hash(left, right))
+            count >>= 1
+
+    def root(self) -> bytes:
+        if not self._hashes:
+            return EMPTY_ROOT
+        root = self._hashes[-1]
+        for h in reversed(self._hashes[:-1]):
+            root = node_hash(h, root)
+        return root
+
+
 class MerkleTree:
     """An append-only in-memory Merkle tree of leaf hashes, with RFC 9162 proofs.
 
@@ -162,6 +227,17 @@ class MerkleTree:
                 sha256(b"\x01" + lower[64 * i : 64 * i + 64]).digest() for i in range(have, want)
             )
             level += 1
+
+    def compact_range(self, size: int | None = None) -> CompactRange:
+        """The compact range of the first ``size`` leaves (see :class:`CompactRange`)."""
+        size = self._check_tree_size(size)
+        hashes = []
+        start = 0
+        for level in reversed(range(size.bit_length())):
+            if size >> level & 1:
+                hashes.append(self._node(level, start >> level))
+                start += 1 << level
+        return CompactRange(size, hashes)
 
     def leaf(self, index: int) -> bytes:
         """Return the leaf hash at ``index``."""

@@ -26,8 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import NoteError
-from .ledger import ORIGIN_PREFIX
+from .errors import NoteError, ProofError
+from .ledger import ORIGIN_PREFIX, RANGE_EXTENSION, checkpoint_range
 from .ledger_entries import (
     AdoptEntry,
     AnchorEntry,
@@ -181,6 +181,19 @@ def _holds(
             "removed or reordered (the store was rewritten or forked)",
         )
         return False
+    try:
+        edge = checkpoint_range(checkpoint)
+    except ProofError as exc:
+        report("checkpoint", subject, f"its {RANGE_EXTENSION} line is unreadable: {exc}")
+        return False
+    if edge is not None and edge.hashes != view.tree.compact_range(checkpoint.size).hashes:
+        report(
+            "checkpoint",
+            subject,
+            f"its {RANGE_EXTENSION} line is not the compact range of the ledger's first "
+            f"{checkpoint.size} entries: it was signed wrong",
+        )
+        return False
     return True
 
 
@@ -256,7 +269,7 @@ def check_run(
     for index, entry in entries:
         subject = f"ledger entry #{index}"
         if isinstance(entry, StartEntry):
-            _check_start(entry, head, events, subject, report)
+            _check_start(entry, head, lines, events, subject, report)
         elif isinstance(entry, SealEntry):
             seal = entry
             _check_length(
@@ -277,7 +290,7 @@ def check_run(
                     f"{entry.root_hash}: the head was rewritten",
                 )
         if isinstance(entry, StatusEntry):
-            _check_by(entry, head, subject, report)
+            _check_by(view, entry, head, subject, report)
         if isinstance(entry, StatusEntry | AdoptEntry) and entry.events is not None:
             exact = isinstance(entry, StatusEntry) and seal is None
             what = "taken over" if isinstance(entry, StatusEntry) else "adopted by the ledger"
@@ -311,25 +324,45 @@ def check_run(
     return seal
 
 
-def _check_by(entry: StatusEntry, head: RunHead, subject: str, report: Report) -> None:
-    """The run a status entry says made the change must be the one the head names."""
+def _check_by(
+    view: LedgerView, entry: StatusEntry, head: RunHead, subject: str, report: Report
+) -> None:
+    """The run a status entry says made the change: for ``superseded``, the one the head
+    names; for ``interrupted``, a run the ledger started in the same lineage."""
     if entry.status == "superseded":
-        named, field = [head.superseded_by], "superseded_by"
-    else:
-        named, field = list(head.resumed_by), "resumed_by"
-    if entry.by not in named:
+        if head.status == "superseded" and head.superseded_by != entry.by:
+            report(
+                "head",
+                f"run head of {head.run_id}",
+                f"says it was superseded by {head.superseded_by!r}, but the ledger's entry "
+                f"({subject}) names run {entry.by}: the head or the ledger was rewritten",
+            )
+        return
+    mine = _lineage(view, head.run_id)
+    theirs = _lineage(view, entry.by)
+    if mine is None:
+        return  # adopted (made before the ledger): its lineage was never stated in it
+    if theirs != mine:
         report(
-            "head",
-            f"run head of {head.run_id}",
-            f"its {field} is {named if field == 'resumed_by' else named[0]!r}, but the "
-            f"ledger's {entry.status!r} entry ({subject}) names run {entry.by}: the head or "
-            "the ledger was rewritten",
+            "ledger",
+            subject,
+            f"says run {entry.by} took run {head.run_id} over, but the ledger started it in "
+            f"lineage {theirs!r}, not {mine!r}: the ledger was rewritten",
         )
+
+
+def _lineage(view: LedgerView, run: str) -> str | None:
+    """The lineage the ledger's start entry of ``run`` states (None: no start entry)."""
+    for _, entry in view.by_run.get(run, []):
+        if isinstance(entry, StartEntry):
+            return entry.lineage
+    return None
 
 
 def _check_start(
     entry: StartEntry,
     head: RunHead,
+    lines: int,
     events: Sequence[dict[str, Any]],
     subject: str,
     report: Report,
@@ -349,7 +382,14 @@ def _check_start(
                 f"{theirs!r}: the head was rewritten",
             )
             return
-    if events and events[0].get("hash") != entry.start_event:
+    if not events and lines == 0:
+        report(
+            "event",
+            "event log",
+            f"is empty, but the ledger's start entry ({subject}) names its first event "
+            f"{entry.start_event}: the run's events were removed",
+        )
+    elif events and events[0].get("hash") != entry.start_event:
         report(
             "event",
             "event #0",
