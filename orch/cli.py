@@ -558,7 +558,13 @@ def _show_state_history(st: Any, version: str, as_json: bool) -> None:
 @app.command()
 @user_errors
 def replay(
-    run_id: Annotated[str, typer.Argument(help="The run to replay (id or unique prefix).")],
+    run_id: Annotated[
+        str,
+        typer.Argument(
+            help="The run to replay (id or unique prefix), or an evidence bundle "
+            "(.orchpack), replayed in memory with the pipeline source it carries."
+        ),
+    ],
     pipeline_target: Annotated[
         str | None,
         typer.Option(
@@ -589,18 +595,21 @@ def replay(
     """
     from .replay import areplay, replay_store
 
-    with _store(store) as base:
-        rid = base.resolve_run(run_id)
-        target, sources = _recorded_origin(base, rid, pipeline_target)
-        st = replay_store(base, record=not no_record)
-        if st is not base:
-            why = "--no-record" if no_record else f"store {base.location} is read-only"
-            _note(f"note: this replay is not recorded ({why}); it writes to memory only")
-        pipeline = load_pipeline(target)
-        services = _services(target, models)
-        report = anyio.run(
-            _with_services, services, partial(areplay, pipeline, rid, st, services=services)
-        )
+    if run_id.endswith(".orchpack"):
+        rid, report, pipeline, sources = _replay_bundle(Path(run_id), pipeline_target, models)
+    else:
+        with _store(store) as base:
+            rid = base.resolve_run(run_id)
+            target, sources = _recorded_origin(base, rid, pipeline_target)
+            st = replay_store(base, record=not no_record)
+            if st is not base:
+                why = "--no-record" if no_record else f"store {base.location} is read-only"
+                _note(f"note: this replay is not recorded ({why}); it writes to memory only")
+            pipeline = load_pipeline(target)
+            services = _services(target, models)
+            report = anyio.run(
+                _with_services, services, partial(areplay, pipeline, rid, st, services=services)
+            )
     kept = (
         f"replay recorded as run {report.result.run_id}"
         if report.recorded
@@ -667,6 +676,46 @@ def diff(
             out.print(Text(f"  output {inert(line)}"), highlight=False)
     if not d.identical:
         raise typer.Exit(1)
+
+
+def _replay_bundle(
+    path: Path, explicit: str | None, models: str | None
+) -> tuple[str, Any, Any, dict[str, Any]]:
+    """Replay the run an evidence bundle holds, in memory, once the bundle verified: with the
+    pipeline source the bundle carries, written to a temporary folder (the recorded code
+    itself), or with ``--pipeline``."""
+    import tempfile
+
+    from traces.bundle import open_bundle
+
+    from .replay import areplay, write_recorded_sources
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CliError(
+            f"cannot read {inert(str(path))}: {exc.strerror}", "give the file 'orch export' wrote"
+        ) from None
+    rid, st = open_bundle(data)
+    with tempfile.TemporaryDirectory(prefix="orch-replay-") as folder:
+        if explicit is None:
+            target = write_recorded_sources(st, rid, Path(folder))
+            _note(f"replaying run {rid} from {path} with the pipeline source it carries")
+        else:
+            target = explicit
+        pipeline = load_pipeline(target)
+        services = _services(target, models)
+        report = anyio.run(
+            _with_services, services, partial(areplay, pipeline, rid, st, services=services)
+        )
+    report.recorded = False  # a bundle's store lives in memory: nothing is kept
+    sources: dict[str, Any] = {
+        "recorded": None,
+        "enforced": explicit is None,
+        "changed": [],
+        "bundle": str(path),
+    }
+    return rid, report, pipeline, sources
 
 
 def _recorded_origin(

@@ -35,9 +35,16 @@ from .loader import split_target
 from .pipeline import Pipeline
 from .resume import recorded_inputs
 from .runtime import RunResult, _run
-from .sources import RecordedSources, SourceChange, check_sources
+from .sources import (
+    RecordedSources,
+    SourceChange,
+    check_sources,
+    is_source_path,
+    read_recorded_sources,
+)
 
 __all__ = [
+    "write_recorded_sources",
     "RecordedPipeline",
     "ReplayReport",
     "areplay",
@@ -126,6 +133,34 @@ def check_recorded_pipeline(store: ArtifactStore, run_id: str) -> RecordedPipeli
             "FILE.py[:NAME] naming code you trust"
         )
     return RecordedPipeline(run_id, target, sources, tuple(check_sources(sources, root)))
+
+
+def write_recorded_sources(store: ArtifactStore, run_id: str, folder: Path) -> str:
+    """Write the source files run ``run_id`` recorded (each verified against its key) into
+    ``folder``, under their recorded paths, and return the ``FILE.py:NAME`` to replay with:
+    the recorded code itself, whatever the disk holds (a bundle replayed on another machine).
+    A run that records no sources is a :class:`~orch.errors.PipelineLoadError`."""
+    origin = run_origin(store, run_id)
+    target = origin.get("pipeline")
+    recorded = RecordedSources.from_origin(origin, run_id)
+    if not isinstance(target, str) or recorded is None:
+        raise PipelineLoadError(
+            f"run {run_id} does not record its pipeline's source files, so they cannot be "
+            "written out; fix: replay it with --pipeline FILE.py[:NAME]"
+        )
+    file, name = split_target(target)
+    if str(file.parent) != recorded.root or file.name not in recorded.files:
+        raise PipelineLoadError(
+            f"run {run_id} names pipeline file {str(file)!r}, which is not among the source "
+            f"files it records; fix: replay it with --pipeline FILE.py[:NAME]"
+        )
+    for rel, data in read_recorded_sources(store, recorded).files.items():
+        if not is_source_path(rel):  # from_origin refuses these; never write outside folder
+            raise PipelineLoadError(f"run {run_id} records a source path {rel!r} outside its root")
+        path = folder.joinpath(*rel.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return f"{folder / file.name}:{name}"
 
 
 def replay_store(store: ArtifactStore, *, record: bool = True) -> ArtifactStore:

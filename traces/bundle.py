@@ -78,6 +78,7 @@ __all__ = [
     "bundle_layout",
     "export_bundle",
     "is_bundle",
+    "open_bundle",
     "verify_bundle",
 ]
 
@@ -474,6 +475,27 @@ def _verify_contents(
             "--since with the checkpoint you kept to check that the store only grew since"
         )
 
+    store, objects = _run_store(run, members, f)
+    try:
+        sub = verify_run(store, run, ledger=view)
+    except RunNotFoundError:  # pragma: no cover - the head was written above
+        return
+    for p in sub.problems:
+        f.problems.append(p)
+    f.warnings.extend(sub.warnings)
+    report.status, report.complete, report.root_hash = sub.status, sub.complete, sub.root_hash
+    report.checked = dict(sub.checked)
+    if sub.root_hash != manifest.root_hash:
+        f.problem(
+            "bundle",
+            f"member {MANIFEST_NAME!r} (data)",
+            f"names root hash {manifest.root_hash}, the run's is {sub.root_hash}",
+        )
+    _check_referenced(store, run, objects, view, f)
+
+
+def _run_store(run: str, members: dict[str, bytes], f: _Findings) -> tuple[MemoryStore, list[str]]:
+    """The bundle's run as a store in memory: its objects, head and log."""
     store = MemoryStore()
     objects: list[str] = []
     for name, data in members.items():
@@ -494,22 +516,25 @@ def _verify_contents(
         )
     for line in events[:-1].split(b"\n") if events else []:
         store.append_event(run, line)
-    try:
-        sub = verify_run(store, run, ledger=view)
-    except RunNotFoundError:  # pragma: no cover - the head was written above
-        return
-    for p in sub.problems:
-        f.problems.append(p)
-    f.warnings.extend(sub.warnings)
-    report.status, report.complete, report.root_hash = sub.status, sub.complete, sub.root_hash
-    report.checked = dict(sub.checked)
-    if sub.root_hash != manifest.root_hash:
-        f.problem(
-            "bundle",
-            f"member {MANIFEST_NAME!r} (data)",
-            f"names root hash {manifest.root_hash}, the run's is {sub.root_hash}",
+    return store, objects
+
+
+def open_bundle(data: bytes) -> tuple[str, MemoryStore]:
+    """The run a bundle holds, as a store in memory (to replay it), once the whole bundle
+    verified (:func:`verify_bundle`, with no key trusted: a replay checks the record, not who
+    signed it). A bundle with a problem raises :class:`EvidenceError` naming the first."""
+    report = verify_bundle(data)
+    if report.problems:
+        first = report.problems[0]
+        raise EvidenceError(
+            f"the bundle does not verify ({len(report.problems)} problem(s), the first: "
+            f"{first.subject}: {first.detail}); fix: check it with 'orch verify FILE'"
         )
-    _check_referenced(store, run, objects, view, f)
+    f = _Findings()
+    read = _read_archive(data, f)
+    assert read is not None and report.run_id is not None  # it verified just now
+    store, _ = _run_store(report.run_id, read[1], f)
+    return report.run_id, store
 
 
 def _verify_checkpoint(
