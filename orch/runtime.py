@@ -477,6 +477,7 @@ def _finish(
                 status=status,
                 root_hash=root_hash,
                 steps_root=record.steps_root,
+                steps=len(record.steps),
                 events=state.events.count,
                 event_head=state.events.head or "",
             )

@@ -466,7 +466,13 @@ def _verify_contents(
     consistency = _consistency(members.get("consistency.json"), checkpoint, f)
     if since is not None and checkpoint is not None:
         if check_kept_checkpoint(
-            since, checkpoint, consistency, trusted, f.problem, f.warnings.append
+            since,
+            checkpoint,
+            consistency,
+            trusted,
+            f.problem,
+            f.warnings.append,
+            proof_required=True,
         ):
             f.count("kept checkpoints")
     elif consistency is not None:

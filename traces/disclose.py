@@ -555,6 +555,14 @@ class _Verifier:
             self.problem("step", subject, str(exc))
             return None
         if seal is not None:
+            if proof.count != seal.steps:
+                self.problem(
+                    "step",
+                    subject,
+                    f"its audit path is in a tree of {proof.count} steps, but the run's seal "
+                    f"states {seal.steps}: the disclosure was altered",
+                )
+                return None
             if "sha256:" + root.hex() != seal.steps_root:
                 self.problem(
                     "step",

@@ -240,10 +240,14 @@ def check_kept_checkpoint(
     trusted: Sequence[Verifier],
     problem: Report,
     warn: Callable[[str], None],
+    *,
+    proof_required: bool = False,
 ) -> bool:
     """Check ``checkpoint`` (the evidence's) against ``kept``, the checkpoint an auditor kept
     from earlier: same log, and the evidence's tree extends the kept one (``consistency``:
-    the old size and the proof the evidence carries, if any). True when it holds."""
+    the old size and the proof the evidence carries, if any). A smaller kept checkpoint and
+    no proof is a problem when ``proof_required`` (a bundle: the auditor asked, and a bundle
+    can carry one), else a warning (a disclosure carries none). True when it holds."""
     subject = "the checkpoint you kept"
     try:
         old, _ = open_checkpoint(kept, trusted)
@@ -277,10 +281,14 @@ def check_kept_checkpoint(
             return False
         return True
     if consistency is None:
-        warn(
-            f"{subject} (size {old.size}) cannot be held against this evidence: it carries no "
-            "consistency proof; fix: export a bundle with --since of that checkpoint"
+        message = (
+            f"(size {old.size}) cannot be held against this evidence: it carries no "
+            "consistency proof; fix: export the bundle with --since of that checkpoint"
         )
+        if proof_required:
+            problem("checkpoint", subject, message)
+            return False
+        warn(f"{subject} {message}")
         return True
     old_size, proof = consistency
     if old_size != old.size:

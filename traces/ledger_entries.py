@@ -104,6 +104,9 @@ class SealEntry(BaseModel):
     steps_root: str
     """The run record's Merkle root over its step records (for disclosure proofs of one
     step, which then need not reveal the run record)."""
+    steps: int
+    """How many step records the run record lists: the size of the tree under
+    ``steps_root`` (an audit path does not bind it on its own)."""
     events: int
     event_head: str
 

@@ -180,6 +180,7 @@ def entry_fields(count: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
             "status": "ok",
             "root_hash": digest(run.encode() + b" root"),
             "steps_root": digest(run.encode() + b" steps"),
+            "steps": NODES,
             "events": 2 * NODES + 2,
             "event_head": digest(run.encode() + b" end"),
         }
