@@ -4,15 +4,20 @@ Appenders from every thread and process of the machine take turns under an exclu
 ``flock`` of ``ledger/.lock``, so each knows the index it writes; readers cache where the
 lines they have seen start and read only what was appended since. A torn last line (a writer
 killed or a power loss mid-write, so never acknowledged) is ignored by readers and cut off by
-the next appender. This module must never change or remove a complete line.
+the next appender. ``ledger/entries.idx`` holds where each line ends (8 bytes each, written
+under the same lock after the line), so that a new process learns the ledger's size and finds
+an entry without scanning the whole file; it is a cache, checked against the lines and
+rebuilt from them when it disagrees. This module must never change or remove a complete line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import threading
+from array import array
 from pathlib import Path
 
 from .errors import StoreError
@@ -21,6 +26,8 @@ __all__ = ["LedgerFile", "fsync_dir"]
 
 # The ledger file is parsed in pieces of this size when a process catches up with it.
 _CHUNK = 8 << 20
+# One index record: where a line ends (just past its newline), unsigned 64-bit big-endian.
+_RECORD = 8
 
 
 def fsync_dir(path: Path) -> None:
@@ -30,6 +37,14 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_LITTLE = array("Q", [1]).tobytes()[0] == 1
+
+
+def _end_at(fd: int, record: int) -> int | None:
+    raw = os.pread(fd, _RECORD, record * _RECORD)
+    return int.from_bytes(raw, "big") if len(raw) == _RECORD else None
 
 
 class LedgerFile:
@@ -52,7 +67,9 @@ class LedgerFile:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.path = folder / "entries.log"
+        self._index_path = folder / "entries.idx"
         self._lock_path = folder / ".lock"
+        self._trust_index = True  # False once the index disagreed with the lines
         self._lock = threading.Lock()
         self._file_id: tuple[int, int] | None = None  # (device, inode) the cache describes
         self._starts: list[int] = []  # byte offset where each complete line starts
@@ -60,9 +77,12 @@ class LedgerFile:
         self._folder_made = False
 
     def forget(self) -> None:
-        """Drop the cache: the file was replaced, truncated or changed behind the API."""
+        """Drop the cache, and the index on disk: the file was replaced, truncated or changed
+        behind the API (the test hooks call it)."""
         with self._lock:
             self._forget()
+            with contextlib.suppress(OSError):
+                self._index_path.unlink()
 
     def _forget(self) -> None:
         self._file_id, self._starts, self._end, self._folder_made = None, [], 0, False
@@ -112,7 +132,40 @@ class LedgerFile:
             fsync_dir(self.folder)
         self._starts.append(self._end)
         self._end += len(line)
+        self._write_index(fsync=fsync)
         return index
+
+    def _write_index(self, *, fsync: bool) -> None:
+        """Bring ``entries.idx`` up to the cache (the caller holds the exclusive lock). An
+        index that is not a prefix of the lines (torn, stale, edited) is rewritten whole."""
+        count = len(self._starts)
+
+        def end_of(i: int) -> int:
+            return self._starts[i + 1] if i + 1 < count else self._end
+
+        try:
+            fd = os.open(self._index_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return  # the index is only a cache: a store without it still works
+        try:
+            size = os.fstat(fd).st_size
+            have = size // _RECORD
+            if (
+                size % _RECORD
+                or have > count
+                or (have and _end_at(fd, have - 1) != end_of(have - 1))
+            ):
+                have = 0
+                os.ftruncate(fd, 0)
+            if have < count:
+                records = array("Q", (end_of(i) for i in range(have, count)))
+                if _LITTLE:
+                    records.byteswap()
+                os.pwrite(fd, records.tobytes(), have * _RECORD)
+                if fsync:
+                    os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _catch_up(self, fd: int) -> bool:
         """Index the complete lines appended since the cache was filled; True when a torn
@@ -128,6 +181,8 @@ class LedgerFile:
         if stale:
             self._forget()
             self._file_id, self._folder_made = file_id, True
+            if self._trust_index:
+                self._load_index(fd, st.st_size)
         offset = self._end
         while offset < st.st_size:
             chunk = os.pread(fd, min(_CHUNK, st.st_size - offset), offset)
@@ -140,6 +195,37 @@ class LedgerFile:
                 pos = chunk.find(b"\n", pos + 1)
             offset += len(chunk)
         return offset > self._end
+
+    def _load_index(self, fd: int, size: int) -> None:
+        """Fill the cache from ``entries.idx``, as far as it agrees with the lines: its ends
+        must rise, stay within the file and each fall just past a newline (the last one read
+        back; a read checks every range it returns). The rest is scanned as usual."""
+        try:
+            with open(self._index_path, "rb") as f:
+                raw = f.read()
+        except OSError:
+            return
+        records = array("Q")
+        records.frombytes(raw[: len(raw) - len(raw) % _RECORD])
+        if _LITTLE:
+            records.byteswap()
+        ends = records.tolist()
+        while ends and ends[-1] > size:
+            ends.pop()  # records of lines cut off since (a torn tail, a truncation)
+        if not ends:
+            return
+        # A spread of ends, the last among them, must rise and fall just past a newline: an
+        # index left stale by an edit of the lines is then seldom taken, and a read that
+        # finds a range that is not whole lines drops the cache and this index for good.
+        step = max(1, len(ends) // 16)
+        sample = [*ends[::step], ends[-1]]
+        if sample[0] <= 0 or any(b < a for a, b in itertools.pairwise(sample)):
+            return
+        for end in set(sample):
+            if os.pread(fd, 1, end - 1) != b"\n":
+                return
+        self._starts = [0, *ends[:-1]]
+        self._end = ends[-1]
 
     def _refresh(self, fd: int) -> None:
         """Bring the cache up to date with the file for a reader (no exclusive lock)."""
@@ -198,6 +284,7 @@ class LedgerFile:
                 ):
                     return body[:-1].split(b"\n")
                 self._forget()  # the lines moved behind the cache's back: scan again
+                self._trust_index = False  # and from the lines themselves
             raise StoreError(
                 f"the ledger file {self.path} changed while it was read (its lines moved); "
                 "fix: read again, and verify the store: only the API may write this file"

@@ -297,6 +297,61 @@ def test_reads_by_index_of_many_entries(tmp_path: Path) -> None:
     assert cold.ledger_read(19_990) == entries[19_990:]
 
 
+def entries_idx(root: Path) -> Path:
+    return root / "ledger" / "entries.idx"
+
+
+def test_a_new_process_finds_entries_through_the_index_file(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path)
+    entries = [b'{"i":%d}' % i for i in range(500)]
+    for entry in entries:
+        store.ledger_append(entry)
+    ends = entries_idx(tmp_path).read_bytes()
+    assert len(ends) == 8 * 500
+    assert int.from_bytes(ends[-8:], "big") == entries_log(tmp_path).stat().st_size
+    cold = DirectoryStore(tmp_path)
+    assert cold.ledger_size() == 500
+    assert cold.ledger_read(250, 252) == entries[250:252]
+    assert cold.ledger_append(b"more") == 500
+    assert len(entries_idx(tmp_path).read_bytes()) == 8 * 501
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["missing", "behind", "torn record", "garbage", "ahead of the lines", "stale after an edit"],
+)
+def test_a_damaged_index_file_never_changes_what_is_read(tmp_path: Path, damage: str) -> None:
+    store = DirectoryStore(tmp_path)
+    entries = [b"entry %03d" % i for i in range(40)]
+    for entry in entries:
+        store.ledger_append(entry)
+    idx = entries_idx(tmp_path)
+    ends = idx.read_bytes()
+    if damage == "missing":
+        idx.unlink()
+    elif damage == "behind":
+        idx.write_bytes(ends[: 8 * 25])
+    elif damage == "torn record":
+        idx.write_bytes(ends + b"\x00\x01\x02")
+    elif damage == "garbage":
+        idx.write_bytes(os.urandom(len(ends)))
+    elif damage == "ahead of the lines":
+        idx.write_bytes(ends + (10**6).to_bytes(8, "big"))
+    else:  # the lines edited behind the API, the index left as it was
+        log = entries_log(tmp_path)
+        log.write_bytes(log.read_bytes().replace(b"entry 010", b"entry 10 longer"))
+        entries[10] = b"entry 10 longer"
+        idx.write_bytes(ends)
+    cold = DirectoryStore(tmp_path)
+    assert cold.ledger_size() == 40
+    assert cold.ledger_read() == entries
+    assert cold.ledger_read(30, 32) == entries[30:32]
+    assert cold.ledger_append(b"next") == 40  # and the index is whole again
+    again = DirectoryStore(tmp_path)
+    assert again.ledger_read(38) == [*entries[38:], b"next"]
+    assert len(idx.read_bytes()) == 8 * 41
+
+
 # -- SQLite ---------------------------------------------------------------------------------------
 
 
