@@ -6,6 +6,7 @@ Layout under the store root::
     runs/<run id>/head.json the run head, replaced atomically
     runs/<run id>/events.jsonl  the event log, one JSON line per event, append-only
     ledger/entries.log      the store's ledger, one entry per line, append-only (see below)
+    ledger/entries.idx      where each entry ends (8 bytes each): a cache of the lines
     ledger/.lock            locked (flock) by appenders to the ledger
     ledger/checkpoints/<size>.note  a checkpoint note per tree size, replaced atomically
     tmp/                    temporary files, renamed into place (same file system)
