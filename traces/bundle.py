@@ -617,6 +617,7 @@ def _ledger_view(
         entries=[(i, e) for i, e in parsed],
         by_run={manifest.run: parsed} if parsed else {},
         store_id=store_id,
+        complete=False,
     )
 
 

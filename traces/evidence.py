@@ -75,9 +75,10 @@ def run_artifacts(
     source files (from the ``run_start`` event), each run record in ``roots`` with its outputs
     and step records, the step records the log's ``step_end`` events name, and each step's
     input, output, effect records (with requests and responses), decisions and the router
-    state versions they read. ``strict``: raise :class:`EvidenceError` for an artifact that is
-    missing or not what its reference says (exporting); else skip it (verification reports
-    it)."""
+    state versions they read; for a step that never ended, the effect records and decisions
+    its ``effect`` and ``decision`` events name. ``strict``: raise :class:`EvidenceError` for
+    an artifact that is missing or not what its reference says (exporting); else skip it
+    (verification reports it)."""
     keys: set[str] = set()
 
     def add(key: object) -> bool:
@@ -104,6 +105,20 @@ def run_artifacts(
 
     add(head.spec_hash)
     step_keys: set[str] = set()
+    effect_keys: set[str] = set()
+    decision_keys: set[str] = set()
+    ended = {e.get("step") for e in events if e.get("type") == "step_end"}
+    for event in events:
+        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        assert isinstance(data, dict)
+        # A step that never ended (killed mid-step): its finished effects and decisions are
+        # in the log only, and a resume serves them from there.
+        if event.get("step") not in ended:
+            if event.get("type") == "effect" and "served_from" not in data:
+                if add(data.get("record")):
+                    effect_keys.add(str(data["record"]))
+            elif event.get("type") == "decision" and add(data.get("decision")):
+                decision_keys.add(str(data["decision"]))
     for event in events:
         data = event.get("data") if isinstance(event.get("data"), dict) else {}
         assert isinstance(data, dict)
@@ -136,17 +151,17 @@ def run_artifacts(
             continue
         add(step.input)
         add(step.output)
-        for eff_key in step.effects:
-            if add(eff_key):
-                effect: EffectRecord | None = load(EffectRecord, eff_key)
-                if effect is not None:
-                    add(effect.request)
-                    add(effect.response)
-        for dec_key in step.decisions:
-            if add(dec_key):
-                decision: Decision | None = load(Decision, dec_key)
-                if decision is not None:
-                    add(decision.state_version)
+        effect_keys.update(k for k in step.effects if add(k))
+        decision_keys.update(k for k in step.decisions if add(k))
+    for eff_key in sorted(effect_keys):
+        effect: EffectRecord | None = load(EffectRecord, eff_key)
+        if effect is not None:
+            add(effect.request)
+            add(effect.response)
+    for dec_key in sorted(decision_keys):
+        decision: Decision | None = load(Decision, dec_key)
+        if decision is not None:
+            add(decision.state_version)
     return sorted(keys)
 
 

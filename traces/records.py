@@ -226,6 +226,17 @@ class RunHead(BaseModel):
         """The sealed head as stored: canonical JSON with its ``hash``."""
         return canonical_bytes(self.sealed().model_dump(mode="json"))
 
+    def stored_forms(self) -> tuple[bytes, bytes]:
+        """The bytes this head may be stored as: with every field (as written now), or
+        without the later fields at their default (as written before they existed)."""
+        full = self.model_dump(mode="json")
+        older = {
+            k: v
+            for k, v in full.items()
+            if not (k in _LATER_HEAD_FIELDS and v == _LATER_HEAD_FIELDS[k])
+        }
+        return canonical_bytes(full), canonical_bytes(older)
+
 
 _LATER_HEAD_FIELDS: dict[str, Any] = {
     "lineage": None,

@@ -167,6 +167,11 @@ class _Checker:
                 f"its seal {head.hash} does not match its fields: the head was edited",
             )
             return None
+        if raw not in head.stored_forms():
+            # A value the parser coerced ("seed": "0") would keep the seal: the bytes must be
+            # the ones the engine writes.
+            self.problem("head", f"run head of {self.run_id}", "not in canonical form")
+            return None
         if head.run_id != self.run_id:
             self.problem("head", f"run head of {self.run_id}", f"names run {head.run_id!r}")
         self.count("heads")
@@ -479,6 +484,12 @@ def _verify_finished(
             "record",
             f"run record ({root})",
             f"Merkle root over its steps is {merkle}, it records {record.steps_root}",
+        )
+    elif seal is not None and seal.steps != len(record.steps):
+        c.problem(
+            "record",
+            f"run record ({root})",
+            f"it lists {len(record.steps)} steps, the ledger sealed {seal.steps}",
         )
     elif seal is not None and seal.steps_root != record.steps_root:
         c.problem(

@@ -60,6 +60,9 @@ class LedgerView:
     entries: list[tuple[int, LedgerEntry | str]]
     by_run: dict[str, list[tuple[int, LedgerEntry]]] = field(default_factory=dict)
     store_id: str | None = None
+    complete: bool = True
+    """False for a view of some entries only (an evidence bundle's): entries of other runs
+    are then absent without anything being wrong."""
     problems: list[tuple[str, str, str]] = field(default_factory=list)
     """Findings about the ledger itself (kind, subject, detail)."""
 
@@ -305,6 +308,25 @@ def check_run(
                 f"{what} ({subject})",
                 exact=exact,
             )
+    if (
+        head.root_hash is not None
+        and seal is None
+        and not any(isinstance(e, AdoptEntry) and e.root_hash for _, e in entries)
+    ):
+        report(
+            "ledger",
+            f"ledger entries of run {run}",
+            f"the run has a record (root hash {head.root_hash}), but the ledger holds no seal "
+            "of it: its seal entry was removed, or the record was added behind the engine",
+        )
+    if head.lineage is not None and not any(
+        isinstance(e, StartEntry | AdoptEntry) for _, e in entries
+    ):
+        report(
+            "ledger",
+            f"ledger entries of run {run}",
+            "the ledger holds entries of the run but not its start: the start entry was removed",
+        )
     latest = ledger_status(entries)
     if latest is not None and latest[0] != head.status:
         status, index = latest
@@ -340,8 +362,10 @@ def _check_by(
         return
     mine = _lineage(view, head.run_id)
     theirs = _lineage(view, entry.by)
-    if mine is None:
-        return  # adopted (made before the ledger): its lineage was never stated in it
+    if mine is None or (theirs is None and not view.complete):
+        # Adopted (made before the ledger: its lineage was never stated), or a bundle's view,
+        # which holds this run's entries only.
+        return
     if theirs != mine:
         report(
             "ledger",

@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 from types import ModuleType
 
-import orjson
 import pytest
 from example_modules import disagreeing_run, load_example
 from pydantic import BaseModel
@@ -207,7 +206,7 @@ def test_an_unfinished_run_shows_what_it_finished(
     head = head.model_copy(
         update={"status": "running", "root_hash": None, "finished_at": None, "event_count": 0}
     )
-    (run_dir / "head.json").write_bytes(orjson.dumps(head.sealed().model_dump(mode="json")))
+    (run_dir / "head.json").write_bytes(head.to_bytes())
     lines = (run_dir / "events.jsonl").read_bytes().splitlines(keepends=True)
     ends = [i for i, line in enumerate(lines) if b'"type":"step_end"' in line]
     (run_dir / "events.jsonl").write_bytes(b"".join(lines[: ends[1] + 1]))

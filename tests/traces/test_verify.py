@@ -220,7 +220,7 @@ def test_unfinished_run_with_torn_tail_is_a_warning(tmp_path: Path) -> None:
             "event_head": None,
         }
     )
-    store.write_run_head(run_id, orjson.dumps(running.sealed().model_dump(mode="json")))
+    store.write_run_head(run_id, running.to_bytes())
     # A killed process never sealed the run in the ledger: drop the seal it appended last.
     store._tamper_truncate_ledger(store.ledger_size() - 1)
     store.close()
