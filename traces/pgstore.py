@@ -41,6 +41,7 @@ with it masked.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -362,6 +363,16 @@ class PostgresStore(ArtifactStore):
                 self.reconnects += 1
         return conn
 
+    def _discard_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if self._pid != os.getpid():
+            _INHERITED.append(conn)  # see _INHERITED: a forked child must not close it
+            return
+        with contextlib.suppress(Exception):  # it failed already: closing may fail too
+            conn.close()
+
     def _call(self, what: str, op: Callable[[_Conn], _T]) -> _T:
         """Run ``op`` on a live connection, retrying transient failures; see the module doc."""
         with self._lock:
@@ -383,6 +394,10 @@ class PostgresStore(ArtifactStore):
                     self._attempts,
                     self._scrub(exc),
                 )
+                # A connection that failed is never trusted again, broken or not: libpq can
+                # be left mid-command ("another command is already in progress") by a
+                # backend terminated under it, and would fail every retry the same way.
+                self._discard_connection()
 
             retrying = Retrying(
                 stop=stop_after_attempt(self._attempts),
