@@ -41,7 +41,7 @@ from .ledger_entries import SealEntry
 from .note import Checkpoint, Verifier
 from .records import Decision, EffectRecord, RunHead, RunRecord, StepRecord, steps_root
 from .store import ArtifactStore
-from .verify_ledger import LedgerView, check_run, missing_runs
+from .verify_ledger import LedgerView, check_log_length, check_run, missing_runs
 
 __all__ = ["Problem", "VerifyReport", "verify_run", "verify_store"]
 
@@ -351,7 +351,18 @@ def verify_run(
             c.step(step_id, key)
         _check_unended(c, events, step_ends)
         if head.status in ("interrupted", "superseded"):
-            _check_anchor(c, head, len(lines), events, intact)
+            # Taken over by a resume: its head anchors the log as the resume found it.
+            check_log_length(
+                head.event_count,
+                head.event_head,
+                len(lines),
+                events,
+                intact,
+                c.problem,
+                f"its head anchored {head.event_count} events when the run was taken over "
+                "(a process that lost its lease may have gone on)",
+                exact=True,
+            )
         elif head.status == "running":
             c.warnings.append(
                 f"run {run_id} is running, or its process died and no resume has taken it over "
@@ -396,35 +407,6 @@ def _check_sources(c: _Checker, origin: object) -> None:
     for path, key in sorted(files.items()):
         c.load(key, f"pipeline source file {path!r}")
         c.count("sources")
-
-
-def _check_anchor(
-    c: _Checker, head: RunHead, lines: int, events: list[dict[str, Any]], intact: bool
-) -> None:
-    """A run taken over by a resume: its head anchors the log as the resume found it."""
-    count, last = head.event_count, head.event_head
-    if len(events) < count:
-        if intact:
-            c.problem(
-                "event",
-                f"event log of {c.run_id}",
-                f"holds {lines} events, but its head anchored {count} when the run was taken "
-                "over: events were removed",
-            )
-    elif count and events[count - 1]["hash"] != last:
-        c.problem(
-            "event",
-            f"event log of {c.run_id}",
-            f"its head anchored {count} events ending in {last}, but event #{count - 1} hashes "
-            f"to {events[count - 1]['hash']}: the log was rewritten",
-        )
-    elif len(events) > count:
-        c.problem(
-            "event",
-            f"event log of {c.run_id}",
-            f"holds {len(events)} events, but its head anchored {count} when the run was "
-            "taken over: events were appended afterwards (by a process that had lost its lease)",
-        )
 
 
 def _verify_finished(

@@ -43,7 +43,7 @@ from .records import RunHead
 from .store import ArtifactStore
 from .tlog import MerkleTree, leaf_hash
 
-__all__ = ["LedgerView", "check_run", "ledger_status", "missing_runs"]
+__all__ = ["LedgerView", "check_log_length", "check_run", "ledger_status", "missing_runs"]
 
 Report = Callable[[str, str, str], None]
 """Adds a problem: (kind, subject, detail)."""
@@ -275,7 +275,7 @@ def check_run(
             _check_start(entry, head, lines, events, subject, report)
         elif isinstance(entry, SealEntry):
             seal = entry
-            _check_length(
+            check_log_length(
                 entry.events,
                 entry.event_head,
                 lines,
@@ -297,7 +297,7 @@ def check_run(
         if isinstance(entry, StatusEntry | AdoptEntry) and entry.events is not None:
             exact = isinstance(entry, StatusEntry) and seal is None
             what = "taken over" if isinstance(entry, StatusEntry) else "adopted by the ledger"
-            _check_length(
+            check_log_length(
                 entry.events,
                 entry.event_head,
                 lines,
@@ -422,7 +422,7 @@ def _check_start(
         )
 
 
-def _check_length(
+def check_log_length(
     count: int,
     last: str | None,
     lines: int,
@@ -434,7 +434,8 @@ def _check_length(
     exact: bool,
 ) -> None:
     """The log must still hold the ``count`` events anchored, ending in ``last`` (and, when
-    ``exact``, nothing after them)."""
+    ``exact``, no intact event after them: a torn last line is what a crash leaves, and the
+    run's own checks judge it)."""
     subject = "event log"
     if len(events) >= count:
         if count and events[count - 1].get("hash") != last:
@@ -444,11 +445,11 @@ def _check_length(
                 f"{anchor}, ending in {last}, but its event #{count - 1} hashes to "
                 f"{events[count - 1].get('hash')}: the log was rewritten",
             )
-        elif exact and lines > count:
+        elif exact and len(events) > count:
             report(
                 "event",
                 subject,
-                f"holds {lines} events, but {anchor}: events were appended afterwards",
+                f"holds {len(events)} events, but {anchor}: events were appended afterwards",
             )
         return
     if not chain_intact:

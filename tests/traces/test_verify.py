@@ -263,3 +263,30 @@ def test_verify_store_prefixes_problems_with_the_run(store: ArtifactStore) -> No
     store._tamper(key, _flip(store.get(key), 5))  # type: ignore[attr-defined]
     report = verify_store(store)
     assert any(p.subject.startswith(f"run {run_id}: step record 'a/2'") for p in report.problems)
+
+
+def test_a_torn_line_left_before_a_takeover_is_not_an_appended_event(tmp_path: Path) -> None:
+    """A process killed mid-write leaves a torn last line; the resume anchors the intact
+    events only. The torn line is what the crash left, not an event appended afterwards."""
+    import anyio
+    from tamper_cases import Faults, ProcessDied, demo
+
+    from orch import arun
+
+    store = DirectoryStore(tmp_path / "s")
+
+    async def died() -> None:
+        await arun(demo, {"q": "hi"}, store=store, services={"faults": Faults(die=True)})
+
+    with pytest.raises(BaseExceptionGroup) as info:
+        anyio.run(died)
+    assert info.group_contains(ProcessDied)
+    (run_id,) = store.run_ids()
+    store.append_event(run_id, b'{"data":{"record":"sha256:0')  # torn by the kill
+    resumed = anyio.run(
+        lambda: arun(demo, store=store, resume=run_id, services={"faults": Faults()})
+    )
+    assert resumed.ok
+    report = verify_store(store)
+    assert report.ok, report.problems
+    assert any(f"event #{len(store.read_events(run_id)) - 1} is torn" in w for w in report.warnings)
