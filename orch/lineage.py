@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from traces import ArtifactStore, RunHead
 from traces.ledger import intact_events, ledger_of
-from traces.ledger_entries import SealEntry, StatusEntry
+from traces.ledger_entries import AdoptEntry, SealEntry, StatusEntry
 
 from .errors import OrchError
 
@@ -153,8 +153,10 @@ _RANK = {"running": 0, "interrupted": 1, "ok": 2, "failed": 2, "cancelled": 2, "
 
 def settle(store: ArtifactStore, run_id: str) -> list[RunHead]:
     """Finish what a process of ``run_id``'s lineage was killed before finishing, and return
-    the members as now stored. A head behind its ledger entries (a process that died between
-    appending an entry and writing its head) is brought up to them; when a member ended ok,
+    the members as now stored. A member the ledger never saw begin (killed between its head
+    and its start entry) is adopted as it stands; a head behind its ledger entries (a process
+    that died between appending an entry and writing its head) is brought up to them; when a
+    member ended ok,
     every other one is marked superseded by it (the resume that finished may have died before
     marking them). Call it holding the lineage's lease."""
     members = lineage_members(store, run_id)
@@ -162,7 +164,21 @@ def settle(store: ArtifactStore, run_id: str) -> list[RunHead]:
     if ledger.supported:
         entries = ledger.entries_of({m.run_id for m in members})
         for head in members:
-            update = _behind(head, entries.get(head.run_id, []))
+            mine = entries.get(head.run_id, [])
+            if not mine:
+                # Killed between its head and its start entry: the ledger never saw it begin.
+                # Adopted as it stands, so that what happens to it next has a run to name.
+                count, last = intact_events(store.read_events(head.run_id))
+                ledger.append(
+                    AdoptEntry(
+                        run=head.run_id,
+                        status=head.status,
+                        root_hash=head.root_hash,
+                        events=count,
+                        event_head=last,
+                    )
+                )
+            update = _behind(head, mine)
             if update:
                 _write(store, head.model_copy(update=update))
         members = lineage_members(store, run_id)

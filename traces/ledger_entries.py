@@ -6,8 +6,10 @@ happened to a run at the moments that decide what an auditor may rely on:
 
 * ``genesis`` (entry 0, once): the store's random id, which names its log (the checkpoint
   origin ``orch/store/<id>``);
-* ``adopt``: a run made before the store had a ledger, anchored as it stood when the ledger
-  was created (so that deleting it later shows);
+* ``adopt``: a run the ledger never saw start, anchored as it stood when found: one made
+  before the store had a ledger (adopted when the ledger was created), or one whose process
+  died between writing its head and appending its start (adopted by the resume that takes
+  it over), so that deleting it later shows;
 * ``start``: a run began (its pipeline, spec, seed, the hash of its first event, its lineage
   and the run it resumes);
 * ``seal``: a run ended: its outcome, root hash, Merkle root over its steps, and the length
@@ -59,7 +61,7 @@ class GenesisEntry(BaseModel):
 
 
 class AdoptEntry(BaseModel):
-    """A run that existed before the ledger, as it stood when the ledger began."""
+    """A run the ledger never saw start, as it stood when found (see the module docstring)."""
 
     model_config = _FROZEN
     format: Literal["orch.ledger/1"] = LEDGER_FORMAT

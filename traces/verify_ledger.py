@@ -293,7 +293,7 @@ def check_run(
                     f"{entry.root_hash}: the head was rewritten",
                 )
         if isinstance(entry, StatusEntry):
-            _check_by(view, entry, head, subject, report)
+            _check_by(view, entry, head, subject, report, warn)
         if isinstance(entry, StatusEntry | AdoptEntry) and entry.events is not None:
             exact = isinstance(entry, StatusEntry) and seal is None
             what = "taken over" if isinstance(entry, StatusEntry) else "adopted by the ledger"
@@ -347,10 +347,16 @@ def check_run(
 
 
 def _check_by(
-    view: LedgerView, entry: StatusEntry, head: RunHead, subject: str, report: Report
+    view: LedgerView,
+    entry: StatusEntry,
+    head: RunHead,
+    subject: str,
+    report: Report,
+    warn: Callable[[str], None],
 ) -> None:
     """The run a status entry says made the change: for ``superseded``, the one the head
-    names; for ``interrupted``, a run the ledger started in the same lineage."""
+    names; for ``interrupted``, a run the ledger started in the same lineage (or none: a
+    resume killed after it took over, before it began)."""
     if entry.status == "superseded":
         if head.status == "superseded" and head.superseded_by != entry.by:
             report(
@@ -365,6 +371,14 @@ def _check_by(
     if mine is None or (theirs is None and not view.complete):
         # Adopted (made before the ledger: its lineage was never stated), or a bundle's view,
         # which holds this run's entries only.
+        return
+    if theirs is None:
+        # The resume appends these entries before its own start: killed in between, it
+        # never began. What it anchored still holds; the run waits for another resume.
+        warn(
+            f"{subject} says run {entry.by} took run {head.run_id} over, but run "
+            f"{entry.by} never began (its process died first)"
+        )
         return
     if theirs != mine:
         report(

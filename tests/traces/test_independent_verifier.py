@@ -326,7 +326,10 @@ BUNDLE_TAMPERS: dict[str, tuple[Callable[[dict[str, bytes]], None], str]] = {
         lambda m: _drop(seal_entry(m), seal_entry(m)[:-5] + "proof")(m),
         "no seal or adopt entry",
     ),
-    "a dropped start": (_drop(f"{LEDGER_3}.entry", f"{LEDGER_3}.proof"), "no start entry"),
+    "a dropped start": (
+        _drop(f"{LEDGER_3}.entry", f"{LEDGER_3}.proof"),
+        "holds no start or adopt entry",
+    ),
     "the consistency proof": (_first_path_hash("consistency.json"), "member 'consistency.json'"),
     "the head's resume link": (
         _edit("head.json", b'"resumed_by":[]', b'"resumed_by":["x"]'),

@@ -290,3 +290,57 @@ def test_a_torn_line_left_before_a_takeover_is_not_an_appended_event(tmp_path: P
     report = verify_store(store)
     assert report.ok, report.problems
     assert any(f"event #{len(store.read_events(run_id)) - 1} is torn" in w for w in report.warnings)
+
+
+def test_a_resume_killed_before_it_began_leaves_a_warning_not_a_problem(tmp_path: Path) -> None:
+    """A resume marks the runs it takes over, then begins its own run; killed in between,
+    the ledger names a run that never started. That is a crash, not a rewritten ledger."""
+    import anyio
+    from tamper_cases import Faults, demo
+
+    from orch import arun
+    from orch.lineage import lineage_members, mark_taken_over
+
+    store = DirectoryStore(tmp_path / "s")
+
+    async def died() -> None:
+        await arun(demo, {"q": "hi"}, store=store, services={"faults": Faults(die=True)})
+
+    with pytest.raises(BaseExceptionGroup):
+        anyio.run(died)
+    (run_id,) = store.run_ids()
+    mark_taken_over(store, lineage_members(store, run_id), run_id, "never-began")
+    report = verify_store(store)
+    assert report.ok, report.problems
+    assert any("run never-began never began" in w for w in report.warnings), report.warnings
+
+
+def test_a_run_killed_before_its_start_entry_is_adopted_by_its_resume(tmp_path: Path) -> None:
+    """Killed between writing its head and appending its start entry, a run is unknown to
+    the ledger; the resume that takes it over adopts it first, so the ledger names a run it
+    knows when it marks it interrupted."""
+    import anyio
+    from tamper_cases import Faults, demo
+
+    from orch import arun
+    from traces.ledger_entries import parse_entry
+
+    store = DirectoryStore(tmp_path / "s")
+
+    async def died() -> None:
+        await arun(demo, {"q": "hi"}, store=store, services={"faults": Faults(die=True)})
+
+    with pytest.raises(BaseExceptionGroup):
+        anyio.run(died)
+    (run_id,) = store.run_ids()
+    assert [parse_entry(e).type for e in store.ledger_read()] == ["genesis", "start"]
+    store._tamper_truncate_ledger(1)  # as if killed before the start entry
+    assert verify_store(store).ok
+    resumed = anyio.run(
+        lambda: arun(demo, store=store, resume=run_id, services={"faults": Faults()})
+    )
+    assert resumed.ok
+    kinds = [(e.type, getattr(e, "run", "")) for e in map(parse_entry, store.ledger_read())]
+    assert kinds[1] == ("adopt", run_id) and ("status", run_id) in kinds
+    report = verify_store(store)
+    assert report.ok, report.problems
