@@ -19,10 +19,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 __all__ = [
+    "own_error",
     "AgentDefinitionError",
     "BatchInputError",
     "ChildStepError",
@@ -130,3 +132,16 @@ class ChildStepError(StepError):
         self.step_id = step_id
         self.error_type = error_type
         super().__init__(f"child step {step_id!r} failed: {error_type}: {message}")
+
+
+@contextmanager
+def own_error() -> Iterator[None]:
+    """Let the one error of work that runs beside a helper task (a lease's renewer, a signal
+    watcher) out as itself, not wrapped in their task group's exception group: callers catch
+    the errors of their work, not a group they never made. Several errors stay a group."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise

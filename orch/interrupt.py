@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import anyio
 
+from .errors import own_error
 from .runtime import RunControl
 
 __all__ = ["EXIT_CODES", "under_signals"]
@@ -60,13 +61,9 @@ async def under_signals(
                     # At once, as promised: no cleanup that could hang on a stuck call.
                     os._exit(EXIT_CODES.get(signal.Signals(signum), 128 + signum))
 
-    try:
+    with own_error():
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
             result = await work(control)
             tg.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
     return result, stopped_by

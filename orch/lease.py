@@ -50,7 +50,7 @@ from anyio import sleep as _sleep  # bound here: see _sleep's use below
 from traces import ArtifactStore
 from traces.notices import notice
 
-from .errors import LeaseLostError, OrchError
+from .errors import LeaseLostError, OrchError, own_error
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
@@ -306,29 +306,24 @@ async def holding(
         yield None
         return
     try:
-        async with anyio.create_task_group() as tg:
+        with own_error():  # the body's own error, not the renewer's task group
+            async with anyio.create_task_group() as tg:
 
-            async def keep() -> None:
-                while True:
-                    # Renewals keep wall-clock time for other processes: bound at import, so
-                    # that a test that fakes anyio.sleep for the code under test (a rate
-                    # limiter's waits) does not turn them into a busy loop.
-                    await _sleep(seconds / 3)
-                    if not lease.renew():
-                        tg.cancel_scope.cancel()
-                        return
+                async def keep() -> None:
+                    while True:
+                        # Renewals keep wall-clock time for other processes: bound at import, so
+                        # that a test that fakes anyio.sleep for the code under test (a rate
+                        # limiter's waits) does not turn them into a busy loop.
+                        await _sleep(seconds / 3)
+                        if not lease.renew():
+                            tg.cancel_scope.cancel()
+                            return
 
-            tg.start_soon(keep)
-            try:
-                yield lease
-            finally:
-                tg.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        # The body's own error, not wrapped in the renewer's task group: callers catch the
-        # errors of the work they hold the lease for, not a group they never made.
-        if len(group.exceptions) == 1:
-            raise group.exceptions[0] from None
-        raise
+                tg.start_soon(keep)
+                try:
+                    yield lease
+                finally:
+                    tg.cancel_scope.cancel()
     finally:
         lease.release()
     if lease.lost:
