@@ -25,7 +25,7 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Final
 
 from pydantic import BaseModel, ValidationError
@@ -182,9 +182,8 @@ class Ledger:
                 out.append((index, _reason(exc)))
         return out
 
-    def entries_of(self, run_ids: set[str]) -> dict[str, list[tuple[int, LedgerEntry]]]:
-        """The parsed entries that name each of ``run_ids``, in order (one pass)."""
-        found: dict[str, list[tuple[int, LedgerEntry]]] = {}
+    def _naming(self, run_ids: set[str]) -> Iterator[tuple[int, bytes, LedgerEntry, str]]:
+        """(index, bytes, entry, run) of each readable entry that names one of ``run_ids``."""
         for index, data in self.entries():
             try:
                 entry = parse_entry(data)
@@ -192,20 +191,18 @@ class Ledger:
                 continue  # verification names it; it says nothing of any run
             run = getattr(entry, "run", None)
             if run in run_ids:
-                found.setdefault(run, []).append((index, entry))
+                yield index, data, entry, run
+
+    def entries_of(self, run_ids: set[str]) -> dict[str, list[tuple[int, LedgerEntry]]]:
+        """The parsed entries that name each of ``run_ids``, in order (one pass)."""
+        found: dict[str, list[tuple[int, LedgerEntry]]] = {}
+        for index, _, entry, run in self._naming(run_ids):
+            found.setdefault(run, []).append((index, entry))
         return found
 
     def run_entries(self, run_id: str) -> list[tuple[int, bytes]]:
         """The entries that name run ``run_id`` (as bytes, with their indexes), in order."""
-        found = []
-        for index, data in self.entries():
-            try:
-                entry = parse_entry(data)
-            except ValueError:
-                continue  # verification names it; it says nothing of any run
-            if getattr(entry, "run", None) == run_id:
-                found.append((index, data))
-        return found
+        return [(index, data) for index, data, _, _ in self._naming({run_id})]
 
     # -- checkpoints and proofs --------------------------------------------------------------
 
