@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter
 
 from traces import ArtifactStore, RunHead, StepRecord
 from traces.eventlog import chained_events
@@ -28,6 +27,7 @@ from .effects import EffectSource
 from .errors import OrchError
 from .lineage import lineage_members
 from .pipeline import Pipeline
+from .runtime import validate_inputs
 from .scheduler import ReusedStep
 
 __all__ = ["ResumePlan", "check_same_pipeline", "prepare_resume", "recorded_inputs"]
@@ -48,16 +48,15 @@ class ResumePlan:
 def recorded_inputs(
     pipeline: Pipeline, store: ArtifactStore, input_keys: Mapping[str, str]
 ) -> dict[str, Any]:
-    """Decode a recorded run's input artifacts into values of the pipeline's input types."""
-    values = {}
-    for name, key in input_keys.items():
+    """Decode a recorded run's input artifacts into values of the pipeline's input types,
+    checked as a run's inputs are (:func:`~orch.runtime.validate_inputs`)."""
+    for name in input_keys:
         if name not in pipeline.inputs:
             raise OrchError(
                 f"the recorded run has input {name!r}, which pipeline {pipeline.name!r} no "
                 "longer declares; fix: run the pipeline version that made the record"
             )
-        values[name] = TypeAdapter(pipeline.inputs[name]).validate_python(store.get_value(key))
-    return values
+    return validate_inputs(pipeline, {n: store.get_value(k) for n, k in input_keys.items()})
 
 
 def check_same_pipeline(pipeline: Pipeline, head: RunHead, what: str = "resume") -> None:

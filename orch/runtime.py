@@ -319,7 +319,7 @@ async def arun(
 
 async def _run(
     pipeline: Pipeline,
-    inputs: Mapping[str, Any] | None,
+    values: Mapping[str, Any],
     store: ArtifactStore,
     seed: int,
     max_concurrency: int,
@@ -340,7 +340,7 @@ async def _run(
 ) -> RunResult:
     if max_concurrency < 1:
         raise OrchError(f"max_concurrency is {max_concurrency}; fix: use 1 or more")
-    values = validate_inputs(pipeline, inputs or {})
+    # ``values`` were checked by validate_inputs (arun) or recorded_inputs (resume, replay).
     run_id = run_id or new_run_id()
     state = RunState(pipeline, store, run_id, seed, max_concurrency, perturb, clock, mode, source)
     state.reuse = dict(reuse or {})

@@ -343,7 +343,7 @@ def coerce(model: type[BaseModel], value: Any, what: str) -> BaseModel:
 class Scheduler:
     """Starts each node when its producers are done; resolves bindings; handles skips."""
 
-    def __init__(self, state: RunState, inputs: dict[str, Any]) -> None:
+    def __init__(self, state: RunState, inputs: Mapping[str, Any]) -> None:
         self.state = state
         self.p = state.pipeline
         self.inputs = inputs
