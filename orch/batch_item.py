@@ -31,9 +31,8 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import orjson
-
 from traces import ArtifactStore, RunHead, RunRecord, to_canonical
+from traces.eventlog import first_event
 
 from .batch import BatchHeader, BatchItem
 from .batch_result import ItemResult
@@ -81,14 +80,9 @@ def _check_attempts(item: BatchItem, heads: Sequence[RunHead]) -> None:
 
 
 def _run_start(store: ArtifactStore, run_id: str) -> dict[str, Any] | None:
-    lines = store.read_events(run_id)
-    if not lines:
-        return None  # killed between writing its head and its first event: nothing done
-    try:
-        event: dict[str, Any] = orjson.loads(lines[0])
-    except orjson.JSONDecodeError:
-        return None  # torn as it was written: nothing after it can exist
-    return event if event.get("type") == "run_start" else None
+    # None: killed between writing its head and its first event, or as it wrote it.
+    event = first_event(store, run_id)
+    return event if event is not None and event.get("type") == "run_start" else None
 
 
 def _from_run(item: BatchItem, run: RunResult, attempt: int, resumed: str | None) -> ItemResult:

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import orjson
 from pydantic import ValidationError
 
 from traces import ArtifactStore, RunHead
+from traces.eventlog import run_origin
 from traces.ledger import intact_events, ledger_of
 from traces.ledger_entries import AdoptEntry, SealEntry, StatusEntry
+from traces.records import STATUS_RANK
 
 from .errors import OrchError
 
@@ -51,18 +52,6 @@ def _head(store: ArtifactStore, run_id: str) -> RunHead | None:
         return None
 
 
-def _legacy_resumed_from(store: ArtifactStore, run_id: str) -> str | None:
-    """The run a run resumed, from its ``run_start`` event (heads before lineages)."""
-    lines = store.read_events(run_id)[:1]
-    try:
-        event = orjson.loads(lines[0]) if lines else None
-    except orjson.JSONDecodeError:
-        return None
-    origin = event.get("data", {}).get("origin", {}) if isinstance(event, dict) else {}
-    found = origin.get("resumed_from") if isinstance(origin, dict) else None
-    return found if isinstance(found, str) else None
-
-
 def lineage_name(store: ArtifactStore, head: RunHead) -> str:
     """The first run of ``head``'s lineage (for heads written before lineages existed, found
     by following ``resumed_from`` back)."""
@@ -70,7 +59,8 @@ def lineage_name(store: ArtifactStore, head: RunHead) -> str:
         return head.lineage
     current, seen = head.run_id, {head.run_id}
     while True:
-        before = _legacy_resumed_from(store, current)
+        found = run_origin(store, current).get("resumed_from")
+        before = found if isinstance(found, str) else None
         if before is None or before in seen or store.read_run_head(before) is None:
             return current
         seen.add(before)
@@ -147,10 +137,6 @@ def mark_taken_over(
     return out
 
 
-# How far along a run's lifecycle a status is: a head behind its ledger is brought forward.
-_RANK = {"running": 0, "interrupted": 1, "ok": 2, "failed": 2, "cancelled": 2, "superseded": 3}
-
-
 def settle(store: ArtifactStore, run_id: str) -> list[RunHead]:
     """Finish what a process of ``run_id``'s lineage was killed before finishing, and return
     the members as now stored. A member the ledger never saw begin (killed between its head
@@ -192,17 +178,17 @@ def settle(store: ArtifactStore, run_id: str) -> list[RunHead]:
 def _behind(head: RunHead, entries: Sequence[tuple[int, object]]) -> dict[str, object]:
     """The head fields the run's ledger entries say it should have, when it fell behind."""
     update: dict[str, object] = {}
-    rank = _RANK.get(head.status, 0)
+    rank = STATUS_RANK.get(head.status, 0)
     for _, entry in entries:
-        if isinstance(entry, SealEntry) and _RANK[entry.status] > rank:
+        if isinstance(entry, SealEntry) and STATUS_RANK[entry.status] > rank:
             update = {
                 "status": entry.status,
                 "root_hash": entry.root_hash,
                 "event_count": entry.events,
                 "event_head": entry.event_head,
             }
-            rank = _RANK[entry.status]
-        elif isinstance(entry, StatusEntry) and _RANK[entry.status] > rank:
+            rank = STATUS_RANK[entry.status]
+        elif isinstance(entry, StatusEntry) and STATUS_RANK[entry.status] > rank:
             if entry.status == "superseded":
                 update |= {"status": "superseded", "superseded_by": entry.by}
             else:
@@ -211,7 +197,7 @@ def _behind(head: RunHead, entries: Sequence[tuple[int, object]]) -> dict[str, o
                     "event_count": entry.events,
                     "event_head": entry.event_head,
                 }
-            rank = _RANK[entry.status]
+            rank = STATUS_RANK[entry.status]
     return update
 
 

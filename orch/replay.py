@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from traces import ArtifactStore, RunRecord
+from traces.eventlog import run_origin
 from traces.overlay import OverlayStore
 from traces.runview import load_run_head
 
@@ -51,22 +50,7 @@ __all__ = [
     "check_recorded_pipeline",
     "recorded_origin",
     "replay_store",
-    "run_origin",
 ]
-
-
-def run_origin(store: ArtifactStore, run_id: str) -> dict[str, Any]:
-    """The ``origin`` a run's run_start event records (``{}`` when it has none)."""
-    for line in store.read_events(run_id)[:1]:
-        try:
-            event = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            return {}
-        data = event.get("data") if isinstance(event, dict) else None
-        origin = data.get("origin") if isinstance(data, dict) else None
-        if isinstance(origin, dict):
-            return origin
-    return {}
 
 
 def recorded_origin(store: ArtifactStore, run_id: str) -> str | None:

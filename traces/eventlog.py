@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -20,7 +21,16 @@ import orjson
 from .canonical import digest, to_canonical
 from .store import ArtifactStore
 
-__all__ = ["EventLog", "chained_events", "event_body_hash", "event_line"]
+__all__ = [
+    "ChainBreak",
+    "EventLog",
+    "chained_events",
+    "event_body_hash",
+    "event_line",
+    "first_event",
+    "run_origin",
+    "walk_chain",
+]
 
 _OPTS = orjson.OPT_SORT_KEYS
 
@@ -38,28 +48,82 @@ def event_line(event: dict[str, Any]) -> bytes:
     return encoded[:-1] + b',"hash":"' + str(event.get("hash")).encode() + b'"}'
 
 
-def chained_events(lines: list[bytes]) -> list[dict[str, Any]]:
-    """The events of ``lines`` that form an unbroken chain from the first: each a JSON
-    object in the writer's exact form, hashing to its ``hash``, numbered 0, 1, 2 ... and
-    naming the previous one's hash. The first line that is not stops it (a torn tail, an
-    edit); :mod:`traces.verify` says which and why."""
+@dataclass(frozen=True)
+class ChainBreak:
+    """Where and why a log's chain stops: the line, what is wrong with it, and whether it
+    is a line that is not a JSON object at all (what a write torn by a crash leaves)."""
+
+    index: int
+    detail: str
+    unreadable: bool = False
+
+
+def walk_chain(
+    lines: list[bytes], run_id: str | None = None
+) -> tuple[list[dict[str, Any]], ChainBreak | None]:
+    """The events of ``lines`` that form an unbroken chain from the first, and where it
+    breaks, if it does: each event a JSON object in the writer's exact form, hashing to its
+    ``hash``, numbered 0, 1, 2 ... naming the previous one's hash (and, given ``run_id``,
+    belonging to that run). The first line that is not stops it."""
     events: list[dict[str, Any]] = []
     prev: str | None = None
     for i, line in enumerate(lines):
         try:
             event = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            break
+        except orjson.JSONDecodeError as exc:
+            return events, ChainBreak(i, f"not valid JSON: {exc}", unreadable=True)
         if not isinstance(event, dict):
-            break
-        h = event.get("hash")
-        if h != event_body_hash(event) or line != event_line(event):
-            break
+            return events, ChainBreak(i, "not a JSON object", unreadable=True)
+        stored = event.get("hash")
+        actual = event_body_hash(event)
+        if stored != actual:
+            return events, ChainBreak(
+                i,
+                f"its content hashes to {actual}, not to its recorded hash {stored}: "
+                f"the event ({event.get('type')!r}) was edited",
+            )
+        if line != event_line(event):
+            return events, ChainBreak(i, "not in canonical form (the line was edited)")
         if event.get("seq") != i or event.get("prev") != prev:
-            break
+            return events, ChainBreak(
+                i,
+                f"out of chain (seq {event.get('seq')!r}, prev {event.get('prev')!r}; "
+                f"expected seq {i}, prev {prev}): events were removed, inserted or reordered",
+            )
+        if run_id is not None and event.get("run") != run_id:
+            return events, ChainBreak(i, f"belongs to run {event.get('run')!r}")
         events.append(event)
-        prev = h
-    return events
+        prev = actual
+    return events, None
+
+
+def chained_events(lines: list[bytes]) -> list[dict[str, Any]]:
+    """The events of ``lines`` that form an unbroken chain from the first (see
+    :func:`walk_chain`, which also says where and why it stops)."""
+    return walk_chain(lines)[0]
+
+
+def first_event(store: ArtifactStore, run_id: str) -> dict[str, Any] | None:
+    """The run's first event (its ``run_start``) as a JSON object, unchecked (verification
+    checks it), or None when the log is empty or its first line is not one (torn as it was
+    written: nothing after it can exist)."""
+    lines = store.read_events(run_id)[:1]
+    if not lines:
+        return None
+    try:
+        event = orjson.loads(lines[0])
+    except orjson.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def run_origin(store: ArtifactStore, run_id: str) -> dict[str, Any]:
+    """The ``origin`` the run's ``run_start`` event records (``{}`` when it has none): where
+    its pipeline came from, its sources, the run it resumed, its batch."""
+    event = first_event(store, run_id) or {}
+    data = event.get("data")
+    origin = data.get("origin") if isinstance(data, dict) else None
+    return origin if isinstance(origin, dict) else {}
 
 
 class EventLog:

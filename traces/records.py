@@ -28,6 +28,7 @@ __all__ = [
     "RunHead",
     "RunRecord",
     "RunStatus",
+    "STATUS_RANK",
     "StepRecord",
     "StepStatus",
     "RunOutcome",
@@ -49,6 +50,17 @@ RunStatus = Literal["running", "ok", "failed", "cancelled", "interrupted", "supe
 until another process finds it gone), an outcome once it ended, ``interrupted`` once a
 resume took over from a process that died, ``superseded`` once a resume of its lineage
 finished ok (``superseded_by`` names that run)."""
+
+STATUS_RANK: Final[dict[str, int]] = {
+    "running": 0,
+    "interrupted": 1,
+    "ok": 2,
+    "failed": 2,
+    "cancelled": 2,
+    "superseded": 3,
+}
+"""How far along its lifecycle a run with each status is: a head whose status ranks below
+its ledger's latest fell behind it (a process died between the two writes)."""
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 

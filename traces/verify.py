@@ -36,7 +36,7 @@ from .errors import (
     NoteError,
     RunNotFoundError,
 )
-from .eventlog import event_body_hash, event_line
+from .eventlog import walk_chain
 from .ledger_entries import SealEntry
 from .note import Checkpoint, Verifier
 from .records import Decision, EffectRecord, RunHead, RunRecord, StepRecord, steps_root
@@ -185,49 +185,21 @@ class _Checker:
         The first line that breaks the chain is the one problem reported for the log (or,
         for the last line of a run that never ended, a warning: what a crash leaves); the
         checks that read the log then stop at it rather than report each consequence."""
-        events: list[dict[str, Any]] = []
-        prev: str | None = None
-        for i, line in enumerate(lines):
-            subject = f"event #{i}"
-            last = i == len(lines) - 1
-            event = _parse_event(line)
-            if isinstance(event, str):
-                if last and torn_ok:
-                    self.warnings.append(
-                        f"{subject} is torn ({len(line)} bytes, {event}): the run was "
-                        "killed while writing it; the events before it are intact"
-                    )
-                else:
-                    self.problem("event", subject, f"not a valid JSON event: {event}")
-                break
-            stored_hash = event.get("hash")
-            actual = event_body_hash(event)
-            if stored_hash != actual:
-                self.problem(
-                    "event",
-                    subject,
-                    f"its content hashes to {actual}, not to its recorded hash {stored_hash}: "
-                    f"the event ({event.get('type')!r}) was edited",
+        events, broken = walk_chain(lines, self.run_id)
+        if broken is not None:
+            subject = f"event #{broken.index}"
+            last = broken.index == len(lines) - 1
+            if broken.unreadable and last and torn_ok:
+                self.warnings.append(
+                    f"{subject} is torn ({len(lines[-1])} bytes, {broken.detail}): the run was "
+                    "killed while writing it; the events before it are intact"
                 )
-                break
-            if line != event_line(event):
-                self.problem("event", subject, "not in canonical form (the line was edited)")
-                break
-            if event.get("seq") != i or event.get("prev") != prev:
-                self.problem(
-                    "event",
-                    subject,
-                    f"out of chain (seq {event.get('seq')!r}, prev {event.get('prev')!r}; "
-                    f"expected seq {i}, prev {prev}): events were removed, inserted or reordered",
-                )
-                break
-            if event.get("run") != self.run_id:
-                self.problem("event", subject, f"belongs to run {event.get('run')!r}")
-                break
-            events.append(event)
-            prev = actual
+            elif broken.unreadable:
+                self.problem("event", subject, f"not a valid JSON event: {broken.detail}")
+            else:
+                self.problem("event", subject, broken.detail)
         self.count("events", len(events))
-        return events, len(events) == len(lines)
+        return events, broken is None
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -278,17 +250,6 @@ class _Checker:
             self.load(eff.response, f"response of {subject}")
         self.count("effects")
         return eff
-
-
-def _parse_event(line: bytes) -> dict[str, Any] | str:
-    """The event on ``line``, or a description of why it is not one."""
-    try:
-        event = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        return f"not valid JSON: {exc}"
-    if not isinstance(event, dict):
-        return "not a JSON object"
-    return event
 
 
 def _first(exc: ValidationError) -> str:

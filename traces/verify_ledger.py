@@ -39,7 +39,7 @@ from .ledger_entries import (
     parse_entry,
 )
 from .note import Checkpoint, Verifier, open_checkpoint
-from .records import RunHead
+from .records import STATUS_RANK, RunHead
 from .store import ArtifactStore
 from .tlog import MerkleTree, leaf_hash
 
@@ -47,8 +47,6 @@ __all__ = ["LedgerView", "check_log_length", "check_run", "ledger_status", "miss
 
 Report = Callable[[str, str, str], None]
 """Adds a problem: (kind, subject, detail)."""
-
-_RANK = {"running": 0, "interrupted": 1, "ok": 2, "failed": 2, "cancelled": 2, "superseded": 3}
 
 
 @dataclass
@@ -330,7 +328,7 @@ def check_run(
     latest = ledger_status(entries)
     if latest is not None and latest[0] != head.status:
         status, index = latest
-        if _RANK.get(status, 0) > _RANK.get(head.status, 0):
+        if STATUS_RANK.get(status, 0) > STATUS_RANK.get(head.status, 0):
             warn(
                 f"run {run}: its head says {head.status!r}, the ledger {status!r} (entry "
                 f"#{index}): the head was not updated after it (a process died between the "
