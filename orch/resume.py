@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from traces import ArtifactStore, RunHead, StepRecord
 from traces.eventlog import chained_events
 from traces.runview import load_run_head
@@ -112,8 +110,8 @@ def prepare_resume(
     run_id = store.resolve_run(run_id)
     head = load_run_head(store, run_id)
     check_same_pipeline(pipeline, head)
-    lines = store.read_events(run_id)
-    start = orjson.loads(lines[0]) if lines and chained_events(lines[:1]) else None
+    first = chained_events(store.read_events(run_id)[:1])
+    start = first[0] if first else None
     if start is None or start.get("type") != "run_start":
         raise OrchError(f"run {run_id} has no run_start event; it cannot be resumed")
     if inputs:
