@@ -10,7 +10,7 @@ each time it fills (10 entries here) a recorded ``amro-learn`` step gates them o
 label and deposits pheromone, producing the next state version. Run::
 
     python examples/amro_routing.py
-    orch show <state version>     # the pheromone history
+    orch state <state version>     # the pheromone history
     orch replay <run id>          # any serving or learning run, offline
 """
 
@@ -146,7 +146,7 @@ def main() -> int:
     n = len(items())
     console.print(
         f"accuracy {correct}/{n} = {correct / n:.3f}; cost ${cost:.4f}; picks {picks}\n"
-        f"pheromone history: orch show {version}"
+        f"pheromone history: orch state {version}"
     )
     return 0
 

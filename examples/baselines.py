@@ -139,7 +139,7 @@ def main() -> int:
                 last,
             )
     Console().print(table)
-    Console().print(f"kNN index state: orch show {index}")
+    Console().print(f"kNN index state: orch state {index}")
     return 0
 
 

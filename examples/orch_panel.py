@@ -15,7 +15,7 @@ and the output says so) and each analysis is the model's recorded answer; with l
 every stage gets its own reply. Run::
 
     python examples/orch_panel.py
-    orch show <state version>     # the EMA history
+    orch state <state version>     # the EMA history
     orch replay <run id>
 """
 
@@ -120,7 +120,7 @@ def main() -> int:
     n = len(items())
     console.print(
         f"accuracy {correct}/{n} = {correct / n:.3f}; cost ${cost:.4f}\n"
-        f"EMA history: orch show {version}"
+        f"EMA history: orch state {version}"
     )
     return 0
 

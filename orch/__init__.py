@@ -6,13 +6,17 @@ verifiable, replayable record of everything it did. The public API is re-exporte
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .agent import Agent, FunctionAgent, NoConfig, agent
-from .batch import BatchSpec
-from .batch_result import BatchResult, ItemResult, apply_in_order
-from .context import Context
-from .errors import (
+from orch._agent import Agent, FunctionAgent, NoConfig, agent
+from orch._builder import PipelineBuilder
+from orch._context import Context
+from orch._loader import load_pipeline
+from orch._pipeline import Pipeline
+from orch._refs import Branch, InputRef, NodeRef, input_ref, ref
+from orch._retry import RetryPolicy
+from orch._runtime import RunControl, RunResult, arun, run
+from orch._version import __version__
+from orch.batch import BatchResult, BatchSpec, Executor, ItemResult, LocalExecutor, apply_in_order
+from orch.errors import (
     AgentDefinitionError,
     BatchInputError,
     ChildStepError,
@@ -29,12 +33,7 @@ from .errors import (
     StepTimeoutError,
     ValidationProblem,
 )
-from .executor import Executor, LocalExecutor
-from .pipeline import Pipeline, PipelineBuilder
-from .refs import Branch, InputRef, NodeRef, input_ref, ref
-from .retry import RetryPolicy
-from .runtime import RunControl, RunResult, arun, run
-from .selection import Selection
+from orch.selection import Selection
 
 __all__ = [
     "__version__",
@@ -53,13 +52,14 @@ __all__ = [
     "RetryPolicy",
     "Selection",
     "input_ref",
+    "load_pipeline",
     "ref",
     # running
     "RunControl",
     "RunResult",
     "arun",
     "run",
-    # batches (the Dask executor is orch.executor_dask.DaskExecutor: an optional extra)
+    # batches (the Dask executor is orch.batch.dask.DaskExecutor: an optional extra)
     "BatchResult",
     "BatchSpec",
     "Executor",

@@ -9,8 +9,13 @@
     ├── PluginError               a plugin cannot be found or failed to load
     ├── PipelineLoadError         ``orch run FILE:NAME`` could not load the pipeline
     ├── RunBusyError              another process works on the run's lineage (resumes)
+    ├── LeaseHeld                 another process holds a lease taken without waiting
+    ├── ReplayDivergenceError     a replayed step made a request its record does not have
+    ├── RecordedEffectError       a recorded effect's failure, raised again by replay
+    ├── CliError                  a mistake on the command line (printed as one line, exit 2)
     ├── ExecutorError             a batch cannot be placed or run as asked
-    │   └── BatchInputError       one input of a batch does not fit the pipeline
+    │   ├── BatchInputError       one input of a batch does not fit the pipeline
+    │   └── InputsFileError       a file of batch inputs is not one JSON object per line
     └── StepError                 raised inside an agent: a step failed
         ├── RetryableError        a transient failure worth retrying (network, 429 ...)
         │   └── StepTimeoutError  a step ran past its timeout
@@ -22,19 +27,29 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orch._effects import Divergence
 
 __all__ = [
     "own_error",
+    "type_path",
     "AgentDefinitionError",
     "BatchInputError",
+    "CliError",
+    "InputsFileError",
     "ChildStepError",
     "ExecutorError",
     "InputError",
+    "LeaseHeld",
     "LeaseLostError",
     "OrchError",
     "PipelineLoadError",
     "PipelineValidationError",
     "PluginError",
+    "RecordedEffectError",
+    "ReplayDivergenceError",
     "RetryableError",
     "RunBusyError",
     "StepError",
@@ -43,8 +58,31 @@ __all__ = [
 ]
 
 
+RECORDED_NAME = "__orch_recorded_name__"
+"""A class attribute pinning the name records give an exception class (see :func:`type_path`)."""
+
+
+def type_path(cls: type) -> str:
+    """``module.qualname``: a class as records name it (a step's or an effect's error type, a
+    retry policy's ``retry_on``), which is hashed. A class that moved pins its old name in
+    ``__orch_recorded_name__`` (set on the class itself, never inherited), so that records
+    made before the move still replay to the same root hash."""
+    pinned = cls.__dict__.get(RECORDED_NAME)
+    return pinned if isinstance(pinned, str) else f"{cls.__module__}.{cls.__qualname__}"
+
+
 class OrchError(Exception):
     """Base of every engine error."""
+
+
+class CliError(OrchError):
+    """A mistake on the command line (an option, a file it names): the ``orch`` commands, a
+    plugin's too, print it as one line, ``error: MESSAGE; fix: HINT``, and exit 2."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+        """The fix, printed after the message."""
 
 
 class RunBusyError(OrchError):
@@ -100,6 +138,11 @@ class ExecutorError(OrchError):
     """A batch cannot be placed or run as asked (the message names the thing and the fix)."""
 
 
+class InputsFileError(ExecutorError):
+    """A file of batch inputs cannot be read as one JSON object per line (the message names
+    the line and the fix)."""
+
+
 class BatchInputError(ExecutorError):
     """One input of a batch does not fit the pipeline; ``index`` says which (from 0)."""
 
@@ -111,6 +154,41 @@ class BatchInputError(ExecutorError):
 class LeaseLostError(ExecutorError):
     """Another process took over this process's lease on a batch input (this one was paused
     or cut off from the store for longer than the lease); it finishes that input."""
+
+
+class LeaseHeld(OrchError):
+    """Raised by ``orch._lease.take`` with ``wait=False`` when another process holds the
+    lease; ``name`` is the lease's, ``holder`` says who holds it (may be empty)."""
+
+    def __init__(self, name: str, holder: str = "") -> None:
+        self.name = name
+        self.holder = holder
+        super().__init__(
+            f"the lease on {name} is held by {holder or 'another process'}; fix: take it with "
+            "wait=True to wait until it is released (or, its holder gone, goes stale)"
+        )
+
+
+class ReplayDivergenceError(OrchError):
+    """A replayed step made a request that differs from its record; the replay stops.
+    ``divergence`` says where and how (:class:`orch._effects.Divergence`)."""
+
+    __orch_recorded_name__ = "orch.effects.ReplayDivergenceError"  # its module until 0.1.0
+
+    def __init__(self, divergence: Divergence) -> None:
+        self.divergence = divergence
+        super().__init__("replay diverged at " + divergence.describe())
+
+
+class RecordedEffectError(OrchError):
+    """A recorded effect had failed; replay raises it again with the recorded type and text.
+    Records name it by ``original_type``, never by its own name, so a replayed step's record
+    is the original's (see ``orch._effect_path.type_name``)."""
+
+    def __init__(self, original_type: str, message: str) -> None:
+        self.original_type = original_type
+        self.original_message = message
+        super().__init__(f"{original_type}: {message}")
 
 
 class StepError(OrchError):

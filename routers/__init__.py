@@ -7,13 +7,18 @@
   :mod:`routers.amro_router`, :mod:`routers.intent`);
 * ORCH many analyses, one merge, with the EMA router (:mod:`routers.orch_merge`,
   :mod:`routers.ema`);
-* baselines (:mod:`routers.baselines`) and router state versions (:mod:`routers.state`).
+* baselines (:mod:`routers.baselines`, every name of its ``__all__`` re-exported here) and
+  router state versions (:mod:`routers.state`);
+* evaluation on recorded data (:mod:`routers.eval`) and the package's exceptions
+  (:mod:`routers.errors`).
 
-See ``../shared/design/ROUTERS.md`` in the design notes for each paper's algorithm.
+``docs/routers.md`` shows how to wire each router and what it records;
+``docs/writing-routers.md`` how to write one (decisions, state, feedback, evaluation).
 """
 
 from __future__ import annotations
 
+from . import baselines
 from .acar import ACARConfig, ACARResult, Task, acar, escalation_mode, sigma
 from .amro import AMROParams, Candidate, PheromoneState, Trajectory, choose, deposit, transition
 from .amro_router import (
@@ -28,27 +33,7 @@ from .amro_router import (
     amro_learn,
     amro_router,
 )
-from .baselines import (
-    AgreementCascadeConfig,
-    CascadeConfig,
-    KNNConfig,
-    KNNExample,
-    KNNIndex,
-    KNNQuery,
-    MajorityConfig,
-    ModelsConfig,
-    Query,
-    Routed,
-    SingleConfig,
-    agreement_cascade,
-    build_knn_index,
-    cascade,
-    knn_router,
-    majority_vote,
-    oracle,
-    random_router,
-    single,
-)
+from .baselines import *  # noqa: F403 - the face offers every baseline: baselines.__all__
 from .ema import (
     AgentStats,
     EMAFeedback,
@@ -59,45 +44,19 @@ from .ema import (
     panel,
     panel_score,
 )
+from .errors import DatasetError, DatasetPluginError, DataUnavailable
 from .extract import EXTRACTORS, CodeEquivalence, extractor, number, option_letter, short_text
 from .intent import IntentModel, LabelledExample, NearestExamples
 from .lexical import LexicalIndex
 from .orch_merge import OrchConfig, OrchMergeResult, OrchQuestion, orch_merge, parse_merge
 from .orch_merge import observations as orch_observations
 from .state import StateVersion, load_state, register_state_format, save_state, state_history
-from .tcar import (
-    OOS,
-    AgentCard,
-    AgentRegistry,
-    TCARConfig,
-    TCARQuery,
-    TCARRoute,
-    parse_route,
-    tcar_router,
-)
+from .tcar import TCARConfig, TCARQuery, TCARRoute, parse_route, tcar_router
 from .tcar_lexical import LexicalRouter
+from .tcar_registry import OOS, AgentCard, AgentRegistry
 from .tcar_team import TCARResult, TCARTeamConfig, tcar
 
 __all__ = [
-    "AgreementCascadeConfig",
-    "CascadeConfig",
-    "KNNConfig",
-    "KNNExample",
-    "KNNIndex",
-    "KNNQuery",
-    "MajorityConfig",
-    "ModelsConfig",
-    "Query",
-    "Routed",
-    "SingleConfig",
-    "agreement_cascade",
-    "build_knn_index",
-    "cascade",
-    "knn_router",
-    "majority_vote",
-    "oracle",
-    "random_router",
-    "single",
     "EXTRACTORS",
     "OOS",
     "ACARConfig",
@@ -114,6 +73,9 @@ __all__ = [
     "AgentStats",
     "Candidate",
     "CodeEquivalence",
+    "DataUnavailable",
+    "DatasetError",
+    "DatasetPluginError",
     "EMAFeedback",
     "EMAState",
     "IntentModel",
@@ -163,3 +125,4 @@ __all__ = [
     "tcar_router",
     "transition",
 ]
+__all__ += baselines.__all__

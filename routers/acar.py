@@ -15,6 +15,14 @@ with no readable answer counts as its own distinct answer. Then, escalating only
 Every call is a recorded effect through the model hub, and the router records one Decision:
 σ, the probe answers, the mode, the reason, the models invoked, the final answer and the
 cost of the calls (latency is wall-clock time and stays in the event log).
+
+**Fixed modes** (``fixed_mode``, for the "always" baselines of ACAR's table): the mode is
+forced instead of chosen by σ. The probes are still sampled and σ still reported (what
+σ-routing would have done), and each mode makes the same calls and combines the answers as
+above. ``full-no-probes`` ("three models, always") skips the probes and acts as if σ were 1:
+the result's ``probe_answers`` is empty and its ``sigma`` is 1.0, an assumption, not a
+measurement (the Decision's evidence says ``sigma: None``). Unset (None), the config's
+canonical form has no ``fixed_mode`` key, so σ-routing configs keep their hashes.
 """
 
 from __future__ import annotations
@@ -24,16 +32,41 @@ import re
 from collections import Counter
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from agents.models import ChatMessage, ChatRequest, ChatResponse, ModelHub
 from orch import Context, agent
 
 from .extract import extractor
 
-__all__ = ["ACARConfig", "ACARResult", "Task", "acar", "escalation_mode", "sigma"]
+__all__ = [
+    "ACARConfig",
+    "ACARResult",
+    "FixedMode",
+    "Mode",
+    "Task",
+    "acar",
+    "escalation_mode",
+    "judge_prompt",
+    "majority",
+    "parse_verdict",
+    "sigma",
+]
 
 Mode = Literal["single", "two-model", "full"]
+FixedMode = Literal["single", "two-model", "full", "full-no-probes"]
+_FORCED: dict[FixedMode, Mode] = {
+    "single": "single",
+    "two-model": "two-model",
+    "full": "full",
+    "full-no-probes": "full",
+}
 
 
 def sigma(answers: list[str | None]) -> float:
@@ -81,6 +114,9 @@ class ACARConfig(BaseModel):
     extractor: str = "option"
     verification: Literal["majority", "probe"] = "majority"
     max_tokens: int = Field(default=512, gt=0)
+    fixed_mode: FixedMode | None = None
+    """Force this mode on every task instead of the one σ calls for (see the module
+    docstring); None is σ-routing."""
 
     @model_validator(mode="after")
     def _distinct(self) -> ACARConfig:
@@ -88,6 +124,15 @@ class ACARConfig(BaseModel):
             raise ValueError(f"ensemble models must be distinct, got {self.ensemble}")
         extractor(self.extractor)  # fails early on an unknown name
         return self
+
+    @model_serializer(mode="wrap")
+    def _canonical(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The config hash is the hash of this dump: a σ-routing config must dump as it did
+        # before fixed_mode existed, or every recorded ACAR spec hash would change.
+        data: dict[str, Any] = handler(self)
+        if self.fixed_mode is None:
+            data.pop("fixed_mode", None)
+        return data
 
     def verifiers(self) -> list[str]:
         others = [m for m in self.ensemble if m != self.probe_model]
@@ -155,27 +200,43 @@ async def acar(task: Task, ctx: Context) -> ACARResult:
         cost += hub.registry.model(request.model).cost(response.usage)
         return response
 
-    probes = [
-        await call(
-            _ask(
-                cfg.probe_model,
-                task.question,
-                temperature=cfg.probe_temperature,
-                sample=i,
-                max_tokens=cfg.max_tokens,
+    fixed = cfg.fixed_mode
+    probe_answers: list[str | None] = []
+    if fixed != "full-no-probes":
+        probes = [
+            await call(
+                _ask(
+                    cfg.probe_model,
+                    task.question,
+                    temperature=cfg.probe_temperature,
+                    sample=i,
+                    max_tokens=cfg.max_tokens,
+                )
             )
-        )
-        for i in range(cfg.n_probes)
-    ]
-    probe_answers = [extract(p.text) for p in probes]
-    s = sigma(probe_answers)
-    mode = escalation_mode(s)
+            for i in range(cfg.n_probes)
+        ]
+        probe_answers = [extract(p.text) for p in probes]
+        s: float | None = sigma(probe_answers)
+    else:
+        s = None
+    assumed = 1.0 if s is None else s  # full-no-probes acts as if σ were 1
+    mode = escalation_mode(assumed) if fixed is None else _FORCED[fixed]
     probe_majority = majority(probe_answers)
     evidence: dict[str, Any] = {"sigma": s, "probe_answers": probe_answers}
+    # How the mode came about, for the reason (σ-routing's wording is part of its records).
+    if fixed is None:
+        why = f"probes {'disagree' if mode == 'two-model' else 'all differ'} (σ={assumed:.2f})"
+    else:
+        why = f"fixed mode {fixed} " + ("(no probes)" if s is None else f"(σ={s:.2f})")
 
     if mode == "single":
         answer = probe_majority
-        reason = f"all {cfg.n_probes} probes of {cfg.probe_model} agree on {answer!r} (σ=0)"
+        if fixed is None:
+            reason = f"all {cfg.n_probes} probes of {cfg.probe_model} agree on {answer!r} (σ=0)"
+        else:
+            reason = (
+                f"{why}: the majority of {cfg.n_probes} probes of {cfg.probe_model}, {answer!r}"
+            )
     elif mode == "two-model":
         verdicts = [
             extract(
@@ -195,7 +256,7 @@ async def acar(task: Task, ctx: Context) -> ACARResult:
         else:
             answer = probe_majority
         reason = (
-            f"probes disagree (σ={s:.2f}): probe majority {probe_majority!r}, verifiers "
+            f"{why}: probe majority {probe_majority!r}, verifiers "
             f"{verdicts}; policy {cfg.verification!r} gives {answer!r}"
         )
     else:
@@ -221,19 +282,19 @@ async def acar(task: Task, ctx: Context) -> ACARResult:
         if pick is not None:
             answer = answers[pick]
             reason = (
-                f"probes all differ (σ={s:.2f}): full ensemble; judge {cfg.judge_model} chose "
+                f"{why}: full ensemble; judge {cfg.judge_model} chose "
                 f"response {pick + 1} ({cfg.ensemble[pick]}: {answer!r})"
             )
         else:
             answer = majority(answers)
             reason = (
-                f"probes all differ (σ={s:.2f}): full ensemble; the judge's verdict was "
+                f"{why}: full ensemble; the judge's verdict was "
                 f"unreadable, so the ensemble majority {answer!r} was taken"
             )
     ctx.decide(
         candidates=["single", "two-model", "full"],
         chosen=mode,
-        scores={"sigma": s},
+        scores={} if s is None else {"sigma": s},
         reason=reason,
         parameters={
             "n_probes": cfg.n_probes,
@@ -243,13 +304,14 @@ async def acar(task: Task, ctx: Context) -> ACARResult:
             "verification": cfg.verification,
             "ensemble": cfg.ensemble,
             "judge_model": cfg.judge_model,
-        },
+        }
+        | ({} if fixed is None else {"fixed_mode": fixed}),
         evidence=evidence
         | {"models_invoked": invoked, "final_answer": answer, "cost_usd": round(cost, 12)},
     )
     return ACARResult(
         answer=answer,
-        sigma=s,
+        sigma=assumed,
         mode=mode,
         probe_answers=probe_answers,
         models_invoked=invoked,

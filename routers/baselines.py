@@ -1,7 +1,7 @@
 """Baselines a serious routing evaluation needs, as agents with recorded decisions.
 
 A router is only worth its cost if it beats these (RouterBench, RouteLLM; ORCH's own
-baselines, see ``ROUTERS.md``):
+baselines; docs/routers.md shows how to wire each):
 
 * :data:`single` (``single-model``): one model, always;
 * :data:`random_router` (``random-router``): a model drawn uniformly with the step's seeded

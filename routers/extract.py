@@ -3,8 +3,9 @@
 ACAR compares probe answers by their canonical form, so the extractor decides what counts as
 "the same answer". One per task type: option letters for multiple choice, normalised numbers
 for math, normalised short text, and a pluggable equivalence for code (string comparison
-over-escalates code, as the ACAR paper notes). ``None`` means "no answer could be read"; the
-σ computation counts each such response as its own distinct answer.
+over-escalates code, as the ACAR paper notes), and ``as-recorded`` for recordings that keep
+only the extracted answer as the response text. ``None`` means "no answer could be read";
+the σ computation counts each such response as its own distinct answer.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import re
 import string
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation, localcontext
-from typing import Protocol
+from typing import Final, Protocol
 
 __all__ = [
+    "AS_RECORDED",
     "EXTRACTORS",
     "CodeEquivalence",
     "Extractor",
+    "as_recorded",
     "extractor",
     "number",
     "option_letter",
@@ -83,6 +86,13 @@ def short_text(text: str) -> str | None:
     return normal or None
 
 
+def as_recorded(text: str) -> str | None:
+    """The text itself is the answer, whitespace collapsed; empty text is no answer. For
+    sources that keep only the extracted answer (the MoT recordings)."""
+    normal = " ".join(text.split())
+    return normal or None
+
+
 class CodeEquivalence:
     """Code answers compared by a caller's notion of equivalence.
 
@@ -110,11 +120,14 @@ def _strip_code(code: str) -> str | None:
     return " ".join(joined.split()) or None
 
 
+AS_RECORDED: Final = "as-recorded"
+
 EXTRACTORS: dict[str, Extractor] = {
     "option": option_letter,
     "number": number,
     "text": short_text,
     "code": CodeEquivalence(),
+    AS_RECORDED: as_recorded,
 }
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from traces import hash_value
 
 from .lexical import LexicalIndex, tokens
-from .tcar import OOS, AgentCard
+from .tcar_registry import OOS, AgentCard
 
 __all__ = ["LexicalRouter"]
 

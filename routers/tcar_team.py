@@ -17,7 +17,8 @@ from agents.refiner import AgentAnswer, AgentReply, RefinedAnswer, RefineInput, 
 from agents.refiner import refiner as refining_agent
 from orch import ChildStepError, Context, agent
 
-from .tcar import OOS, AgentRegistry, TCARConfig, TCARQuery, TCARRoute, tcar_router
+from .tcar import TCARConfig, TCARQuery, TCARRoute, tcar_router
+from .tcar_registry import OOS, AgentRegistry
 
 __all__ = ["TCARResult", "TCARTeamConfig", "tcar"]
 

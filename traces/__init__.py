@@ -25,6 +25,7 @@ from .errors import (
     IntegrityError,
     InvalidKeyError,
     InvalidRunIdError,
+    LedgerError,
     NoteError,
     ProofError,
     RunNotFoundError,
@@ -37,7 +38,7 @@ from .errors import (
 )
 from .eventlog import EventLog
 from .keys import KeyRing, parse_trusted
-from .ledger import Ledger, LedgerError, ledger_of
+from .ledger import Ledger, ledger_of
 from .merkle import merkle_root
 from .note import Checkpoint, Signer, Verifier, open_checkpoint, sign_checkpoint
 from .open import default_store_location, open_store, require_writable

@@ -1,47 +1,106 @@
-"""Differences between two recorded runs: which steps, decisions and outputs differ.
+"""Differences between two recorded runs: which steps, decisions and outputs differ; and the
+field-level diff of two JSON values that both this and replay's divergence reports use.
 
 Works on what the store holds (finished or not), so it can compare a run with its replay, a
 run with a resumed one, or two runs of different pipeline versions. Values are compared by
 their keys first (equal keys mean equal bytes) and decoded only to describe a difference.
+This module only reads; it must never write to a store.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, Field
 
 from .records import StepRecord
 from .runview import RunView, load_run_view
 from .store import ArtifactStore
 
-__all__ = ["RunDiff", "StepDiff", "diff_runs", "value_changes"]
+__all__ = [
+    "ABSENT",
+    "FieldChange",
+    "RunDiff",
+    "StepDiff",
+    "diff_runs",
+    "field_diff",
+    "value_changes",
+]
 
-_MISSING: Any = object()
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+ABSENT: Any = _Absent()
+"""The value at a path that one side of a diff does not have."""
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One difference between two JSON values, at a JSON path (``$.messages[0].content``)."""
+
+    path: str
+    expected: Any
+    """The value on the first side (the record, in a replay), or :data:`ABSENT`."""
+    actual: Any
+    """The value on the second side (the new request, in a replay), or :data:`ABSENT`."""
+
+    def describe(self) -> str:
+        """``path: old -> new`` with both values as JSON text, each cut to 120 characters."""
+
+        def show(v: Any) -> str:
+            if v is ABSENT:
+                return "(absent)"
+            text = orjson.dumps(v).decode()
+            return text if len(text) <= 120 else text[:117] + "..."
+
+        return f"{self.path}: {show(self.expected)} -> {show(self.actual)}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "expected": None if self.expected is ABSENT else self.expected,
+            "actual": None if self.actual is ABSENT else self.actual,
+            "expected_absent": self.expected is ABSENT,
+            "actual_absent": self.actual is ABSENT,
+        }
+
+
+def field_diff(expected: Any, actual: Any, path: str = "$") -> list[FieldChange]:
+    """Field-level differences between two JSON values, in path order: objects key by key,
+    lists of equal length item by item, anything else as a whole (``1`` and ``1.0`` differ)."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        out: list[FieldChange] = []
+        for key in sorted(set(expected) | set(actual)):
+            out.extend(
+                field_diff(expected.get(key, ABSENT), actual.get(key, ABSENT), f"{path}.{key}")
+            )
+        return out
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        out = []
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            out.extend(field_diff(e, a, f"{path}[{i}]"))
+        return out
+    if expected == actual and type(expected) is type(actual):
+        return []
+    return [FieldChange(path, expected, actual)]
 
 
 def value_changes(a: Any, b: Any, path: str = "$") -> list[str]:
-    """Human-readable field-level changes from ``a`` to ``b`` (JSON values)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: list[str] = []
-        for k in sorted(set(a) | set(b)):
-            out.extend(value_changes(a.get(k, _MISSING), b.get(k, _MISSING), f"{path}.{k}"))
-        return out
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        out = []
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            out.extend(value_changes(x, y, f"{path}[{i}]"))
-        return out
-    if a == b and type(a) is type(b):
-        return []
+    """Human-readable field-level changes from ``a`` to ``b`` (JSON values), values shown as
+    Python text cut to 100 characters (``orch diff``)."""
 
     def show(v: Any) -> str:
-        if v is _MISSING:
+        if v is ABSENT:
             return "(absent)"
         text = repr(v)
         return text if len(text) <= 100 else text[:97] + "..."
 
-    return [f"{path}: {show(a)} -> {show(b)}"]
+    return [f"{c.path}: {show(c.expected)} -> {show(c.actual)}" for c in field_diff(a, b, path)]
 
 
 class StepDiff(BaseModel):
@@ -129,14 +188,14 @@ def diff_runs(store: ArtifactStore, run_a: str, run_b: str) -> RunDiff:
         ia, ib = va.record.inputs, vb.record.inputs
         for name in sorted(set(ia) | set(ib)):
             if ia.get(name) != ib.get(name):
-                a_val = store.get_value(ia[name]) if name in ia else _MISSING
-                b_val = store.get_value(ib[name]) if name in ib else _MISSING
+                a_val = store.get_value(ia[name]) if name in ia else ABSENT
+                b_val = store.get_value(ib[name]) if name in ib else ABSENT
                 diff.header.extend(f"input {name} {c}" for c in value_changes(a_val, b_val))
         oa, ob = va.record.outputs, vb.record.outputs
         for name in sorted(set(oa) | set(ob)):
             if oa.get(name) != ob.get(name):
-                a_val = store.get_value(oa[name]) if name in oa else _MISSING
-                b_val = store.get_value(ob[name]) if name in ob else _MISSING
+                a_val = store.get_value(oa[name]) if name in oa else ABSENT
+                b_val = store.get_value(ob[name]) if name in ob else ABSENT
                 diff.outputs.extend(f"{name} {c}" for c in value_changes(a_val, b_val))
     for step_id in sorted(set(va.steps) | set(vb.steps)):
         sa, sb = va.steps.get(step_id), vb.steps.get(step_id)

@@ -26,6 +26,7 @@ __all__ = [
     "ArtifactNotFoundError",
     "CanonicalEncodingError",
     "EvidenceError",
+    "LedgerError",
     "IntegrityError",
     "InvalidKeyError",
     "InvalidRunIdError",
@@ -141,6 +142,11 @@ class NoteError(TraceError):
 
 class SigningKeyError(TraceError):
     """A signing key that cannot be created, found or read (keyring, PEM file, vkey)."""
+
+
+class LedgerError(TraceError):
+    """A ledger that cannot be read as one (no genesis entry, an unreadable entry), or that
+    does not extend a checkpoint kept earlier."""
 
 
 class EvidenceError(TraceError):

@@ -26,11 +26,11 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
-from typing import Final
+from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import NoteError, ProofError, TraceError
+from .errors import LedgerError, NoteError, ProofError
 from .eventlog import chained_events
 from .ledger_entries import AdoptEntry, GenesisEntry, LedgerEntry, entry_bytes, parse_entry
 from .note import Checkpoint, Signer, add_signatures, open_checkpoint, sign_checkpoint
@@ -58,10 +58,6 @@ RANGE_EXTENSION: Final = "orch-range"
 roots, largest first): a later signer extends it without reading the whole ledger."""
 
 _WARNED: set[str] = set()
-
-
-class LedgerError(TraceError):
-    """A ledger that cannot be read as one (no genesis entry, an unreadable entry)."""
 
 
 def intact_events(lines: list[bytes]) -> tuple[int, str | None]:
@@ -285,6 +281,32 @@ class Ledger:
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         """The proof that the tree of ``new_size`` entries extends the one of ``old_size``."""
         return self.tree().consistency_proof(old_size, new_size)
+
+    def consistency_since(self, old: Checkpoint, new_size: int) -> dict[str, Any]:
+        """The proof that this ledger, at ``new_size`` entries, extends the checkpoint ``old``
+        an auditor kept, as JSON (sizes, base64 roots and proof hashes); a
+        :class:`LedgerError` naming the problem when it does not: a checkpoint of another
+        store, or a ledger rolled back or rewritten since."""
+        if old.origin != self.origin():
+            raise LedgerError(
+                f"the kept checkpoint is of {old.origin}, not of this store ({self.origin()}); "
+                "fix: give a checkpoint of this store"
+            )
+        tree = self.tree()
+        if old.size > min(new_size, tree.size) or tree.root(old.size) != old.root:
+            raise LedgerError(
+                f"the store's ledger is not an extension of the kept checkpoint of "
+                f"{old.size} entries: it was rolled back or rewritten since (see 'orch verify "
+                "--all --since'); fix: keep both checkpoints: they are the evidence"
+            )
+        b64 = base64.b64encode
+        return {
+            "old_size": old.size,
+            "new_size": new_size,
+            "old_root": b64(old.root).decode(),
+            "new_root": b64(tree.root(new_size)).decode(),
+            "proof": [b64(h).decode() for h in self.consistency_proof(old.size, new_size)],
+        }
 
     def tree(self) -> MerkleTree:
         """The Merkle tree over every entry stored now (reads only entries appended since the

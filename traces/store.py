@@ -10,7 +10,7 @@ A store holds these kinds of thing:
   root hash), replaced atomically, like a git ref.
 * **claims**: small named documents changed only by compare-and-swap (:meth:`swap_claim`),
   which processes use to agree who works on what (a batch input's lease, see
-  :mod:`orch.lease`). They are coordination, never part of a record. A backend that cannot
+  :mod:`orch._lease`). They are coordination, never part of a record. A backend that cannot
   swap atomically leaves ``supports_claims`` False.
 * **the ledger**: one append-only sequence of opaque entries per store (byte strings without a
   newline), each at a dense index 0, 1, 2 ... that every thread and process agrees on, plus

@@ -14,10 +14,12 @@ from typing import Any
 import anthropic
 import anyio
 
+from agents.errors import ProviderError
+
 from .base import api_key
 from .openai_client import status_message, structured_output
 from .registry import ModelInfo, ProviderConfig
-from .retrying import ProviderError, classify, with_retries
+from .retrying import classify, with_retries
 from .types import ChatRequest, ChatResponse, ToolCall, Usage
 
 __all__ = ["AnthropicClient"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Protocol, runtime_checkable
 
-from orch.errors import OrchError
+from agents.errors import ApiKeyError
 
 from .registry import ModelInfo, ProviderConfig
 from .types import ChatRequest, ChatResponse
@@ -34,7 +34,7 @@ def api_key(provider: str, config: ProviderConfig, default_env: str) -> str:
     if config.base_url is not None:
         # A local OpenAI-compatible server usually takes no key; the SDK still wants one.
         return "unused"
-    raise OrchError(
+    raise ApiKeyError(
         f"provider {provider!r} needs an API key in ${env}; fix: export {env}=... (keys are "
         "read from the environment only and never recorded)"
     )

@@ -14,9 +14,11 @@ from typing import Any
 import anyio
 import openai
 
+from agents.errors import ProviderError
+
 from .base import api_key
 from .registry import ModelInfo, ProviderConfig
-from .retrying import ProviderError, classify, with_retries
+from .retrying import classify, with_retries
 from .types import ChatMessage, ChatRequest, ChatResponse, ToolCall, Usage
 
 __all__ = ["OpenAIClient"]

@@ -29,10 +29,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from agents.errors import ProviderError
 from traces import canonical_bytes
 
 from .registry import ModelInfo, ProviderConfig
-from .retrying import ProviderError
 from .types import ChatRequest, ChatResponse, Usage
 
 __all__ = ["RecordedClient", "RecordedItem", "RecordedSet", "SimulatedClient"]

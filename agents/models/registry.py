@@ -3,7 +3,8 @@
 Read from a TOML file::
 
     [providers.openai]
-    kind = "openai"                  # openai | anthropic | recorded | simulated
+    kind = "openai"                  # openai | anthropic | recorded | simulated, or a
+                                     # kind a plugin registers in orch.models
     api_key_env = "OPENAI_API_KEY"   # the key is read from the environment, never the file
     max_concurrency = 8              # calls in flight to this provider
     timeout = 60.0                   # seconds per attempt
@@ -26,26 +27,24 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orch.errors import OrchError
+from agents.errors import RegistryError
 
 from .types import Usage
 
-__all__ = ["ModelInfo", "ModelRegistry", "ProviderConfig", "RegistryError"]
+__all__ = ["ModelInfo", "ModelRegistry", "ProviderConfig"]
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
 
 
-class RegistryError(OrchError):
-    """The registry file is unreadable or refers to something that does not exist."""
-
-
 class ProviderConfig(BaseModel):
     model_config = _STRICT
-    kind: Literal["openai", "anthropic", "recorded", "simulated"]
+    kind: str = Field(min_length=1)
+    """The client that serves the provider: a name in the ``orch.models`` entry-point group
+    (built in: ``openai``, ``anthropic``, ``recorded``, ``simulated``)."""
     base_url: str | None = None
     api_key_env: str | None = None
     max_concurrency: int = Field(default=8, ge=1)

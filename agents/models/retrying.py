@@ -19,38 +19,13 @@ import anyio
 import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from orch.errors import OrchError
-
-__all__ = ["ProviderError", "classify", "retry_after", "with_retries"]
+__all__ = ["classify", "retry_after", "with_retries"]
 
 T = TypeVar("T")
 
 _TIMEOUTS = (openai.APITimeoutError, anthropic.APITimeoutError, TimeoutError)
 _CONNECTION = (openai.APIConnectionError, anthropic.APIConnectionError)
 MAX_RETRY_AFTER = 60.0
-
-
-class ProviderError(OrchError):
-    """A model call failed for good; the message names provider, model and the cause."""
-
-    def __init__(
-        self,
-        provider: str,
-        model: str,
-        message: str,
-        *,
-        status: int | None = None,
-        retryable: bool = False,
-        attempts: int = 1,
-    ) -> None:
-        self.provider = provider
-        self.model = model
-        self.status = status
-        self.retryable = retryable
-        self.attempts = attempts
-        code = f" (HTTP {status})" if status else ""
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        super().__init__(f"{provider} model {model!r}{code}{tries}: {message}")
 
 
 def retry_after(exc: BaseException) -> float | None:

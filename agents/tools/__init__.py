@@ -8,28 +8,37 @@ and Production" (arXiv 2603.13417); see ``docs/tools.md``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing
+
+from agents.errors import RETRYABLE, Category, ToolCallError, ToolConfigError, ToolError
 
 from .audit import AuditEntry, AuditLog, MemoryAuditLog, SQLiteAuditLog
 from .broker import ToolBroker, ToolListing, ToolOutcome
 from .budget import Allocation, Estimate, LatencyHistory, TimeBudget, allocate
+from .cli_call import (
+    AUDIT_FILE,
+    RecordedToolCall,
+    ToolCallRequest,
+    ToolCallResponse,
+    call_tool_recorded,
+)
 from .credentials import CredentialVault
-from .errors import RETRYABLE, Category, ToolCallError, ToolConfigError, ToolError
-from .mcp_source import McpSource
+from .mcp_source import McpSource, ServerTools, list_server_tools
 from .principal import Principal
 from .ratelimit import RateLimit, RateLimiter
 from .sources import LocalSource, ToolSource
 from .tool import LocalTool, ToolInfo, ToolPolicy, ToolResult, tool
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from .agent import ToolAgentAnswer, ToolAgentConfig, ToolCallTrace, ToolTask, tool_agent
 
 # The tool-using agent needs the model layer (and the provider SDKs it imports): loaded on
-# first use, so that the broker alone imports quickly.
-_LAZY = {"ToolAgentAnswer", "ToolAgentConfig", "ToolCallTrace", "ToolTask", "tool_agent"}
+# first use, so that the broker alone imports quickly. (``typing`` is imported whole so that
+# no helper name joins the package's public names.)
+_LAZY = frozenset({"ToolAgentAnswer", "ToolAgentConfig", "ToolCallTrace", "ToolTask", "tool_agent"})
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     if name in _LAZY:
         from . import agent
 
@@ -38,7 +47,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    # the tool-using agent
+    # the tool-using agent (loaded on first use)
     "ToolAgentAnswer",
     "ToolAgentConfig",
     "ToolCallTrace",
@@ -48,6 +57,14 @@ __all__ = [
     "ToolBroker",
     "ToolListing",
     "ToolOutcome",
+    # one call as a recorded run, and a server's tools (what `orch tools` does)
+    "AUDIT_FILE",
+    "RecordedToolCall",
+    "ServerTools",
+    "ToolCallRequest",
+    "ToolCallResponse",
+    "call_tool_recorded",
+    "list_server_tools",
     # identity and authorisation
     "CredentialVault",
     "Principal",
@@ -68,7 +85,7 @@ __all__ = [
     "RateLimiter",
     "TimeBudget",
     "allocate",
-    # errors
+    # errors (defined in agents.errors)
     "RETRYABLE",
     "Category",
     "ToolCallError",

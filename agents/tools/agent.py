@@ -19,11 +19,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.errors import ToolCallError, ToolError
 from orch import Context, agent
 
 from ..models import ChatMessage, ChatRequest, ModelHub, ToolSpec
 from .broker import ToolBroker
-from .errors import ToolCallError, ToolError
 from .redact import redact_arguments
 from .sources import closest
 

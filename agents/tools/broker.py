@@ -39,6 +39,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception
 
+from agents.errors import ToolCallError, ToolConfigError, ToolError
 from orch import Context
 from orch.errors import OrchError
 from traces import Encoded, canonical_bytes, digest
@@ -46,7 +47,6 @@ from traces import Encoded, canonical_bytes, digest
 from .audit import AuditLog, MemoryAuditLog
 from .budget import Allocation, Estimate, LatencyHistory, TimeBudget
 from .credentials import CredentialVault
-from .errors import ToolCallError, ToolConfigError, ToolError
 from .principal import Principal
 from .ratelimit import RateLimit, RateLimiter
 from .redact import REDACTED, is_secret_name, redact_arguments, schema_secrets, scrub

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .errors import ToolConfigError
+from agents.errors import ToolConfigError
 
 __all__ = ["Allocation", "Estimate", "LatencyHistory", "TimeBudget", "allocate"]
 

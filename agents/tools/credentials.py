@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from .errors import ToolConfigError
+from agents.errors import ToolConfigError
 
 __all__ = ["CredentialVault"]
 

@@ -22,6 +22,7 @@ import logging
 import shlex
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,13 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
-from .errors import ToolCallError, ToolConfigError, ToolError
+from agents.errors import ToolCallError, ToolConfigError, ToolError
+
 from .schema import SchemaValidator
 from .sources import closest
 from .tool import ToolInfo, ToolPolicy, ToolResult
 
-__all__ = ["McpSource"]
+__all__ = ["McpSource", "ServerTools", "list_server_tools"]
 
 log = logging.getLogger(__name__)
 
@@ -564,6 +566,36 @@ class McpSource:
         self._connections.clear()
         for conn in conns:
             await conn.close()
+
+
+@dataclass(frozen=True)
+class ServerTools:
+    """The tools an MCP server offers, as :func:`list_server_tools` found them."""
+
+    server: str
+    """The server's command line or URL."""
+    transport: str
+    """How it was reached: ``stdio`` or ``http``."""
+    tools: tuple[ToolInfo, ...]
+    """Sorted by name; each named ``NAME.tool``, with its input schema."""
+
+
+async def list_server_tools(server: str, *, name: str = "server") -> ServerTools:
+    """Connect to the MCP server ``server``, list its tools, and disconnect.
+
+    ``server`` is ``CMD_OR_URL``: an http(s) URL (streamable HTTP), else a command line
+    started as a stdio server; ``name`` is the source's name, so its tools are
+    ``NAME.tool``. Nothing is recorded and no principal is checked (a broker's
+    :meth:`~agents.tools.ToolBroker.list_tools` is the recorded, authorised listing). A bad
+    name, command or URL is a :class:`~agents.errors.ToolConfigError`; a server that cannot
+    be started, reached or listed is a :class:`~agents.errors.ToolCallError`.
+    """
+    source = McpSource.parse(name, server)
+    try:
+        tools = await source.list("default", None)
+    finally:
+        await source.aclose()
+    return ServerTools(source.describe(), source.transport, tuple(tools))
 
 
 def _closed(exc: MCPError) -> bool:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import ToolConfigError
+from agents.errors import ToolConfigError
 
 __all__ = ["RateLimit", "RateLimiter"]
 

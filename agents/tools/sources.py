@@ -14,7 +14,8 @@ import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from .errors import ToolCallError, ToolConfigError, ToolError
+from agents.errors import ToolCallError, ToolConfigError, ToolError
+
 from .tool import LocalTool, ToolInfo, ToolPolicy, ToolResult
 
 __all__ = ["LocalSource", "ToolSource", "closest"]

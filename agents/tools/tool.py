@@ -21,7 +21,7 @@ from typing import Any, overload
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from .errors import ToolConfigError
+from agents.errors import ToolConfigError
 
 __all__ = ["LocalTool", "ToolInfo", "ToolPolicy", "ToolResult", "tool"]
 

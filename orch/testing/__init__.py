@@ -1,4 +1,6 @@
-"""Testing helpers for users of orch: a completion-order shuffler and determinism checks.
+"""Testing helpers for users of orch: a completion-order shuffler and determinism checks,
+a manual clock for leases (:class:`ManualClock`), and the replay assertion
+(:func:`assert_replays_clean`: a recorded run must replay offline to its own root hash).
 
 Like trio's testing package, these are public API: use them to prove that your own
 pipelines' root hashes do not depend on scheduling. Nothing here is used by a real run.
@@ -6,64 +8,14 @@ pipelines' root hashes do not depend on scheduling. Nothing here is used by a re
 
 from __future__ import annotations
 
-import random
-from collections.abc import Mapping
-from typing import Any
+from orch.testing._clock import ManualClock
+from orch.testing._replay import aassert_replays_clean, assert_replays_clean
+from orch.testing._shuffle import ShuffledCompletion, assert_order_independent
 
-import anyio
-
-from traces import ArtifactStore, MemoryStore
-
-from ..pipeline import Pipeline
-from ..runtime import RunResult, arun
-
-__all__ = ["ShuffledCompletion", "assert_order_independent"]
-
-
-class ShuffledCompletion:
-    """A ``perturb`` hook for :func:`orch.arun`: each step waits a random delay before it
-    records its result, so steps complete in a seeded random order.
-
-    The delays come from a private RNG seeded here, never from the run seed, so they change
-    the order of completion and nothing else.
-    """
-
-    def __init__(self, seed: int, max_delay: float = 0.002) -> None:
-        self._rng = random.Random(seed)
-        self.max_delay = max_delay
-        self.order: list[str] = []
-        """Step ids in the order they completed (to show the shuffle happened)."""
-
-    async def __call__(self, step_id: str) -> None:
-        await anyio.sleep(self._rng.random() * self.max_delay)
-        self.order.append(step_id)
-
-
-async def assert_order_independent(
-    pipeline: Pipeline,
-    inputs: Mapping[str, Any],
-    *,
-    seed: int = 0,
-    shuffles: int = 5,
-    store: ArtifactStore | None = None,
-    services: Mapping[str, Any] | None = None,
-) -> RunResult:
-    """Run once plainly and ``shuffles`` times with shuffled completion; all root hashes must
-    be equal. Returns the plain run's result; raises AssertionError naming the shuffle seed."""
-    store = store or MemoryStore()
-    baseline = await arun(pipeline, inputs, store=store, seed=seed, services=services)
-    for shuffle_seed in range(shuffles):
-        shuffled = await arun(
-            pipeline,
-            inputs,
-            store=store,
-            seed=seed,
-            perturb=ShuffledCompletion(shuffle_seed),
-            services=services,
-        )
-        if shuffled.root_hash != baseline.root_hash:
-            raise AssertionError(
-                f"pipeline {pipeline.name!r}: root hash depends on completion order "
-                f"(shuffle seed {shuffle_seed}: {shuffled.root_hash} != {baseline.root_hash})"
-            )
-    return baseline
+__all__ = [
+    "ManualClock",
+    "ShuffledCompletion",
+    "aassert_replays_clean",
+    "assert_order_independent",
+    "assert_replays_clean",
+]

@@ -38,10 +38,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agents.models.recorded import RecordedItem, RecordedSample, RecordedSet
 
+from ..errors import DatasetError
+
 __all__ = [
     "FORMAT",
     "Dataset",
-    "DatasetError",
     "Price",
     "Sample",
     "Split",
@@ -51,10 +52,6 @@ __all__ = [
 
 FORMAT: Final = "orch.eval-dataset/1"
 Split = Literal["train", "val", "test"]
-
-
-class DatasetError(ValueError):
-    """A dataset cannot be read or is malformed; the message names the file and the fix."""
 
 
 class Sample(BaseModel):

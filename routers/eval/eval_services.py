@@ -1,34 +1,102 @@
-"""The services of an evaluation's runs, made in whichever process runs them.
+"""What an evaluation's runs are served, made in whichever process runs them.
 
-When ``orch eval`` runs through an executor, each worker process makes the runs' services
-itself from a batch's ``services_params``: :func:`services` loads the dataset by name (or
-dataset file) and data folder, once per process, and serves every model from the recorded
-responses of the evaluated tasks (:func:`~routers.eval.harness.recorded_hub`), as the
-in-process harness does. The client sends the digest of the
-dataset it grades against; a worker whose copy of the data differs refuses, since its runs
-would receive other responses than the client grades.
+The models of an evaluation's runs answer from the dataset's recordings of the evaluated
+tasks only (:func:`recorded_hub` over :func:`evaluated_set` of :func:`eval_tasks`): a source
+can hold one question in two splits, recorded differently (RouterBench has six), and a
+request finds its recording by the question's text.
+
+An evaluation through an executor sends each worker its ``services_params`` instead of the
+models: :func:`services` loads the dataset by name (or dataset file) and data folder, once per
+process, and makes the same hub there. The client sends the digest of the dataset it grades
+against; a worker whose copy of the data differs refuses, since its runs would receive other
+responses than the client grades. :func:`eval_data` is the client's side: the dataset, its
+digest and those parameters.
 
 Workers reach this module by name (``routers.eval.eval_services:services``), so it must be
-importable wherever the batch runs: orch installed, and the data at the same path.
+importable wherever the batch runs (orch installed, the data at the same path), and must never
+import the harness that grades (:mod:`routers.eval.harness` imports this module).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agents.models import ModelHub, ModelRegistry, RecordedClient
 from agents.models.recorded import RecordedSet
+from agents.models.registry import ProviderConfig
 
-from .dataset import Dataset, DatasetError
-from .harness import eval_tasks, evaluated_set, recorded_hub
+from ..errors import DatasetError
+from .dataset import Dataset, Task
 from .sources import data_root, load_dataset
 
-__all__ = ["TARGET", "dataset_digest", "loaded", "services", "services_params"]
+__all__ = [
+    "PROVIDER",
+    "TARGET",
+    "EvalData",
+    "dataset_digest",
+    "eval_data",
+    "eval_tasks",
+    "evaluated_set",
+    "loaded",
+    "recorded_hub",
+    "services",
+    "services_params",
+]
+
+PROVIDER = "recorded"
+"""The provider name of every model of :func:`recorded_hub`."""
 
 TARGET = f"{__name__}:services"
 """The services target of an evaluation batch."""
+
+
+def recorded_hub(dataset: Dataset, recorded: RecordedSet | None = None) -> ModelHub:
+    """A model hub whose every model is served from the dataset's recorded responses, at
+    the dataset's prices when it gives them (so each run's own record shows what a call
+    cost from its tokens; the harness's figures come from the dataset either way).
+    ``recorded`` is the dataset's :meth:`~Dataset.to_recorded_set`, when already made."""
+    models: dict[str, Any] = {}
+    for m in dataset.models:
+        price = dataset.prices.get(m)
+        models[m] = {"provider": PROVIDER, "name": m}
+        if price is not None:
+            models[m] |= {
+                "input_per_mtok": price.input_per_mtok,
+                "output_per_mtok": price.output_per_mtok,
+            }
+    registry = ModelRegistry.from_dict(
+        {"providers": {PROVIDER: {"kind": "recorded", "options": {"data": "-"}}}, "models": models},
+        source=f"dataset {dataset.name}",
+    )
+    client = RecordedClient(
+        PROVIDER,
+        ProviderConfig(kind="recorded"),
+        data=dataset.to_recorded_set() if recorded is None else recorded,
+    )
+    return ModelHub(registry, clients={PROVIDER: client})
+
+
+def eval_tasks(dataset: Dataset, split: str, limit: int | None) -> list[Task]:
+    """The tasks an evaluation of ``split`` (or ``all``) runs, the first ``limit`` of them;
+    a ValueError naming the splits there are when there are none."""
+    chosen = dataset.split(split) if split != "all" else dataset  # type: ignore[arg-type]
+    tasks = chosen.tasks[:limit] if limit is not None else chosen.tasks
+    if not tasks:
+        splits = sorted({t.split for t in dataset.tasks})
+        raise ValueError(
+            f"dataset {dataset.name!r} has no {split} tasks (its splits: "
+            f"{', '.join(splits) or 'none'}); fix: pass split= one of them, or 'all'"
+        )
+    return list(tasks)
+
+
+def evaluated_set(dataset: Dataset, tasks: list[Task]) -> RecordedSet:
+    """The recorded responses of ``tasks`` only, as the models of their runs serve them."""
+    return dataset.model_copy(update={"tasks": tasks}).to_recorded_set()
 
 
 def dataset_digest(dataset: Dataset) -> str:
@@ -60,6 +128,33 @@ def services_params(
     root = None if name.endswith(".json") else str(data_root(data).resolve())
     digest = loaded(name, root)[1]
     return {"dataset": name, "data": root, "digest": digest, "split": split, "limit": limit}
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """The dataset an evaluation grades against, as the client holds it."""
+
+    dataset: Dataset
+    digest: str
+    """:func:`dataset_digest` of the whole dataset: part of the name of the evaluation's runs."""
+    services_params: dict[str, Any] | None
+    """What lets a worker load the same dataset (:func:`services_params`); None for a dataset
+    given as an object, which only this process has."""
+
+
+def eval_data(
+    dataset: Dataset | str,
+    data: str | Path | None = None,
+    split: str = "all",
+    limit: int | None = None,
+) -> EvalData:
+    """The dataset named by ``dataset`` (a name read from ``data``, default the data root, or an
+    ``orch.eval-dataset`` file; loaded once per process), or the object itself."""
+    if isinstance(dataset, Dataset):
+        return EvalData(dataset, dataset_digest(dataset), None)
+    params = services_params(dataset, data, split, limit)
+    ds, digest = loaded(params["dataset"], params["data"])
+    return EvalData(ds, digest, params)
 
 
 def services(

@@ -22,7 +22,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .dataset import Dataset, DatasetError
+from ..errors import DatasetError
+from .dataset import Dataset
 from .harness import EvalReport, TaskResult
 from .metrics import Point, aiq
 from .reference import oracle, single_models, zero_router

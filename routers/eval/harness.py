@@ -1,9 +1,14 @@
-"""Run a router over recorded tasks through the real engine, and grade it.
+"""Evaluate a router over recorded tasks through the real engine, and grade it.
 
-Every task is one run of the router's pipeline (input ``question``), recorded in the store
-like any other, so every number of a report traces back to the runs behind it. The models
-are served by :class:`~agents.models.RecordedClient` from the dataset's recorded responses:
-a model call of the router gets the sample its request asks for (``ChatRequest.sample``).
+:func:`evaluate` is the one entry point. Every task is one run of the router's pipeline
+(input ``question``), recorded in the store like any other, so every number of a report
+traces back to the runs behind it. The models are served by
+:class:`~agents.models.RecordedClient` from the dataset's recorded responses
+(:mod:`routers.eval.eval_services`): a model call of the router gets the sample its request
+asks for (``ChatRequest.sample``). The tasks are one batch with fixed run ids
+(:mod:`routers.eval.task_runs`), made in this process by default or placed by an
+:class:`~orch.batch.Executor` (a Dask cluster's workers); the same evaluation run again finds
+its finished runs in the store and resumes the interrupted ones.
 
 Grading, per task, from the router's output and the model calls its run recorded:
 
@@ -17,30 +22,47 @@ Cost is the recorded cost of every model call the run made (or its tokens at the
 prices), from the dataset, not from the registry: a source such as RouterBench records cost
 per call but no tokens. A router's extra outputs are summarised when present: ``mode``
 (share of tasks per mode) and ``sigma`` (agreement-but-wrong: σ = 0 and wrong).
+
+This module grades from records; it never prints, and never decides where runs execute
+beyond choosing the executor it is given (or this process).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import anyio
+from pydantic import TypeAdapter
 
-from agents.models import ModelHub, ModelRegistry, RecordedClient
-from agents.models.recorded import RecordedSet
-from agents.models.registry import ProviderConfig
-from orch import Pipeline, PipelineBuilder, arun
+from orch import Pipeline, PipelineBuilder, load_pipeline
+from orch.batch import (
+    BatchSpec,
+    Executor,
+    ItemResult,
+    LocalExecutor,
+    Progress,
+    absolute_store_location,
+)
 from traces import ArtifactStore, EffectRecord
+from traces.open import open_store
 from traces.runview import load_run_view
 
 from .dataset import Dataset, Task
-from .journal import Journal
+from .eval_services import TARGET, EvalData, eval_data, eval_tasks, evaluated_set, recorded_hub
 from .metrics import Point
+from .task_runs import (
+    TaskRuns,
+    eval_batch_id,
+    next_unused,
+    run_batch,
+    run_here,
+    task_items,
+    task_seed,
+)
 
 __all__ = [
     "Describe",
@@ -49,47 +71,15 @@ __all__ = [
     "TaskResult",
     "evaluate",
     "grade",
-    "eval_tasks",
-    "evaluated_set",
     "grade_last_call",
     "graded",
     "graded_output",
-    "recorded_hub",
     "router_pipeline",
-    "task_seed",
 ]
-
-PROVIDER = "recorded"
 
 Grader = Callable[[Task, Any, list[tuple[str, int]]], float]
 """(task, graded output, model calls as (model, sample index)) -> score in [0, 1]."""
 Describe = Callable[[Task, Any], dict[str, Any]]
-
-
-def recorded_hub(dataset: Dataset, recorded: RecordedSet | None = None) -> ModelHub:
-    """A model hub whose every model is served from the dataset's recorded responses, at
-    the dataset's prices when it gives them (so each run's own record shows what a call
-    cost from its tokens; the harness's figures come from the dataset either way).
-    ``recorded`` is the dataset's :meth:`~Dataset.to_recorded_set`, when already made."""
-    models: dict[str, Any] = {}
-    for m in dataset.models:
-        price = dataset.prices.get(m)
-        models[m] = {"provider": PROVIDER, "name": m}
-        if price is not None:
-            models[m] |= {
-                "input_per_mtok": price.input_per_mtok,
-                "output_per_mtok": price.output_per_mtok,
-            }
-    registry = ModelRegistry.from_dict(
-        {"providers": {PROVIDER: {"kind": "recorded", "options": {"data": "-"}}}, "models": models},
-        source=f"dataset {dataset.name}",
-    )
-    client = RecordedClient(
-        PROVIDER,
-        ProviderConfig(kind="recorded"),
-        data=dataset.to_recorded_set() if recorded is None else recorded,
-    )
-    return ModelHub(registry, clients={PROVIDER: client})
 
 
 @dataclass(frozen=True)
@@ -120,15 +110,15 @@ class EvalReport:
     router: str
     results: list[TaskResult] = field(default_factory=list)
     resumed: int = 0
-    """Tasks whose result came from the journal, or (through an executor) whose finished run
-    was found in the store: nothing was run for them."""
+    """Tasks whose finished run was found in the store (an earlier start of the same
+    evaluation): nothing was run for them."""
     retried: int = 0
-    """Through an executor: tasks whose run was interrupted (a worker killed) and resumed."""
+    """Tasks whose run was interrupted (a process killed) and resumed from its finished steps."""
     batch_id: str | None = None
-    """Through an executor: the batch that holds the runs (``BATCH-INDEX``)."""
+    """The batch that names the runs: task ``i``'s first run is ``BATCH-i`` (zero-padded)."""
     notices: list[str] = field(default_factory=list)
-    """Through an executor: warnings from the processes that ran the tasks (a store's
-    retries, leases taken over from a dead worker)."""
+    """Warnings from the processes that ran the tasks (a store's retries, leases taken over
+    from a dead worker)."""
 
     @property
     def tasks(self) -> int:
@@ -189,13 +179,6 @@ def router_pipeline(agent: Any, name: str | None = None, **bound: Any) -> Pipeli
     p = PipelineBuilder(name or agent.name)
     p.output("answer", p.node("route", agent, question=p.input("question", str), **bound))
     return p.build()
-
-
-def task_seed(seed: int, task_id: str) -> int:
-    """The run seed of a task: a hash of (evaluation seed, task id), so that a seeded router
-    (the random baseline, AMRO-S) draws afresh for every task, yet the same on every run."""
-    digest = hashlib.sha256(f"{seed}\x00{task_id}".encode()).digest()
-    return int.from_bytes(digest[:7], "big")
 
 
 def _calls(effects: list[EffectRecord], store: ArtifactStore) -> list[tuple[str, int]]:
@@ -304,25 +287,6 @@ def graded(
     )
 
 
-def eval_tasks(dataset: Dataset, split: str, limit: int | None) -> list[Task]:
-    """The tasks an evaluation of ``split`` (or ``all``) runs, the first ``limit`` of them;
-    a ValueError naming the splits there are when there are none."""
-    chosen = dataset.split(split) if split != "all" else dataset  # type: ignore[arg-type]
-    tasks = chosen.tasks[:limit] if limit is not None else chosen.tasks
-    if not tasks:
-        splits = sorted({t.split for t in dataset.tasks})
-        raise ValueError(
-            f"dataset {dataset.name!r} has no {split} tasks (its splits: "
-            f"{', '.join(splits) or 'none'}); fix: pass split= one of them, or 'all'"
-        )
-    return list(tasks)
-
-
-def evaluated_set(dataset: Dataset, tasks: list[Task]) -> RecordedSet:
-    """The recorded responses of ``tasks`` only, as the models of their runs serve them."""
-    return dataset.model_copy(update={"tasks": tasks}).to_recorded_set()
-
-
 def graded_output(pipeline: Pipeline, output: str | None) -> str:
     """The name of the output an evaluation grades (``output``, or the pipeline's only one),
     after checking the pipeline takes the task's ``question``; a ValueError with the fix."""
@@ -343,112 +307,242 @@ def graded_output(pipeline: Pipeline, output: str | None) -> str:
 
 
 async def evaluate(
-    pipeline: Pipeline,
-    dataset: Dataset,
-    store: ArtifactStore,
+    pipeline: Pipeline | str,
+    dataset: Dataset | str,
+    store: ArtifactStore | str | None = None,
     *,
+    executor: Executor | None = None,
+    params: Mapping[str, Any] | None = None,
+    data: str | Path | None = None,
     output: str | None = None,
     split: str = "test",
     limit: int | None = None,
-    parallel: int = 4,
     seed: int = 0,
+    parallel: int = 4,
     services: Mapping[str, Any] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     grader: Grader | None = None,
     describe: Describe | None = None,
-    journal: str | os.PathLike[str] | None = None,
     fresh: bool = False,
 ) -> EvalReport:
     """Run ``pipeline`` once per task of ``dataset``'s ``split`` and grade each run.
 
-    ``output`` names the pipeline output to grade (default: its only output). Runs are
-    made ``parallel`` at a time; results come back in task order whatever order they end.
-    Each task's run seed is :func:`task_seed` of ``seed`` and the task id. ``grader``
-    replaces :func:`grade` (same arguments: the task, the graded output, the model calls);
-    ``describe`` (task, output) returns JSON-able details kept with each result.
+    What is evaluated: ``pipeline`` is a built :class:`~orch.Pipeline` or a target
+    ``FILE.py[:NAME]`` (a function called with ``params``); ``dataset`` a
+    :class:`~routers.eval.Dataset`, a dataset name (read from ``data``, default the data
+    root) or an ``orch.eval-dataset`` file; the first ``limit`` tasks of ``split`` (or
+    ``all``); each task's run seed is :func:`~routers.eval.task_runs.task_seed` of ``seed``
+    and the task id. ``output`` names the pipeline output to grade (default: its only one).
 
-    With ``journal`` (a file path) the evaluation is resumable: each finished task is
-    appended to the journal as it ends, and a rerun with the same journal skips the tasks
-    found there whose runs are in ``store`` (see :mod:`routers.eval.journal`); ``fresh``
-    starts the journal over.
+    Where: ``store`` is an open store or a location (opened here, and closed after). Without
+    ``executor`` the runs are made in this process, ``parallel`` at a time, with the recorded
+    models plus ``services`` (objects agents reach with ``ctx.service``). With one (a
+    :class:`~orch.batch.LocalExecutor`, a Dask executor) the tasks are a batch it places:
+    then ``pipeline`` must be a target, ``dataset`` a name or file, and ``store`` a location,
+    since every worker imports, loads and opens them itself; ``services`` cannot be sent.
+
+    Resuming: the runs have fixed ids named by the evaluation (see
+    :mod:`routers.eval.task_runs`), so the same evaluation started again with the same store
+    finds its finished runs (``resumed``) and resumes its interrupted ones (``retried``).
+    ``fresh`` runs every task again under the next unused id; so does an evaluation given
+    ``services``, which are objects its name cannot include.
+
+    Grading: ``grader`` replaces :func:`grade` (same arguments: the task, the graded output,
+    the model calls); ``describe`` (task, output) returns JSON-able details kept with each
+    result. Results come back in task order whatever order the runs end. ``progress`` is
+    called with (tasks done, tasks) as they end.
     """
     if parallel < 1:
         raise ValueError(f"parallel must be >= 1, got {parallel}")
-    name = graded_output(pipeline, output)
-    tasks = eval_tasks(dataset, split, limit)
-    # Served from the evaluated tasks only: a source can hold the same question in two
-    # splits with other recordings (RouterBench), and a prompt finds its item by its text.
-    hub = recorded_hub(dataset, evaluated_set(dataset, tasks))
-    run_services = {"models": hub, **dict(services or {})}
-    results: list[TaskResult | None] = [None] * len(tasks)
-    limiter = anyio.CapacityLimiter(parallel)
-    done = [0]
-    log: Journal | None = None
-    if journal is not None:
-        log = Journal(
-            journal,
-            {
-                "dataset": dataset.name,
-                "split": split,
-                "limit": limit,
-                "pipeline": pipeline.name,
-                "spec_hash": pipeline.spec_hash,
-                "output": name,
-                "seed": seed,
-            },
-        ).open(fresh=fresh)
-        for i, task in enumerate(tasks):
-            row = log.done.get(task.id)
-            if row is None:
-                continue
-            if store.read_run_head(row["run_id"]) is None:
-                log.forget(task.id)  # its run is not in this store: run the task again
-                continue
-            results[i] = TaskResult(**{**row, "calls": [tuple(c) for c in row["calls"]]})
-            done[0] += 1
-    resumed = done[0]
+    pipe = _pipeline(pipeline, params)
+    name = graded_output(pipe, output)
+    source = eval_data(dataset, data, split, limit)
+    tasks = eval_tasks(source.dataset, split, limit)
+    if executor is not None:
+        _check_placeable(pipeline, source, store, services)
+    base = eval_batch_id(source.dataset, source.digest, pipe.spec_hash, tasks, seed)
+    with _opened(store) as st:
+        # Service objects are not part of the evaluation's name: runs found under it may
+        # have been served others, so an evaluation given some never resumes.
+        batch_id = next_unused(base, st, len(tasks)) if fresh or services else base
+        if executor is None:
+            here = {"models": recorded_hub(source.dataset, evaluated_set(source.dataset, tasks))}
+            here |= dict(services or {})
+            if isinstance(pipeline, Pipeline):
+                runs = await _run_built(
+                    pipe, batch_id, tasks, source, st, here, seed, parallel, progress
+                )
+                return _report(pipe, name, source.dataset, split, tasks, st, runs, grader, describe)
+            executor = LocalExecutor(parallel, store=st, services=here)
+            location: str | None = st.location
+        else:
+            location = store if isinstance(store, str) else None
+        batch = _batch(pipe, str(pipeline), batch_id, tasks, source, location, seed, params)
+        runs = await run_batch(executor, batch, progress)
+        return _report(pipe, name, source.dataset, split, tasks, st, runs, grader, describe)
 
-    async def one(i: int, task: Task) -> None:
-        async with limiter:
-            started = time.perf_counter()
-            run = await arun(
-                pipeline,
-                {"question": task.question},
-                store=store,
-                seed=task_seed(seed, task.id),
-                services=run_services,
-                origin={"eval": f"{dataset.name}/{task.id}"},
+
+def _pipeline(pipeline: Pipeline | str, params: Mapping[str, Any] | None) -> Pipeline:
+    if isinstance(pipeline, Pipeline):
+        if params:
+            raise ValueError(
+                f"params are for a pipeline target's function, and {pipeline.name!r} is built "
+                "already; fix: pass FILE.py:FUNCTION with params, or build it with them"
             )
-            seconds = time.perf_counter() - started
-        result = results[i] = graded(
-            dataset,
-            task,
-            store,
-            run.run_id,
-            run.root_hash,
-            run.outputs.get(name) if run.ok else None,
-            ok=run.ok,
-            error=None if run.ok or run.error is None else run.error.message,
-            seconds=seconds,
-            grader=grader,
-            describe=describe,
-        )
-        if log is not None:
-            log.append(asdict(result))
-        done[0] += 1
-        if progress is not None:
-            progress(done[0], len(tasks))
+        return pipeline
+    return load_pipeline(pipeline, dict(params) if params else None)
 
-    if progress is not None and resumed:
-        progress(resumed, len(tasks))
-    try:
-        async with anyio.create_task_group() as tg:
-            for i, task in enumerate(tasks):
-                if results[i] is None:
-                    tg.start_soon(one, i, task)
-    finally:
-        if log is not None:
-            log.close()
-    report = EvalReport(dataset=dataset.name, split=split, router=pipeline.name, resumed=resumed)
-    report.results = [r for r in results if r is not None]
-    return report
+
+def _check_placeable(
+    pipeline: Pipeline | str,
+    source: EvalData,
+    store: ArtifactStore | str | None,
+    services: Mapping[str, Any] | None,
+) -> None:
+    """Refuse, before anything runs, what an executor's workers could not get."""
+    if isinstance(pipeline, Pipeline):
+        raise TypeError(
+            f"pipeline {pipeline.name!r} is built in this process, and an executor's workers "
+            "import the pipeline themselves; fix: pass its target FILE.py[:NAME], or no executor"
+        )
+    if source.services_params is None:
+        raise ValueError(
+            f"dataset {source.dataset.name!r} is an object in this process, and an executor's "
+            "workers load the dataset themselves; fix: pass its name or an orch.eval-dataset "
+            "file (Dataset.save writes one), or no executor"
+        )
+    if services:
+        raise ValueError(
+            f"services {', '.join(sorted(services))} are objects in this process and cannot "
+            "be sent to an executor's workers; fix: evaluate without an executor"
+        )
+    if not isinstance(store, str | None):
+        raise TypeError(
+            f"store {store.location} is open in this process, and every worker opens the "
+            "store itself; fix: pass its location (a directory, sqlite:///FILE or a database "
+            "URL)"
+        )
+    if absolute_store_location(store) in ("memory:", "memory://"):
+        raise ValueError(
+            "an evaluation through an executor reads its runs back from the store, and "
+            "'memory:' lives inside one process; fix: give a directory, sqlite:///FILE or a "
+            "database URL as the store"
+        )
+
+
+@contextmanager
+def _opened(store: ArtifactStore | str | None) -> Iterator[ArtifactStore]:
+    if isinstance(store, ArtifactStore):
+        yield store
+        return
+    with open_store(store) as st:
+        yield st
+
+
+async def _run_built(
+    pipe: Pipeline,
+    batch_id: str,
+    tasks: list[Task],
+    source: EvalData,
+    store: ArtifactStore,
+    services: Mapping[str, Any],
+    seed: int,
+    parallel: int,
+    progress: Progress | None,
+) -> TaskRuns:
+    """The runs of a pipeline built in this process, made here (no executor can import it)."""
+    items = task_items(batch_id, pipe.spec_hash, tasks, seed)
+    origins = [{"eval": f"{source.dataset.name}/{t.id}"} for t in tasks]
+    return await run_here(
+        pipe,
+        batch_id,
+        items,
+        store,
+        services,
+        origins=origins,
+        parallel=parallel,
+        progress=progress,
+    )
+
+
+def _batch(
+    pipe: Pipeline,
+    target: str,
+    batch_id: str,
+    tasks: list[Task],
+    source: EvalData,
+    store: str | None,
+    seed: int,
+    params: Mapping[str, Any] | None,
+) -> BatchSpec:
+    """The tasks as a batch of the pipeline ``target``: its workers make the recorded models
+    from the dataset's name and digest (:mod:`routers.eval.eval_services`)."""
+    return BatchSpec.create(
+        target,
+        [{"question": t.question} for t in tasks],
+        store=store,
+        services=None if source.services_params is None else TARGET,
+        services_params=source.services_params,
+        seeds=[task_seed(seed, t.id) for t in tasks],
+        batch_id=batch_id,
+        params=params,
+    )
+
+
+def _report(
+    pipe: Pipeline,
+    name: str,
+    dataset: Dataset,
+    split: str,
+    tasks: list[Task],
+    store: ArtifactStore,
+    runs: TaskRuns,
+    grader: Grader | None,
+    describe: Describe | None,
+) -> EvalReport:
+    """Every task graded from its run's output (as recorded: JSON, validated back into the
+    output's type) and the model calls its record holds."""
+    kind = TypeAdapter(pipe.output_type(name))
+    return EvalReport(
+        dataset=dataset.name,
+        split=split,
+        router=pipe.name,
+        results=[
+            _graded(dataset, tasks[item.index], store, item, name, kind, grader, describe)
+            for item in runs.items
+        ],
+        resumed=runs.found,
+        retried=runs.retried,
+        batch_id=runs.batch_id,
+        notices=list(runs.notices),
+    )
+
+
+def _graded(
+    dataset: Dataset,
+    task: Task,
+    store: ArtifactStore,
+    item: ItemResult,
+    name: str,
+    kind: TypeAdapter[Any],
+    grader: Grader | None,
+    describe: Describe | None,
+) -> TaskResult:
+    if item.root_hash is None:  # no finished run (the item's error says why)
+        return graded(
+            dataset, task, store, item.run_id, None, None, ok=False, error=item.error, seconds=0
+        )
+    out = kind.validate_python(item.outputs[name]) if name in item.outputs else None
+    return graded(
+        dataset,
+        task,
+        store,
+        item.run_id,
+        item.root_hash,
+        out,
+        ok=item.status == "ok",
+        error=item.error,
+        seconds=None,
+        grader=grader,
+        describe=describe,
+    )

@@ -18,14 +18,15 @@ import base64
 import io
 import itertools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from orch.report_html import esc, fmt_usd, kv_table, page, table, value_html
+from orch.render import esc, fmt_usd, kv_table, page, table, value_html
 
-from .evalfile import EvalConfig, EvalFile
+from .evalfile import EvalConfig, EvalFile, load
 from .metrics import Point, ndch
 
-__all__ = ["PLOT_EXTRA", "cost_quality_png", "render_eval_report"]
+__all__ = ["PLOT_EXTRA", "cost_quality_png", "render_eval_report", "render_eval_report_file"]
 
 PLOT_EXTRA = "pip install 'orch[report]'"
 """What adds the plots (matplotlib) to a report."""
@@ -385,3 +386,9 @@ def render_eval_report(ev: EvalFile) -> str:
         "</section>",
     ]
     return page(f"orch evaluation: {ev.title}", "\n".join(b for b in body if b), kind="evaluation")
+
+
+def render_eval_report_file(path: Path) -> str:
+    """The report page of the evaluation file at ``path``: the ``orch.reports`` renderer of
+    format ``orch.eval-report/1`` (what ``orch report FILE.json`` calls)."""
+    return render_eval_report(load(path))

@@ -20,8 +20,8 @@ from typing import Any
 from routers.ema import Observation
 from routers.intent import LabelledExample
 
-from .adapters.split import unit_hash
 from .dataset import Dataset
+from .split import unit_hash
 
 __all__ = ["ability_priors", "ema_observations", "holdout", "intent_examples", "knn_examples"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from wire_servers import Reply, ScriptedServer, anthropic_message, anthropic_stream
 
+from agents.errors import ProviderError
 from agents.models.anthropic_client import AnthropicClient
 from agents.models.registry import ModelInfo, ProviderConfig
-from agents.models.retrying import ProviderError
 from agents.models.types import ChatMessage, ChatRequest, ToolCall, ToolSpec
 
 MODEL = ModelInfo(id="claude", provider="anth", name="claude-served")

@@ -19,7 +19,7 @@ from agents.models import (
     RegistryError,
 )
 from orch import Context, PipelineBuilder, agent, arun
-from orch.replay import areplay
+from orch._replay import areplay
 from traces import DirectoryStore, EffectRecord, StepRecord, verify_run
 
 SECRET = "sk-test-DO-NOT-RECORD-7f3a9c"
@@ -121,9 +121,13 @@ def test_registry_errors(tmp_path: Path) -> None:
     bad.write_text("[models.m\nprovider = 1")
     with pytest.raises(RegistryError, match="is not valid TOML"):
         ModelRegistry.load(bad)
-    bad.write_text('[providers.p]\nkind = "carrier-pigeon"\n')
-    with pytest.raises(RegistryError, match=r'\[providers."p"\] kind: Input should be'):
+    bad.write_text("[providers.p]\nkind = 1\n")
+    with pytest.raises(RegistryError, match=r'\[providers."p"\] kind: Input should be a valid str'):
         ModelRegistry.load(bad)
+    # A kind is a name in the orch.models entry-point group: checked when a hub is made.
+    bad.write_text('[providers.p]\nkind = "carrier-pigeon"\n')
+    with pytest.raises(RegistryError, match="kind 'carrier-pigeon', which no installed package"):
+        ModelHub.load(bad)
 
 
 def test_registry_file_round_trip(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from agents.models import ChatMessage, ChatRequest, ModelHub, ModelRegistry
 from orch import Context, PipelineBuilder, agent, arun
-from orch.replay import areplay
+from orch._replay import areplay
 from traces import MemoryStore
 
 pytestmark = pytest.mark.real_model

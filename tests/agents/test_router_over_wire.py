@@ -8,7 +8,7 @@ from wire_servers import Reply, ScriptedServer, openai_completion
 
 from agents.models import ModelHub, ModelRegistry
 from orch import PipelineBuilder, arun
-from orch.replay import areplay
+from orch._replay import areplay
 from routers import AgentCard, AgentRegistry, tcar_router
 from traces import Decision, MemoryStore, StepRecord
 

@@ -39,8 +39,8 @@ from typing import Any
 
 import anyio
 
-from orch.executor import BatchResult, BatchSpec, LocalExecutor
-from orch.executor_dask import DaskExecutor
+from orch.batch._executor import BatchResult, BatchSpec, LocalExecutor
+from orch.batch.dask import DaskExecutor
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PIPELINE = str(FIXTURES / "batch_pipelines.py")

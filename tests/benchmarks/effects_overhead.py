@@ -29,8 +29,8 @@ import anyio
 from pydantic import BaseModel
 
 from orch import Context, Pipeline, PipelineBuilder, agent
-from orch.replay import areplay
-from orch.runtime import arun
+from orch._replay import areplay
+from orch._runtime import arun
 from traces import MemoryStore
 
 

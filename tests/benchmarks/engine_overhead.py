@@ -47,7 +47,7 @@ import anyio
 from pydantic import BaseModel
 
 from orch import Context, Pipeline, PipelineBuilder, agent
-from orch.runtime import arun
+from orch._runtime import arun
 from traces import ArtifactStore, DirectoryStore, MemoryStore
 
 SHAPES = ("chain", "wide", "mapped")

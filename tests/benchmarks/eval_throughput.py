@@ -37,7 +37,8 @@ from agents.models.registry import ProviderConfig
 from orch import Pipeline
 from routers import baselines
 from routers.eval import Dataset, Sample, Task
-from routers.eval.harness import PROVIDER, evaluate, recorded_hub, router_pipeline
+from routers.eval.eval_services import PROVIDER, recorded_hub
+from routers.eval.harness import evaluate, router_pipeline
 from traces import ArtifactStore, MemoryStore
 from traces.dirstore import DirectoryStore
 

@@ -65,7 +65,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))  # pg_server, the test server helper
 
 from orch import Context, Pipeline, PipelineBuilder, agent  # noqa: E402
-from orch.runtime import arun, new_run_id  # noqa: E402
+from orch._runtime import arun, new_run_id  # noqa: E402
 from traces import ArtifactStore, DirectoryStore, SQLiteStore, digest  # noqa: E402
 from traces.ledger import Ledger, ledger_of  # noqa: E402
 from traces.ledger_entries import SealEntry, StartEntry, entry_bytes  # noqa: E402

@@ -41,7 +41,7 @@ from agents.models import (
 )
 from agents.refiner import AgentReply
 from orch import Context, Pipeline, PipelineBuilder, agent
-from orch.runtime import arun
+from orch._runtime import arun
 from routers import (
     AgentCard,
     AgentRegistry,

@@ -49,7 +49,7 @@ from pydantic import BaseModel
 
 from agents.tools import McpSource, MemoryAuditLog, Principal, ToolBroker, tool
 from orch import Context, Pipeline, PipelineBuilder, agent
-from orch.runtime import arun
+from orch._runtime import arun
 from traces import ArtifactStore, DirectoryStore, MemoryStore
 
 HERE = Path(__file__).resolve().parent

@@ -10,7 +10,7 @@ import pytest
 from example_modules import load_example
 
 import orch
-from orch.replay import areplay
+from orch._replay import areplay
 from orch.testing import assert_order_independent
 from traces import MemoryStore
 from traces.runview import load_run_view

@@ -12,8 +12,8 @@ import anyio
 import pytest
 from example_modules import load_example
 
-from orch.loader import load_pipeline
-from orch.replay import areplay, recorded_origin
+from orch._loader import load_pipeline
+from orch._replay import areplay, recorded_origin
 from traces.open import open_store
 from traces.verify import verify_store
 
@@ -25,9 +25,9 @@ def load(name: str) -> ModuleType:
 CASES: list[tuple[str, list[str], list[str]]] = [
     ("tcar_clinc", ["--limit", "24", "--show", "2"], ["domain accuracy", "via offline"]),
     ("acar_sigma", [], ["σ=", "agreement-but-wrong", "modes single"]),
-    ("amro_routing", [], ["learned from 10 routes", "task weights", "orch show sha256:"]),
-    ("orch_panel", [], ["feedback applied", "panel [", "orch show sha256:"]),
-    ("baselines", [], ["majority vote", "oracle", "kNN index state: orch show"]),
+    ("amro_routing", [], ["learned from 10 routes", "task weights", "orch state sha256:"]),
+    ("orch_panel", [], ["feedback applied", "panel [", "orch state sha256:"]),
+    ("baselines", [], ["majority vote", "oracle", "kNN index state: orch state"]),
 ]
 
 
@@ -74,7 +74,7 @@ def test_state_history_of_the_amro_example(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ORCH_STORE", raising=False)
     assert module.main() == 0
-    version = capsys.readouterr().out.strip().split("orch show ")[-1].strip()
+    version = capsys.readouterr().out.strip().split("orch state ")[-1].strip()
     with open_store() as store:
         history = state_history(store, version)
     assert len(history) == 4  # initial + one version per full buffer of 10 (30 questions)

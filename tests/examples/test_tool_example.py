@@ -13,8 +13,8 @@ import pytest
 from example_modules import load_example
 
 from agents.tools import SQLiteAuditLog
-from orch.loader import load_pipeline
-from orch.replay import areplay, recorded_origin
+from orch._loader import load_pipeline
+from orch._replay import areplay, recorded_origin
 from traces.open import open_store
 from traces.verify import verify_store
 

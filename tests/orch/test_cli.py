@@ -320,8 +320,11 @@ def test_largest_seed_runs(cli: CliRunner) -> None:
 def test_show_of_a_malformed_version(cli: CliRunner) -> None:
     run_json(cli, "run", FIXTURE, "-i", "x=1")
     result = cli.invoke(app, ["show", "sha256:zz"])
-    line = one_line_error(result, "'sha256:zz' is neither a run id nor a state version")
-    assert "sha256: + 64 hex digits" in line and "put()" not in line
+    line = one_line_error(result, "'sha256:zz' is not a run id")
+    assert "orch state sha256:zz" in line and "put()" not in line
+    result = cli.invoke(app, ["state", "sha256:zz"])
+    line = one_line_error(result, "'sha256:zz' is not a state version")
+    assert "sha256: + 64 hex digits" in line
 
 
 @pytest.mark.parametrize(

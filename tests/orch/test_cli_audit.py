@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from orch.cli import app
-from orch.cli_audit import verify_evidence
+from orch.cli._audit import verify_evidence
 from traces.keys import KeyRing
 
 FIXTURE = str(Path(__file__).parents[1] / "fixtures" / "pipelines.py")

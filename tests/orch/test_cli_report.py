@@ -83,9 +83,9 @@ def test_evaluation_file_report_is_named_after_the_file(cli: CliRunner, tmp_path
     ("make", "args", "message"),
     [
         (None, ["nope"], "no store at .orch; fix: check --store"),  # reading makes no store
-        (None, ["missing.json"], "evaluation file missing.json does not exist"),
-        ("dataset", ["data.json"], "is not an evaluation file (format 'orch.eval-dataset/1'"),
-        ("text", ["notes.txt"], "evaluation file notes.txt is not JSON"),
+        (None, ["missing.json"], "cannot read missing.json: No such file or directory"),
+        ("dataset", ["data.json"], "no installed package renders data.json's format 'orch.eval"),
+        ("text", ["notes.txt"], "notes.txt is not a JSON report file"),
         ("run", ["RUN", "-o", "no/such/dir/x.html"], "cannot write the report to no/such/dir"),
     ],
 )

@@ -52,8 +52,8 @@ from orch_processes import launcher
 from typer.testing import CliRunner
 
 from orch import run
+from orch._loader import load_pipeline
 from orch.cli import app
-from orch.loader import load_pipeline
 from traces import EffectRecord, RunHead
 from traces.eventlog import chained_events
 from traces.open import open_store

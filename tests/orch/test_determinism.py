@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from orch import Context, Pipeline, PipelineBuilder, Selection, agent, arun
-from orch.loader import load_pipeline
+from orch._loader import load_pipeline
 from orch.testing import ShuffledCompletion, assert_order_independent
 from traces import MemoryStore
 

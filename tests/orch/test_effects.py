@@ -9,9 +9,10 @@ import pytest
 from pydantic import BaseModel
 
 from orch import Context, Pipeline, PipelineBuilder, agent, arun
-from orch.effects import EffectSource, field_diff
-from orch.replay import areplay
+from orch._effects import EffectSource
+from orch._replay import areplay
 from traces import EffectRecord, MemoryStore, StepRecord, verify_run
+from traces.diff import field_diff
 
 
 class Prompt(BaseModel):

@@ -10,8 +10,6 @@ from typing import Any
 import anyio
 import pytest
 
-import orch
-import orch.executor
 from agents.models import ChatRequest, ChatResponse, ModelHub, ModelInfo
 from orch import (
     BatchInputError,
@@ -22,10 +20,10 @@ from orch import (
     apply_in_order,
     arun,
 )
-from orch.batch import absolute_store_location, item_seed
-from orch.batch_result import in_input_order
-from orch.executor_dask import default_chunk_size, probe_worker, run_chunk
-from orch.loader import load_pipeline, load_services
+from orch._loader import load_pipeline, load_services
+from orch.batch._result import in_input_order
+from orch.batch._spec import absolute_store_location, item_seed
+from orch.batch.dask import default_chunk_size, probe_worker, run_chunk
 from routers.ema import EMAState, Observation, apply_feedback
 from traces import DirectoryStore, MemoryStore, RunHead, StoreLocationError, verify_run
 
@@ -343,21 +341,20 @@ async def test_feedback_is_folded_in_input_order_whatever_order_runs_end(
         in_input_order(result.items[:2] + result.items[3:])
 
 
-def test_the_executor_api_is_exported_and_the_old_names_still_work() -> None:
+def test_the_executor_api_is_exported_from_orch_and_orch_batch() -> None:
+    import orch.batch
+
     for name in ("Executor", "LocalExecutor", "BatchSpec", "BatchResult", "apply_in_order"):
-        assert name in orch.__all__ and getattr(orch, name) is getattr(orch.executor, name)
-    # What callers imported from orch.executor before it was split is still there.
-    missing = [name for name in orch.executor.__all__ if not hasattr(orch.executor, name)]
-    assert not missing
-    assert orch.executor.ExecutorError is orch.ExecutorError
+        assert name in orch.__all__ and name in orch.batch.__all__
+        assert getattr(orch, name) is getattr(orch.batch, name)
     assert issubclass(orch.BatchInputError, orch.ExecutorError)
     assert issubclass(orch.ExecutorError, orch.OrchError)
 
 
 async def test_services_by_module_name_and_with_parameters(tmp_path: Path) -> None:
-    from orch.batch import is_module_target
+    from orch.batch._executor import load_batch_services
+    from orch.batch._spec import is_module_target
     from orch.errors import PipelineLoadError
-    from orch.executor import load_batch_services
 
     assert is_module_target("batch_pipelines:services")
     assert is_module_target("routers.eval.eval_services:services")

@@ -25,7 +25,7 @@ from batch_checks import (
 )
 
 from orch import BatchSpec, ExecutorError
-from orch.executor_dask import DaskExecutor
+from orch.batch.dask import DaskExecutor
 from traces.open import open_store
 
 dask_cluster.require_dask()

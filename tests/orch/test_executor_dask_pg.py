@@ -35,8 +35,8 @@ from pg_server import postgres_server, store_url, terminate_backends
 from typer.testing import CliRunner
 
 from orch import BatchSpec, LocalExecutor
+from orch.batch.dask import DaskExecutor
 from orch.cli import app
-from orch.executor_dask import DaskExecutor
 from traces.open import open_store
 
 dask_cluster.require_dask()

@@ -1,4 +1,8 @@
-"""Leases on batch inputs: one holder at a time, a stale one taken over, a lost one cancels."""
+"""Leases on batch inputs: one holder at a time, a stale one taken over, a lost one cancels.
+
+Lease timing runs on a :class:`~orch.testing.ManualClock`: the tests move time themselves
+and wait until the code under test is asleep on the clock, so none of them sleeps.
+"""
 
 from __future__ import annotations
 
@@ -10,26 +14,51 @@ import orjson
 import pytest
 from batch_checks import submit_twice_while_held
 
-from orch.lease import LeaseLostError, holding, take
+from orch._lease import Lease, holding, take
+from orch.errors import LeaseLostError
+from orch.testing import ManualClock
 from traces import MemoryStore
 
 ROOT = Path(__file__).parents[2]
+HANG_GUARD = 60.0
+"""Seconds after which a lease test that waits on its clock fails: a guard against a hang (a
+lease that is never released, a waiter that never wakes), not a measurement."""
 
 
 async def test_a_second_taker_waits_until_the_holder_releases() -> None:
     store = MemoryStore()
+    clock = ManualClock()
     order: list[str] = []
+    a_in, a_may_leave, a_left = anyio.Event(), anyio.Event(), anyio.Event()
 
-    async def worker(name: str, hold: float) -> None:
-        async with holding(store, "in-1", seconds=5):
-            order.append(f"{name} in")
-            await anyio.sleep(hold)
-            order.append(f"{name} out")
+    async def a() -> None:
+        async with holding(store, "in-1", seconds=6, clock=clock):
+            order.append("a in")
+            a_in.set()
+            await a_may_leave.wait()
+            order.append("a out")
+        a_left.set()
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker, "a", 0.3)
-        await anyio.sleep(0.05)
-        tg.start_soon(worker, "b", 0)
+    async def b() -> None:
+        async with holding(store, "in-1", seconds=6, clock=clock) as lease:
+            assert order == ["a in", "a out"], "b went in while a was inside"
+            assert lease is not None and lease.took_over is None  # released, not taken over
+            order.append("b in")
+        order.append("b out")
+
+    with anyio.fail_after(HANG_GUARD):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a)
+            await a_in.wait()
+            tg.start_soon(b)
+            for _ in range(3):  # b finds the lease held, looks again later, finds it held ...
+                await clock.wait_for_sleepers(2)  # a's renewer, and b waiting for its next look
+                clock.advance(1)
+            await clock.wait_for_sleepers(2)
+            assert order == ["a in"]
+            a_may_leave.set()
+            await a_left.wait()  # a released the lease
+            clock.advance(1)  # b's next look finds it free
     assert order == ["a in", "a out", "b in", "b out"]  # never both inside
     assert store.read_claim("in-1") is None  # released
 
@@ -38,32 +67,59 @@ async def test_a_renewed_lease_is_kept_and_a_stale_one_taken_over(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = MemoryStore()
+    clock = ManualClock()
     order: list[str] = []
+    holder_in, holder_may_end, holder_ended = anyio.Event(), anyio.Event(), anyio.Event()
 
     async def second() -> None:
-        lease = await take(store, "in-1", seconds=0.3)
+        lease = await take(store, "in-1", seconds=6, clock=clock)
+        assert order == ["holder done"], "took the lease over from a live holder"
         assert lease is not None and lease.took_over is None  # released, not taken over
         order.append("second took it")
         lease.release()
 
-    # A live holder renews every 0.1 s: a waiter does not take over while it lives, though
-    # the holder works for four lease times.
-    async with anyio.create_task_group() as tg:
+    async def holder() -> None:
+        async with holding(store, "in-1", seconds=6, clock=clock):
+            holder_in.set()
+            await holder_may_end.wait()
+            order.append("holder done")
+        holder_ended.set()
 
-        async def holder() -> None:
-            async with holding(store, "in-1", seconds=0.3):
-                await anyio.sleep(1.2)
-                order.append("holder done")
-
-        tg.start_soon(holder)
-        await anyio.sleep(0.05)
-        tg.start_soon(second)
+    # A live holder renews every 2 s: a waiter (looking every 1 s) does not take over while
+    # it lives, though the holder works for four lease times.
+    with anyio.fail_after(HANG_GUARD):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(holder)
+            await holder_in.wait()
+            tg.start_soon(second)
+            for _ in range(4 * 6):
+                await clock.wait_for_sleepers(2)  # the holder's renewer, and the waiter
+                clock.advance(1)
+            await clock.wait_for_sleepers(2)
+            assert order == []
+            holder_may_end.set()
+            await holder_ended.wait()  # released
+            clock.advance(1)  # the waiter's next look finds it free
     assert order == ["holder done", "second took it"]
-    # A dead holder's claim (never renewed) is taken over after its lease time.
-    dead = orjson.dumps({"holder": "host pid 1 dead", "seconds": 0.3, "seq": 0})
+    # A dead holder's claim (never renewed) is taken over after its lease time, not before.
+    dead = orjson.dumps({"holder": "host pid 1 dead", "seconds": 6, "seq": 0})
     assert store.swap_claim("in-2", None, dead)
-    with caplog.at_level(logging.WARNING, logger="orch.lease"):
-        lease = await take(store, "in-2", seconds=5)
+    clock = ManualClock()
+    taken: list[Lease | None] = []
+
+    async def waiter() -> None:
+        taken.append(await take(store, "in-2", seconds=30, clock=clock))
+        assert clock.now() >= 6, "took over a lease before its lease time"
+
+    with caplog.at_level(logging.WARNING, logger="orch._lease"), anyio.fail_after(HANG_GUARD):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter)
+            await clock.wait_for_sleepers(1)
+            clock.advance(5)
+            await clock.wait_for_sleepers(1)  # looked again: not stale yet
+            assert taken == []
+            clock.advance(1)
+    (lease,) = taken
     assert lease is not None and lease.took_over == "host pid 1 dead"
     assert "took over the lease on in-2 from host pid 1 dead" in caplog.text
     # An unreadable claim counts as stale at once.
@@ -73,19 +129,30 @@ async def test_a_renewed_lease_is_kept_and_a_stale_one_taken_over(
 
 async def test_a_lease_taken_over_cancels_the_work_and_says_so() -> None:
     store = MemoryStore()
+    clock = ManualClock()
     reached_end = False
+    renewed = anyio.Event()
 
     async def work() -> None:
         nonlocal reached_end
-        async with holding(store, "in-1", seconds=0.3) as lease:
+        async with holding(store, "in-1", seconds=6, clock=clock) as lease:
             assert lease is not None
             # Another process, finding this one's claim stale, takes it over.
             assert store.swap_claim("in-1", lease.document, b'{"holder": "other"}')
-            await anyio.sleep(5)  # cancelled at the next renewal, 0.1 s in
+            await renewed.wait()  # cancelled at the next renewal, which finds the lease lost
             reached_end = True
 
-    with pytest.raises(LeaseLostError, match="another process took over the lease on in-1"):
-        await work()
+    async def next_renewal() -> None:
+        await clock.wait_for_sleepers(1)  # the renewer, until a third of the lease time
+        clock.advance(2)
+        await clock.wait_for_sleepers(1)  # asleep again only if it renewed the lease
+        renewed.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(next_renewal)
+        with pytest.raises(LeaseLostError, match="another process took over the lease on in-1"):
+            await work()
+        tg.cancel_scope.cancel()
     assert not reached_end
     assert store.read_claim("in-1") == b'{"holder": "other"}'  # not released: not ours
 
@@ -98,7 +165,7 @@ async def test_a_store_without_claims_runs_without_leases_and_warns_once(
 
     store = Plain()
     store.location = "plain-test-store"
-    with caplog.at_level(logging.WARNING, logger="orch.lease"):
+    with caplog.at_level(logging.WARNING, logger="orch._lease"):
         async with holding(store, "in-1") as lease:
             assert lease is None
         async with holding(store, "in-2") as lease:

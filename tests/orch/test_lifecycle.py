@@ -24,7 +24,8 @@ from pydantic import BaseModel
 
 import orch
 from orch import Context, PipelineBuilder, RetryableError, RetryPolicy, RunBusyError, agent
-from orch.lineage import lineage_members
+from orch._lineage import lineage_members
+from orch.testing import ManualClock
 from traces import MemoryStore, RunHead, open_store, verify_run, verify_store
 from traces.ledger import ledger_of
 from traces.ledger_entries import parse_entry
@@ -47,10 +48,12 @@ class Calls:
         self.stop_after: int | None = None
         self.control: orch.RunControl | None = None
         self.gate: anyio.Event | None = None
+        self.at_gate = anyio.Event()  # set when a call first waits at the gate
 
     async def __call__(self, prompt: str) -> dict[str, Any]:
         await anyio.lowlevel.checkpoint()  # a real call waits for its answer: a cancel point
         if self.gate is not None:
+            self.at_gate.set()
             await self.gate.wait()
         self.finished.append(prompt)
         if self.stop_after is not None and len(self.finished) >= self.stop_after:
@@ -152,38 +155,47 @@ async def test_two_resumes_of_one_run_cannot_run_at_once() -> None:
     calls.stop_after = None
     calls.gate = anyio.Event()  # the first resume holds the lineage until the test opens it
     outcome: dict[str, Any] = {}
+    holder_done = anyio.Event()
+    clock = ManualClock()  # the leases' clock: the waiter looks again when the test says
 
     async def holder() -> None:
         outcome["holder"] = await orch.arun(
             pipeline, store=store, resume=first.run_id, services={"calls": calls}
         )
+        holder_done.set()
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(holder)
-        await anyio.sleep(0.1)
-        # A second resume, of the original or of the resume in progress, is refused...
-        with pytest.raises(RunBusyError) as busy:
-            await orch.arun(pipeline, store=store, resume=first.run_id, services={"calls": calls})
-        assert "is being worked on by" in str(busy.value) and "pid" in str(busy.value)
-        holder_run = next(r for r in store.run_ids() if r != first.run_id)
-        assert f"(run {holder_run})" in str(busy.value)  # it names the run the holder makes
-
-        # ... or waits for it, with wait=True, and then finds nothing left to do.
-        async def waiter() -> None:
-            with pytest.raises(orch.OrchError, match="nothing to resume"):
+    # A guard against a hang (a lease never released, a waiter never woken), not a measurement.
+    with clock.installed(), anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(holder)
+            await calls.at_gate.wait()  # the holder holds the lineage and makes its first call
+            # A second resume, of the original or of the resume in progress, is refused...
+            with pytest.raises(RunBusyError) as busy:
                 await orch.arun(
-                    pipeline,
-                    store=store,
-                    resume=first.run_id,
-                    wait=True,
-                    services={"calls": calls},
+                    pipeline, store=store, resume=first.run_id, services={"calls": calls}
                 )
-            outcome["waiter"] = True
+            assert "is being worked on by" in str(busy.value) and "pid" in str(busy.value)
+            holder_run = next(r for r in store.run_ids() if r != first.run_id)
+            assert f"(run {holder_run})" in str(busy.value)  # it names the run the holder makes
 
-        tg.start_soon(waiter)
-        await anyio.sleep(0.1)
-        assert "waiter" not in outcome  # still waiting
-        calls.gate.set()
+            # ... or waits for it, with wait=True, and then finds nothing left to do.
+            async def waiter() -> None:
+                with pytest.raises(orch.OrchError, match="nothing to resume"):
+                    await orch.arun(
+                        pipeline,
+                        store=store,
+                        resume=first.run_id,
+                        wait=True,
+                        services={"calls": calls},
+                    )
+                outcome["waiter"] = True
+
+            tg.start_soon(waiter)
+            await clock.wait_for_sleepers(2)  # the holder's renewer, and the waiter waiting
+            assert "waiter" not in outcome  # still waiting
+            calls.gate.set()
+            await holder_done.wait()  # the holder finished and released the lineage
+            clock.advance(1)  # the waiter's next look finds it free
     assert outcome["holder"].ok and outcome["waiter"]
     assert len(calls.finished) == 3  # the first call once, the other two once
 
@@ -192,9 +204,16 @@ async def test_a_run_cancelled_by_its_caller_is_recorded_and_the_cancel_goes_on(
     pipeline = chain(5)
     store = MemoryStore()
     calls = Calls()
-    calls.gate = anyio.Event()
-    with anyio.move_on_after(0.2) as scope:
-        await orch.arun(pipeline, {"text": "x"}, store=store, services={"calls": calls})
+    calls.gate = anyio.Event()  # never opened: the run waits at its first call
+
+    async def cancel_mid_run(scope: anyio.CancelScope) -> None:
+        await calls.at_gate.wait()
+        scope.cancel()
+
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_mid_run, scope)
+            await orch.arun(pipeline, {"text": "x"}, store=store, services={"calls": calls})
     assert scope.cancelled_caught  # the caller's cancellation was not swallowed
     (run_id,) = store.run_ids()
     head = _head(store, run_id)
@@ -250,14 +269,14 @@ async def test_every_failed_attempt_is_kept_with_its_error() -> None:
     assert step.failed_attempts[0].error.type == "orch.errors.RetryableError"
     from rich.console import Console
 
-    from orch.render import step_tree
+    from orch.render._terminal import step_tree
 
     console = Console(width=200, record=True)
     console.print(step_tree(load_run_view(store, result.run_id)))
     assert "attempt 1 failed (retried): orch.errors.RetryableError: upstream 503 (try 1)" in (
         console.export_text()
     )
-    from orch.report_run import render_run_report
+    from orch.render._run_report import render_run_report
 
     assert "attempt 2 failed (retried): orch.errors.RetryableError: upstream 503 (try 2)" in (
         render_run_report(store, result.run_id)

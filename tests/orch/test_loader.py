@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from orch._loader import load_pipeline
 from orch.errors import PipelineLoadError
-from orch.loader import load_pipeline
 
 QUICKSTART = Path(__file__).parents[2] / "examples" / "quickstart.py"
 

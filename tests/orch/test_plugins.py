@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 import orch
 from orch import PipelineBuilder, PipelineValidationError, PluginError
-from orch.plugins import list_plugins, load_agent
+from orch._plugins import list_plugins, load_agent
 from traces import MemoryStore
 
 

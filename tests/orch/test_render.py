@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.text import Text
 
-from orch.render import InertConsole, inert, inert_json
+from orch.render._terminal import InertConsole, inert, inert_json
 
 # Every character a terminal may act on, and that inert() must never let through.
 UNSAFE = re.compile(

@@ -74,7 +74,7 @@ def test_replay_of_a_run_without_origin_asks_for_the_pipeline(tmp_path: Path) ->
     import anyio
 
     from orch import arun
-    from orch.loader import load_pipeline
+    from orch._loader import load_pipeline
 
     store = open_store(tmp_path / "s")
     result = anyio.run(lambda: arun(load_pipeline(EFFECTS), {"question": "q"}, store=store))

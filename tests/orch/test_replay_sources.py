@@ -18,10 +18,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from orch import arun
+from orch._loader import load_pipeline
+from orch._replay import check_recorded_pipeline, replay_store
 from orch.cli import app
 from orch.errors import PipelineLoadError
-from orch.loader import load_pipeline
-from orch.replay import check_recorded_pipeline, replay_store
 from traces import DirectoryStore, MemoryStore, digest, open_store
 from traces.overlay import OverlayStore
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 import orch
 from orch import Context, PipelineBuilder, RetryableError, RetryPolicy, Selection, agent
-from orch.report_run import render_run_report
+from orch.render._run_report import render_run_report
 from traces import DirectoryStore, MemoryStore, RunHead
 from traces.runview import load_run_view
 

@@ -23,8 +23,8 @@ from orch import (
     arun,
     run,
 )
+from orch._loader import load_pipeline
 from orch.errors import ChildStepError
-from orch.loader import load_pipeline
 from traces import Decision, MemoryStore, RunRecord, StepRecord, canonical_bytes, verify_run
 
 
@@ -726,7 +726,7 @@ async def test_max_concurrency_one_runs_serially() -> None:
 async def test_rng_is_seeded_from_seed_and_step_id() -> None:
     import random
 
-    from orch.context import step_seed
+    from orch._context import step_seed
 
     @agent(name="draw3", version="1")
     async def draw3(n: Num, ctx: Context) -> Many:

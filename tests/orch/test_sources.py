@@ -13,9 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orch.errors import PipelineLoadError
-from orch.loader import import_file
-from orch.sources import (
+from orch._loader import import_file
+from orch._sources import (
     RecordedSources,
     check_sources,
     find_sources,
@@ -23,6 +22,7 @@ from orch.sources import (
     read_recorded_sources,
     record_sources,
 )
+from orch.errors import PipelineLoadError
 from traces import MemoryStore, digest
 
 # Module names the tests below import; each test forgets them again (sys.modules is global).

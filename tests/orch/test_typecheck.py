@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Optional
 import pytest
 from pydantic import BaseModel
 
-from orch.typecheck import compatible, describe, element_type, field_type, is_optional
+from orch._typecheck import compatible, describe, element_type, field_type, is_optional
 
 
 class Inner(BaseModel):

@@ -8,8 +8,8 @@ import pytest
 from pydantic import BaseModel
 
 from orch import Context, PipelineBuilder, Selection, agent
+from orch._refs import ref
 from orch.errors import PipelineValidationError, ValidationProblem
-from orch.refs import ref
 
 
 class Num(BaseModel):
@@ -129,7 +129,7 @@ def test_unknown_node_reference() -> None:
 
 
 def test_unknown_input_reference() -> None:
-    from orch.refs import input_ref
+    from orch._refs import input_ref
 
     p = PipelineBuilder("unknown-input")
     p.input("x", int)
@@ -351,7 +351,7 @@ def test_unknown_reference_in_whole_input() -> None:
 
 
 def test_unknown_references_in_outputs() -> None:
-    from orch.refs import input_ref
+    from orch._refs import input_ref
 
     p = PipelineBuilder("outputs")
     a = p.node("a", inc, x=1)

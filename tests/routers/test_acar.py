@@ -1,5 +1,6 @@
 """ACAR σ-routing with scripted models: every σ and mode, unreadable answers, the judge,
-the verification policy, determinism and bad configuration."""
+the verification policy, determinism and bad configuration; the fixed modes, and the
+hashes of σ-routing configs and pipelines pinned from before the fixed modes existed."""
 
 from __future__ import annotations
 
@@ -103,6 +104,8 @@ async def test_sigma_zero_answers_with_the_probe_only() -> None:
     assert (out.mode, out.answer, out.sigma) == ("single", "A", 0.0)
     assert client.calls == [("probe", 0), ("probe", 1), ("probe", 2)]
     assert decision.chosen == ["single"] and decision.scores == {"sigma": 0.0}
+    assert decision.reason == "all 3 probes of probe agree on 'A' (σ=0)"
+    assert "fixed_mode" not in decision.parameters
     assert decision.evidence["probe_answers"] == ["A", "A", "A"]
     assert decision.evidence["models_invoked"] == ["probe"] * 3
     assert decision.evidence["cost_usd"] == pytest.approx(3 * 110 / 1e6)
@@ -183,3 +186,74 @@ async def test_decisions_are_order_independent() -> None:
     await assert_order_independent(
         pipeline(), {"question": "Q?"}, shuffles=3, services={"models": hub(ScriptedClient(script))}
     )
+
+
+# -- fixed modes -------------------------------------------------------------------------------
+
+BASE: dict[str, Any] = {
+    "probe_model": "probe",
+    "ensemble": ["probe", "alpha", "beta"],
+    "judge_model": "judge",
+}
+
+
+def test_sigma_routing_configs_keep_their_hashes() -> None:
+    """Hashes computed before ``fixed_mode`` existed: unset, it is not in the canonical
+    config, so no recorded ACAR config hash or spec hash changes."""
+    routing = acar.with_config(**BASE)
+    assert routing.config_hash == (
+        "sha256:33e8f35d4962aebb0a502c3d352f7b36a71ea1e6848790c628571c7660103ee3"
+    )
+    assert pipeline().spec_hash == (
+        "sha256:486b30b612328d785eb4edac13ad3b1a4e7bbdade0f071fafb2ab0d6c623424c"
+    )
+    tuned = acar.with_config(**BASE, n_probes=5, extractor="number", verification="probe")
+    assert tuned.config_hash == (
+        "sha256:f63758ac95034370d276be88297cc79f9cd47ff8e4f5fd89259b01a5abb90049"
+    )
+    assert "fixed_mode" not in ACARConfig(**BASE).model_dump()
+    assert "fixed_mode" not in ACARConfig(**BASE, fixed_mode=None).model_dump()
+    fixed = acar.with_config(**BASE, fixed_mode="full")
+    assert fixed.config.model_dump()["fixed_mode"] == "full"
+    hashes = {
+        acar.with_config(**BASE, fixed_mode=m).config_hash
+        for m in ("single", "two-model", "full", "full-no-probes")
+    }
+    assert len(hashes | {routing.config_hash}) == 5
+    with pytest.raises(ValidationError, match="fixed_mode"):
+        ACARConfig(**BASE, fixed_mode="sometimes")
+
+
+async def test_a_fixed_mode_runs_whatever_sigma_says() -> None:
+    agree = probes("A", "A", "A") | {("alpha", 0): "B", ("beta", 0): "B"}
+    out, decision, client, _ = await run(agree, fixed_mode="two-model")
+    # σ = 0 would stop at the probes; the fixed mode verifies, and the verifiers overturn.
+    assert (out.mode, out.sigma, out.answer) == ("two-model", 0.0, "B")
+    assert client.calls == [("probe", 0), ("probe", 1), ("probe", 2), ("alpha", 0), ("beta", 0)]
+    assert decision.chosen == ["two-model"] and decision.scores == {"sigma": 0.0}
+    assert decision.parameters["fixed_mode"] == "two-model"
+    assert decision.reason.startswith("fixed mode two-model (σ=0.00): probe majority 'A'")
+
+    split = probes("A", "B", "A")
+    out, decision, client, _ = await run(split, fixed_mode="single")
+    assert (out.mode, out.sigma, out.answer) == ("single", 0.5, "A")
+    assert client.calls == [("probe", 0), ("probe", 1), ("probe", 2)]
+    assert decision.reason == "fixed mode single (σ=0.50): the majority of 3 probes of probe, 'A'"
+
+    out, decision, client, _ = await run(agree, judge="Response 3", fixed_mode="full")
+    assert (out.mode, out.sigma, out.answer) == ("full", 0.0, "B")
+    assert out.models_invoked == ["probe"] * 4 + ["alpha", "beta", "judge"]
+    assert decision.evidence["ensemble_answers"] == {"probe": "A", "alpha": "B", "beta": "B"}
+
+
+async def test_full_no_probes_asks_the_ensemble_and_judge_only() -> None:
+    script = {("probe", 0): "A", ("alpha", 0): "D", ("beta", 0): "D"}
+    out, decision, client, rec = await run(script, judge="Response 2", fixed_mode="full-no-probes")
+    assert client.calls == [("probe", 0), ("alpha", 0), ("beta", 0), ("judge", 0)]
+    assert len(rec.effects) == 4
+    # No probes: the result assumes σ = 1 (its type has no "none"); the decision says so.
+    assert (out.mode, out.sigma, out.answer, out.probe_answers) == ("full", 1.0, "D", [])
+    assert decision.scores == {} and decision.evidence["sigma"] is None
+    assert decision.evidence["probe_answers"] == []
+    assert decision.reason.startswith("fixed mode full-no-probes (no probes): full ensemble")
+    assert decision.parameters["fixed_mode"] == "full-no-probes"

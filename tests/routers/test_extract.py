@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from routers.extract import CodeEquivalence, extractor, number, option_letter, short_text
+from routers.extract import (
+    AS_RECORDED,
+    CodeEquivalence,
+    as_recorded,
+    extractor,
+    number,
+    option_letter,
+    short_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -50,6 +58,15 @@ def test_short_text_and_code() -> None:
     assert code("```python\nx = 1  # one\n```") == code("x = 1")
     by_length = CodeEquivalence(lambda src: str(len(src.strip())))
     assert by_length("abc") == by_length("xyz")
+
+
+def test_as_recorded_is_a_registered_extractor() -> None:
+    read = extractor(AS_RECORDED)
+    assert read is as_recorded
+    assert read("  05/01/2021 \n") == "05/01/2021"
+    assert read("2.5") == "2.5"
+    assert read("two   words") == "two words"
+    assert read("") is None and read("  \n ") is None
 
 
 def test_unknown_extractor() -> None:

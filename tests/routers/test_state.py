@@ -89,16 +89,16 @@ def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / ".orch"
 
 
-async def test_orch_show_prints_state_history(store_dir: Path) -> None:
+async def test_orch_state_prints_state_history(store_dir: Path) -> None:
     store = DirectoryStore(store_dir)
     v0 = save_state(store, EMAState())
     v1 = await feed(store, v0, 1.0)
     v2 = await feed(store, v1, 0.5)
     cli = CliRunner()
-    shown = cli.invoke(app, ["show", v2])
+    shown = cli.invoke(app, ["state", v2])
     assert shown.exit_code == 0, shown.output
     assert "router state history (3 versions" in shown.output and v2[:19] in shown.output
-    as_json = cli.invoke(app, ["show", v2, "--json"])
+    as_json = cli.invoke(app, ["state", v2, "--json"])
     assert as_json.exit_code == 0
     rows = json.loads(as_json.output)
     assert [r["version"] for r in rows] == [v2, v1, v0]
@@ -106,13 +106,13 @@ async def test_orch_show_prints_state_history(store_dir: Path) -> None:
     assert rows[0]["format"] == "orch.ema-state/1"
 
 
-def test_orch_show_refuses_a_key_that_is_not_state(store_dir: Path) -> None:
+def test_orch_state_refuses_a_key_that_is_not_state(store_dir: Path) -> None:
     store = DirectoryStore(store_dir)
     key = store.put_value({"not": "state"})
-    result = CliRunner().invoke(app, ["show", key])
+    result = CliRunner().invoke(app, ["state", key])
     assert result.exit_code != 0
     assert "not router state" in result.output and "Traceback" not in result.output
-    missing = CliRunner().invoke(app, ["show", "sha256:" + "4" * 64])
+    missing = CliRunner().invoke(app, ["state", "sha256:" + "4" * 64])
     assert missing.exit_code != 0 and "not in this store" in missing.output
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from orch import Context, PipelineBuilder, agent
-from orch.runtime import run
+from orch._runtime import run
 from traces import MemoryStore
 from traces.diff import diff_runs, value_changes
 

@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pydantic import BaseModel
 
 from orch import Context, PipelineBuilder, agent, arun
-from orch.replay import areplay
+from orch._replay import areplay
 from traces import MemoryStore
 from traces import semconv as sc
 from traces.otel import export_run, run_spans

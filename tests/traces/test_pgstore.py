@@ -27,7 +27,7 @@ from pg_server import REQUIRE_ENV, postgres_server, terminate_backends
 from pydantic import BaseModel
 
 from orch import Context, PipelineBuilder, agent, run
-from orch.replay import areplay
+from orch._replay import areplay
 from traces import (
     ArtifactStore,
     StoreError,

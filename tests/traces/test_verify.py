@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from orch import Context, Pipeline, PipelineBuilder, agent
-from orch.runtime import run
+from orch._runtime import run
 from traces import (
     ArtifactStore,
     DirectoryStore,
@@ -299,7 +299,7 @@ def test_a_resume_killed_before_it_began_leaves_a_warning_not_a_problem(tmp_path
     from tamper_cases import Faults, demo
 
     from orch import arun
-    from orch.lineage import lineage_members, mark_taken_over
+    from orch._lineage import lineage_members, mark_taken_over
 
     store = DirectoryStore(tmp_path / "s")
 

@@ -32,7 +32,7 @@ from agents.tools import (
     tool,
 )
 from orch import Context, Pipeline, PipelineBuilder, RunResult, agent, arun
-from orch.replay import ReplayReport, areplay
+from orch._replay import ReplayReport, areplay
 from orch.testing import assert_order_independent
 from traces import EffectRecord, MemoryStore, StepRecord, canonical_bytes, digest, verify_run
 

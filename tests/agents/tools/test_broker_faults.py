@@ -4,7 +4,7 @@ Each fault is provoked in a real run (``orch.arun``) whose one agent calls the t
 the broker, and is checked four ways: the structured error (category, retryable); how many
 attempts were made, counted both in the audit log and on the server (its request log); the
 record (one audit entry per attempt with outcome, invoked and latency, one failed effect per
-attempt in the step record); and an offline replay (``orch.replay.areplay`` with a broker
+attempt in the step record); and an offline replay (``orch._replay.areplay`` with a broker
 whose server command does not exist) that is clean and reproduces the same error.
 """
 
@@ -34,13 +34,13 @@ from agents.tools import (
 from agents.tools.audit import AuditEntry
 from agents.tools.broker import ToolOutcome
 from orch import Context, PipelineBuilder, agent
-from orch.replay import areplay
+from orch._replay import areplay
 from traces import EffectRecord, MemoryStore, StepRecord
 
 pytestmark = pytest.mark.slow
 
 WHO = Principal(id="alice", tenant="acme", scopes={"*"})
-TOOL_ERROR = "agents.tools.errors.ToolCallError"
+TOOL_ERROR = "agents.tools.errors.ToolCallError"  # pinned: records keep the old name
 
 
 # -- a one-step pipeline whose agent calls a tool -------------------------------------------

@@ -40,12 +40,12 @@ from agents.tools.broker import ToolOutcome
 from agents.tools.redact import REDACTED
 from agents.tools.tool import LocalTool
 from orch import Context, PipelineBuilder, agent
-from orch.replay import areplay
+from orch._replay import areplay
 from traces import ArtifactStore, DirectoryStore, EffectRecord, MemoryStore, StepRecord
 
 pytestmark = pytest.mark.slow
 
-TOOL_ERROR = "agents.tools.errors.ToolCallError"
+TOOL_ERROR = "agents.tools.errors.ToolCallError"  # pinned: records keep the old name
 NOWHERE = ["/nonexistent/orch-tests/mcp-server"]
 """The command of a replay's server: a replay must never start it."""
 

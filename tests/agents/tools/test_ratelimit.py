@@ -24,7 +24,7 @@ from agents.tools import (
     tool,
 )
 from orch import Context, Pipeline, PipelineBuilder, agent, arun
-from orch.replay import areplay
+from orch._replay import areplay
 from traces import EffectRecord, MemoryStore, StepRecord
 
 KEY = ("acme", "alice", "search")

@@ -37,7 +37,7 @@ from agents.tools import (
     ToolOutcome,
 )
 from orch import Context, PipelineBuilder, RunResult, agent, arun, run
-from orch.replay import areplay
+from orch._replay import areplay
 from traces import ArtifactStore, EffectRecord, MemoryStore, StepRecord, verify_run
 
 NOWHERE = ["/nonexistent/orch-tests/mcp-server"]

@@ -19,7 +19,7 @@ from wire_servers import Reply, ScriptedServer, anthropic_message, openai_comple
 from agents.models import ModelHub, ModelRegistry
 from agents.tools import McpSource, Principal, ToolBroker, tool, tool_agent
 from orch import PipelineBuilder, arun
-from orch.replay import areplay
+from orch._replay import areplay
 from traces import MemoryStore
 
 

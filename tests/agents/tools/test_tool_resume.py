@@ -252,7 +252,7 @@ def test_the_json_of_a_resumed_run_names_its_seed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import orch
-    from orch.loader import load_pipeline, load_services
+    from orch._loader import load_pipeline, load_services
 
     for name, value in _tool_env(tmp_path / "home", go=True).items():
         monkeypatch.setenv(name, value)

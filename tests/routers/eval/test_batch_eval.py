@@ -1,5 +1,6 @@
-"""Evaluations run as batches (``evaluate_batch``): the same runs, root hashes and grades as
-the in-process harness, found again in the store on a rerun, and the workers' data checked."""
+"""Evaluations placed by an executor (``evaluate(..., executor=...)``): the same run ids, root
+hashes and grades as in this process, found again in the store on a rerun whichever placement
+made them, and the workers' data checked."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ from pathlib import Path
 import pytest
 from eval_batch_files import eval_dataset, eval_files, same_question_in_two_splits
 
-from orch import BatchSpec, ExecutorError, LocalExecutor
-from orch.loader import load_pipeline
+from orch import BatchSpec, ExecutorError, LocalExecutor, load_pipeline
 from routers.eval import DatasetError, eval_services, evaluate
-from routers.eval.batch_eval import evaluate_batch
+from routers.eval.task_runs import task_items, task_seed
 from traces import MemoryStore, verify_run
 from traces.open import open_store
 
@@ -27,11 +27,13 @@ async def test_a_batch_gives_the_in_process_runs_and_grades(
 ) -> None:
     data, router = files
     store = str(tmp_path / "store")
-    report = await evaluate_batch(router, data, LocalExecutor(4), store=store, seed=3)
+    report = await evaluate(router, data, executor=LocalExecutor(4), store=store, seed=3)
     reference = await evaluate(load_pipeline(router), eval_dataset(40), MemoryStore(), seed=3)
     assert report.tasks == reference.tasks == 32  # the test split
     assert [r.task for r in report.results] == [r.task for r in reference.results]
     assert [r.root_hash for r in report.results] == [r.root_hash for r in reference.results]
+    # One naming of runs: the evaluation made here has the batch's run ids too.
+    assert [r.run_id for r in report.results] == [r.run_id for r in reference.results]
     assert [(r.score, r.calls, r.chosen) for r in report.results] == [
         (r.score, r.calls, r.chosen) for r in reference.results
     ]
@@ -48,14 +50,18 @@ async def test_a_rerun_finds_every_run_and_fresh_makes_new_ones(
 ) -> None:
     data, router = files
     store = str(tmp_path / "store")
-    first = await evaluate_batch(router, data, LocalExecutor(4), store=store, limit=10)
-    again = await evaluate_batch(router, data, LocalExecutor(4), store=store, limit=10)
+    first = await evaluate(router, data, executor=LocalExecutor(4), store=store, limit=10)
+    again = await evaluate(router, data, executor=LocalExecutor(4), store=store, limit=10)
     assert (again.batch_id, again.resumed) == (first.batch_id, 10)
     assert [r.root_hash for r in again.results] == [r.root_hash for r in first.results]
-    fresh = await evaluate_batch(router, data, LocalExecutor(4), store=store, limit=10, fresh=True)
+    fresh = await evaluate(
+        router, data, executor=LocalExecutor(4), store=store, limit=10, fresh=True
+    )
     assert fresh.batch_id == f"{first.batch_id}-f2" and fresh.resumed == 0
     assert [r.root_hash for r in fresh.results] == [r.root_hash for r in first.results]
-    other_seed = await evaluate_batch(router, data, LocalExecutor(4), store=store, limit=10, seed=1)
+    other_seed = await evaluate(
+        router, data, executor=LocalExecutor(4), store=store, limit=10, seed=1
+    )
     assert other_seed.batch_id != first.batch_id
 
 
@@ -63,17 +69,73 @@ async def test_sweep_parameters_reach_the_pipeline_function(
     files: tuple[str, str], tmp_path: Path
 ) -> None:
     data, router = files
-    report = await evaluate_batch(
-        router, data, LocalExecutor(2), store=str(tmp_path / "s"), params={"models": ["dear"]}
+    report = await evaluate(
+        router,
+        data,
+        executor=LocalExecutor(2),
+        store=str(tmp_path / "s"),
+        params={"models": ["dear"]},
     )
     assert report.router == "random-dear" and report.accuracy == 1.0
     assert all(r.calls == [("dear", 0)] for r in report.results)
 
 
+async def test_runs_made_here_are_found_through_an_executor_and_back(
+    files: tuple[str, str], tmp_path: Path
+) -> None:
+    data, router = files
+    store = str(tmp_path / "store")
+    here = await evaluate(load_pipeline(router), data, store, limit=12)
+    assert (here.resumed, here.tasks) == (0, 12)
+    placed = await evaluate(router, data, store, executor=LocalExecutor(3), limit=12)
+    assert placed.resumed == 12  # nothing ran again
+    assert [r.run_id for r in placed.results] == [r.run_id for r in here.results]
+    assert [r.score for r in placed.results] == [r.score for r in here.results]
+    more = await evaluate(router, data, store, executor=LocalExecutor(3), limit=20)
+    assert more.resumed == 0  # other tasks: another evaluation, another batch
+    again = await evaluate(load_pipeline(router), data, store, limit=20)
+    assert (again.resumed, again.batch_id) == (20, more.batch_id)
+
+
+def test_the_tasks_of_a_built_pipeline_are_the_batch_inputs_it_would_make(
+    files: tuple[str, str], tmp_path: Path
+) -> None:
+    _, router = files
+    tasks = eval_dataset(40).tasks[:7]
+    spec = BatchSpec.create(
+        router,
+        [{"question": t.question} for t in tasks],
+        store=str(tmp_path / "s"),
+        seeds=[task_seed(9, t.id) for t in tasks],
+        batch_id="eval-abc",
+    )
+    made = task_items("eval-abc", load_pipeline(router).spec_hash, tasks, 9)
+    assert tuple(made) == spec.items  # run ids, inputs, seeds and fingerprints
+
+
+async def test_what_workers_cannot_get_is_refused_before_anything_runs(
+    files: tuple[str, str], tmp_path: Path
+) -> None:
+    data, router = files
+    executor = LocalExecutor(1)
+    store = str(tmp_path / "s")
+    with pytest.raises(TypeError, match=r"fix: pass its target FILE\.py"):
+        await evaluate(load_pipeline(router), data, store, executor=executor)
+    with pytest.raises(ValueError, match=r"fix: pass its name or an orch\.eval-dataset file"):
+        await evaluate(router, eval_dataset(40), store, executor=executor)
+    with pytest.raises(ValueError, match="services extra are objects"):
+        await evaluate(router, data, store, executor=executor, services={"extra": 1})
+    with pytest.raises(TypeError, match="fix: pass its location"):
+        await evaluate(router, data, MemoryStore(), executor=executor)
+    with pytest.raises(ValueError, match="params are for a pipeline target"):
+        await evaluate(load_pipeline(router), data, store, params={"models": ["dear"]})
+    assert not (tmp_path / "s").exists()
+
+
 async def test_a_memory_store_is_refused(files: tuple[str, str]) -> None:
     data, router = files
     with pytest.raises(ValueError, match="'memory:' lives inside one process"):
-        await evaluate_batch(router, data, LocalExecutor(2), store="memory:")
+        await evaluate(router, data, executor=LocalExecutor(2), store="memory:")
 
 
 async def test_a_worker_whose_data_differs_refuses(files: tuple[str, str], tmp_path: Path) -> None:
@@ -107,8 +169,8 @@ async def test_workers_serve_the_evaluated_split_its_own_recordings(tmp_path: Pa
     router = tmp_path / "one.py"
     router.write_text(ONE_MODEL)
     store = str(tmp_path / "s")
-    test = await evaluate_batch(str(router), data, LocalExecutor(1), store=store, split="test")
-    train = await evaluate_batch(str(router), data, LocalExecutor(1), store=store, split="train")
+    test = await evaluate(str(router), data, executor=LocalExecutor(1), store=store, split="test")
+    train = await evaluate(str(router), data, executor=LocalExecutor(1), store=store, split="train")
     assert (test.accuracy, test.results[0].answer) == (1.0, "A")
     assert (train.accuracy, train.results[0].answer) == (0.0, "B")
 

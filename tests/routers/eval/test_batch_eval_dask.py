@@ -17,12 +17,10 @@ import pytest
 from eval_batch_files import eval_dataset, eval_files
 from typer.testing import CliRunner
 
-from orch import BatchSpec, ExecutorError
+from orch import BatchSpec, ExecutorError, load_pipeline
+from orch.batch.dask import DaskExecutor
 from orch.cli import app
-from orch.executor_dask import DaskExecutor
-from orch.loader import load_pipeline
 from routers.eval import eval_services, evaluate
-from routers.eval.batch_eval import evaluate_batch
 from traces import MemoryStore
 from traces.open import open_store
 
@@ -43,11 +41,11 @@ async def test_an_evaluation_on_two_workers_has_the_in_process_root_hashes(
     data, router = eval_files(tmp_path, n=150)
     store = f"sqlite:///{tmp_path / 'runs.db'}"
     done: list[int] = []
-    report = await evaluate_batch(
+    report = await evaluate(
         f"{router}:router",
         str(data),
-        DaskExecutor(cluster.address, parallel=4, chunk_size=20),
-        store=store,
+        store,
+        executor=DaskExecutor(cluster.address, parallel=4, chunk_size=20),
         seed=5,
         progress=lambda n, _total: done.append(n),
     )
@@ -61,6 +59,7 @@ async def test_an_evaluation_on_two_workers_has_the_in_process_root_hashes(
     ]
     assert (report.accuracy, report.cost_usd) == (reference.accuracy, reference.cost_usd)
     assert all(r.run_id.startswith(f"{report.batch_id}-") for r in report.results)
+    assert [r.run_id for r in report.results] == [r.run_id for r in reference.results]
 
 
 def test_orch_eval_on_dask_matches_the_in_process_command(cluster: Any, tmp_path: Path) -> None:
@@ -74,6 +73,7 @@ def test_orch_eval_on_dask_matches_the_in_process_command(cluster: Any, tmp_path
     a, b = json.loads(here.stdout), json.loads(remote.stdout)
     assert (b["accuracy"], b["cost_usd"], b["tasks"]) == (a["accuracy"], a["cost_usd"], a["tasks"])
     assert [r["score"] for r in b["runs"]] == [r["score"] for r in a["runs"]]
+    assert [r["run_id"] for r in b["runs"]] == [r["run_id"] for r in a["runs"]]
     assert b["runs"][0]["run_id"].startswith("eval-")
 
 

@@ -8,11 +8,12 @@ from eval_batch_files import same_question_in_two_splits
 from example_modules import dataset_or_skip
 
 from orch import PipelineBuilder
-from orch.replay import areplay
+from orch.testing import aassert_replays_clean
 from routers import baselines
-from routers.eval import Dataset, Sample, Task
-from routers.eval.harness import evaluate, grade, recorded_hub, task_seed
+from routers.eval import Dataset, Sample, Task, recorded_hub
+from routers.eval.harness import evaluate, grade
 from routers.eval.reference import single_models
+from routers.eval.task_runs import task_seed
 from traces import MemoryStore
 from traces.runview import load_run_view
 from traces.verify import verify_run
@@ -54,13 +55,12 @@ async def test_single_models_through_the_engine_score_as_the_data_says() -> None
     # Every figure traces back to a recorded run that verifies and replays clean.
     first = cheap.results[0]
     assert verify_run(store, first.run_id).ok
-    report = await areplay(
-        pipe(baselines.single.with_config(model="cheap")),
+    await aassert_replays_clean(
         first.run_id,
-        store,
+        store=store,
+        pipeline=pipe(baselines.single.with_config(model="cheap")),
         services={"models": recorded_hub(tiny())},
     )
-    assert report.clean
 
 
 async def test_parallel_runs_give_the_same_results_and_root_hashes() -> None:

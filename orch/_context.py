@@ -1,0 +1,419 @@
+"""The context an agent receives: its only door to the world.
+
+Everything that could make a run differ between two executions goes through here and is
+recorded: randomness (a per-step RNG seeded from the run seed and the step id), time (logical
+time only), child agent calls (whose step ids derive from the parent step id and the call
+index, never from completion order), decisions, and artifacts. A context belongs to one
+attempt of one step; it must never be shared with another step or kept after the step ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import anyio
+from pydantic import BaseModel
+
+from orch._pool import WorkerPool
+from orch.errors import ChildStepError, OrchError
+from traces import Decision, Encoded, canonical_bytes
+from traces.ledger import ledger_of
+from traces.ledger_entries import AnchorEntry
+
+if TYPE_CHECKING:
+    from orch._agent import Agent
+    from orch._retry import RetryPolicy
+    from orch._scheduler import RunState
+
+__all__ = ["Context", "StepLog", "step_seed"]
+
+OutT = TypeVar("OutT", bound=BaseModel)
+ModelT = TypeVar("ModelT", bound=BaseModel)
+_loaded: dict[tuple[str, type[BaseModel]], BaseModel] = {}
+R = TypeVar("R")
+
+
+def step_seed(run_seed: int, step_id: str) -> int:
+    """The seed of a step's RNG: a hash of (run seed, step id), stable across processes."""
+    h = hashlib.sha256(f"{run_seed}\x00{step_id}".encode()).digest()
+    return int.from_bytes(h[:8], "big")
+
+
+class StepLog:
+    """What a step has done so far, kept across its retry attempts.
+
+    A retried attempt continues the numbering (child ids, effect indexes) where the failed
+    one stopped, so no two calls of one step ever share an id, and the record lists all.
+    """
+
+    __slots__ = ("attempts", "children", "decisions", "effects", "next_call")
+
+    def __init__(self) -> None:
+        self.children: list[str] = []
+        self.decisions: list[str] = []
+        self.effects: list[str] = []
+        self.next_call = 0
+        self.attempts = 0
+        """How many times the agent ran: the event log's business, never the record's."""
+
+
+class Context:
+    """Handed to ``Agent.run``; see the module docstring for what it records."""
+
+    __slots__ = (
+        "_log",
+        "_rng",
+        "_state",
+        "_tick",
+        "agent",
+        "logical_time",
+        "node_id",
+        "step_id",
+    )
+
+    def __init__(
+        self,
+        state: RunState,
+        step_id: str,
+        node_id: str,
+        agent: Agent[Any, Any],
+        logical_time: int,
+        log: StepLog | None = None,
+    ) -> None:
+        self._state = state
+        self.step_id = step_id
+        """This step's id: the node id, or ``parent/index`` for a child call."""
+        self.node_id = node_id
+        self.agent = agent
+        self.logical_time = logical_time
+        """Causal depth of the step: the only clock an agent may read."""
+        self._rng: random.Random | None = None
+        self._tick = 0
+        self._log = log if log is not None else StepLog()
+
+    # -- identity and determinism ----------------------------------------------------------
+
+    @property
+    def run_id(self) -> str:
+        """The run's id (metadata: never put it into an output, or runs stop comparing)."""
+        return self._state.run_id
+
+    @property
+    def seed(self) -> int:
+        return self._state.seed
+
+    @property
+    def replaying(self) -> bool:
+        """True when this run serves every effect from a record (``orch replay``): code that
+        waits between attempts (a retry backoff) need not wait for served effects."""
+        return self._state.effects.mode == "replay"
+
+    def reserve_effect(self) -> int:
+        """Take the next effect index now, for an :meth:`effect` made later with
+        ``index=``. A reserved slot that is never used is left out of the record."""
+        self._log.effects.append("")
+        return len(self._log.effects) - 1
+
+    def effect_record(self, index: int) -> str | None:
+        """The key of the EffectRecord at ``index`` of this step, once that effect ended
+        (None while it runs or when it never ran): where its request and response are."""
+        effects = self._log.effects
+        return effects[index] or None if 0 <= index < len(effects) else None
+
+    def recorded_request(self, index: int) -> Any:
+        """The request recorded at effect ``index`` of this step in the run being replayed
+        or resumed, else None. For a caller that must build its request the way the record
+        did (the tool broker takes from it which secret arguments were redacted)."""
+        return self._state.effects.recorded_request(self.step_id, index)
+
+    @property
+    def effect_count(self) -> int:
+        """How many effects this step has started: the index the next one will get."""
+        return len(self._log.effects)
+
+    @property
+    def config(self) -> Any:
+        """The running agent's config model."""
+        return self.agent.config
+
+    @property
+    def rng(self) -> random.Random:
+        """This step's private RNG, seeded from (run seed, step id)."""
+        if self._rng is None:
+            self._rng = random.Random(step_seed(self._state.seed, self.step_id))
+        return self._rng
+
+    def now(self) -> tuple[int, int]:
+        """Logical time: (causal depth, tick), the tick counting calls within this step."""
+        self._tick += 1
+        return (self.logical_time, self._tick)
+
+    # -- records -----------------------------------------------------------------------
+
+    def decide(
+        self,
+        *,
+        candidates: Sequence[str],
+        chosen: str | Sequence[str],
+        reason: str,
+        scores: Mapping[str, Any] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        state_version: str | None = None,
+        evidence: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        """Record a routing decision with its evidence; return it."""
+        chosen_list = [chosen] if isinstance(chosen, str) else list(chosen)
+        unknown = [c for c in chosen_list if c not in candidates]
+        if unknown:
+            raise OrchError(
+                f"step {self.step_id!r}: decide() chose {unknown} which are not among the "
+                f"candidates {list(candidates)}; fix: choose from the candidates"
+            )
+        if state_version is not None and not self._state.store.has(state_version):
+            raise OrchError(
+                f"step {self.step_id!r}: decide() names state version {state_version!r}, which "
+                "is not in the run's store; fix: save the state (routers.state.save_state) "
+                "before routing with it"
+            )
+        decision = Decision(
+            router=self.agent.name,
+            router_version=self.agent.version,
+            candidates=list(candidates),
+            scores=dict(scores or {}),
+            chosen=chosen_list,
+            reason=reason,
+            parameters=dict(parameters or {}),
+            state_version=state_version,
+            evidence=dict(evidence or {}),
+        )
+        key = self._state.store.put_value(decision)
+        self._log.decisions.append(key)
+        self._state.events.emit("decision", self.step_id, decision=key, chosen=chosen_list)
+        return decision
+
+    def load(self, key: str, model: type[ModelT]) -> ModelT:
+        """Read an artifact of the run's store by its key, validated as ``model``.
+
+        For learned router state: a run names the state version it reads (in its input or
+        config), and the version is the artifact's hash, so the read is as reproducible as
+        the rest of the run and replay reads the very same bytes.
+        """
+        store = self._state.store
+        if not isinstance(key, str) or not store.has(key):
+            raise OrchError(
+                f"step {self.step_id!r}: artifact {key!r} is not in the run's store; fix: save "
+                "it first (routers.state.save_state for router state) and pass its key"
+            )
+        cacheable = bool(model.model_config.get("frozen"))
+        if cacheable:
+            found = _loaded.get((key, model))
+            if found is not None:
+                return cast(ModelT, found)
+        try:
+            value = model.model_validate(store.get_value(key))
+        except ValueError as exc:
+            first = str(exc).splitlines()[0]
+            raise OrchError(
+                f"step {self.step_id!r}: artifact {key} is not a valid {model.__name__} "
+                f"({first}); fix: pass the key of a {model.__name__}"
+            ) from None
+        if cacheable:
+            # Content addressing makes the cache safe: a key names one byte string forever,
+            # and a frozen model cannot be changed by the agent that reads it.
+            if len(_loaded) >= 64:
+                _loaded.pop(next(iter(_loaded)))
+            _loaded[(key, model)] = value
+        return value
+
+    def service(self, name: str) -> Any:
+        """A service the run was given (``arun(..., services={name: obj})``), such as the
+        model hub under ``"models"``. Services reach the world only through ``ctx.effect``."""
+        services = self._state.services
+        if name not in services:
+            have = ", ".join(sorted(services)) or "none"
+            raise OrchError(
+                f"step {self.step_id!r} asked for service {name!r}, which this run was not "
+                f"given (services: {have}); fix: pass services={{{name!r}: ...}} to run/arun "
+                "(the CLI passes 'models' from --models or ORCH_MODELS)"
+            )
+        return services[name]
+
+    async def effect(
+        self,
+        kind: str,
+        target: str,
+        request: BaseModel | Mapping[str, Any] | Encoded,
+        perform: Callable[[], Awaitable[R]],
+        *,
+        response_model: type[BaseModel] | None = None,
+        meter: Callable[[R], tuple[Mapping[str, int], float | None]] | None = None,
+        failure: Callable[[R], Mapping[str, str] | None] | None = None,
+        index: int | None = None,
+    ) -> R:
+        """Make (or, in replay, look up) one call to the outside world; return its response.
+
+        ``request`` must hold everything that determines the response (model, messages,
+        parameters; never a key or a timestamp): its canonical hash is what replay compares.
+        ``perform`` makes the call; its result (a pydantic model or plain JSON data) is
+        recorded. ``response_model`` decodes a recorded response in replay; ``meter`` turns a
+        response into (token usage, cost in USD) for the record.
+
+        ``failure`` is for effects whose failures are results worth keeping (a tool's
+        structured error): it maps a response to ``{"type": ..., "message": ...}`` when the
+        response describes a failure, else None. Such a response is recorded whole with status
+        ``failed``, and replay serves it back instead of raising, so the caller sees the very
+        same structured failure offline.
+
+        ``index`` is a slot taken earlier with :meth:`reserve_effect`, for a caller that must
+        fix the effect's place in the step before it awaits anything (so that the order of
+        effects never depends on how long those awaits take).
+        """
+        state = self._state
+        log = self._log
+        req_key = state.store.put(canonical_bytes(request))
+        if index is None:
+            # The index is taken as the call starts, so effects a step makes concurrently get
+            # distinct slots; a slot whose call was cancelled stays empty and is left out.
+            index = self.reserve_effect()
+        elif not (0 <= index < len(log.effects) and log.effects[index] == ""):
+            raise OrchError(
+                f"step {self.step_id!r}: effect index {index} was not reserved with "
+                "reserve_effect(), or is already used; fix: pass the index reserve_effect() "
+                "returned, once"
+            )
+        path = state.effects
+        keeps = failure is not None
+        slot = path.lookup(self.step_id, index, target, req_key, keeps_failures=keeps)
+        if slot is not None:
+            log.effects[index] = slot[0]  # the same record: same bytes, same key
+            served = path.serve(
+                self.step_id, index, slot, keeps_failures=keeps, response_model=response_model
+            )
+            return cast(R, served)
+
+        def done(key: str) -> None:
+            log.effects[index] = key
+
+        return await path.make(
+            self.step_id,
+            index,
+            kind,
+            target,
+            req_key,
+            perform,
+            meter=meter,
+            failure=failure,
+            done=done,
+        )
+
+    def anchor(self, source: str, subject: str, seq: int, hash: str) -> int | None:
+        """Anchor the head of another hash chain (``source``: e.g. ``tool-audit``; ``subject``:
+        which chain of it, e.g. a tenant) in the store's ledger, so that the chain cannot be
+        rolled back or forked behind the ledger's checkpoints. Returns the ledger index, or
+        None for a store that keeps no ledger."""
+        ledger = ledger_of(self._state.store)
+        if not ledger.supported:
+            return None
+        return ledger.append(
+            AnchorEntry(source=source, subject=subject, seq=seq, hash=hash, run=self.run_id)
+        )
+
+    def put_artifact(self, value: Any) -> str:
+        """Store a value as a content-addressed artifact; return its key."""
+        return self._state.store.put_value(value)
+
+    def get_artifact(self, key: str) -> Any:
+        """Read back a stored artifact (verified against its key)."""
+        return self._state.store.get_value(key)
+
+    # -- child calls -----------------------------------------------------------------------
+
+    def _child_id(self) -> str:
+        log = self._log
+        index = log.next_call
+        log.next_call += 1
+        step_id = f"{self.step_id}/{index}"
+        log.children.append(step_id)
+        return step_id
+
+    async def call(
+        self,
+        agent: Agent[Any, OutT],
+        input: BaseModel | Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> OutT:
+        """Run ``agent`` as a child step and return its output.
+
+        Raises :class:`~orch.errors.ChildStepError` when the child fails.
+        """
+        step_id = self._child_id()
+        outcome = await self._state.execute_child(self, step_id, agent, input, timeout, retry)
+        if outcome.status != "ok":
+            raise ChildStepError(step_id, outcome.error_type, outcome.error_message)
+        return outcome.output  # type: ignore[return-value]
+
+    async def parallel(
+        self,
+        calls: Sequence[tuple[Agent[Any, Any], BaseModel | Mapping[str, Any]]],
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        fail_fast: bool = True,
+    ) -> list[Any]:
+        """Run several child calls concurrently; outputs come back in call order.
+
+        Step ids are assigned in list order before anything starts, so they never depend on
+        which child finishes first. At most ``max_concurrency`` children of one call run at
+        once. If one child fails, the others are cancelled and a
+        :class:`~orch.errors.ChildStepError` names the failed one; with ``fail_fast=False``
+        every child runs to its end and a failed one's place in the list holds its
+        :class:`~orch.errors.ChildStepError` instead of an output.
+        """
+        state = self._state
+        ids = [self._child_id() for _ in calls]
+        results: list[Any] = [None] * len(calls)
+        failure: list[ChildStepError] = []
+
+        async def one(i: int) -> None:
+            agent, inp = calls[i]
+            outcome = await state.execute_child(self, ids[i], agent, inp, timeout, retry)
+            if outcome.status == "ok":
+                results[i] = outcome.output
+            elif not fail_fast:
+                results[i] = ChildStepError(ids[i], outcome.error_type, outcome.error_message)
+            elif outcome.status == "failed" and not failure:
+                failure.append(ChildStepError(ids[i], outcome.error_type, outcome.error_message))
+                for sibling in ids:
+                    if sibling != ids[i]:
+                        state.cancel_causes[sibling] = f"cancelled: sibling step {ids[i]!r} failed"
+                tg.cancel_scope.cancel()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                pool = WorkerPool(tg, one, state.max_concurrency)
+                for i in range(len(calls)):
+                    pool.submit(i)
+                pool.close()
+        finally:
+            if failure:
+                for sibling in ids:
+                    state.cancel_causes.pop(sibling, None)
+        if failure:
+            raise failure[0]
+        return results
+
+    async def map(
+        self,
+        agent: Agent[Any, OutT],
+        inputs: Sequence[BaseModel | Mapping[str, Any]],
+        *,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> list[OutT]:
+        """Run ``agent`` once per input as parallel child steps (mapped fan-out)."""
+        return await self.parallel([(agent, i) for i in inputs], timeout=timeout, retry=retry)

@@ -1,0 +1,282 @@
+"""The effect path of a run: the one place that decides how each effect is answered.
+
+For every effect a step starts (:meth:`orch.Context.effect`), :class:`EffectPath` decides,
+by the run's mode and the record it was given (:mod:`orch._effects`), whether the call is
+served from that record or made live, and it writes the effect's record and event:
+
+* **record**: made live, recorded;
+* **replay**: served from the record when the request is the recorded one byte for byte,
+  else a divergence (a changed request, an effect the record lacks, one the step no longer
+  makes); nothing is ever made live;
+* **resume**: served from the record when the lineage finished it (a failure is made again,
+  unless it was kept whole as a result and the step moved past it), made live otherwise.
+
+Record bytes are built by :mod:`traces.records`. This module must never decide what a step
+does with the answer, and never make a call itself: the caller passes ``perform``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from orch._effects import Divergence, EffectSource, RunMode
+from orch.errors import OrchError, RecordedEffectError, ReplayDivergenceError, type_path
+from traces import ArtifactStore, EffectRecord, ErrorInfo, EventLog, canonical_bytes
+from traces.diff import field_diff
+from traces.records import effect_record_bytes
+
+__all__ = ["EffectPath", "error_info", "type_name"]
+
+R = TypeVar("R")
+
+Meter = Callable[[Any], tuple[Mapping[str, int], float | None]]
+Verdict = Callable[[Any], Mapping[str, str] | None]
+
+
+def type_name(exc: BaseException) -> str:
+    """An exception's type as records name it: ``ValueError``, ``pkg.mod.Error``. Hashed:
+    the name a type is recorded under must not change."""
+    if isinstance(exc, RecordedEffectError):  # a replayed failure keeps its recorded type
+        return exc.original_type
+    t = type(exc)
+    return t.__qualname__ if t.__module__ == "builtins" else type_path(t)
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    """A failure as records state it, a step's or an effect's: :func:`type_name` and the
+    message (a replayed failure keeps its recorded message too)."""
+    if isinstance(exc, RecordedEffectError):
+        return ErrorInfo(type=exc.original_type, message=exc.original_message)
+    return ErrorInfo(type=type_name(exc), message=str(exc))
+
+
+class EffectPath:
+    """How one run answers its effects (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: ArtifactStore,
+        events: EventLog,
+        mode: RunMode = "record",
+        source: EffectSource | None = None,
+    ) -> None:
+        self.store = store
+        self.events = events
+        self.mode: RunMode = mode
+        self.source = source
+        self.divergences: list[Divergence] = []
+        """Where a replay or resume stopped matching its record (kept even if an agent
+        swallows the error)."""
+
+    def diverge(self, divergence: Divergence) -> ReplayDivergenceError:
+        self.divergences.append(divergence)
+        return ReplayDivergenceError(divergence)
+
+    def recorded_request(self, step_id: str, index: int) -> Any:
+        """The request recorded at ``(step_id, index)`` in the record served, else None."""
+        slot = self.source.get(step_id, index) if self.source is not None else None
+        return None if slot is None else self.store.get_value(slot[1].request)
+
+    # -- served from the record ------------------------------------------------------------
+
+    def lookup(
+        self, step_id: str, index: int, target: str, request: str, *, keeps_failures: bool
+    ) -> tuple[str, EffectRecord] | None:
+        """The recorded effect that answers this call, or None to make it live. Raises
+        :class:`~orch.errors.ReplayDivergenceError` where the call and the record disagree."""
+        source = self.source
+        if source is None:
+            return None
+        slot = source.get(step_id, index)
+        if (
+            slot is not None
+            and self.mode == "resume"
+            and slot[1].status != "ok"
+            and (
+                not keeps_failures
+                or slot[1].response is None
+                or source.get(step_id, index + 1) is None
+            )
+        ):
+            # Resuming retries what failed; replay reproduces it. A failure recorded whole (a
+            # tool's structured outcome) that the step moved past is served: the step's later
+            # effects were made on the strength of it.
+            slot = None
+        if slot is None:
+            if self.mode == "replay":
+                raise self.diverge(
+                    Divergence(step_id, index, "unexpected-effect", target, None, request)
+                )
+            return None
+        rec = slot[1]
+        if rec.request != request:
+            raise self.diverge(
+                Divergence(
+                    step_id,
+                    index,
+                    "request-changed",
+                    target,
+                    rec.request,
+                    request,
+                    tuple(
+                        field_diff(self.store.get_value(rec.request), self.store.get_value(request))
+                    ),
+                )
+            )
+        return slot
+
+    def serve(
+        self,
+        step_id: str,
+        index: int,
+        slot: tuple[str, EffectRecord],
+        *,
+        keeps_failures: bool,
+        response_model: type[BaseModel] | None,
+    ) -> Any:
+        """Answer the call from ``slot``: its recorded response, or its recorded failure
+        raised again as :class:`~orch.errors.RecordedEffectError`."""
+        key, rec = slot
+        assert self.source is not None
+        self.events.emit(
+            "effect",
+            step_id,
+            record=key,
+            index=index,
+            kind=rec.kind,
+            target=rec.target,
+            status=rec.status,
+            served_from=self.source.origin(step_id, index),
+        )
+        served_failure = keeps_failures and rec.response is not None
+        if (rec.status != "ok" and not served_failure) or rec.response is None:
+            err = rec.error
+            raise RecordedEffectError(
+                err.type if err else "Error", err.message if err else "failed"
+            )
+        value = self.store.get_value(rec.response)
+        if response_model is not None:
+            return response_model.model_validate(value)
+        return value
+
+    def check_all_made(self, step_id: str, made: int) -> None:
+        """In replay, after a step ended: the record must not hold effects it did not make."""
+        if self.mode != "replay" or self.source is None:
+            return
+        slot = self.source.get(step_id, made)
+        if slot is not None:
+            rec = slot[1]
+            raise self.diverge(
+                Divergence(step_id, made, "missing-effect", rec.target, rec.request, None)
+            )
+
+    # -- made live ---------------------------------------------------------------------------
+
+    async def make(
+        self,
+        step_id: str,
+        index: int,
+        kind: str,
+        target: str,
+        request: str,
+        perform: Callable[[], Awaitable[R]],
+        *,
+        meter: Meter | None,
+        failure: Verdict | None,
+        done: Callable[[str], None],
+    ) -> R:
+        """Make the call and record it; ``done`` receives the effect record's key (also when
+        the call raised, before the error propagates)."""
+        started = time.perf_counter()
+        try:
+            response = await perform()
+        except Exception as exc:
+            failed = error_info(exc)
+            done(
+                self._record(step_id, index, kind, target, request, None, failed, {}, None, started)
+            )
+            raise
+        usage, cost = self._metered(step_id, index, target, meter, response)
+        response_key = self.store.put(canonical_bytes(response))
+        verdict = failure(response) if failure is not None else None
+        error: ErrorInfo | None = None
+        if verdict is not None:
+            if set(verdict) != {"type", "message"}:
+                raise OrchError(
+                    f"step {step_id!r}: the failure hook of effect #{index} ({target}) returned "
+                    f"{dict(verdict)!r}; fix: return {{'type': str, 'message': str}} or None"
+                )
+            error = ErrorInfo(type=verdict["type"], message=verdict["message"])
+        done(
+            self._record(
+                step_id, index, kind, target, request, response_key, error, usage, cost, started
+            )
+        )
+        return response
+
+    @staticmethod
+    def _metered(
+        step_id: str, index: int, target: str, meter: Meter | None, response: Any
+    ) -> tuple[Mapping[str, int], float | None]:
+        if meter is None:
+            return {}, None
+        usage, cost = meter(response)
+        bad = {k: v for k, v in usage.items() if type(v) is not int or type(k) is not str}
+        if bad or not (cost is None or isinstance(cost, (int, float))):
+            raise OrchError(
+                f"step {step_id!r}: the meter of effect #{index} ({target}) returned usage "
+                f"{dict(usage)!r} and cost {cost!r}; fix: return token counts as "
+                "{name: int} and the cost as a float or None"
+            )
+        if cost is not None and not math.isfinite(cost):
+            raise OrchError(
+                f"step {step_id!r}: the meter of effect #{index} ({target}) returned cost "
+                f"{cost!r}; fix: return a finite cost in USD, or None"
+            )
+        return usage, None if cost is None else float(cost)
+
+    def _record(
+        self,
+        step_id: str,
+        index: int,
+        kind: str,
+        target: str,
+        request: str,
+        response: str | None,
+        error: ErrorInfo | None,
+        usage: Mapping[str, int],
+        cost: float | None,
+        started: float,
+    ) -> str:
+        status: Literal["ok", "failed"] = "ok" if error is None else "failed"
+        key = self.store.put(
+            effect_record_bytes(
+                step_id=step_id,
+                index=index,
+                kind=kind,
+                target=target,
+                request=request,
+                response=response,
+                status=status,
+                error=error,
+                usage=usage,
+                cost_usd=cost,
+            )
+        )
+        # Latency is wall-clock time: it goes to the event log, never into a hashed record.
+        self.events.emit(
+            "effect",
+            step_id,
+            record=key,
+            index=index,
+            kind=kind,
+            target=target,
+            status=status,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        return key

@@ -1,0 +1,33 @@
+"""Every exception the ``routers`` package raises on purpose, in one place.
+
+The tree::
+
+    ValueError
+     └── DatasetError            a dataset cannot be read, or is malformed
+          ├── DataUnavailable    the recorded data a named dataset reads is not on this machine
+          └── DatasetPluginError a dataset plugin (entry-point group ``orch.datasets``) is
+                                 missing, ambiguous or broken
+
+``DatasetError`` is a ``ValueError`` because a malformed file or an unknown name is a bad
+value given by the caller. Every message names the thing at fault and the fix
+("...; fix: ..."). Users import these from the package faces, ``routers`` or
+``routers.eval``. This module must never import the rest of the package: every other module
+may import it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DataUnavailable", "DatasetError", "DatasetPluginError"]
+
+
+class DatasetError(ValueError):
+    """A dataset cannot be read or is malformed; the message names the file and the fix."""
+
+
+class DataUnavailable(DatasetError):
+    """The recorded data a dataset needs is not on this machine (tests and scripts skip)."""
+
+
+class DatasetPluginError(DatasetError):
+    """A named dataset is not installed, is provided by two packages, or its plugin fails to
+    load; the message names the package and the fix."""
