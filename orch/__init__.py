@@ -11,6 +11,7 @@ from orch._builder import PipelineBuilder
 from orch._context import Context
 from orch._loader import load_pipeline
 from orch._pipeline import Pipeline
+from orch._plugins import find_entry_point, load_entry_point, plugin_package
 from orch._refs import Branch, InputRef, NodeRef, input_ref, ref
 from orch._retry import RetryPolicy
 from orch._runtime import RunControl, RunResult, arun, run
@@ -66,6 +67,10 @@ __all__ = [
     "ItemResult",
     "LocalExecutor",
     "apply_in_order",
+    # plugins: the entry-point lookup every group uses
+    "find_entry_point",
+    "load_entry_point",
+    "plugin_package",
     # errors
     "AgentDefinitionError",
     "BatchInputError",

@@ -21,7 +21,16 @@ from typing import Any
 from orch._agent import Agent
 from orch.errors import PluginError
 
-__all__ = ["AGENT_GROUPS", "GROUP_PREFIX", "PluginInfo", "list_plugins", "load_agent"]
+__all__ = [
+    "AGENT_GROUPS",
+    "GROUP_PREFIX",
+    "PluginInfo",
+    "find_entry_point",
+    "list_plugins",
+    "load_agent",
+    "load_entry_point",
+    "plugin_package",
+]
 
 AGENT_GROUPS = ("orch.agents", "orch.routers")
 GROUP_PREFIX = "orch."
@@ -54,16 +63,50 @@ def _dist(ep: EntryPoint) -> tuple[str, str]:
     return dist.metadata["Name"] or dist.name, dist.version
 
 
+def plugin_package(ep: EntryPoint) -> str:
+    """``NAME VERSION`` of the installed package an entry point comes from."""
+    return " ".join(_dist(ep)).rstrip()
+
+
+def find_entry_point(
+    group: str, name: str, *, what: str = "plugin", error: type[PluginError] = PluginError
+) -> EntryPoint | None:
+    """The entry point called ``name`` in ``group`` (nothing is imported), or None when no
+    installed package offers it; ``error`` (a :class:`~orch.errors.PluginError`) when several
+    do. Every group orch and its packages read looks names up here; ``what`` names the kind
+    of thing in the message (``dataset``, ``provider kind``)."""
+    found = sorted(
+        (ep for ep in entry_points(group=group) if ep.name == name), key=lambda ep: ep.value
+    )
+    if len(found) > 1:
+        offers = "; ".join(f"{plugin_package(ep)}: {ep.value}" for ep in found)
+        raise error(
+            f"{what} {name!r} ({group}) is offered by several plugins ({offers}); fix: "
+            "uninstall all but one"
+        )
+    return found[0] if found else None
+
+
+def load_entry_point(
+    ep: EntryPoint, *, what: str = "plugin", error: type[PluginError] = PluginError
+) -> Any:
+    """What ``ep`` points at, imported; ``error`` naming its package when that fails (a
+    broken plugin never takes more than its own name down)."""
+    try:
+        return ep.load()
+    except Exception as exc:
+        package = plugin_package(ep)
+        raise error(
+            f"{what} {ep.name!r} ({ep.group}) from package {package} failed to load: "
+            f"{type(exc).__name__}: {exc}; fix: reinstall or upgrade that package, or "
+            "uninstall it"
+        ) from exc
+
+
 def _instantiate(ep: EntryPoint) -> Agent[Any, Any]:
     package, version = _dist(ep)
     label = f"plugin {ep.name!r} ({ep.group}) from package {package} {version}".rstrip()
-    try:
-        target = ep.load()
-    except Exception as exc:
-        raise PluginError(
-            f"{label} failed to load: {type(exc).__name__}: {exc}; fix: reinstall or upgrade "
-            f"{package}, or uninstall it"
-        ) from exc
+    target = load_entry_point(ep)
     try:
         if isinstance(target, Agent):
             agent = target
@@ -124,18 +167,6 @@ def _orch_entry_points() -> list[EntryPoint]:
     return sorted(found, key=lambda ep: (ep.group, ep.name, ep.value))
 
 
-def _load(ep: EntryPoint) -> None:
-    package, version = _dist(ep)
-    try:
-        ep.load()
-    except Exception as exc:
-        raise PluginError(
-            f"plugin {ep.name!r} ({ep.group}) from package {package} {version} failed to "
-            f"load: {type(exc).__name__}: {exc}; fix: reinstall or upgrade {package}, or "
-            "uninstall it"
-        ) from exc
-
-
 def list_plugins() -> list[PluginInfo]:
     """Every installed entry point of an ``orch.*`` group, loaded to tell whether it works
     (an agent or router is also made, to name the agent it gives)."""
@@ -145,7 +176,7 @@ def list_plugins() -> list[PluginInfo]:
         try:
             agent = _instantiate(ep) if ep.group in AGENT_GROUPS else None
             if agent is None:
-                _load(ep)
+                load_entry_point(ep)
         except PluginError as exc:
             infos.append(
                 PluginInfo(ep.name, ep.group, ep.value, package, version, False, error=str(exc))

@@ -6,16 +6,19 @@ The tree::
      └── DatasetError            a dataset cannot be read, or is malformed
           ├── DataUnavailable    the recorded data a named dataset reads is not on this machine
           └── DatasetPluginError a dataset plugin (entry-point group ``orch.datasets``) is
-                                 missing, ambiguous or broken
+                                 missing, ambiguous or broken; also an
+                                 ``orch.errors.PluginError``, as every plugin error is
 
 ``DatasetError`` is a ``ValueError`` because a malformed file or an unknown name is a bad
 value given by the caller. Every message names the thing at fault and the fix
 ("...; fix: ..."). Users import these from the package faces, ``routers`` or
 ``routers.eval``. This module must never import the rest of the package: every other module
-may import it.
+may import it (it imports only ``orch.errors``).
 """
 
 from __future__ import annotations
+
+from orch.errors import PluginError
 
 __all__ = ["DataUnavailable", "DatasetError", "DatasetPluginError"]
 
@@ -28,6 +31,6 @@ class DataUnavailable(DatasetError):
     """The recorded data a dataset needs is not on this machine (tests and scripts skip)."""
 
 
-class DatasetPluginError(DatasetError):
+class DatasetPluginError(DatasetError, PluginError):
     """A named dataset is not installed, is provided by two packages, or its plugin fails to
     load; the message names the package and the fix."""

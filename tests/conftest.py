@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import tomllib
 from pathlib import Path
 
 import pytest
+from plugin_install import install_plugin
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PLUGINS = FIXTURES / "plugins"
-
-
-def install_plugin(source: Path, site: Path) -> None:
-    """Install a plugin project the way pip lays it out: its package and a dist-info with
-    METADATA and entry_points.txt, both found by importlib.metadata on sys.path."""
-    meta = tomllib.loads((source / "pyproject.toml").read_text())["project"]
-    name, version = meta["name"], meta["version"]
-    for pkg in source.iterdir():
-        if pkg.is_dir() and (pkg / "__init__.py").exists():
-            shutil.copytree(pkg, site / pkg.name)
-    dist = site / f"{name.replace('-', '_')}-{version}.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    lines = []
-    for group, eps in meta.get("entry-points", {}).items():
-        lines.append(f"[{group}]")
-        lines.extend(f"{k} = {v}" for k, v in eps.items())
-    (dist / "entry_points.txt").write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture

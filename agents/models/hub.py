@@ -23,11 +23,11 @@ never import a provider SDK itself: only the factories do.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from agents.errors import RegistryError
-from orch import Context
+from orch import Context, find_entry_point, load_entry_point, plugin_package
 from orch.errors import PluginError
 
 from .base import ModelClient
@@ -43,24 +43,10 @@ ClientFactory = Callable[[str, ProviderConfig], ModelClient]
 """Makes the client of one provider from its name and its registry entry."""
 
 
-def _installed() -> dict[str, list[EntryPoint]]:
-    found: dict[str, list[EntryPoint]] = {}
-    for ep in entry_points(group=PROVIDER_GROUP):
-        found.setdefault(ep.name, []).append(ep)
-    return found
-
-
 def provider_kinds() -> list[str]:
     """The provider kinds installed packages register in ``orch.models``, sorted (their
     names only: nothing is imported)."""
-    return sorted(_installed())
-
-
-def _package(ep: EntryPoint) -> str:
-    dist = ep.dist
-    if dist is None:
-        return "(unknown package)"
-    return f"{dist.metadata['Name'] or dist.name} {dist.version}"
+    return sorted({ep.name for ep in entry_points(group=PROVIDER_GROUP)})
 
 
 def _unknown_kind(kind: str, provider: str, kinds: list[str]) -> RegistryError:
@@ -82,29 +68,15 @@ def client_factory(kind: str, provider: str = "") -> ClientFactory:
     kind two packages register, or one whose module fails to import, is a
     :class:`~orch.errors.PluginError` naming the package. ``provider`` names the registry
     entry in messages."""
-    installed = _installed()
-    found = installed.get(kind)
-    if not found:
-        raise _unknown_kind(kind, provider or kind, sorted(installed))
-    packages = sorted({_package(ep) for ep in found})
-    if len(packages) > 1:
-        raise PluginError(
-            f"provider kind {kind!r} ({PROVIDER_GROUP}) is registered by several packages "
-            f"({', '.join(packages)}); fix: uninstall all but one"
-        )
-    ep = found[0]
-    try:
-        factory = ep.load()
-    except Exception as exc:
-        raise PluginError(
-            f"provider kind {kind!r} ({PROVIDER_GROUP}) from package {packages[0]} failed to "
-            f"load: {type(exc).__name__}: {exc}; fix: reinstall or upgrade that package, or "
-            "uninstall it"
-        ) from exc
+    ep = find_entry_point(PROVIDER_GROUP, kind, what="provider kind")
+    if ep is None:
+        raise _unknown_kind(kind, provider or kind, provider_kinds())
+    factory = load_entry_point(ep, what="provider kind")
     if not callable(factory):
         raise PluginError(
-            f"provider kind {kind!r} ({PROVIDER_GROUP}) from package {packages[0]} points at "
-            f"{ep.value}, which is not callable; fix: report it to the package's maintainers"
+            f"provider kind {kind!r} ({PROVIDER_GROUP}) from package {plugin_package(ep)} "
+            f"points at {ep.value}, which is not callable; fix: report it to the package's "
+            "maintainers"
         )
     made: ClientFactory = factory
     return made

@@ -21,6 +21,7 @@ from typing import Annotated
 import orjson
 import typer
 
+from orch._plugins import find_entry_point, load_entry_point
 from orch.cli.common import CliError, StoreOpt, open_cli_store, user_errors
 from orch.render._run_report import render_run_report
 
@@ -102,13 +103,13 @@ def _file_format(path: Path) -> str:
 def report_renderer(path: Path) -> Callable[[Path], str]:
     """The renderer of the file at ``path``, chosen by its ``format`` field."""
     fmt = _file_format(path)
-    found = [ep for ep in entry_points(group=REPORT_GROUP) if ep.name == fmt]
-    if not found:
+    ep = find_entry_point(REPORT_GROUP, fmt, what="report renderer")
+    if ep is None:
         known = ", ".join(sorted({ep.name for ep in entry_points(group=REPORT_GROUP)}))
         raise CliError(
             f"no installed package renders {path}'s format {fmt!r} (renderers: "
             f"{known or 'none installed'})",
             f"install the package that writes {fmt!r} files, or give a run id",
         )
-    render: Callable[[Path], str] = found[0].load()
+    render: Callable[[Path], str] = load_entry_point(ep, what="report renderer")
     return render

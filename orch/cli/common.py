@@ -20,7 +20,6 @@ import functools
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -29,6 +28,7 @@ import typer
 from rich.text import Text
 
 from orch._loader import load_services
+from orch._plugins import find_entry_point, load_entry_point
 from orch.errors import CliError, OrchError, PipelineValidationError
 from orch.render._terminal import (
     InertConsole,
@@ -232,15 +232,15 @@ SERVICE_GROUP = "orch.services"
 
 def service_factory(name: str) -> Callable[[str], Any]:
     """The factory of service ``name`` from the ``orch.services`` entry points."""
-    found = [ep for ep in entry_points(group=SERVICE_GROUP) if ep.name == name]
-    if not found:
+    ep = find_entry_point(SERVICE_GROUP, name, what="service")
+    if ep is None:
         raise CliError(
             f"no installed package provides the {name!r} service (entry-point group "
             f"{SERVICE_GROUP})",
             "install orch with its agents package (pip install orch), or a plugin that "
             f"registers {name!r} in {SERVICE_GROUP}",
         )
-    factory: Callable[[str], Any] = found[0].load()
+    factory: Callable[[str], Any] = load_entry_point(ep, what="service")
     return factory
 
 

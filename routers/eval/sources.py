@@ -25,6 +25,8 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Final
 
+from orch import find_entry_point, load_entry_point, plugin_package
+
 from ..errors import DatasetPluginError, DataUnavailable
 from .dataset import Dataset
 
@@ -102,37 +104,17 @@ def dataset_names() -> list[str]:
     return sorted(set(ADAPTERS) | {ep.name for ep in _plugins()})
 
 
-def _package(ep: EntryPoint) -> str:
-    dist = ep.dist
-    if dist is None:
-        return "(unknown package)"
-    return f"{dist.metadata['Name'] or dist.name} {dist.version}"
-
-
 def _from_plugin(name: str) -> DatasetAdapter:
     """Load the ``orch.datasets`` entry point of ``name`` and register what it gives."""
-    found = [ep for ep in _plugins() if ep.name == name]
-    if not found:
+    ep = find_entry_point(DATASETS_GROUP, name, what="dataset", error=DatasetPluginError)
+    if ep is None:
         known = ", ".join(dataset_names()) or "none installed"
         raise DatasetPluginError(
             f"no dataset named {name!r} (datasets: {known}); fix: use one of them, {_FILE_HINT}; "
             f"{_PLUGIN_HINT}"
         )
-    packages = sorted({_package(ep) for ep in found})
-    if len(found) > 1:
-        raise DatasetPluginError(
-            f"dataset {name!r} is offered by several plugins ({'; '.join(packages)}: "
-            f"{', '.join(ep.value for ep in found)}); fix: uninstall all but one"
-        )
-    ep = found[0]
-    label = f"dataset plugin {name!r} ({ep.value}) from package {packages[0]}"
-    try:
-        target = ep.load()
-    except Exception as exc:
-        raise DatasetPluginError(
-            f"{label} failed to load: {type(exc).__name__}: {exc}; fix: reinstall or upgrade "
-            "that package, or uninstall it"
-        ) from exc
+    label = f"dataset plugin {name!r} ({ep.value}) from package {plugin_package(ep)}"
+    target = load_entry_point(ep, what="dataset", error=DatasetPluginError)
     if not isinstance(target, DatasetAdapter) or target.name != name:
         given = (
             f"the adapter of {target.name!r}"

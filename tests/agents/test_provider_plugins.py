@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from plugin_install import install_plugin
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
@@ -44,34 +44,13 @@ PROJECTS = Path(__file__).parent / "plugins"
 MODULES = ("orch_echo_provider", "orch_echo_twin")
 
 
-def install(project: Path, site: Path) -> None:
-    """The project's package and a dist-info (METADATA, entry_points.txt) in ``site``."""
-    meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
-    for package in project.iterdir():
-        if (package / "__init__.py").exists():
-            (site / package.name).mkdir()
-            (site / package.name / "__init__.py").write_bytes(
-                (package / "__init__.py").read_bytes()
-            )
-    dist = site / f"{meta['name'].replace('-', '_')}-{meta['version']}.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {meta['name']}\nVersion: {meta['version']}\n"
-    )
-    lines = []
-    for group, eps in meta.get("entry-points", {}).items():
-        lines.append(f"[{group}]")
-        lines.extend(f"{k} = {v}" for k, v in eps.items())
-    (dist / "entry_points.txt").write_text("\n".join(lines) + "\n")
-
-
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A site directory on sys.path with orch-echo-provider installed; its modules are
     forgotten before and after, so that each test sees when they are imported."""
     site = tmp_path / "site"
     site.mkdir()
-    install(PROJECTS / "orch-echo-provider", site)
+    install_plugin(PROJECTS / "orch-echo-provider", site)
     for name in MODULES:
         sys.modules.pop(name, None)
     monkeypatch.syspath_prepend(str(site))
@@ -189,12 +168,13 @@ def test_a_factory_that_makes_no_model_client_is_refused(site: Path) -> None:
 
 
 def test_a_kind_two_packages_register_is_refused(site: Path) -> None:
-    install(PROJECTS / "orch-echo-twin", site)
+    install_plugin(PROJECTS / "orch-echo-twin", site)
     with pytest.raises(PluginError) as info:
         ModelHub(registry("echo")).client("mine")
     assert (
-        "provider kind 'echo' (orch.models) is registered by several packages "
-        "(orch-echo-provider 0.1.0, orch-echo-twin 0.2.0); fix: uninstall all but one"
+        "provider kind 'echo' (orch.models) is offered by several plugins (orch-echo-provider "
+        "0.1.0: orch_echo_provider:EchoClient; orch-echo-twin 0.2.0: orch_echo_twin:EchoClient); "
+        "fix: uninstall all but one"
     ) in str(info.value)
 
 
