@@ -67,7 +67,7 @@ pipeline = build()
 def main() -> int:
     from rich.console import Console
 
-    from traces.open import open_store
+    from traces import open_store
 
     console = Console(soft_wrap=True)
     here = Path(__file__).resolve()

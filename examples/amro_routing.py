@@ -99,8 +99,7 @@ learning = build_learning()
 def main() -> int:
     from rich.console import Console
 
-    from traces.open import open_store
-    from traces.runview import load_run_view
+    from traces import load_run_view, open_store
 
     console = Console(soft_wrap=True)
     here = Path(__file__).resolve()

@@ -95,7 +95,7 @@ def main() -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from traces.open import open_store
+    from traces import open_store
 
     here = Path(__file__).resolve()
     data = items()

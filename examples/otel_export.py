@@ -4,7 +4,7 @@
     python examples/quickstart.py              # make some runs
     python examples/otel_export.py RUN_ID [http://127.0.0.1:4318/v1/traces]
 
-Spans follow the GenAI semantic conventions (``traces.semconv``): ``invoke_workflow`` for the
+Spans follow the GenAI semantic conventions (``traces._semconv``): ``invoke_workflow`` for the
 run, ``invoke_agent`` per step, ``chat`` per model call, with decisions as span events. Their
 ids derive from the run's root hash, so exporting a clean replay gives the same trace.
 Without the OTLP exporter installed, the spans are printed to the console instead.

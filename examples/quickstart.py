@@ -212,8 +212,7 @@ def main() -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from traces import EffectRecord, StepRecord
-    from traces.open import open_store
+    from traces import EffectRecord, StepRecord, open_store
 
     console = Console()
     table = Table(title="orch quickstart: 2 recorded models + 1 simulated, σ-router, judge")

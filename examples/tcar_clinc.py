@@ -107,7 +107,7 @@ pipeline = build()
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
-    from traces.open import open_store
+    from traces import open_store
 
     ap = argparse.ArgumentParser(description="TCAR over a CLINC150 subset, offline")
     ap.add_argument("--limit", type=int, default=0, help="only the first N test queries")

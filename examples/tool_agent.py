@@ -188,7 +188,7 @@ pipeline = build()
 def main() -> int:
     from rich.console import Console
 
-    from traces.open import open_store
+    from traces import open_store
 
     console = Console(soft_wrap=True)
     if importlib.util.find_spec("mcp_server_time") is None:

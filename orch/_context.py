@@ -19,9 +19,7 @@ from pydantic import BaseModel
 
 from orch._pool import WorkerPool
 from orch.errors import ChildStepError, OrchError
-from traces import Decision, Encoded, canonical_bytes
-from traces.ledger import ledger_of
-from traces.ledger_entries import AnchorEntry
+from traces import AnchorEntry, Decision, Encoded, canonical_bytes, ledger_of
 
 if TYPE_CHECKING:
     from orch._agent import Agent

@@ -11,7 +11,7 @@ served from that record or made live, and it writes the effect's record and even
 * **resume**: served from the record when the lineage finished it (a failure is made again,
   unless it was kept whole as a result and the step moved past it), made live otherwise.
 
-Record bytes are built by :mod:`traces.records`. This module must never decide what a step
+Record bytes are built by :mod:`traces._records`. This module must never decide what a step
 does with the answer, and never make a call itself: the caller passes ``perform``.
 """
 
@@ -26,9 +26,15 @@ from pydantic import BaseModel
 
 from orch._effects import Divergence, EffectSource, RunMode
 from orch.errors import OrchError, RecordedEffectError, ReplayDivergenceError, type_path
-from traces import ArtifactStore, EffectRecord, ErrorInfo, EventLog, canonical_bytes
-from traces.diff import field_diff
-from traces.records import effect_record_bytes
+from traces import (
+    ArtifactStore,
+    EffectRecord,
+    ErrorInfo,
+    EventLog,
+    canonical_bytes,
+    effect_record_bytes,
+    field_diff,
+)
 
 __all__ = ["EffectPath", "error_info", "type_name"]
 

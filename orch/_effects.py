@@ -4,7 +4,7 @@ An agent calls a model or a tool through :meth:`orch.Context.effect`. What happe
 the run's mode:
 
 * **record** (the default): the call is made; the canonical request and the response are
-  stored as artifacts and an :class:`~traces.records.EffectRecord` ties them to the step at
+  stored as artifacts and an :class:`~traces._records.EffectRecord` ties them to the step at
   ``(step id, index)``;
 * **replay**: nothing is called. The response recorded at the same ``(step id, index)`` of
   an earlier run is served, provided the new request is byte-for-byte the recorded one;
@@ -15,7 +15,7 @@ the run's mode:
   effect is issued twice.
 
 This module holds the data: the source of recorded effects, and divergences with their
-field-level diffs (:func:`traces.diff.field_diff`); the errors are
+field-level diffs (:func:`traces._diff.field_diff`); the errors are
 :class:`~orch.errors.ReplayDivergenceError` and :class:`~orch.errors.RecordedEffectError`.
 :mod:`orch._effect_path` decides, effect by effect.
 """
@@ -26,10 +26,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from traces import ArtifactStore, EffectRecord, RunRecord, StepRecord
-from traces.diff import FieldChange
-from traces.eventlog import chained_events
-from traces.runview import load_run_head
+from traces import (
+    ArtifactStore,
+    EffectRecord,
+    FieldChange,
+    RunRecord,
+    StepRecord,
+    chained_events,
+    load_run_head,
+)
 
 __all__ = [
     "Divergence",

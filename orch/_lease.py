@@ -57,8 +57,7 @@ import orjson
 from anyio import sleep as _sleep  # bound here: see MonotonicClock.sleep
 
 from orch.errors import LeaseHeld, LeaseLostError, own_error
-from traces import ArtifactStore
-from traces.notices import notice
+from traces import ArtifactStore, notice
 
 __all__ = [
     # leases
@@ -129,7 +128,7 @@ def use_lease_clock(clock: LeaseClock) -> Iterator[LeaseClock]:
         _CLOCK.reset(token)
 
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("orch.lease")  # a public name: logging is configured by it
 _WARNED: set[str] = set()
 # Leases this process finished with but could not release (the store failed): (store
 # location, name) -> the document left in the claim. This process may take such a claim back

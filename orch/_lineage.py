@@ -25,11 +25,17 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from orch.errors import OrchError
-from traces import ArtifactStore, RunHead
-from traces.eventlog import run_origin
-from traces.ledger import intact_events, ledger_of
-from traces.ledger_entries import AdoptEntry, SealEntry, StatusEntry
-from traces.records import STATUS_RANK
+from traces import (
+    STATUS_RANK,
+    AdoptEntry,
+    ArtifactStore,
+    RunHead,
+    SealEntry,
+    StatusEntry,
+    intact_events,
+    ledger_of,
+    run_origin,
+)
 
 __all__ = [
     "lineage_members",

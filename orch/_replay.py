@@ -10,7 +10,7 @@ diff of the two requests.
 Without an explicit pipeline, what to import comes from the record: :func:`check_recorded_pipeline`
 says which file and which source files the run records, and which of those differ on disk now,
 before anything is imported. :func:`replay_store` gives the store a replay writes to: the store
-itself, or an :class:`~traces.overlay.OverlayStore` over it when it must not change.
+itself, or an :class:`~traces._overlay.OverlayStore` over it when it must not change.
 
 This module must never import a pipeline file; the caller does, after the check.
 """
@@ -34,10 +34,7 @@ from orch._sources import (
     read_recorded_sources,
 )
 from orch.errors import OrchError, PipelineLoadError
-from traces import ArtifactStore, RunRecord
-from traces.eventlog import run_origin
-from traces.overlay import OverlayStore
-from traces.runview import load_run_head
+from traces import ArtifactStore, OverlayStore, RunRecord, load_run_head, run_origin
 
 __all__ = [
     "write_recorded_sources",
@@ -146,7 +143,7 @@ def write_recorded_sources(store: ArtifactStore, run_id: str, folder: Path) -> s
 
 def replay_store(store: ArtifactStore, *, record: bool = True) -> ArtifactStore:
     """The store a replay writes its run to: ``store`` itself, or an
-    :class:`~traces.overlay.OverlayStore` over it (reads from it, writes kept in memory) when
+    :class:`~traces._overlay.OverlayStore` over it (reads from it, writes kept in memory) when
     ``record`` is False or the store is read-only."""
     if record and not store.read_only:
         return store

@@ -22,9 +22,7 @@ from orch._lineage import lineage_members
 from orch._pipeline import Pipeline
 from orch._scheduler import ReusedStep
 from orch.errors import OrchError
-from traces import ArtifactStore, RunHead, StepRecord
-from traces.eventlog import chained_events
-from traces.runview import load_run_head
+from traces import ArtifactStore, RunHead, StepRecord, chained_events, load_run_head
 
 __all__ = ["ResumePlan", "check_same_pipeline", "prepare_resume"]
 

@@ -41,16 +41,18 @@ from orch.errors import InputError, LeaseHeld, OrchError, RunBusyError
 from traces import (
     ArtifactStore,
     ErrorInfo,
+    Ledger,
     RunHead,
     RunRecord,
+    SealEntry,
+    StartEntry,
     canonical_bytes,
     check_run_id,
     digest,
+    ledger_of,
+    load_run_head,
     steps_root,
 )
-from traces.ledger import Ledger, ledger_of
-from traces.ledger_entries import SealEntry, StartEntry
-from traces.runview import load_run_head
 
 __all__ = [
     "RunControl",
@@ -295,14 +297,14 @@ async def arun(
 
 
 def _writable_store(store: ArtifactStore | None) -> ArtifactStore:
-    """``store``, or the default one (:func:`traces.open.open_store`), once it is known to
+    """``store``, or the default one (:func:`traces._open.open_store`), once it is known to
     take writes: a read-only one raises StoreReadOnlyError naming why, before any write."""
     if store is None:
-        from traces.open import open_store
+        from traces import open_store
 
         store = open_store()
     if store.read_only:
-        from traces.open import require_writable
+        from traces import require_writable
 
         require_writable(store)
     return store

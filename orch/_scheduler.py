@@ -30,8 +30,14 @@ from orch._refs import InputRef, Ref
 from orch._retry import RetryPolicy, call_with_retry
 from orch._typecheck import is_optional
 from orch.errors import OrchError, StepError, StepTimeoutError
-from traces import ArtifactStore, ErrorInfo, EventLog, canonical_bytes
-from traces.records import StepStatus, step_record_bytes
+from traces import (
+    ArtifactStore,
+    ErrorInfo,
+    EventLog,
+    StepStatus,
+    canonical_bytes,
+    step_record_bytes,
+)
 
 __all__ = [
     "Perturbation",

@@ -31,8 +31,7 @@ from orch_reproductions.mot_views import covering, mot_per_call_costs, pad_sampl
 from routers.eval import Dataset, DataUnavailable, load_dataset
 from routers.eval.evalfile import EvalFile, PointRecord, References, config_of, save
 from routers.eval.reference import single_models
-from traces import ArtifactStore
-from traces.open import open_store
+from traces import ArtifactStore, open_store
 
 DATASETS = ["mot-date", "mot-gsm8k"]
 SETUPS = {

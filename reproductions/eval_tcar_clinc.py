@@ -55,7 +55,7 @@ from routers.eval.evalfile import EvalConfig, EvalFile, TableRecord, config_of, 
 from routers.eval.harness import evaluate
 from routers.eval.setmetrics import OOS, RoutingSummary, summarize
 from routers.tcar_team import TCARResult
-from traces.open import open_store
+from traces import open_store
 
 GRIDS: dict[str, dict[Level, dict[str, list[Any]]]] = {
     "full": {

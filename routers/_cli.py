@@ -19,7 +19,7 @@ from rich.text import Text
 from orch.cli.common import CliError, JsonOpt, StoreOpt, emit_json, open_cli_store, out, user_errors
 from orch.render import inert
 from routers.eval._command import eval_command
-from traces.canonical import is_key
+from traces import is_key
 
 __all__ = ["register", "state_command"]
 

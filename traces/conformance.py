@@ -1,4 +1,4 @@
-"""The store conformance suite: what every :class:`~traces.store.ArtifactStore` must do.
+"""The store conformance suite: what every :class:`~traces._store.ArtifactStore` must do.
 
 Third-party backends (a PostgreSQL or S3 store, say) prove themselves by subclassing
 :class:`StoreConformance` in their own tests and saying how to make a store::
@@ -39,9 +39,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from .canonical import digest
+from ._canonical import digest
+from ._store import LEDGER_ENTRY_LIMIT, ArtifactStore
 from .errors import ArtifactNotFoundError, IntegrityError, InvalidKeyError, InvalidRunIdError
-from .store import LEDGER_ENTRY_LIMIT, ArtifactStore
 
 __all__ = ["StoreConformance", "TamperableStore", "check_store", "tamper_hooks"]
 

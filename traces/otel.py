@@ -25,11 +25,11 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from . import semconv as sc
+from . import _semconv as sc
+from ._records import EffectRecord
+from ._runview import RunView, load_run_view
+from ._store import ArtifactStore
 from .errors import TraceError
-from .records import EffectRecord
-from .runview import RunView, load_run_view
-from .store import ArtifactStore
 
 __all__ = ["export_run", "run_spans", "span_id_for", "trace_id_for"]
 

@@ -63,14 +63,14 @@ from tenacity import (
     wait_exponential,
 )
 
-from .canonical import digest
+from ._canonical import digest
+from ._notices import notice
+from ._store import ArtifactStore, check_run_id, claim_change
 from .errors import StoreError, StoreLocationError, StoreNotFoundError
-from .notices import notice
-from .store import ArtifactStore, check_run_id, claim_change
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresStore", "mask_dsn"]
 
-log = logging.getLogger("traces.pgstore")
+log = logging.getLogger("traces.pgstore")  # a public name: logging is configured by it
 
 DEFAULT_SCHEMA = "orch"
 # Unquoted-identifier rules (lower case, so the name needs no quoting to be typed by hand).
@@ -165,7 +165,7 @@ _SQL = {
     "read_head": "SELECT data FROM {s}.run_heads WHERE run_id = %s",
     "runs": "SELECT run_id FROM {s}.run_heads",
     "read_claim": "SELECT data FROM {s}.claims WHERE name = %s",
-    # A swap is one conditional statement (see traces.store.claim_change).
+    # A swap is one conditional statement (see traces._store.claim_change).
     "claim_take": (
         "INSERT INTO {s}.claims (name, data) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING"
     ),

@@ -9,7 +9,7 @@ alone, and a tenant reads only its own entries: there is no call that lists anot
 tenant's.
 
 Each entry is also anchored in the run store's ledger (an ``anchor`` entry naming the
-tenant, the sequence number and the hash, see :mod:`traces.ledger_entries`), so a tenant's
+tenant, the sequence number and the hash, see :mod:`traces._ledger_entries`), so a tenant's
 chain cannot be rolled back, truncated or forked without disagreeing with the ledger and
 the checkpoints that cover it: :func:`verify_anchored` checks a chain against them.
 
@@ -30,9 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from traces import ArtifactStore, digest
-from traces.ledger import ledger_of
-from traces.ledger_entries import AnchorEntry, parse_entry
+from traces import AnchorEntry, ArtifactStore, digest, ledger_of, parse_entry
 
 __all__ = [
     "AuditEntry",

@@ -45,9 +45,7 @@ from orch.batch._spec import (
     is_module_target,
 )
 from orch.errors import ExecutorError, LeaseHeld, OrchError, PipelineLoadError
-from traces import ArtifactStore, StoreLocationError, TraceError
-from traces.notices import collecting
-from traces.open import open_store
+from traces import ArtifactStore, StoreLocationError, TraceError, collecting, open_store
 
 __all__ = [
     # the executor seam

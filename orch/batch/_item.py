@@ -39,8 +39,7 @@ from orch._sources import PipelineSources, find_sources, record_sources
 from orch.batch._result import ItemResult
 from orch.batch._spec import BatchHeader, BatchItem
 from orch.errors import ExecutorError
-from traces import ArtifactStore, RunHead, RunRecord, to_canonical
-from traces.eventlog import first_event
+from traces import ArtifactStore, RunHead, RunRecord, first_event, to_canonical
 
 __all__ = ["MAX_ATTEMPTS", "attempt_run_id", "find_or_run", "run_item"]
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from orch.batch._spec import BatchItem, BatchSpec
 from orch.errors import ExecutorError
-from traces.open import mask_location
+from traces import mask_location
 
 __all__ = ["BatchResult", "ItemResult", "apply_in_order", "in_input_order"]
 
@@ -89,7 +89,7 @@ class BatchResult:
     notices: tuple[str, ...] = ()
     """The warnings logged while the batch ran, wherever it ran (a store's retry, a lease
     taken over from a dead worker), each naming its process on Dask (see
-    :mod:`traces.notices`)."""
+    :mod:`traces._notices`)."""
 
     @classmethod
     def of(

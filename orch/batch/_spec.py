@@ -27,8 +27,7 @@ from orch._pipeline import Pipeline
 from orch._runtime import type_adapter, validate_inputs
 from orch._version import __version__
 from orch.errors import BatchInputError, ExecutorError, InputError
-from traces import TraceError, canonical_bytes, check_run_id, digest
-from traces.open import default_store_location
+from traces import TraceError, canonical_bytes, check_run_id, default_store_location, digest
 
 __all__ = [
     "BatchHeader",

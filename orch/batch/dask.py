@@ -8,7 +8,7 @@ of the chunk in flight at once: async agents overlap on a worker, no thread is b
 run, and the worker's own event loop (heartbeats, transfers) is never held up by the runs'
 synchronous store calls. (A running task takes one of the worker's slots, which is why a task
 is a chunk and not a single run.) Each chunk gathers the notices logged while it ran
-(:mod:`traces.notices`) and returns them with its results.
+(:mod:`traces._notices`) and returns them with its results.
 
 Each worker process opens the shared store once and imports the pipeline once (cached by
 target and spec hash), and refuses to run a batch whose spec hash differs from the client's.
@@ -49,9 +49,7 @@ from orch.batch._executor import (
 from orch.batch._result import BatchResult, ItemResult
 from orch.batch._spec import BatchHeader, BatchItem, BatchSpec
 from orch.errors import ExecutorError, OrchError
-from traces import ArtifactStore, TraceError
-from traces.notices import collecting
-from traces.open import open_store
+from traces import ArtifactStore, TraceError, collecting, open_store
 
 __all__ = [
     "ChunkResult",

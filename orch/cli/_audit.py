@@ -1,10 +1,10 @@
 """``orch export`` and ``orch prove``: a run's evidence as one file, checkable anywhere.
 
-``orch export RUN -o run.orchpack`` writes the run's bundle (:mod:`traces.bundle`): its head,
+``orch export RUN -o run.orchpack`` writes the run's bundle (:mod:`traces._bundle`): its head,
 events, artifacts, recorded pipeline sources, ledger entries with their inclusion proofs and a
 signed checkpoint; ``--since OLD.checkpoint`` adds the consistency proof from a checkpoint an
 auditor kept. ``orch prove RUN --step ID`` (or ``--decision STEP#N``) writes a disclosure
-(:mod:`traces.disclose`) of that one step or decision, revealing nothing else of the run.
+(:mod:`traces._disclose`) of that one step or decision, revealing nothing else of the run.
 ``orch verify FILE`` checks either kind with no store (:func:`verify_evidence`, called by
 ``orch verify``).
 
@@ -40,16 +40,23 @@ from orch.cli.common import (
     user_errors,
 )
 from orch.render._terminal import inert
-from traces import ArtifactStore, TraceError
-from traces.bundle import export_bundle, verify_bundle
-from traces.disclose import disclose, parse_decision_ref, seal_of, verify_disclosure
+from traces import (
+    ArtifactStore,
+    KeyRing,
+    TraceError,
+    VerifyReport,
+    choose_checkpoint,
+    disclose,
+    export_bundle,
+    ledger_of,
+    open_checkpoint,
+    parse_decision_ref,
+    require_writable,
+    seal_of,
+    verify_bundle,
+    verify_disclosure,
+)
 from traces.errors import EvidenceError
-from traces.evidence import choose_checkpoint
-from traces.keys import KeyRing
-from traces.ledger import ledger_of
-from traces.note import open_checkpoint
-from traces.open import require_writable
-from traces.verify import VerifyReport
 
 __all__ = ["export_command", "prove_command", "verify_evidence"]
 

@@ -26,7 +26,7 @@ from orch.render._terminal import (
     runs_table,
     step_tree,
 )
-from traces.runview import load_run_head, load_run_view
+from traces import load_run_head, load_run_view
 
 __all__ = ["runs_command", "show_command"]
 

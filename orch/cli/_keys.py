@@ -35,10 +35,7 @@ from orch.cli.common import (
     user_errors,
 )
 from orch.render._terminal import inert
-from traces import ArtifactStore
-from traces.keys import KeyRing
-from traces.ledger import Ledger, ledger_of
-from traces.note import Checkpoint, open_checkpoint
+from traces import ArtifactStore, Checkpoint, KeyRing, Ledger, ledger_of, open_checkpoint
 
 __all__ = ["checkpoint_command", "keys_app"]
 

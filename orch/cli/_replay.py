@@ -31,9 +31,7 @@ from orch.errors import OrchError
 from orch.render._terminal import (
     inert,
 )
-from traces import ArtifactStore
-from traces.bundle import open_bundle
-from traces.diff import diff_runs
+from traces import ArtifactStore, diff_runs, open_bundle
 
 __all__ = ["diff_command", "replay_command"]
 

@@ -36,10 +36,7 @@ from orch.render._terminal import (
     inert,
     run_summary,
 )
-from traces import ArtifactStore, to_canonical
-from traces.keys import KeyRing
-from traces.ledger import ledger_of
-from traces.runview import load_run_view
+from traces import ArtifactStore, KeyRing, ledger_of, load_run_view, to_canonical
 
 __all__ = ["run_command"]
 

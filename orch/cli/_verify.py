@@ -25,7 +25,7 @@ from orch.cli.common import (
 from orch.render._terminal import (
     inert,
 )
-from traces.verify import verify_run, verify_store
+from traces import verify_run, verify_store
 
 __all__ = ["verify_command"]
 

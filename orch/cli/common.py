@@ -35,9 +35,7 @@ from orch.render._terminal import (
     inert,
     inert_json,
 )
-from traces import ArtifactStore, TraceError
-from traces.keys import KeyRing, parse_trusted
-from traces.open import open_store, require_writable
+from traces import ArtifactStore, KeyRing, TraceError, open_store, parse_trusted, require_writable
 
 __all__ = [
     "SEED_MAX",

@@ -1,13 +1,13 @@
 """The HTML report of one recorded run (``orch report RUN``): one self-contained page.
 
 It shows what the record holds and what verification finds: the run's identity and root
-hash, whether every hash checks (:func:`traces.verify.verify_run`), inputs and outputs, the
+hash, whether every hash checks (:func:`traces._verify.verify_run`), inputs and outputs, the
 pipeline DAG coloured by step status, every step with its attempts, timings and cost, every
 effect, and every routing decision with its candidates, scores, reason and evidence.
 
 Timings come from the run's event log (wall-clock metadata recorded while it ran), never from
 the clock of now, so rendering a run twice gives the same bytes. Reads through
-:mod:`traces.runview`; it never writes to the store.
+:mod:`traces._runview`; it never writes to the store.
 """
 
 from __future__ import annotations
@@ -27,9 +27,16 @@ from orch.render._html import (
     table,
     value_html,
 )
-from traces import ArtifactStore, Decision, TraceError
-from traces.runview import RunView, StepView, load_run_view
-from traces.verify import VerifyReport, verify_run
+from traces import (
+    ArtifactStore,
+    Decision,
+    RunView,
+    StepView,
+    TraceError,
+    VerifyReport,
+    load_run_view,
+    verify_run,
+)
 
 __all__ = ["render_run_report"]
 

@@ -1,6 +1,6 @@
 """Terminal rendering of runs for the CLI (rich): summaries, step trees, run lists.
 
-Pure presentation over :mod:`traces.runview`; it never reads the store itself. Every string it
+Pure presentation over :mod:`traces._runview`; it never reads the store itself. Every string it
 shows from a record is untrusted (a model's answer, a tampered file): it goes through
 :func:`inert`, so that no escape sequence, carriage return or bidi override in it can act on
 the auditor's terminal or forge an output line, and it goes into rich as ``Text``, never as
@@ -21,8 +21,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from traces import Decision, RunHead
-from traces.runview import RunView, StepView
+from traces import Decision, RunHead, RunView, StepView
 
 __all__ = [
     "status_text",

@@ -47,9 +47,7 @@ from orch.batch import (
     Progress,
     absolute_store_location,
 )
-from traces import ArtifactStore, EffectRecord
-from traces.open import open_store
-from traces.runview import load_run_view
+from traces import ArtifactStore, EffectRecord, load_run_view, open_store
 
 from .dataset import Dataset, Task
 from .eval_services import TARGET, EvalData, eval_data, eval_tasks, evaluated_set, recorded_hub

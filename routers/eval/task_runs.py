@@ -41,8 +41,7 @@ from orch.batch import (
     Progress,
     find_or_run,
 )
-from traces import ArtifactStore, canonical_bytes, digest
-from traces.notices import collecting
+from traces import ArtifactStore, canonical_bytes, collecting, digest
 
 from .dataset import Dataset, Task
 

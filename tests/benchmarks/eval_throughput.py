@@ -40,7 +40,7 @@ from routers.eval import Dataset, Sample, Task
 from routers.eval.eval_services import PROVIDER, recorded_hub
 from routers.eval.harness import evaluate, router_pipeline
 from traces import ArtifactStore, MemoryStore
-from traces.dirstore import DirectoryStore
+from traces._dirstore import DirectoryStore
 
 MODELS = ["small", "medium", "large"]
 ACCURACY = {"small": 0.55, "medium": 0.7, "large": 0.85}

@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, nargs="+", default=[0, 50])
     parser.add_argument("--pg-dsn", default=None)
     args = parser.parse_args()
-    logging.getLogger("orch._lease").setLevel(logging.ERROR)  # "keeps no claims", every cell
+    logging.getLogger("orch.lease").setLevel(logging.ERROR)  # "keeps no claims", every cell
 
     backends: list[tuple[str, type[ArtifactStore], Opener]] = [
         ("directory", DirectoryStore, lambda cls, tmp: cls(f"{tmp}/store")),

@@ -67,10 +67,10 @@ sys.path.insert(0, str(ROOT / "tests" / "fixtures"))  # pg_server, the test serv
 from orch import Context, Pipeline, PipelineBuilder, agent  # noqa: E402
 from orch._runtime import arun, new_run_id  # noqa: E402
 from traces import ArtifactStore, DirectoryStore, SQLiteStore, digest  # noqa: E402
-from traces.ledger import Ledger, ledger_of  # noqa: E402
-from traces.ledger_entries import SealEntry, StartEntry, entry_bytes  # noqa: E402
-from traces.note import Checkpoint, Signer, Verifier, open_checkpoint  # noqa: E402
-from traces.tlog import leaf_hash, verify_consistency, verify_inclusion  # noqa: E402
+from traces._ledger import Ledger, ledger_of  # noqa: E402
+from traces._ledger_entries import SealEntry, StartEntry, entry_bytes  # noqa: E402
+from traces._note import Checkpoint, Signer, Verifier, open_checkpoint  # noqa: E402
+from traces._tlog import leaf_hash, verify_consistency, verify_inclusion  # noqa: E402
 
 __all__ = ["main"]
 

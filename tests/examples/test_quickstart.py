@@ -13,8 +13,8 @@ import orch
 from orch._replay import areplay
 from orch.testing import assert_order_independent
 from traces import MemoryStore
-from traces.runview import load_run_view
-from traces.verify import verify_run
+from traces._runview import load_run_view
+from traces._verify import verify_run
 
 
 @pytest.fixture(scope="module")

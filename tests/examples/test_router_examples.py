@@ -14,8 +14,8 @@ from example_modules import load_example
 
 from orch._loader import load_pipeline
 from orch._replay import areplay, recorded_origin
-from traces.open import open_store
-from traces.verify import verify_store
+from traces._open import open_store
+from traces._verify import verify_store
 
 
 def load(name: str) -> ModuleType:

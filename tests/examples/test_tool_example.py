@@ -15,8 +15,8 @@ from example_modules import load_example
 from agents.tools import SQLiteAuditLog
 from orch._loader import load_pipeline
 from orch._replay import areplay, recorded_origin
-from traces.open import open_store
-from traces.verify import verify_store
+from traces._open import open_store
+from traces._verify import verify_store
 
 
 def test_tool_example_runs_audits_and_replays_without_the_server(

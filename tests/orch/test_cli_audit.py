@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from orch.cli import app
 from orch.cli._audit import verify_evidence
-from traces.keys import KeyRing
+from traces._keys import KeyRing
 
 FIXTURE = str(Path(__file__).parents[1] / "fixtures" / "pipelines.py")
 GOLDEN = Path(__file__).parents[1] / "fixtures" / "golden_evidence"
@@ -119,7 +119,7 @@ def test_verify_in_an_empty_folder_with_no_store_never_imports_the_pipeline(
         assert "✔ intact" in done.stdout
     assert list(empty.iterdir()) == []  # no store was made
     assert not marker.exists()
-    from traces.bundle import verify_bundle
+    from traces._bundle import verify_bundle
 
     assert verify_bundle((tmp_path / "m.orchpack").read_bytes()).ok
     assert not marker.exists()
@@ -128,7 +128,7 @@ def test_verify_in_an_empty_folder_with_no_store_never_imports_the_pipeline(
 def test_a_tampered_bundle_exits_1_naming_the_part(cli: CliRunner, tmp_path: Path) -> None:
     run_id = _run(cli)
     _ok(cli, "export", run_id, "--store", "S", "--key", "test.example/log", "-o", "r.orchpack")
-    from traces.bundle import bundle_layout
+    from traces._bundle import bundle_layout
 
     data = bytearray((tmp_path / "r.orchpack").read_bytes())
     head = next(p for p in bundle_layout(bytes(data)) if p.name == "member 'head.json' (data)")
@@ -194,9 +194,9 @@ def test_a_run_never_sealed_cannot_be_proven(cli: CliRunner, tmp_path: Path) -> 
 
 
 def test_golden_evidence_verifies() -> None:
-    from traces.bundle import verify_bundle
-    from traces.disclose import verify_disclosure
-    from traces.keys import parse_trusted
+    from traces._bundle import verify_bundle
+    from traces._disclose import verify_disclosure
+    from traces._keys import parse_trusted
 
     key = parse_trusted(str(GOLDEN / "signer.pub"))
     kept = (GOLDEN / "kept.checkpoint").read_bytes()

@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from orch.cli import app
-from traces.note import Verifier, open_checkpoint
-from traces.tlog import verify_consistency
+from traces._note import Verifier, open_checkpoint
+from traces._tlog import verify_consistency
 
 FIXTURE = str(Path(__file__).parents[1] / "fixtures" / "pipelines.py")
 

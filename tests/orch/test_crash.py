@@ -13,8 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from traces.open import open_store
-from traces.verify import verify_run
+from traces._open import open_store
+from traces._verify import verify_run
 
 FIXTURE = str(Path(__file__).parents[1] / "fixtures" / "pipelines.py")
 

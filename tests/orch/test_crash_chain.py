@@ -55,10 +55,10 @@ from orch import run
 from orch._loader import load_pipeline
 from orch.cli import app
 from traces import EffectRecord, RunHead
-from traces.eventlog import chained_events
-from traces.open import open_store
-from traces.runview import load_run_head
-from traces.verify import verify_run, verify_store
+from traces._eventlog import chained_events
+from traces._open import open_store
+from traces._runview import load_run_head
+from traces._verify import verify_run, verify_store
 
 SEED_ENV = "ORCH_CRASH_SEED"
 KILLS = 50

@@ -12,7 +12,7 @@ from orch import Context, Pipeline, PipelineBuilder, agent, arun
 from orch._effects import EffectSource
 from orch._replay import areplay
 from traces import EffectRecord, MemoryStore, StepRecord, verify_run
-from traces.diff import field_diff
+from traces._diff import field_diff
 
 
 class Prompt(BaseModel):

@@ -26,7 +26,7 @@ from batch_checks import (
 
 from orch import BatchSpec, ExecutorError
 from orch.batch.dask import DaskExecutor
-from traces.open import open_store
+from traces._open import open_store
 
 dask_cluster.require_dask()
 

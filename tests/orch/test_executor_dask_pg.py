@@ -37,7 +37,7 @@ from typer.testing import CliRunner
 from orch import BatchSpec, LocalExecutor
 from orch.batch.dask import DaskExecutor
 from orch.cli import app
-from traces.open import open_store
+from traces._open import open_store
 
 dask_cluster.require_dask()
 

@@ -28,7 +28,7 @@ from batch_checks import (
 from pg_server import postgres_server, store_url, terminate_backends
 
 from orch import BatchSpec, LocalExecutor
-from traces.open import open_store
+from traces._open import open_store
 
 pytestmark = pytest.mark.slow
 

@@ -111,7 +111,7 @@ async def test_a_renewed_lease_is_kept_and_a_stale_one_taken_over(
         taken.append(await take(store, "in-2", seconds=30, clock=clock))
         assert clock.now() >= 6, "took over a lease before its lease time"
 
-    with caplog.at_level(logging.WARNING, logger="orch._lease"), anyio.fail_after(HANG_GUARD):
+    with caplog.at_level(logging.WARNING, logger="orch.lease"), anyio.fail_after(HANG_GUARD):
         async with anyio.create_task_group() as tg:
             tg.start_soon(waiter)
             await clock.wait_for_sleepers(1)
@@ -165,7 +165,7 @@ async def test_a_store_without_claims_runs_without_leases_and_warns_once(
 
     store = Plain()
     store.location = "plain-test-store"
-    with caplog.at_level(logging.WARNING, logger="orch._lease"):
+    with caplog.at_level(logging.WARNING, logger="orch.lease"):
         async with holding(store, "in-1") as lease:
             assert lease is None
         async with holding(store, "in-2") as lease:

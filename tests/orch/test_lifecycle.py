@@ -27,9 +27,9 @@ from orch import Context, PipelineBuilder, RetryableError, RetryPolicy, RunBusyE
 from orch._lineage import lineage_members
 from orch.testing import ManualClock
 from traces import MemoryStore, RunHead, open_store, verify_run, verify_store
-from traces.ledger import ledger_of
-from traces.ledger_entries import parse_entry
-from traces.runview import load_run_view
+from traces._ledger import ledger_of
+from traces._ledger_entries import parse_entry
+from traces._runview import load_run_view
 
 ROOT = Path(__file__).parents[2]
 EFFECTS = str(ROOT / "tests" / "fixtures" / "effects_pipeline.py")

@@ -23,7 +23,7 @@ from orch._replay import check_recorded_pipeline, replay_store
 from orch.cli import app
 from orch.errors import PipelineLoadError
 from traces import DirectoryStore, MemoryStore, digest, open_store
-from traces.overlay import OverlayStore
+from traces._overlay import OverlayStore
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 EFFECTS = str(FIXTURES / "effects_pipeline.py")

@@ -33,7 +33,7 @@ from routers.eval import Dataset, Sample, Task, aiq
 from routers.eval import evalfile as ef
 from routers.eval.harness import evaluate
 from traces import DirectoryStore
-from traces.runview import load_run_view
+from traces._runview import load_run_view
 
 TIMEOUT = 30  # seconds per chromium call
 

@@ -16,7 +16,7 @@ import orch
 from orch import Context, PipelineBuilder, RetryableError, RetryPolicy, Selection, agent
 from orch.render._run_report import render_run_report
 from traces import DirectoryStore, MemoryStore, RunHead
-from traces.runview import load_run_view
+from traces._runview import load_run_view
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from orch.cli import app
-from traces.open import open_store
-from traces.records import RunRecord, StepRecord
-from traces.verify import verify_run
+from traces._open import open_store
+from traces._records import RunRecord, StepRecord
+from traces._verify import verify_run
 
 FIXTURE = str(Path(__file__).parents[1] / "fixtures" / "pipelines.py")
 

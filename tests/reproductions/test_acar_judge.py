@@ -13,7 +13,7 @@ from routers.acar import acar, judge_prompt
 from routers.eval import Dataset, Price, Sample, Task, evaluate
 from routers.eval.harness import router_pipeline
 from traces import MemoryStore
-from traces.runview import load_run_view
+from traces._runview import load_run_view
 
 
 def test_the_rule_judge_reads_the_acar_judge_prompt() -> None:

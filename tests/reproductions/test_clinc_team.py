@@ -24,7 +24,7 @@ from routers import OOS, LexicalRouter, parse_route
 from routers.eval import Dataset, Task
 from routers.eval.harness import evaluate
 from traces import MemoryStore
-from traces.runview import load_run_view
+from traces._runview import load_run_view
 
 TRAIN = {
     ("banking", "balance"): [

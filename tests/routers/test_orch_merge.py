@@ -22,7 +22,7 @@ from routers.orch_merge import (
     parse_subquestions,
 )
 from traces import Decision, EffectRecord, MemoryStore, StepRecord
-from traces.runview import load_run_view
+from traces._runview import load_run_view
 
 AGENTS = ["alpha", "beta", "gamma", "delta"]
 REGISTRY = {

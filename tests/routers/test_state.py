@@ -14,7 +14,7 @@ from orch.cli import app
 from routers import EMAState, Observation, PheromoneState, ema_feedback
 from routers.state import is_state, load_state, save_state, state_history
 from traces import MemoryStore
-from traces.dirstore import DirectoryStore
+from traces._dirstore import DirectoryStore
 
 
 def test_save_and_load_roundtrip() -> None:

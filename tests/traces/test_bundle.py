@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from traces import ArtifactStore, DirectoryStore, MemoryStore, canonical_bytes, digest
-from traces.bundle import BundleManifest, bundle_layout, export_bundle, is_bundle, verify_bundle
+from traces._bundle import BundleManifest, bundle_layout, export_bundle, is_bundle, verify_bundle
+from traces._evidence import choose_checkpoint
+from traces._ledger import ledger_of
+from traces._note import Signer
+from traces._ustar import encode_tar, part_at, tar_layout
 from traces.errors import EvidenceError
-from traces.evidence import choose_checkpoint
-from traces.ledger import ledger_of
-from traces.note import Signer
-from traces.ustar import encode_tar, part_at, tar_layout
 
 SIGNER = Signer.generate("test.example/log")
 OTHER = Signer.generate("other.example/log")

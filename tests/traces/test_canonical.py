@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from traces import CanonicalEncodingError, InvalidKeyError, canonical_bytes, digest, hash_value
-from traces.canonical import check_key, is_key, to_canonical
+from traces._canonical import check_key, is_key, to_canonical
 
 json_values = st.recursive(
     st.none()

@@ -13,7 +13,7 @@ import pytest
 from claim_racer import assert_one_winner_each, race
 
 from traces import ArtifactStore, MemoryStore
-from traces.open import open_store
+from traces._open import open_store
 
 
 @pytest.mark.parametrize("kind", ["directory", "sqlite"])

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 from orch import Context, PipelineBuilder, agent
 from orch._runtime import run
 from traces import MemoryStore
-from traces.diff import diff_runs, value_changes
+from traces._diff import diff_runs, value_changes
 
 
 class Num(BaseModel):

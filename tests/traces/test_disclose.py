@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from traces import MemoryStore, RunRecord, StepRecord, canonical_bytes
-from traces.disclose import (
+from traces._disclose import (
     FIELDS,
     disclose,
     field_at,
@@ -24,9 +24,9 @@ from traces.disclose import (
     seal_of,
     verify_disclosure,
 )
+from traces._evidence import choose_checkpoint
+from traces._note import Signer
 from traces.errors import EvidenceError
-from traces.evidence import choose_checkpoint
-from traces.note import Signer
 
 SIGNER = Signer.generate("test.example/log")
 OTHER = Signer.generate("other.example/log")
@@ -134,7 +134,7 @@ def test_a_flip_in_each_field_is_named(made: Made, name: str) -> None:
 
 def _forge(proof: bytes, **changes: object) -> bytes:
     """The proof with fields changed and its digests made consistent again."""
-    from traces.disclose import _digests
+    from traces._disclose import _digests
 
     body = orjson.loads(proof)
     body.update(changes)

@@ -37,7 +37,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from traces.note import Verifier
+from traces._note import Verifier
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 VERIFIER = FIXTURES / "independent_verifier" / "verify.mjs"
@@ -419,7 +419,7 @@ def test_disclosure_with_rehashed_digests_is_refused(node: str, tmp_path: Path, 
 
 def test_disclosed_step_count_is_bound(node: str, tmp_path: Path) -> None:
     # The digests are unkeyed: what binds the count is the seal's `steps` (formats.md 4.2).
-    from traces.disclose import verify_disclosure
+    from traces._disclose import verify_disclosure
 
     document = json.loads((GOLDEN / "step.orchproof").read_bytes())
     document["step"]["count"] = 4
@@ -604,7 +604,7 @@ def lifecycle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from tamper_cases import populate
 
     from traces import DirectoryStore
-    from traces.bundle import export_bundle
+    from traces._bundle import export_bundle
 
     root = tmp_path_factory.mktemp("lifecycle")
     store = DirectoryStore(root / "store")
@@ -660,7 +660,7 @@ def _completed(lifecycle: dict[str, Any], role: str) -> bytes:
 def test_node_verifies_runs_in_every_lifecycle_state(
     node: str, lifecycle: dict[str, Any], tmp_path: Path
 ) -> None:
-    from traces.bundle import verify_bundle
+    from traces._bundle import verify_bundle
 
     assert set(lifecycle["runs"]) >= {"superseded", "resume", "interrupted", "died", "cancelled"}
     linked = 0
@@ -734,7 +734,7 @@ ORCH_GAPS: dict[str, tuple[str, Callable[[dict[str, bytes]], None] | None, bool,
 def test_orch_verify_does_what_the_document_says(
     node: str, lifecycle: dict[str, Any], tmp_path: Path, case: str
 ) -> None:
-    from traces.bundle import verify_bundle
+    from traces._bundle import verify_bundle
 
     source, edit, accepted, reason = ORCH_GAPS[case]
     if source == "golden":

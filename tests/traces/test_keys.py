@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 
+from traces._keys import KeyRing, default_keyring_path, parse_trusted
+from traces._note import Checkpoint, Signer, open_checkpoint, sign_checkpoint
+from traces._tlog import EMPTY_ROOT
 from traces.errors import SigningKeyError
-from traces.keys import KeyRing, default_keyring_path, parse_trusted
-from traces.note import Checkpoint, Signer, open_checkpoint, sign_checkpoint
-from traces.tlog import EMPTY_ROOT
 
 
 @pytest.fixture

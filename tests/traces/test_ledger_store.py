@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from traces import ArtifactStore, DirectoryStore, MemoryStore, SQLiteStore
-from traces.open import open_store
+from traces._open import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITERS = 4
@@ -34,7 +34,7 @@ APPENDS = 150
 WRITER = """
 import json, sys, time
 from pathlib import Path
-from traces.open import open_store
+from traces._open import open_store
 
 location, name, n, go = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3]), Path(sys.argv[4])
 store = open_store(location)

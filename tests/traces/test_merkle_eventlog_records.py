@@ -22,9 +22,9 @@ from traces import (
     merkle_root,
     steps_root,
 )
-from traces.eventlog import event_body_hash
-from traces.merkle import EMPTY_ROOT
-from traces.records import step_leaf
+from traces._eventlog import event_body_hash
+from traces._merkle import EMPTY_ROOT
+from traces._records import step_leaf
 
 
 def _leaf(b: bytes) -> bytes:

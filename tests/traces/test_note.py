@@ -16,8 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from traces.errors import NoteError
-from traces.note import (
+from traces._note import (
     MAX_SIGNATURES,
     Checkpoint,
     NoteSignature,
@@ -30,7 +29,8 @@ from traces.note import (
     sign_checkpoint,
     sign_note,
 )
-from traces.tlog import leaf_hash
+from traces._tlog import leaf_hash
+from traces.errors import NoteError
 
 # golang.org/x/mod/sumdb/note: "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALV..." holds 0x01 || seed.
 PETER_SEED = base64.b64decode("AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz")[1:]

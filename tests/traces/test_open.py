@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from traces import DirectoryStore, MemoryStore, SQLiteStore, StoreLocationError, open_store
+from traces._open import mask_location, require_writable
 from traces.errors import StoreNotFoundError, StoreReadOnlyError
-from traces.open import mask_location, require_writable
 
 
 @pytest.fixture(autouse=True)

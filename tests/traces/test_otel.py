@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from orch import Context, PipelineBuilder, agent, arun
 from orch._replay import areplay
 from traces import MemoryStore
-from traces import semconv as sc
+from traces import _semconv as sc
 from traces.otel import export_run, run_spans
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from traces import ArtifactStore, DirectoryStore, IntegrityError, MemoryStore, SQLiteStore
+from traces._overlay import OverlayStore
 from traces.conformance import StoreConformance
-from traces.overlay import OverlayStore
 
 
 class TestOverlayOverMemory(StoreConformance):

@@ -55,9 +55,8 @@ from traces import (
     is_key,
     verify_store,
 )
-from traces.conformance import TamperableStore, tamper_hooks
-from traces.ledger import ledger_of
-from traces.ledger_entries import (
+from traces._ledger import ledger_of
+from traces._ledger_entries import (
     GenesisEntry,
     SealEntry,
     StartEntry,
@@ -65,8 +64,9 @@ from traces.ledger_entries import (
     entry_bytes,
     parse_entry,
 )
-from traces.note import Signer, Verifier
-from traces.open import open_store
+from traces._note import Signer, Verifier
+from traces._open import open_store
+from traces.conformance import TamperableStore, tamper_hooks
 
 TAMPER_CASES = Path(__file__).parents[1] / "fixtures" / "tamper_cases.py"
 

@@ -16,9 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from traces.errors import ProofError
-from traces.merkle import merkle_root
-from traces.tlog import (
+from traces._merkle import merkle_root
+from traces._tlog import (
     EMPTY_ROOT,
     MerkleTree,
     consistency_proof_size,
@@ -30,6 +29,7 @@ from traces.tlog import (
     verify_consistency,
     verify_inclusion,
 )
+from traces.errors import ProofError
 
 H = bytes.fromhex
 
@@ -490,7 +490,7 @@ def test_tree_root_is_the_rfc_mth_and_merkle_root(entries: list[bytes]) -> None:
     root = tree_root(hashes)
     assert root == ref_mth(hashes)
     assert root == MerkleTree(hashes).root()
-    # traces.merkle carries odd nodes up a level, which builds the same tree as RFC 9162.
+    # traces._merkle carries odd nodes up a level, which builds the same tree as RFC 9162.
     assert merkle_root(entries) == "sha256:" + root.hex()
 
 

@@ -156,7 +156,7 @@ def test_edited_event_is_named_by_number(store: ArtifactStore) -> None:
 
 def test_rehashed_event_breaks_the_chain(store: ArtifactStore) -> None:
     """An attacker who recomputes an edited event's own hash still breaks the next link."""
-    from traces.eventlog import event_body_hash
+    from traces._eventlog import event_body_hash
 
     run_id, _ = _record(store)
     lines = store.read_events(run_id)
@@ -209,7 +209,7 @@ def test_unfinished_run_with_torn_tail_is_a_warning(tmp_path: Path) -> None:
     lines = store.read_events(run_id)
     head = orjson.loads(store.read_run_head(run_id) or b"")
     # Rebuild the state of the store as it was mid-run: the first 5 events and a torn 6th.
-    from traces.records import RunHead
+    from traces._records import RunHead
 
     running = RunHead.model_validate(head).model_copy(
         update={
@@ -323,7 +323,7 @@ def test_a_run_killed_before_its_start_entry_is_adopted_by_its_resume(tmp_path: 
     from tamper_cases import Faults, demo
 
     from orch import arun
-    from traces.ledger_entries import parse_entry
+    from traces._ledger_entries import parse_entry
 
     store = DirectoryStore(tmp_path / "s")
 

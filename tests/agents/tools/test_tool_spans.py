@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from agents.tools import Principal, ToolBroker, ToolCallError, tool
 from orch import Context, PipelineBuilder, agent, arun
 from traces import MemoryStore
-from traces import semconv as sc
+from traces import _semconv as sc
 from traces.otel import run_spans
 
 

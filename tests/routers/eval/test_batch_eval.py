@@ -13,7 +13,7 @@ from orch import BatchSpec, ExecutorError, LocalExecutor, load_pipeline
 from routers.eval import DatasetError, eval_services, evaluate
 from routers.eval.task_runs import task_items, task_seed
 from traces import MemoryStore, verify_run
-from traces.open import open_store
+from traces._open import open_store
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from orch.batch.dask import DaskExecutor
 from orch.cli import app
 from routers.eval import eval_services, evaluate
 from traces import MemoryStore
-from traces.open import open_store
+from traces._open import open_store
 
 dask_cluster.require_dask()
 

@@ -15,8 +15,8 @@ from routers.eval.harness import evaluate, grade
 from routers.eval.reference import single_models
 from routers.eval.task_runs import task_seed
 from traces import MemoryStore
-from traces.runview import load_run_view
-from traces.verify import verify_run
+from traces._runview import load_run_view
+from traces._verify import verify_run
 
 
 def pipe(agent: object) -> object:

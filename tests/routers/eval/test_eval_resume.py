@@ -21,7 +21,7 @@ from routers import baselines
 from routers.eval import Dataset, Sample, Task, recorded_hub
 from routers.eval.harness import evaluate
 from traces import MemoryStore
-from traces.dirstore import DirectoryStore
+from traces._dirstore import DirectoryStore
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -149,7 +149,7 @@ import anyio
 sys.path.insert(0, {tests!r})
 from test_eval_resume import dataset, pipe
 from routers.eval.harness import evaluate
-from traces.dirstore import DirectoryStore
+from traces._dirstore import DirectoryStore
 
 def progress(done, total):
     print(done, flush=True)

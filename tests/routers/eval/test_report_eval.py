@@ -20,7 +20,7 @@ from routers.eval import evalfile as ef
 from routers.eval.harness import evaluate
 from routers.eval.report import PLOT_EXTRA, cost_quality_png, render_eval_report
 from traces import MemoryStore
-from traces.verify import verify_run
+from traces._verify import verify_run
 
 
 def tiny() -> Dataset:

@@ -23,7 +23,7 @@ from routers.eval import (
 from routers.eval.evalfile import References, load, save
 from routers.eval.harness import EvalReport
 from traces import ArtifactStore, MemoryStore
-from traces.open import open_store
+from traces._open import open_store
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from .canonical import HASH_PREFIX, canonical_bytes, check_key, digest
+from ._canonical import HASH_PREFIX, canonical_bytes, check_key, digest
 from .errors import ArtifactNotFoundError, IntegrityError, InvalidRunIdError, RunNotFoundError
 
 __all__ = ["LEDGER_ENTRY_LIMIT", "ArtifactStore", "MemoryStore", "check_run_id", "claim_change"]

@@ -13,13 +13,13 @@ from typing import Any
 
 import orjson
 
-from .canonical import canonical_bytes, is_key
+from ._canonical import canonical_bytes, is_key
+from ._ledger import ledger_of
+from ._note import Checkpoint, OpenedNote, Signer, Verifier, open_checkpoint
+from ._records import Decision, EffectRecord, RunHead, RunRecord, StepRecord
+from ._store import ArtifactStore
+from ._tlog import MerkleTree, verify_consistency
 from .errors import EvidenceError, NoteError, ProofError, TraceError
-from .ledger import ledger_of
-from .note import Checkpoint, OpenedNote, Signer, Verifier, open_checkpoint
-from .records import Decision, EffectRecord, RunHead, RunRecord, StepRecord
-from .store import ArtifactStore
-from .tlog import MerkleTree, verify_consistency
 
 __all__ = [
     "check_kept_checkpoint",

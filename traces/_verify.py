@@ -28,7 +28,13 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, Field, ValidationError
 
-from .canonical import canonical_bytes, is_key
+from ._canonical import canonical_bytes, is_key
+from ._eventlog import walk_chain
+from ._ledger_entries import SealEntry
+from ._note import Checkpoint, Verifier
+from ._records import Decision, EffectRecord, RunHead, RunRecord, StepRecord, steps_root
+from ._store import ArtifactStore
+from ._verify_ledger import LedgerView, check_log_length, check_run, missing_runs
 from .errors import (
     ArtifactNotFoundError,
     IntegrityError,
@@ -36,12 +42,6 @@ from .errors import (
     NoteError,
     RunNotFoundError,
 )
-from .eventlog import walk_chain
-from .ledger_entries import SealEntry
-from .note import Checkpoint, Verifier
-from .records import Decision, EffectRecord, RunHead, RunRecord, StepRecord, steps_root
-from .store import ArtifactStore
-from .verify_ledger import LedgerView, check_log_length, check_run, missing_runs
 
 __all__ = ["Problem", "VerifyReport", "verify_run", "verify_store"]
 

@@ -32,16 +32,16 @@ from typing import Any, Final, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .canonical import canonical_bytes, digest, is_key
+from ._canonical import canonical_bytes, digest, is_key
+from ._evidence import check_kept_checkpoint, hex_hashes, trust_findings
+from ._ledger import ORIGIN_PREFIX, ledger_of
+from ._ledger_entries import SealEntry, parse_entry
+from ._note import Checkpoint, Verifier, open_checkpoint
+from ._records import Decision, EffectRecord, RunRecord, StepRecord, step_leaf
+from ._store import ArtifactStore, check_run_id
+from ._tlog import MerkleTree, leaf_hash, root_from_inclusion
+from ._verify import Problem, VerifyReport
 from .errors import EvidenceError, NoteError, ProofError, RunNotFoundError
-from .evidence import check_kept_checkpoint, hex_hashes, trust_findings
-from .ledger import ORIGIN_PREFIX, ledger_of
-from .ledger_entries import SealEntry, parse_entry
-from .note import Checkpoint, Verifier, open_checkpoint
-from .records import Decision, EffectRecord, RunRecord, StepRecord, step_leaf
-from .store import ArtifactStore, check_run_id
-from .tlog import MerkleTree, leaf_hash, root_from_inclusion
-from .verify import Problem, VerifyReport
 
 __all__ = [
     "DISCLOSURE_FORMAT",

@@ -17,7 +17,7 @@ members sorted by name:
 Verifying (:func:`verify_bundle`) reads the archive strictly, re-encodes what it read and
 compares byte for byte, so a flipped byte anywhere is named (a member's header field, its
 data, the tar padding after it, the end-of-archive blocks); then it loads the objects into a
-:class:`~traces.store.MemoryStore` and runs :func:`traces.verify.verify_run` on it against the
+:class:`~traces._store.MemoryStore` and runs :func:`traces._verify.verify_run` on it against the
 bundle's ledger entries, and checks every inclusion proof, the checkpoint's signatures and,
 with ``since``, the consistency proof from the checkpoint the auditor kept.
 
@@ -38,9 +38,8 @@ from typing import Any, Final, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .canonical import canonical_bytes, digest, is_key
-from .errors import EvidenceError, NoteError, ProofError, RunNotFoundError
-from .evidence import (
+from ._canonical import canonical_bytes, digest, is_key
+from ._evidence import (
     check_kept_checkpoint,
     check_tree_checkpoint,
     checkpoint_of,
@@ -50,13 +49,13 @@ from .evidence import (
     trust_findings,
     unhex,
 )
-from .ledger import ORIGIN_PREFIX, ledger_of
-from .ledger_entries import LedgerEntry, SealEntry, parse_entry
-from .note import Checkpoint, Verifier, open_checkpoint
-from .records import RunHead
-from .store import ArtifactStore, MemoryStore, check_run_id
-from .tlog import MerkleTree, leaf_hash, root_from_inclusion
-from .ustar import (
+from ._ledger import ORIGIN_PREFIX, ledger_of
+from ._ledger_entries import LedgerEntry, SealEntry, parse_entry
+from ._note import Checkpoint, Verifier, open_checkpoint
+from ._records import RunHead
+from ._store import ArtifactStore, MemoryStore, check_run_id
+from ._tlog import MerkleTree, leaf_hash, root_from_inclusion
+from ._ustar import (
     BLOCK,
     MAX_MEMBER_SIZE,
     Part,
@@ -67,8 +66,9 @@ from .ustar import (
     part_at,
     tar_layout,
 )
-from .verify import Problem, VerifyReport, verify_run
-from .verify_ledger import LedgerView
+from ._verify import Problem, VerifyReport, verify_run
+from ._verify_ledger import LedgerView
+from .errors import EvidenceError, NoteError, ProofError, RunNotFoundError
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -418,7 +418,7 @@ def verify_bundle(
     signatures count) and, with ``since`` (a checkpoint the auditor kept), that the log only
     grew since. A checkpoint signed by none of ``trusted`` is a problem when
     ``require_trusted`` (default: when keys were given), else a warning naming its signers.
-    Every finding is a :class:`~traces.verify.Problem` naming the part; raises
+    Every finding is a :class:`~traces._verify.Problem` naming the part; raises
     :class:`EvidenceError` only when ``data`` is not meant as a bundle (:func:`is_bundle`)."""
     if not is_bundle(data):
         raise EvidenceError(

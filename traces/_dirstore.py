@@ -20,7 +20,7 @@ cost in speed.
 
 The ledger's entries are appended under an exclusive lock of ``ledger/.lock``, so every
 process agrees on each entry's index; a torn last line (a writer killed mid-write, never
-acknowledged) is ignored by readers and cut off by the next appender, see :mod:`traces.dirledger`.
+acknowledged) is ignored by readers and cut off by the next appender, see :mod:`traces._dirledger`.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .canonical import HASH_PREFIX, is_key
-from .dirledger import LedgerFile, fsync_dir
+from ._canonical import HASH_PREFIX, is_key
+from ._dirledger import LedgerFile, fsync_dir
+from ._store import ArtifactStore, check_run_id
 from .errors import StoreLocationError, StoreNotFoundError
-from .store import ArtifactStore, check_run_id
 
 __all__ = ["DirectoryStore"]
 
@@ -238,7 +238,7 @@ class DirectoryStore(ArtifactStore):
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    # -- the ledger: ledger/entries.log (see traces.dirledger) and ledger/checkpoints/ ------------
+    # -- the ledger: ledger/entries.log (see traces._dirledger) and ledger/checkpoints/ ------------
 
     supports_ledger = True
 

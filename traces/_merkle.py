@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from .canonical import HASH_PREFIX
+from ._canonical import HASH_PREFIX
 
 __all__ = ["EMPTY_ROOT", "merkle_root"]
 

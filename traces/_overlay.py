@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from .store import ArtifactStore, check_run_id
+from ._store import ArtifactStore, check_run_id
 
 __all__ = ["OverlayStore"]
 

@@ -3,10 +3,10 @@
 Resolution order: the explicit location, else ``$ORCH_STORE``, else ``.orch`` under the
 working directory. Accepted forms:
 
-* ``memory:`` — an in-process :class:`~traces.store.MemoryStore` (gone at exit);
+* ``memory:`` — an in-process :class:`~traces._store.MemoryStore` (gone at exit);
 * ``sqlite:///path/to/file.db`` or ``sqlite:relative.db``, or any path ending in ``.db``,
-  ``.sqlite`` or ``.sqlite3`` — a :class:`~traces.sqlitestore.SQLiteStore`;
-* ``file:///path`` or any other path — a :class:`~traces.dirstore.DirectoryStore`;
+  ``.sqlite`` or ``.sqlite3`` — a :class:`~traces._sqlitestore.SQLiteStore`;
+* ``file:///path`` or any other path — a :class:`~traces._dirstore.DirectoryStore`;
 * ``postgresql://user:password@host:port/database[?schema=NAME]`` (or ``postgres://``) — a
   :class:`~traces.pgstore.PostgresStore` (needs the ``postgres`` extra: psycopg);
 * ``<scheme>://...`` for a scheme registered by an installed package under the entry-point
@@ -25,10 +25,10 @@ import re
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from .dirstore import DirectoryStore
+from ._dirstore import DirectoryStore
+from ._sqlitestore import SQLiteStore
+from ._store import ArtifactStore, MemoryStore
 from .errors import StoreLocationError, StoreReadOnlyError
-from .sqlitestore import SQLiteStore
-from .store import ArtifactStore, MemoryStore
 
 __all__ = [
     "DEFAULT_STORE",

@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from .canonical import digest, to_canonical
-from .store import ArtifactStore
+from ._canonical import digest, to_canonical
+from ._store import ArtifactStore
 
 __all__ = [
     "ChainBreak",

@@ -1,6 +1,6 @@
 """The entries of a store's audit ledger: what the engine states about runs, once, in order.
 
-Each entry is one leaf of the store's Merkle log (:mod:`traces.ledger`): the canonical JSON
+Each entry is one leaf of the store's Merkle log (:mod:`traces._ledger`): the canonical JSON
 of one of the models below (orjson, sorted keys, every field present). Entries say what
 happened to a run at the moments that decide what an auditor may rely on:
 
@@ -29,8 +29,8 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from .canonical import canonical_bytes
-from .records import RunOutcome
+from ._canonical import canonical_bytes
+from ._records import RunOutcome
 
 __all__ = [
     "LEDGER_FORMAT",

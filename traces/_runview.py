@@ -1,7 +1,7 @@
 """Read a stored run into one structure for display: head, record, steps, timings, decisions.
 
 Used by ``orch show``, ``orch runs`` and reports. It reads and decodes; it never judges
-integrity (that is :mod:`traces.verify`), but it never hides a problem either: an artifact
+integrity (that is :mod:`traces._verify`), but it never hides a problem either: an artifact
 that fails its hash check surfaces as the store's IntegrityError.
 """
 
@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
+from ._records import Decision, EffectRecord, ErrorInfo, RunHead, RunRecord, StepRecord
+from ._store import ArtifactStore
 from .errors import RunNotFoundError
-from .records import Decision, EffectRecord, ErrorInfo, RunHead, RunRecord, StepRecord
-from .store import ArtifactStore
 
 __all__ = ["FailedAttempt", "RunView", "StepView", "load_run_head", "load_run_view"]
 

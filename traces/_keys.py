@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from ._note import Signer, Verifier, check_key_name
 from .errors import NoteError, SigningKeyError
-from .note import Signer, Verifier, check_key_name
 
 __all__ = ["KeyInfo", "KeyRing", "default_keyring_path", "parse_trusted"]
 

@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ._store import ArtifactStore, check_run_id, claim_change
 from .errors import StoreLocationError, StoreNotFoundError
-from .store import ArtifactStore, check_run_id, claim_change
 
 __all__ = ["SQLiteStore"]
 

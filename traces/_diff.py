@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, Field
 
-from .records import StepRecord
-from .runview import RunView, load_run_view
-from .store import ArtifactStore
+from ._records import StepRecord
+from ._runview import RunView, load_run_view
+from ._store import ArtifactStore
 
 __all__ = [
     "ABSENT",

@@ -1,9 +1,9 @@
 """A store's audit ledger: one append-only Merkle log of what happened to its runs.
 
-The engine appends an entry (:mod:`traces.ledger_entries`) when a run starts, ends, is taken
+The engine appends an entry (:mod:`traces._ledger_entries`) when a run starts, ends, is taken
 over by a resume or superseded by one; the tool broker anchors its audit chains in it. The
-entries are the leaves of a Merkle tree hashed as in RFC 6962 / RFC 9162 (:mod:`traces.tlog`),
-so a signed checkpoint of its size and root (:mod:`traces.note`) commits to every entry
+entries are the leaves of a Merkle tree hashed as in RFC 6962 / RFC 9162 (:mod:`traces._tlog`),
+so a signed checkpoint of its size and root (:mod:`traces._note`) commits to every entry
 before it, an inclusion proof shows that one entry is in it, and a consistency proof shows
 that a later tree only grew from an earlier one.
 
@@ -30,13 +30,13 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
 
+from ._eventlog import chained_events
+from ._ledger_entries import AdoptEntry, GenesisEntry, LedgerEntry, entry_bytes, parse_entry
+from ._note import Checkpoint, Signer, add_signatures, open_checkpoint, sign_checkpoint
+from ._records import RunHead
+from ._store import ArtifactStore
+from ._tlog import CompactRange, MerkleTree, leaf_hash
 from .errors import LedgerError, NoteError, ProofError
-from .eventlog import chained_events
-from .ledger_entries import AdoptEntry, GenesisEntry, LedgerEntry, entry_bytes, parse_entry
-from .note import Checkpoint, Signer, add_signatures, open_checkpoint, sign_checkpoint
-from .records import RunHead
-from .store import ArtifactStore
-from .tlog import CompactRange, MerkleTree, leaf_hash
 
 __all__ = [
     "ORIGIN_PREFIX",
@@ -48,7 +48,7 @@ __all__ = [
     "ledger_of",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("traces.ledger")  # a public name: logging is configured by it
 
 ORIGIN_PREFIX: Final = "orch/store/"
 """A store's checkpoints name its log ``orch/store/<store id>`` (the C2SP origin line)."""
@@ -129,7 +129,7 @@ class Ledger:
             )
 
     def append(self, entry: BaseModel) -> int:
-        """Append ``entry`` (a model of :mod:`traces.ledger_entries`); return its index."""
+        """Append ``entry`` (a model of :mod:`traces._ledger_entries`); return its index."""
         index = self.store.ledger_append(entry_bytes(entry))
         assert index is not None  # an unconditional append always has an index
         return index

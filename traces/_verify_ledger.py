@@ -1,8 +1,8 @@
 """Verification against the store's ledger: what the engine anchored must still be there.
 
-A run's own hashes (:mod:`traces.verify`) catch any edit inside a run. They cannot catch a
+A run's own hashes (:mod:`traces._verify`) catch any edit inside a run. They cannot catch a
 run that vanished whole, a log cut short before its run ended, or a store put back to an
-older copy: for that, the ledger (:mod:`traces.ledger`) says what existed. This module reads
+older copy: for that, the ledger (:mod:`traces._ledger`) says what existed. This module reads
 the ledger once (:class:`LedgerView`) and checks:
 
 * the ledger itself: every entry readable and canonical, entry 0 the only genesis, each
@@ -17,7 +17,7 @@ the ledger once (:class:`LedgerView`) and checks:
   ledger's latest (a head left behind by a crash between the two writes is a warning);
 * every run the ledger names still has a head (:func:`missing_runs`).
 
-Nothing here raises on bad data; findings are :class:`~traces.verify.Problem` values.
+Nothing here raises on bad data; findings are :class:`~traces._verify.Problem` values.
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import NoteError, ProofError
-from .ledger import ORIGIN_PREFIX, RANGE_EXTENSION, checkpoint_range
-from .ledger_entries import (
+from ._ledger import ORIGIN_PREFIX, RANGE_EXTENSION, checkpoint_range
+from ._ledger_entries import (
     AdoptEntry,
     AnchorEntry,
     GenesisEntry,
@@ -38,10 +37,11 @@ from .ledger_entries import (
     StatusEntry,
     parse_entry,
 )
-from .note import Checkpoint, Verifier, open_checkpoint
-from .records import STATUS_RANK, RunHead
-from .store import ArtifactStore
-from .tlog import MerkleTree, leaf_hash
+from ._note import Checkpoint, Verifier, open_checkpoint
+from ._records import STATUS_RANK, RunHead
+from ._store import ArtifactStore
+from ._tlog import MerkleTree, leaf_hash
+from .errors import NoteError, ProofError
 
 __all__ = ["LedgerView", "check_log_length", "check_run", "ledger_status", "missing_runs"]
 

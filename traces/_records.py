@@ -14,8 +14,8 @@ from typing import Any, Final, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from .canonical import canonical_bytes, digest
-from .merkle import merkle_root
+from ._canonical import canonical_bytes, digest
+from ._merkle import merkle_root
 
 __all__ = [
     "RUN_FORMAT",
