@@ -21,9 +21,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.models import ChatMessage, ChatRequest, ModelHub
 from orch import Context, agent
-
-from .models import ChatMessage, ChatRequest, ModelHub
 
 __all__ = ["AgentAnswer", "AgentReply", "RefineInput", "RefinedAnswer", "RefinerConfig", "refiner"]
 

@@ -32,12 +32,12 @@ from agents.models import (
     ChatRequest,
     ChatResponse,
     ModelHub,
+    ModelInfo,
     ModelRegistry,
     ScriptedClient,
     Usage,
 )
 from agents.models import ToolCall as ModelToolCall
-from agents.models.registry import ModelInfo
 from agents.tools import (
     McpSource,
     Principal,

@@ -173,7 +173,7 @@ class Context:
         if state_version is not None and not self._state.store.has(state_version):
             raise OrchError(
                 f"step {self.step_id!r}: decide() names state version {state_version!r}, which "
-                "is not in the run's store; fix: save the state (routers.state.save_state) "
+                "is not in the run's store; fix: save the state (routers._state.save_state) "
                 "before routing with it"
             )
         decision = Decision(
@@ -203,7 +203,7 @@ class Context:
         if not isinstance(key, str) or not store.has(key):
             raise OrchError(
                 f"step {self.step_id!r}: artifact {key!r} is not in the run's store; fix: save "
-                "it first (routers.state.save_state for router state) and pass its key"
+                "it first (routers._state.save_state for router state) and pass its key"
             )
         cacheable = bool(model.model_config.get("frozen"))
         if cacheable:

@@ -28,9 +28,17 @@ import anyio
 
 from orch_reproductions.acar_table import ACARSetup, Measured, measure, paper_table, render
 from orch_reproductions.mot_views import covering, mot_per_call_costs, pad_samples
-from routers.eval import Dataset, DataUnavailable, load_dataset
-from routers.eval.evalfile import EvalFile, PointRecord, References, config_of, save
-from routers.eval.reference import single_models
+from routers.eval import (
+    Dataset,
+    DataUnavailable,
+    EvalFile,
+    PointRecord,
+    References,
+    config_of,
+    load_dataset,
+    save,
+    single_models,
+)
 from traces import ArtifactStore, open_store
 
 DATASETS = ["mot-date", "mot-gsm8k"]

@@ -52,33 +52,32 @@ from routers import (
     save_state,
 )
 from routers.eval import (
+    CurveRecord,
     Dataset,
     DataUnavailable,
-    Point,
-    aiq,
-    aiq_curve,
-    load_dataset,
-    mcnemar,
-    ndch,
-    zero_router_aiq,
-)
-from routers.eval.evalfile import (
-    CurveRecord,
     EvalConfig,
     EvalFile,
+    EvalReport,
+    Point,
     References,
     TableRecord,
-    config_of,
-    save,
-)
-from routers.eval.harness import EvalReport, evaluate, grade_last_call, router_pipeline
-from routers.eval.reference import single_models
-from routers.eval.training import (
     ability_priors,
+    aiq,
+    aiq_curve,
+    config_of,
     ema_observations,
+    evaluate,
+    grade_last_call,
     holdout,
     intent_examples,
     knn_examples,
+    load_dataset,
+    mcnemar,
+    ndch,
+    router_pipeline,
+    save,
+    single_models,
+    zero_router_aiq,
 )
 from traces import ArtifactStore, MemoryStore
 

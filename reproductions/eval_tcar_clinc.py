@@ -20,7 +20,7 @@ query a recorded run of the engine:
 * the tuned intent team, the one comparable with the paper's CLINC150 accuracy;
 * both teams with their out-of-scope thresholds at 0, as references.
 
-The measures are :mod:`routers.eval.setmetrics`'s. The result is one evaluation file
+The measures are :mod:`routers.eval._setmetrics`'s. The result is one evaluation file
 (``orch.eval-report/1``, ``--save``) for ``orch report``. Run::
 
     python reproductions/eval_tcar_clinc.py [--limit N] [--parallel 4] [--save FILE]
@@ -50,11 +50,22 @@ from orch_reproductions.clinc_team import (
     predicted_label,
     tune,
 )
-from routers.eval import Dataset, DataUnavailable, Task, load_dataset
-from routers.eval.evalfile import EvalConfig, EvalFile, TableRecord, config_of, save
-from routers.eval.harness import evaluate
-from routers.eval.setmetrics import OOS, RoutingSummary, summarize
-from routers.tcar_team import TCARResult
+from routers import TCARResult
+from routers.eval import (
+    OOS,
+    Dataset,
+    DataUnavailable,
+    EvalConfig,
+    EvalFile,
+    RoutingSummary,
+    TableRecord,
+    Task,
+    config_of,
+    evaluate,
+    load_dataset,
+    save,
+    summarize,
+)
 from traces import open_store
 
 GRIDS: dict[str, dict[Level, dict[str, list[Any]]]] = {

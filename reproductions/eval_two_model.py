@@ -30,19 +30,22 @@ from typing import Any
 import anyio
 
 from routers import baselines, save_state
-from routers.eval import DataUnavailable, load_dataset, strong_share_curve
-from routers.eval.evalfile import (
+from routers.eval import (
     CurveRecord,
+    DataUnavailable,
     EvalFile,
     PointRecord,
     References,
     TableRecord,
     config_of,
+    evaluate,
+    knn_examples,
+    load_dataset,
+    router_pipeline,
     save,
+    single_models,
+    strong_share_curve,
 )
-from routers.eval.harness import evaluate, router_pipeline
-from routers.eval.reference import single_models
-from routers.eval.training import knn_examples
 from traces import MemoryStore
 
 SOURCES = ["routellm-gsm8k", "routellm-mmlu", "routerarena"]

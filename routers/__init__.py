@@ -1,14 +1,14 @@
 """Routing agents from the five papers, the baselines, and their versioned state.
 
 * TCAR reasoning router with agent registry, offline lexical router and refining team
-  (:mod:`routers.tcar`, :mod:`routers.tcar_lexical`, :mod:`routers.tcar_team`);
-* ACAR σ-escalation (:mod:`routers.acar`);
-* AMRO-S pheromone arithmetic, serving router and off-path learner (:mod:`routers.amro`,
-  :mod:`routers.amro_router`, :mod:`routers.intent`);
-* ORCH many analyses, one merge, with the EMA router (:mod:`routers.orch_merge`,
-  :mod:`routers.ema`);
+  (:mod:`routers._tcar`, :mod:`routers._tcar_lexical`, :mod:`routers._tcar_team`);
+* ACAR σ-escalation (:mod:`routers._acar`);
+* AMRO-S pheromone arithmetic, serving router and off-path learner (:mod:`routers._amro`,
+  :mod:`routers._amro_router`, :mod:`routers._intent`);
+* ORCH many analyses, one merge, with the EMA router (:mod:`routers._orch_merge`,
+  :mod:`routers._ema`);
 * baselines (:mod:`routers.baselines`, every name of its ``__all__`` re-exported here) and
-  router state versions (:mod:`routers.state`);
+  router state versions (:mod:`routers._state`);
 * evaluation on recorded data (:mod:`routers.eval`) and the package's exceptions
   (:mod:`routers.errors`).
 
@@ -18,10 +18,27 @@
 
 from __future__ import annotations
 
-from . import baselines
-from .acar import ACARConfig, ACARResult, Task, acar, escalation_mode, sigma
-from .amro import AMROParams, Candidate, PheromoneState, Trajectory, choose, deposit, transition
-from .amro_router import (
+from routers import baselines
+from routers._acar import (
+    ACARConfig,
+    ACARResult,
+    FixedMode,
+    Task,
+    acar,
+    escalation_mode,
+    majority,
+    sigma,
+)
+from routers._amro import (
+    AMROParams,
+    Candidate,
+    PheromoneState,
+    Trajectory,
+    choose,
+    deposit,
+    transition,
+)
+from routers._amro_router import (
     AgentNode,
     AMROConfig,
     AMROLearnBatch,
@@ -33,8 +50,7 @@ from .amro_router import (
     amro_learn,
     amro_router,
 )
-from .baselines import *  # noqa: F403 - the face offers every baseline: baselines.__all__
-from .ema import (
+from routers._ema import (
     AgentStats,
     EMAFeedback,
     EMAState,
@@ -44,19 +60,38 @@ from .ema import (
     panel,
     panel_score,
 )
-from .errors import DatasetError, DatasetPluginError, DataUnavailable
-from .extract import EXTRACTORS, CodeEquivalence, extractor, number, option_letter, short_text
-from .intent import IntentModel, LabelledExample, NearestExamples
-from .lexical import LexicalIndex
-from .orch_merge import OrchConfig, OrchMergeResult, OrchQuestion, orch_merge, parse_merge
-from .orch_merge import observations as orch_observations
-from .state import StateVersion, load_state, register_state_format, save_state, state_history
-from .tcar import TCARConfig, TCARQuery, TCARRoute, parse_route, tcar_router
-from .tcar_lexical import LexicalRouter
-from .tcar_registry import OOS, AgentCard, AgentRegistry
-from .tcar_team import TCARResult, TCARTeamConfig, tcar
+from routers._extract import (
+    AS_RECORDED,
+    EXTRACTORS,
+    CodeEquivalence,
+    extractor,
+    number,
+    option_letter,
+    short_text,
+)
+from routers._intent import IntentModel, LabelledExample, NearestExamples
+from routers._lexical import LexicalIndex
+from routers._orch_merge import OrchConfig, OrchMergeResult, OrchQuestion, orch_merge, parse_merge
+from routers._orch_merge import observations as orch_observations
+from routers._state import (
+    StateVersion,
+    load_state,
+    register_state_format,
+    save_state,
+    state_history,
+)
+from routers._tcar import TCARConfig, TCARQuery, TCARRoute, parse_route, tcar_router
+from routers._tcar_lexical import LexicalRouter
+from routers._tcar_registry import OOS, AgentCard, AgentRegistry
+from routers._tcar_team import TCARResult, TCARTeamConfig, tcar
+from routers.baselines import *  # noqa: F403 - the face offers every baseline: baselines.__all__
+from routers.errors import DatasetError, DatasetPluginError, DataUnavailable
 
 __all__ = [
+    # what other packages, the reproductions and the examples use
+    "AS_RECORDED",
+    "FixedMode",
+    "majority",
     "EXTRACTORS",
     "OOS",
     "ACARConfig",

@@ -1,6 +1,6 @@
 """The commands ``routers`` adds to ``orch`` through the ``orch.cli`` entry-point group:
 ``orch eval`` (routers over recorded data, :mod:`routers.eval`) and ``orch state`` (a router
-state version's history, :mod:`routers.state`).
+state version's history, :mod:`routers._state`).
 
 Registering must stay cheap (every ``orch`` command loads this module): the router modules
 and the model SDKs they bring are imported when a command runs. Only reads a store for
@@ -47,7 +47,7 @@ def state_command(
     # Imported here for weight, not for a cycle: the router modules bring the model SDKs, and
     # every `orch` command loads this plugin.
     import routers  # noqa: F401 - registers the built-in router state formats
-    from routers.state import load_state, state_history
+    from routers._state import load_state, state_history
 
     with open_cli_store(store) as st:
         try:

@@ -19,7 +19,7 @@ baselines; docs/routers.md shows how to wire each):
 
 All but the kNN router take a :class:`Query` (the kNN router a :class:`KNNQuery`) and all
 return a :class:`Routed`. Each records exactly one Decision with its evidence. Answers are
-compared by their canonical form (:mod:`routers.extract`, config field ``extractor``).
+compared by their canonical form (:mod:`routers._extract`, config field ``extractor``).
 
 *Our choices* (the sources leave them open):
 
@@ -56,12 +56,11 @@ from pydantic import (
 
 from agents.models import ChatMessage, ChatRequest, ChatResponse, ModelHub
 from orch import Context, agent
+from routers._acar import majority
+from routers._extract import extractor
+from routers._lexical import LexicalIndex
+from routers._state import register_state_format
 from traces import hash_value
-
-from .acar import majority
-from .extract import extractor
-from .lexical import LexicalIndex
-from .state import register_state_format
 
 __all__ = [
     "KNN_FORMAT",

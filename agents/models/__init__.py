@@ -1,23 +1,37 @@
 """Model providers: the chat schema, the registry, provider adapters and offline clients.
 
-Provider kinds come from the ``orch.models`` entry-point group (see :mod:`agents.models.hub`),
+Provider kinds come from the ``orch.models`` entry-point group (see :mod:`agents.models._hub`),
 so a package can add one without changing this one.
 """
 
 from __future__ import annotations
 
 from agents.errors import ApiKeyError, ProviderError, RegistryError
-
-from .anthropic_client import AnthropicClient
-from .base import ModelClient
-from .hub import PROVIDER_GROUP, ClientFactory, ModelHub, client_factory, provider_kinds
-from .openai_client import OpenAIClient
-from .recorded import RecordedClient, RecordedSet, SimulatedClient
-from .registry import ModelInfo, ModelRegistry, ProviderConfig
-from .scripted import Script, ScriptedClient
-from .types import ChatMessage, ChatRequest, ChatResponse, ToolCall, ToolSpec, Usage
+from agents.models._anthropic_client import AnthropicClient
+from agents.models._base import ModelClient
+from agents.models._hub import (
+    PROVIDER_GROUP,
+    ClientFactory,
+    ModelHub,
+    client_factory,
+    provider_kinds,
+)
+from agents.models._openai_client import OpenAIClient
+from agents.models._recorded import (
+    RecordedClient,
+    RecordedItem,
+    RecordedSample,
+    RecordedSet,
+    SimulatedClient,
+)
+from agents.models._registry import ModelInfo, ModelRegistry, ProviderConfig
+from agents.models._scripted import Script, ScriptedClient
+from agents.models._types import ChatMessage, ChatRequest, ChatResponse, ToolCall, ToolSpec, Usage
 
 __all__ = [
+    # what other packages, the reproductions and the examples use
+    "RecordedItem",
+    "RecordedSample",
     # the chat schema (what is recorded)
     "ChatMessage",
     "ChatRequest",

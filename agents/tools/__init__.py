@@ -11,26 +11,37 @@ from __future__ import annotations
 import typing
 
 from agents.errors import RETRYABLE, Category, ToolCallError, ToolConfigError, ToolError
-
-from .audit import AuditEntry, AuditLog, MemoryAuditLog, SQLiteAuditLog
-from .broker import ToolBroker, ToolListing, ToolOutcome
-from .budget import Allocation, Estimate, LatencyHistory, TimeBudget, allocate
-from .cli_call import (
+from agents.tools._audit import (
+    AuditEntry,
+    AuditLog,
+    MemoryAuditLog,
+    SQLiteAuditLog,
+    verify_anchored,
+)
+from agents.tools._broker import ToolBroker, ToolListing, ToolOutcome
+from agents.tools._budget import Allocation, Estimate, LatencyHistory, TimeBudget, allocate
+from agents.tools._credentials import CredentialVault
+from agents.tools._mcp_source import McpSource, ServerTools, list_server_tools
+from agents.tools._principal import Principal
+from agents.tools._ratelimit import RateLimit, RateLimiter
+from agents.tools._sources import LocalSource, ToolSource
+from agents.tools._tool import LocalTool, ToolInfo, ToolPolicy, ToolResult, tool
+from agents.tools.cli_call import (
     AUDIT_FILE,
     RecordedToolCall,
     ToolCallRequest,
     ToolCallResponse,
     call_tool_recorded,
 )
-from .credentials import CredentialVault
-from .mcp_source import McpSource, ServerTools, list_server_tools
-from .principal import Principal
-from .ratelimit import RateLimit, RateLimiter
-from .sources import LocalSource, ToolSource
-from .tool import LocalTool, ToolInfo, ToolPolicy, ToolResult, tool
 
 if typing.TYPE_CHECKING:
-    from .agent import ToolAgentAnswer, ToolAgentConfig, ToolCallTrace, ToolTask, tool_agent
+    from agents.tools._agent import (
+        ToolAgentAnswer,
+        ToolAgentConfig,
+        ToolCallTrace,
+        ToolTask,
+        tool_agent,
+    )
 
 # The tool-using agent needs the model layer (and the provider SDKs it imports): loaded on
 # first use, so that the broker alone imports quickly. (``typing`` is imported whole so that
@@ -40,13 +51,15 @@ _LAZY = frozenset({"ToolAgentAnswer", "ToolAgentConfig", "ToolCallTrace", "ToolT
 
 def __getattr__(name: str) -> typing.Any:
     if name in _LAZY:
-        from . import agent
+        from agents.tools import _agent as agent
 
         return getattr(agent, name)
     raise AttributeError(f"module 'agents.tools' has no attribute {name!r}")
 
 
 __all__ = [
+    # checking audit entries against the store ledger
+    "verify_anchored",
     # the tool-using agent (loaded on first use)
     "ToolAgentAnswer",
     "ToolAgentConfig",

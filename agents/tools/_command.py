@@ -26,9 +26,9 @@ from rich.table import Table
 from rich.text import Text
 
 from agents.errors import ToolCallError
+from agents.tools._mcp_source import ServerTools, list_server_tools
+from agents.tools._tool import ToolInfo
 from agents.tools.cli_call import RecordedToolCall, ToolCallRequest, call_tool_recorded
-from agents.tools.mcp_source import ServerTools, list_server_tools
-from agents.tools.tool import ToolInfo
 from orch.cli.common import (
     CliError,
     JsonOpt,

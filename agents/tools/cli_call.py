@@ -21,11 +21,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.errors import ToolCallError, ToolError
-from agents.tools.audit import AuditLog, SQLiteAuditLog
-from agents.tools.broker import ToolBroker
-from agents.tools.mcp_source import McpSource
-from agents.tools.principal import Principal
-from agents.tools.tool import ToolResult
+from agents.tools._audit import AuditLog, SQLiteAuditLog
+from agents.tools._broker import ToolBroker
+from agents.tools._mcp_source import McpSource
+from agents.tools._principal import Principal
+from agents.tools._tool import ToolResult
 from orch import Context, Pipeline, PipelineBuilder, agent, arun
 from orch.errors import OrchError
 from traces import ArtifactStore

@@ -1,7 +1,7 @@
 """Rendering runs and reports for people: the terminal, HTML pages and Mermaid graphs.
 
 One place for every view of a record, used by the CLI, the run report and the evaluation
-report (``routers.eval.report`` builds its page from the HTML parts here). Everything here
+report (``routers.eval._report`` builds its page from the HTML parts here). Everything here
 reads records through :mod:`traces` only and treats every recorded string as untrusted: the
 terminal view makes it inert (:func:`inert`), the HTML view escapes it (:func:`esc`). Nothing
 here writes to a store.

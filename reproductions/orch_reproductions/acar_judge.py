@@ -2,7 +2,7 @@
 
 ACAR (arXiv 2602.21231) compares, on the same tasks, σ-routing with one model, two models
 always and three models always; :mod:`orch_reproductions.acar_table` measures that table on
-a recorded dataset with the real ACAR agent (:data:`routers.acar`, its ``fixed_mode`` option
+a recorded dataset with the real ACAR agent (:data:`routers._acar`, its ``fixed_mode`` option
 for the "always" rows). Its full mode asks a judge model, and the recordings have none, so:
 
 * :class:`RuleJudge`: a *deterministic selection rule* standing in for the judge model. It
@@ -15,7 +15,7 @@ for the "always" rows). Its full mode asks a judge model, and the recordings hav
 * :func:`table_hub`: the recorded models of a dataset plus the rule judges, in one hub.
 
 A rule reads the responses with an extractor (default ``as-recorded``,
-:func:`routers.extract.as_recorded`: the MoT recordings keep only the extracted answer).
+:func:`routers._extract.as_recorded`: the MoT recordings keep only the extracted answer).
 This module never calls a real model.
 """
 
@@ -35,9 +35,8 @@ from agents.models import (
     RecordedClient,
     ScriptedClient,
 )
-from routers.acar import majority
+from routers import AS_RECORDED, extractor, majority
 from routers.eval import Dataset
-from routers.extract import AS_RECORDED, extractor
 
 __all__ = [
     "JUDGE_PROVIDER",
@@ -55,7 +54,7 @@ _RESPONSE = re.compile(r"\n\nResponse (\d+):\n")
 
 
 def judged_responses(prompt: str) -> list[str]:
-    """The responses listed in a :func:`routers.acar.judge_prompt`, in order."""
+    """The responses listed in a :func:`routers._acar.judge_prompt`, in order."""
     marks = list(_RESPONSE.finditer(prompt))
     starts = [i for i, m in enumerate(marks) if m.group(1) == "1"]
     if not starts:

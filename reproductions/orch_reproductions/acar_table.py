@@ -1,7 +1,7 @@
 """The ACAR table on recorded data: σ-routing against fixed-mode baselines, same tasks.
 
 ACAR (arXiv 2602.21231) compares, on the same tasks, one model, two models always, three
-models always and σ-routing (:mod:`routers.acar`), with accuracy, cost, the share of tasks
+models always and σ-routing (:mod:`routers._acar`), with accuracy, cost, the share of tasks
 per mode and the agreement-but-wrong rate. This module measures that table on a recorded
 dataset. Every ACAR row runs the real ACAR agent: σ-routing as it is, the "always" rows with
 its ``fixed_mode`` option. The rule judge and the hub that serves it are in
@@ -13,7 +13,7 @@ its ``fixed_mode`` option. The rule judge and the hub that serves it are in
 * :func:`measure`, which runs every configuration through the harness and builds the
   tables (:func:`acar_table`, :func:`mcnemar_table`, :func:`render`).
 
-*Our choices*, beyond those of :mod:`routers.acar`: the two-model verification policy is
+*Our choices*, beyond those of :mod:`routers._acar`: the two-model verification policy is
 the design default (``majority``); the "three models, always" row runs no probes
 (``fixed_mode="full-no-probes"``), so its σ is not measured and its runs carry none in the
 table; a model call is counted in the "calls/task" column unless it is a rule judge.
@@ -30,12 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from orch import Pipeline
-from routers import baselines
-from routers.acar import FixedMode, acar
-from routers.eval import Dataset, EvalReport, evaluate, mcnemar
-from routers.eval.evalfile import TableRecord
-from routers.eval.harness import router_pipeline
-from routers.extract import AS_RECORDED
+from routers import AS_RECORDED, FixedMode, acar, baselines
+from routers.eval import Dataset, EvalReport, TableRecord, evaluate, mcnemar, router_pipeline
 from traces import ArtifactStore
 
 from .acar_judge import JudgeRule, RuleJudge, table_hub
@@ -295,7 +291,7 @@ def mcnemar_table(
         note=(
             f"Paired on the same tasks: 'right only here' counts the tasks this configuration "
             f"got right and {reference} wrong, and the other way round; p is McNemar's exact "
-            "two-sided binomial test (routers.eval.metrics.mcnemar)."
+            "two-sided binomial test (routers.eval._metrics.mcnemar)."
         ),
     )
 

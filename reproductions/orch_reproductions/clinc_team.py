@@ -45,8 +45,7 @@ from routers import (
     TCARResult,
     tcar,
 )
-from routers.eval import Dataset, Task
-from routers.eval.setmetrics import RoutedOutcome, RoutingSummary, summarize
+from routers.eval import Dataset, RoutedOutcome, RoutingSummary, Task, summarize
 from traces import hash_value
 
 __all__ = [
@@ -254,7 +253,7 @@ class ClincTeam:
         return frozenset([self.domain_of[gold] if self.level == "domain" else gold])
 
     def pipeline(self, params: TeamParams, name: str = "tcar-clinc150") -> Pipeline:
-        """Input ``question``, output ``answer`` (a :class:`~routers.tcar_team.TCARResult`)."""
+        """Input ``question``, output ``answer`` (a :class:`~routers._tcar_team.TCARResult`)."""
         p = PipelineBuilder(name)
         node = p.node(
             "tcar", tcar.with_config(router=params.router()), query=p.input("question", str)
@@ -315,7 +314,7 @@ def lexical_route(
     max_agents: int = 3,
 ) -> list[str]:
     """The offline router's choice from its votes and nearest documents (the rule of
-    :meth:`~routers.tcar_lexical.LexicalRouter.reply`); ``[]`` for ``oos``."""
+    :meth:`~routers._tcar_lexical.LexicalRouter.reply`); ``[]`` for ``oos``."""
     best = near[0][1] if near else 0.0
     if not near or best < min_similarity:
         return []
@@ -325,7 +324,7 @@ def lexical_route(
 
 
 def predicted_label(final: RefinedAnswer, answers: Sequence[AgentAnswer]) -> str | None:
-    """The label of a refined answer (a :class:`~routers.tcar_team.TCARResult`'s ``final``
+    """The label of a refined answer (a :class:`~routers._tcar_team.TCARResult`'s ``final``
     from its ``answers``): ``oos`` when it declined, the agreed canonical answer of its
     sources, or None (a stated conflict, or free text)."""
     if final.kind == "declined":

@@ -15,7 +15,7 @@ runs in the store and resumes the interrupted ones; ``--fresh`` runs every task 
 an executor (on a cluster's workers, into a store they all reach). ``--json`` prints it all as
 one object, with each task's run id.
 
-Only parses the options, calls the library (:mod:`routers.eval.study`, which evaluates and
+Only parses the options, calls the library (:mod:`routers.eval._study`, which evaluates and
 assembles the evaluation file) and renders; recorded and file-given text is printed inert.
 """
 
@@ -44,12 +44,11 @@ from orch.cli.common import (
     user_errors,
 )
 from orch.render import inert
-
-from .curves import zero_router_aiq
-from .evalfile import EvalConfig, EvalFile, References
-from .evalfile import save as save_file
-from .harness import EvalReport
-from .study import Configuration, Study, configurations
+from routers.eval._curves import zero_router_aiq
+from routers.eval._evalfile import EvalConfig, EvalFile, References
+from routers.eval._evalfile import save as save_file
+from routers.eval._harness import EvalReport
+from routers.eval._study import Configuration, Study, configurations
 
 __all__ = ["eval_command"]
 

@@ -14,7 +14,7 @@ digest and those parameters.
 
 Workers reach this module by name (``routers.eval.eval_services:services``), so it must be
 importable wherever the batch runs (orch installed, the data at the same path), and must never
-import the harness that grades (:mod:`routers.eval.harness` imports this module).
+import the harness that grades (:mod:`routers.eval._harness` imports this module).
 """
 
 from __future__ import annotations
@@ -25,13 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.models import ModelHub, ModelRegistry, RecordedClient
-from agents.models.recorded import RecordedSet
-from agents.models.registry import ProviderConfig
-
-from ..errors import DatasetError
-from .dataset import Dataset, Task
-from .sources import data_root, load_dataset
+from agents.models import ModelHub, ModelRegistry, ProviderConfig, RecordedClient, RecordedSet
+from routers.errors import DatasetError
+from routers.eval._dataset import Dataset, Task
+from routers.eval._sources import data_root, load_dataset
 
 __all__ = [
     "PROVIDER",

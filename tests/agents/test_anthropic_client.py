@@ -6,9 +6,9 @@ import pytest
 from wire_servers import Reply, ScriptedServer, anthropic_message, anthropic_stream
 
 from agents.errors import ProviderError
-from agents.models.anthropic_client import AnthropicClient
-from agents.models.registry import ModelInfo, ProviderConfig
-from agents.models.types import ChatMessage, ChatRequest, ToolCall, ToolSpec
+from agents.models._anthropic_client import AnthropicClient
+from agents.models._registry import ModelInfo, ProviderConfig
+from agents.models._types import ChatMessage, ChatRequest, ToolCall, ToolSpec
 
 MODEL = ModelInfo(id="claude", provider="anth", name="claude-served")
 

@@ -7,9 +7,9 @@ import pytest
 from wire_servers import Reply, ScriptedServer, openai_completion, openai_stream
 
 from agents.errors import ProviderError
-from agents.models.openai_client import OpenAIClient
-from agents.models.registry import ModelInfo, ProviderConfig
-from agents.models.types import ChatMessage, ChatRequest, ToolCall, ToolSpec
+from agents.models._openai_client import OpenAIClient
+from agents.models._registry import ModelInfo, ProviderConfig
+from agents.models._types import ChatMessage, ChatRequest, ToolCall, ToolSpec
 
 MODEL = ModelInfo(id="small", provider="local", name="served-model", input_per_mtok=1.0)
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agents.models import ChatMessage, ChatRequest
-from agents.models.recorded import RecordedItem, RecordedSet
+from agents.models._recorded import RecordedItem, RecordedSet
 
 
 def _request(prompt: str) -> ChatRequest:

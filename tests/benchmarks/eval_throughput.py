@@ -1,4 +1,4 @@
-"""Evaluation throughput: tasks per second of ``routers.eval.harness.evaluate`` on 1,000
+"""Evaluation throughput: tasks per second of ``routers.eval._harness.evaluate`` on 1,000
 recorded tasks with full records on, at batch parallelism 1, 2, 4 and 8.
 
 Every task is a real engine run (records, events, decisions, the run head) into a
@@ -33,12 +33,12 @@ from typing import Any
 import anyio
 
 from agents.models import ChatRequest, ChatResponse, ModelHub, ModelInfo, RecordedClient
-from agents.models.registry import ProviderConfig
+from agents.models._registry import ProviderConfig
 from orch import Pipeline
 from routers import baselines
 from routers.eval import Dataset, Sample, Task
+from routers.eval._harness import evaluate, router_pipeline
 from routers.eval.eval_services import PROVIDER, recorded_hub
-from routers.eval.harness import evaluate, router_pipeline
 from traces import ArtifactStore, MemoryStore
 from traces._dirstore import DirectoryStore
 

@@ -64,8 +64,8 @@ from routers import (
     tcar_router,
     transition,
 )
+from routers._tcar_lexical import LexicalRouter
 from routers.baselines import KNNExample, build_knn_index, cascade, knn_router, majority_vote
-from routers.tcar_lexical import LexicalRouter
 from traces import MemoryStore, StepRecord
 
 ROOT = Path(__file__).parents[2]

@@ -68,7 +68,7 @@ def test_example_runs_verifies_and_replays_clean(
 def test_state_history_of_the_amro_example(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from routers.state import state_history
+    from routers._state import state_history
 
     module = load("amro_routing")
     monkeypatch.chdir(tmp_path)

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from orch.cli import app
-from routers.eval import evalfile as ef
+from routers.eval import _evalfile as ef
 
 FIXTURE = str(Path(__file__).parents[1] / "fixtures" / "pipelines.py")
 

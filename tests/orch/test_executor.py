@@ -24,7 +24,7 @@ from orch._loader import load_pipeline, load_services
 from orch.batch._result import in_input_order
 from orch.batch._spec import absolute_store_location, item_seed
 from orch.batch.dask import default_chunk_size, probe_worker, run_chunk
-from routers.ema import EMAState, Observation, apply_feedback
+from routers._ema import EMAState, Observation, apply_feedback
 from traces import DirectoryStore, MemoryStore, RunHead, StoreLocationError, verify_run
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"

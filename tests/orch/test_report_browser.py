@@ -30,8 +30,8 @@ from orch import PipelineBuilder
 from orch.cli import app
 from routers import baselines
 from routers.eval import Dataset, Sample, Task, aiq
-from routers.eval import evalfile as ef
-from routers.eval.harness import evaluate
+from routers.eval import _evalfile as ef
+from routers.eval._harness import evaluate
 from traces import DirectoryStore
 from traces._runview import load_run_view
 

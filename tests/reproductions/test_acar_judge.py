@@ -9,9 +9,9 @@ from acar_tiny import SETUP, tiny
 
 from orch_reproductions.acar_judge import RuleJudge, judged_responses, rule_pick, table_hub
 from orch_reproductions.acar_table import REFERENCE, configurations
-from routers.acar import acar, judge_prompt
+from routers._acar import acar, judge_prompt
 from routers.eval import Dataset, Price, Sample, Task, evaluate
-from routers.eval.harness import router_pipeline
+from routers.eval._harness import router_pipeline
 from traces import MemoryStore
 from traces._runview import load_run_view
 

@@ -22,7 +22,7 @@ from orch_reproductions.clinc_team import (
 )
 from routers import OOS, LexicalRouter, parse_route
 from routers.eval import Dataset, Task
-from routers.eval.harness import evaluate
+from routers.eval._harness import evaluate
 from traces import MemoryStore
 from traces._runview import load_run_view
 

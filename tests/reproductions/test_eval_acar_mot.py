@@ -12,7 +12,7 @@ from example_modules import dataset_or_skip
 from reproduction_scripts import load_script
 
 from orch_reproductions.acar_table import COLUMNS, REFERENCE
-from routers.eval.evalfile import load
+from routers.eval._evalfile import load
 
 
 def script() -> ModuleType:

@@ -11,7 +11,7 @@ import pytest
 from example_modules import dataset_or_skip
 from reproduction_scripts import load_script
 
-from routers.eval import evalfile
+from routers.eval import _evalfile as evalfile
 
 
 def test_routerbench_script_compares_routers_with_the_zero_router(

@@ -12,8 +12,8 @@ from example_modules import dataset_or_skip
 from reproduction_scripts import load_script
 
 from orch_reproductions.clinc_team import outcome_of
-from routers.eval.evalfile import load
-from routers.eval.setmetrics import summarize
+from routers.eval._evalfile import load
+from routers.eval._setmetrics import summarize
 
 
 def script() -> ModuleType:

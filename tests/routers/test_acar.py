@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from agents.models import ChatRequest, ChatResponse, ModelHub, ModelInfo, ModelRegistry, Usage
 from orch import AgentDefinitionError, Pipeline, PipelineBuilder, arun
 from orch.testing import assert_order_independent
-from routers.acar import ACARConfig, acar, escalation_mode, majority, parse_verdict, sigma
+from routers._acar import ACARConfig, acar, escalation_mode, majority, parse_verdict, sigma
 from traces import Decision, MemoryStore, StepRecord
 
 

@@ -9,7 +9,7 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from routers.amro import (
+from routers._amro import (
     AMROParams,
     Candidate,
     PheromoneState,

@@ -22,8 +22,8 @@ from routers import (
     sigma,
     tcar_router,
 )
-from routers.amro import PheromoneState, Trajectory, deposit
-from routers.orch_merge import OrchMergeResult
+from routers._amro import PheromoneState, Trajectory, deposit
+from routers._orch_merge import OrchMergeResult
 from traces import MemoryStore, StepRecord
 
 

@@ -15,6 +15,8 @@ from pydantic import ValidationError
 from agents.models import ChatRequest, ModelHub, ModelInfo, ModelRegistry, ScriptedClient
 from orch import AgentDefinitionError, Pipeline, PipelineBuilder, RunResult, arun
 from orch.testing import assert_order_independent
+from routers._lexical import LexicalIndex
+from routers._state import load_state, save_state, state_formats, state_history
 from routers.baselines import (
     AgreementCascadeConfig,
     CascadeConfig,
@@ -36,8 +38,6 @@ from routers.baselines import (
     single,
     vote,
 )
-from routers.lexical import LexicalIndex
-from routers.state import load_state, save_state, state_formats, state_history
 from traces import Decision, MemoryStore, StepRecord
 
 PRICES = {"cheap": 1.0, "twin": 1.0, "mid": 5.0, "dear": 20.0}

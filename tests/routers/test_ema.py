@@ -8,7 +8,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from routers.ema import AgentStats, EMAState, Observation, apply_feedback, panel, panel_score
+from routers._ema import AgentStats, EMAState, Observation, apply_feedback, panel, panel_score
 
 
 def test_defaults_score() -> None:

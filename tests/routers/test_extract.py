@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from routers.extract import (
+from routers._extract import (
     AS_RECORDED,
     CodeEquivalence,
     as_recorded,

@@ -12,8 +12,8 @@ from agents.models import ChatRequest, ModelHub, ModelInfo, ModelRegistry, Scrip
 from orch import PipelineBuilder, arun
 from orch.testing import assert_order_independent
 from routers import EMAState, Observation, apply_feedback, ema_feedback, save_state
-from routers.ema import AgentStats
-from routers.orch_merge import (
+from routers._ema import AgentStats
+from routers._orch_merge import (
     FALLBACK_SUBQUESTIONS,
     OrchConfig,
     observations,
@@ -272,7 +272,7 @@ async def test_orch_merge_order_independent() -> None:
 
 
 async def test_judge_feedback_gives_quality_only_observations() -> None:
-    from routers.orch_merge import judge_feedback
+    from routers._orch_merge import judge_feedback
 
     out, _, _, store, version = await run(models=hub(analysis="Tentative answer: C", merge="B"))
 
@@ -312,7 +312,7 @@ async def test_judge_feedback_gives_quality_only_observations() -> None:
 
 
 def load_state_ema(store: MemoryStore, version: str) -> EMAState:
-    from routers.state import load_state
+    from routers._state import load_state
 
     state: EMAState = load_state(store, version, EMAState)
     return state

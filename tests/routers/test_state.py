@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from orch import PipelineBuilder, arun
 from orch.cli import app
 from routers import EMAState, Observation, PheromoneState, ema_feedback
-from routers.state import is_state, load_state, save_state, state_history
+from routers._state import is_state, load_state, save_state, state_history
 from traces import MemoryStore
 from traces._dirstore import DirectoryStore
 

@@ -19,10 +19,10 @@ from agents.models import (
 from agents.refiner import AgentAnswer, AgentReply, offline_refine
 from orch import Context, PipelineBuilder, agent, arun
 from orch.testing import assert_order_independent
-from routers.tcar import TCARQuery, parse_route, repair_prompt, router_prompt, tcar_router
-from routers.tcar_lexical import LexicalRouter
-from routers.tcar_registry import OOS, AgentCard, AgentRegistry
-from routers.tcar_team import tcar
+from routers._tcar import TCARQuery, parse_route, repair_prompt, router_prompt, tcar_router
+from routers._tcar_lexical import LexicalRouter
+from routers._tcar_registry import OOS, AgentCard, AgentRegistry
+from routers._tcar_team import tcar
 from traces import Decision, MemoryStore, StepRecord
 
 CARDS = [

@@ -27,10 +27,10 @@ from agents.tools import (
     ToolBroker,
     tool,
 )
-from agents.tools.audit import entry_hash, verify_anchored
+from agents.tools._audit import entry_hash, verify_anchored
 from traces import MemoryStore
 
-AUDIT_PY = Path(__file__).resolve().parents[3] / "agents" / "tools" / "audit.py"
+AUDIT_PY = Path(__file__).resolve().parents[3] / "agents" / "tools" / "_audit.py"
 
 
 def fields(tenant: str = "acme", **changes: Any) -> dict[str, Any]:
@@ -300,7 +300,7 @@ def test_threads_appending_at_once_keep_each_chain_gap_free(make_log: Backend) -
         assert log.verify(tenant) == []
 
 
-# The worker loads audit.py by its path: importing the package would pull in the model SDKs and
+# The worker loads _audit.py by its path: importing the package would pull in the model SDKs and
 # the MCP client, seconds of start-up per process for a module that needs none of them.
 WORKER = r"""
 import importlib.util, sys

@@ -31,8 +31,8 @@ from agents.tools import (
     TimeBudget,
     ToolBroker,
 )
-from agents.tools.audit import AuditEntry
-from agents.tools.broker import ToolOutcome
+from agents.tools._audit import AuditEntry
+from agents.tools._broker import ToolOutcome
 from orch import Context, PipelineBuilder, agent
 from orch._replay import areplay
 from traces import EffectRecord, MemoryStore, StepRecord

@@ -35,10 +35,10 @@ from agents.tools import (
     ToolSource,
     tool,
 )
-from agents.tools.audit import AuditEntry
-from agents.tools.broker import ToolOutcome
-from agents.tools.redact import REDACTED
-from agents.tools.tool import LocalTool
+from agents.tools._audit import AuditEntry
+from agents.tools._broker import ToolOutcome
+from agents.tools._redact import REDACTED
+from agents.tools._tool import LocalTool
 from orch import Context, PipelineBuilder, agent
 from orch._replay import areplay
 from traces import ArtifactStore, DirectoryStore, EffectRecord, MemoryStore, StepRecord

@@ -23,7 +23,7 @@ from agents.tools import (
     ToolResult,
     tool,
 )
-from agents.tools.tool import as_result
+from agents.tools._tool import as_result
 from orch import Context, Pipeline, PipelineBuilder, agent, arun
 from traces import EffectRecord, MemoryStore, StepRecord
 

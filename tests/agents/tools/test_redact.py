@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel, Field, SecretBytes, SecretStr
 
 from agents.tools import tool
-from agents.tools.redact import REDACTED, redact_arguments, schema_secrets, scrub
+from agents.tools._redact import REDACTED, redact_arguments, schema_secrets, scrub
 
 # -- redact_arguments ---------------------------------------------------------------------------
 

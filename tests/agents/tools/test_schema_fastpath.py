@@ -14,7 +14,7 @@ import jsonschema
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.tools.schema import SchemaValidator, _flat_check
+from agents.tools._schema import SchemaValidator, _flat_check
 
 TYPES = ["string", "integer", "number", "boolean", "null", "array", "object"]
 NAMES = st.sampled_from(["a", "b", "c", "d"])

@@ -11,7 +11,7 @@ from eval_batch_files import eval_dataset, eval_files, same_question_in_two_spli
 
 from orch import BatchSpec, ExecutorError, LocalExecutor, load_pipeline
 from routers.eval import DatasetError, eval_services, evaluate
-from routers.eval.task_runs import task_items, task_seed
+from routers.eval._task_runs import task_items, task_seed
 from traces import MemoryStore, verify_run
 from traces._open import open_store
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from routers.eval import Point, TaskResult, aiq_curve, strong_share_curve, zero_router_aiq
-from routers.eval.evalfile import PointRecord, References
-from routers.eval.harness import EvalReport
+from routers.eval._evalfile import PointRecord, References
+from routers.eval._harness import EvalReport
 
 
 def references() -> References:

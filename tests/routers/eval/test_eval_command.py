@@ -135,7 +135,7 @@ def test_a_sweep_is_one_configuration_per_value_with_their_aiq(
 def test_several_pipelines_and_a_saved_file_that_resumes(
     files: tuple[Path, Path], tmp_path: Path, factory: Path
 ) -> None:
-    from routers.eval.evalfile import load
+    from routers.eval._evalfile import load
 
     data, pipe = files
     out = tmp_path / "ev.json"

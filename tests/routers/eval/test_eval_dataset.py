@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agents.models import ChatMessage, ChatRequest, ModelHub, ModelRegistry, RecordedClient
-from agents.models.registry import ProviderConfig
+from agents.models._registry import ProviderConfig
 from routers.eval import (
     Dataset,
     DatasetError,
@@ -122,7 +122,7 @@ def test_unknown_and_absent_datasets_are_clear_errors(
         load_dataset("nope")
     monkeypatch.setenv("ORCH_EVAL_DATA", str(tmp_path))
     assert data_root() == tmp_path
-    from routers.eval.sources import ADAPTERS, adapter
+    from routers.eval._sources import ADAPTERS, adapter
 
     @adapter("test-only-absent", "no-such-folder")
     def absent(path: Path) -> Dataset:

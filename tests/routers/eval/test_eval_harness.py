@@ -11,9 +11,9 @@ from orch import PipelineBuilder
 from orch.testing import aassert_replays_clean
 from routers import baselines
 from routers.eval import Dataset, Sample, Task, recorded_hub
-from routers.eval.harness import evaluate, grade
-from routers.eval.reference import single_models
-from routers.eval.task_runs import task_seed
+from routers.eval._harness import evaluate, grade
+from routers.eval._reference import single_models
+from routers.eval._task_runs import task_seed
 from traces import MemoryStore
 from traces._runview import load_run_view
 from traces._verify import verify_run

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from routers.eval.metrics import Point, aiq, apgr, cpt, mcnemar, ndch, pgr
+from routers.eval._metrics import Point, aiq, apgr, cpt, mcnemar, ndch, pgr
 
 
 def test_ndch_drops_points_that_lose_quality_and_points_under_a_mix() -> None:

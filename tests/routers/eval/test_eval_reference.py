@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from routers.eval import Dataset, Sample, Task, aiq
-from routers.eval.reference import oracle, single_models, zero_router
+from routers.eval._reference import oracle, single_models, zero_router
 
 
 def s(score: float, cost: float) -> Sample:

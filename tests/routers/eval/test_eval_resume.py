@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from orch import Context, ExecutorError, Pipeline, PipelineBuilder, agent, arun
 from routers import baselines
 from routers.eval import Dataset, Sample, Task, recorded_hub
-from routers.eval.harness import evaluate
+from routers.eval._harness import evaluate
 from traces import MemoryStore
 from traces._dirstore import DirectoryStore
 
@@ -148,7 +148,7 @@ import sys
 import anyio
 sys.path.insert(0, {tests!r})
 from test_eval_resume import dataset, pipe
-from routers.eval.harness import evaluate
+from routers.eval._harness import evaluate
 from traces._dirstore import DirectoryStore
 
 def progress(done, total):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from routers.ema import EMAState, apply_feedback
+from routers._ema import EMAState, apply_feedback
 from routers.eval import Dataset, Sample, Task
-from routers.eval.training import (
+from routers.eval._training import (
     ability_priors,
     ema_observations,
     holdout,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from routers.eval import Dataset, DatasetError, Sample, Task
-from routers.eval.evalfile import EvalConfig, EvalFile, References, load, save
+from routers.eval._evalfile import EvalConfig, EvalFile, References, load, save
 
 
 def tiny(costs: bool = True) -> Dataset:

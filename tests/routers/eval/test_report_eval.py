@@ -16,9 +16,9 @@ import pytest
 from orch import PipelineBuilder
 from routers import baselines
 from routers.eval import Dataset, Point, Sample, Task, aiq
-from routers.eval import evalfile as ef
-from routers.eval.harness import evaluate
-from routers.eval.report import PLOT_EXTRA, cost_quality_png, render_eval_report
+from routers.eval import _evalfile as ef
+from routers.eval._harness import evaluate
+from routers.eval._report import PLOT_EXTRA, cost_quality_png, render_eval_report
 from traces import MemoryStore
 from traces._verify import verify_run
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from routers.eval.setmetrics import (
+from routers.eval._setmetrics import (
     OOS,
     RoutedOutcome,
     SetScore,

@@ -20,8 +20,8 @@ from routers.eval import (
     parse_sweeps,
     zero_router_aiq,
 )
-from routers.eval.evalfile import References, load, save
-from routers.eval.harness import EvalReport
+from routers.eval._evalfile import References, load, save
+from routers.eval._harness import EvalReport
 from traces import ArtifactStore, MemoryStore
 from traces._open import open_store
 
