@@ -9,12 +9,14 @@ from __future__ import annotations
 from orch._agent import Agent, FunctionAgent, NoConfig, agent
 from orch._builder import PipelineBuilder
 from orch._context import Context
+from orch._events import EventSink, RunEvent, RunStream
 from orch._loader import load_pipeline
 from orch._pipeline import Pipeline
 from orch._plugins import find_entry_point, load_entry_point, plugin_package
 from orch._refs import Branch, InputRef, NodeRef, input_ref, ref
 from orch._retry import RetryPolicy
 from orch._runtime import RunControl, RunResult, arun, run
+from orch._stream import stream
 from orch._version import __version__
 from orch.batch import BatchResult, BatchSpec, Executor, ItemResult, LocalExecutor, apply_in_order
 from orch.errors import (
@@ -60,6 +62,11 @@ __all__ = [
     "RunResult",
     "arun",
     "run",
+    # its events as they happen
+    "EventSink",
+    "RunEvent",
+    "RunStream",
+    "stream",
     # batches (the Dask executor is orch.batch.dask.DaskExecutor: an optional extra)
     "BatchResult",
     "BatchSpec",

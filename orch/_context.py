@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import anyio
 from pydantic import BaseModel
 
+from orch._events import RunEvent
 from orch._pool import WorkerPool
 from orch.errors import ChildStepError, OrchError
 from traces import AnchorEntry, Decision, Encoded, canonical_bytes, ledger_of
@@ -148,6 +149,25 @@ class Context:
         """Logical time: (causal depth, tick), the tick counting calls within this step."""
         self._tick += 1
         return (self.logical_time, self._tick)
+
+    # -- live events -------------------------------------------------------------------
+
+    def emit(self, name: str, **data: Any) -> None:
+        """Tell the run's caller something as it happens (progress, a partial answer): a
+        ``custom`` event with ``name`` and ``data`` for ``orch.stream``/``on_event``. Never
+        recorded and never hashed, so it may carry anything; with no listener it does nothing.
+        A replay emits it again, since the agent runs again."""
+        sink = self._state.sink
+        if sink is not None:
+            sink(
+                RunEvent(
+                    kind="custom",
+                    run_id=self._state.run_id,
+                    step=self.step_id,
+                    data={"name": name, **data},
+                    t=self._state.clock(),
+                )
+            )
 
     # -- records -----------------------------------------------------------------------
 

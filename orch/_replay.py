@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from orch._effects import Divergence, EffectSource
+from orch._events import EventSink
 from orch._loader import split_target
 from orch._pipeline import Pipeline
 from orch._runtime import RunOptions, RunResult, _run, recorded_inputs
@@ -201,8 +202,10 @@ async def areplay(
     *,
     max_concurrency: int = 64,
     services: Mapping[str, Any] | None = None,
+    on_event: EventSink | None = None,
 ) -> ReplayReport:
-    """Replay finished run ``run_id`` of ``pipeline`` from ``store`` with no live effects."""
+    """Replay finished run ``run_id`` of ``pipeline`` from ``store`` with no live effects;
+    ``on_event`` hears the replay's events as they happen, as a run's (:mod:`orch._events`)."""
     run_id = store.resolve_run(run_id)
     head = load_run_head(store, run_id)
     if head.root_hash is None:
@@ -218,7 +221,7 @@ async def areplay(
         store,
         record.seed,
         None,
-        RunOptions(max_concurrency=max_concurrency, services=services),
+        RunOptions(max_concurrency=max_concurrency, services=services, on_event=on_event),
         {"replay_of": run_id},
         mode="replay",
         source=EffectSource.from_run(store, run_id),

@@ -31,6 +31,7 @@ import anyio
 from pydantic import TypeAdapter, ValidationError
 
 from orch._effects import Divergence, EffectSource, RunMode
+from orch._events import EventSink
 from orch._lease import Lease, holding
 from orch._lineage import lineage_name, mark_superseded, mark_taken_over, settle
 from orch._pipeline import Pipeline
@@ -235,6 +236,8 @@ class RunOptions:
     """Wall-clock time, for the run head and the event log (metadata only)."""
     services: Mapping[str, Any] | None = None
     control: RunControl | None = None
+    on_event: EventSink | None = None
+    """Hears the run's events as they happen (:mod:`orch._events`)."""
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -257,8 +260,13 @@ async def arun(
     control: RunControl | None = None,
     wait: bool = False,
     lease: bool = True,
+    on_event: EventSink | None = None,
 ) -> RunResult:
     """Run ``pipeline`` on ``inputs`` and record it in ``store``; return the result.
+
+    ``on_event`` hears each event as it happens, in the order the event log holds them (see
+    :mod:`orch._events`; :func:`orch.stream` is the async-iterator form). It changes nothing
+    that is recorded.
 
     A failed node does not raise: the result has status ``failed`` and the error. Bad inputs
     raise :class:`~orch.errors.InputError` before anything is written. A run cancelled by
@@ -284,7 +292,7 @@ async def arun(
 
     refuse_run_at_import()
     store = _writable_store(store)
-    options = RunOptions(max_concurrency, perturb, clock, services, control)
+    options = RunOptions(max_concurrency, perturb, clock, services, control, on_event)
     if resume is not None:
         return await _resume_run(
             pipeline, store, resume, inputs, seed, run_id, origin, options, wait=wait, lease=lease
@@ -392,6 +400,7 @@ async def _run(
         mode,
         source,
     )
+    state.listen(options.on_event)
     state.reuse = dict(reuse or {})
     state.services = dict(options.services or {})
     ledger = _ready_ledger(store)

@@ -24,6 +24,7 @@ from orch._agent import Agent
 from orch._context import Context, StepLog
 from orch._effect_path import EffectPath, error_info
 from orch._effects import EffectSource, RunMode
+from orch._events import EventSink, event_of
 from orch._pipeline import Const, ListBinding, Pipeline
 from orch._pool import WorkerPool
 from orch._refs import InputRef, Ref
@@ -128,6 +129,10 @@ class RunState:
         self.cancelled: str | None = None
         """Why the whole run was cancelled (an interrupt, a caller), once it was."""
         self.failed_node: str | None = None
+        self.sink: EventSink | None = None
+        """Who hears the run's events as they happen (``arun(on_event=...)``); never recorded."""
+        self.room: Callable[[], Awaitable[None]] | None = None
+        """Awaited before each step starts: the event consumer's backpressure."""
         # Why a step is being cancelled when the cause is local (a failed sibling, a parent's
         # deadline), keyed by the step whose scope was cancelled; read by _cancel_reason.
         self.cancel_causes: dict[str, str] = {}
@@ -135,6 +140,16 @@ class RunState:
         self._agent_refs: dict[int, tuple[Agent[Any, Any], dict[str, str]]] = {}
 
     # -- recording ---------------------------------------------------------------------------
+
+    def listen(self, sink: EventSink | None) -> None:
+        """Give every event the log appends from now on, and the agents' custom events, to
+        ``sink``; an object with an async ``wait_for_room()`` also holds steps back."""
+        self.sink = sink
+        if sink is None:
+            self.events.tap, self.room = None, None
+            return
+        self.events.tap = lambda raw: sink(event_of(raw))
+        self.room = getattr(sink, "wait_for_room", None)
 
     def _agent_ref(self, agent: Agent[Any, Any]) -> dict[str, str]:
         # Keyed by id() for speed; the entry holds the agent itself so that its id cannot be
@@ -205,6 +220,8 @@ class RunState:
     ) -> StepOutcome:
         """Run one step to a record. Never raises, except cancellation (after recording)."""
         step_id, agent = place.step_id, place.agent
+        if self.room is not None:
+            await self.room()
         self.events.emit("step_start", step_id)
         log = StepLog()
         input_key: str | None = None

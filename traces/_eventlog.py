@@ -134,12 +134,16 @@ class EventLog:
         store: ArtifactStore,
         run_id: str,
         clock: Callable[[], float] = time.time,
+        tap: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self._store = store
         self._run_id = run_id
         self._clock = clock
         self.count = 0
         self.head: str | None = None
+        self.tap = tap
+        """Called with each event (its hash included) once it is appended: a live view for
+        the run's caller. It sees what the log holds, in the log's order, and changes nothing."""
 
     def emit(self, type_: str, step: str | None = None, **data: Any) -> str:
         """Append one event and return its hash.
@@ -168,4 +172,7 @@ class EventLog:
         self._store.append_event(self._run_id, line)
         self.count += 1
         self.head = h
+        if self.tap is not None:
+            event["hash"] = h
+            self.tap(event)
         return h

@@ -1,0 +1,142 @@
+"""Live events of a run, for the app that started it (``orch.stream``, ``arun(on_event=...)``).
+
+Every event the run appends to its hash-chained event log (``run_start``, ``step_start``,
+``decision``, ``effect``, ``step_end``, ``run_end``) reaches the caller as a :class:`RunEvent`
+right after it is appended, so the caller sees exactly what the record holds, in the log's
+order: causal by construction (a step's start comes before its decisions, effects and end, a
+run's start before everything). An agent may add ``custom`` events with ``ctx.emit(name,
+**data)``; those are for the caller only, never recorded or hashed, and arrive in order with the
+step's recorded events.
+
+Streaming changes nothing that is hashed: the sink is called after the append, with a copy of
+what was written, and the run's records are the same whether anyone listens or not. A replay
+streams its own events the same way (``areplay(..., on_event=...)``).
+
+Backpressure (:class:`RunStream`): events queue in memory up to ``max_buffer``; while the queue
+is full, each step waits before it starts until the consumer has taken some. Memory is bounded
+by ``max_buffer`` plus the events of the steps already running (a running step is never
+stopped mid-way: its effects are real calls). A consumer that leaves before the run ends (a
+client that disconnected) cancels the run, which is recorded as ``cancelled`` with that reason
+and can be resumed. This module must never write to a store.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+
+if TYPE_CHECKING:
+    from orch._runtime import RunResult
+
+__all__ = ["DEFAULT_BUFFER", "EventSink", "RunEvent", "RunStream", "event_of"]
+
+DEFAULT_BUFFER = 1000
+"""Events a :class:`RunStream` holds before steps wait for the consumer."""
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One event of a run, as its caller sees it."""
+
+    kind: str
+    """``run_start``, ``step_start``, ``decision``, ``effect``, ``step_end``, ``run_end`` (from
+    the event log), or ``custom`` (``ctx.emit``, not recorded)."""
+    run_id: str
+    step: str | None
+    """The step it belongs to (None for the run's own events)."""
+    data: Mapping[str, Any] = field(default_factory=dict)
+    """The log event's data (keys, statuses), or a custom event's ``name`` and fields."""
+    seq: int | None = None
+    """Its number in the run's event log; None for a custom event, which is not recorded."""
+    hash: str | None = None
+    """The log event's hash (what ``orch verify`` checks); None for a custom event."""
+    t: float = 0.0
+    """Wall-clock time it was written (metadata, as in the log)."""
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the event is in the run's event log."""
+        return self.seq is not None
+
+
+EventSink = Callable[[RunEvent], None]
+"""Called with each event as it happens, inline: it must be quick and must not raise (an
+exception in it is the caller's bug and stops the run). An object with an async
+``wait_for_room()`` method makes each step wait on it before it starts (backpressure)."""
+
+
+def event_of(raw: Mapping[str, Any]) -> RunEvent:
+    """The :class:`RunEvent` of an event-log event (a dict as the log writes it)."""
+    return RunEvent(
+        kind=str(raw["type"]),
+        run_id=str(raw["run"]),
+        step=raw.get("step"),
+        data=dict(raw.get("data", {})),
+        seq=int(raw["seq"]),
+        hash=raw.get("hash"),
+        t=float(raw.get("t", 0.0)),
+    )
+
+
+class RunStream:
+    """A run's events for an async consumer: ``async for event in run_stream``; after the
+    loop, :attr:`result` is the run's :class:`~orch.RunResult`. Made by :func:`stream`."""
+
+    def __init__(self, max_buffer: int = DEFAULT_BUFFER) -> None:
+        if max_buffer < 1:
+            raise ValueError(f"max_buffer is {max_buffer}; fix: use 1 or more")
+        self.max_buffer = max_buffer
+        self.result: RunResult | None = None
+        """The run's result, once it ended (also for a run that failed or was cancelled)."""
+        self.high_water = 0
+        """The most events that were ever waiting for the consumer at once."""
+        self._queue: deque[RunEvent] = deque()
+        self._more = anyio.Event()
+        self._room = anyio.Event()
+        self._ended = False
+        self._left = False
+        self._error: BaseException | None = None
+
+    def __call__(self, event: RunEvent) -> None:
+        """The run's sink: queue ``event`` for the consumer."""
+        self._queue.append(event)
+        self.high_water = max(self.high_water, len(self._queue))
+        self._more.set()
+
+    async def wait_for_room(self) -> None:
+        """Return once the consumer has room (or left): steps call this before they start.
+        Always a checkpoint, so that a run whose agents never await can still be cancelled
+        between steps (by a consumer that left)."""
+        await anyio.lowlevel.checkpoint()
+        while len(self._queue) >= self.max_buffer and not self._left:
+            self._room = anyio.Event()
+            await self._room.wait()
+
+    def _end(self, error: BaseException | None = None) -> None:
+        self._ended, self._error = True, error
+        self._more.set()
+
+    def _leave(self) -> None:
+        self._left = True
+        self._room.set()
+
+    def __aiter__(self) -> RunStream:
+        return self
+
+    async def __anext__(self) -> RunEvent:
+        while not self._queue and not self._ended:
+            self._more = anyio.Event()
+            await self._more.wait()
+        if self._queue:
+            event = self._queue.popleft()
+            if len(self._queue) < self.max_buffer:
+                self._room.set()
+            return event
+        if self._error is not None:
+            raise self._error
+        raise StopAsyncIteration
