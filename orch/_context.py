@@ -159,15 +159,8 @@ class Context:
         A replay emits it again, since the agent runs again."""
         sink = self._state.sink
         if sink is not None:
-            sink(
-                RunEvent(
-                    kind="custom",
-                    run_id=self._state.run_id,
-                    step=self.step_id,
-                    data={"name": name, **data},
-                    t=self._state.clock(),
-                )
-            )
+            data["name"] = name
+            sink(RunEvent("custom", self._state.run_id, self.step_id, data, t=self._state.clock()))
 
     # -- records -----------------------------------------------------------------------
 

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 import anyio.lowlevel
@@ -35,13 +34,14 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_BUFFER", "EventSink", "RunEvent", "RunStream", "event_of"]
 
+_NO_DATA: Mapping[str, Any] = {}
+
 DEFAULT_BUFFER = 1000
 """Events a :class:`RunStream` holds before steps wait for the consumer."""
 
 
-@dataclass(frozen=True)
-class RunEvent:
-    """One event of a run, as its caller sees it."""
+class RunEvent(NamedTuple):
+    """One event of a run, as its caller sees it (a tuple: cheap to make, never changed)."""
 
     kind: str
     """``run_start``, ``step_start``, ``decision``, ``effect``, ``step_end``, ``run_end`` (from
@@ -49,7 +49,7 @@ class RunEvent:
     run_id: str
     step: str | None
     """The step it belongs to (None for the run's own events)."""
-    data: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any]
     """The log event's data (keys, statuses), or a custom event's ``name`` and fields."""
     seq: int | None = None
     """Its number in the run's event log; None for a custom event, which is not recorded."""
@@ -72,14 +72,15 @@ exception in it is the caller's bug and stops the run). An object with an async
 
 def event_of(raw: Mapping[str, Any]) -> RunEvent:
     """The :class:`RunEvent` of an event-log event (a dict as the log writes it)."""
+    # The log builds a fresh dict per event and keeps none: no copy is needed.
     return RunEvent(
-        kind=str(raw["type"]),
-        run_id=str(raw["run"]),
-        step=raw.get("step"),
-        data=dict(raw.get("data", {})),
-        seq=int(raw["seq"]),
-        hash=raw.get("hash"),
-        t=float(raw.get("t", 0.0)),
+        raw["type"],
+        raw["run"],
+        raw.get("step"),
+        raw.get("data", _NO_DATA),
+        raw["seq"],
+        raw.get("hash"),
+        raw.get("t", 0.0),
     )
 
 
@@ -110,11 +111,14 @@ class RunStream:
 
     async def wait_for_room(self) -> None:
         """Return once the consumer has room (or left): steps call this before they start.
-        Always a checkpoint, so that a run whose agents never await can still be cancelled
-        between steps (by a consumer that left)."""
-        await anyio.lowlevel.checkpoint()
+        A cancellation point even when there is room, so that a run whose agents never await
+        can still be cancelled between steps (by a consumer that left)."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
         while len(self._queue) >= self.max_buffer and not self._left:
-            self._room = anyio.Event()
+            # One event for every waiting step (many wait at once in a fan-out): a new one
+            # only once the last was set, so that no waiter is left on an event never set.
+            if self._room.is_set():
+                self._room = anyio.Event()
             await self._room.wait()
 
     def _end(self, error: BaseException | None = None) -> None:
@@ -134,7 +138,7 @@ class RunStream:
             await self._more.wait()
         if self._queue:
             event = self._queue.popleft()
-            if len(self._queue) < self.max_buffer:
+            if len(self._queue) == self.max_buffer - 1:  # from full to not: wake the steps
                 self._room.set()
             return event
         if self._error is not None:

@@ -161,6 +161,31 @@ async def test_a_slow_consumer_holds_steps_back_and_memory_stays_bounded() -> No
     assert len(seen) == len(logged(store, events.result.run_id)) + 40
 
 
+def fan_out(n: int) -> orch.Pipeline:
+    p = PipelineBuilder("fan")
+    q = p.input("q")
+    for i in range(n):
+        p.node(f"s{i}", join, a=q, b=q)
+    return p.build()
+
+
+async def test_many_steps_waiting_for_room_at_once_all_go_on() -> None:
+    """A fan-out: every ready step waits for the consumer at the same time (one wake-up must
+    reach them all), and the buffer stays within max_buffer plus the running steps' events."""
+    store = MemoryStore()
+    with anyio.fail_after(60):  # a lost wake-up would hang here
+        async with orch.stream(
+            fan_out(60), {"q": "x"}, store=store, max_buffer=3, max_concurrency=4
+        ) as events:
+            seen = []
+            async for e in events:
+                seen.append(e)
+                await anyio.lowlevel.checkpoint()  # a consumer slower than the run
+    assert events.result is not None and events.result.ok
+    check_causal(seen)
+    assert events.high_water <= 3 + 4 * 3, events.high_water
+
+
 async def test_a_consumer_that_leaves_cancels_the_run_and_says_why() -> None:
     store = MemoryStore()
     async with orch.stream(chain(30), {"q": "x"}, store=store, max_buffer=2) as events:
