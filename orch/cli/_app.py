@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from orch._plugins import find_entry_point
 from orch.cli._audit import export_command, prove_command
 from orch.cli._batch import batch_command
 from orch.cli._inspect import runs_command, show_command
@@ -35,6 +36,7 @@ from orch.cli._report import report_command
 from orch.cli._run import run_command
 from orch.cli._verify import verify_command
 from orch.cli.common import print_error
+from orch.errors import PluginError
 
 __all__ = ["CLI_GROUP", "app", "main"]
 
@@ -42,8 +44,8 @@ CLI_GROUP = "orch.cli"
 """Entry-point group of command plugins: ``register(app: typer.Typer) -> None``."""
 
 
-def _plugin_entry_points() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=CLI_GROUP)}
+def _plugin_names() -> set[str]:
+    return {ep.name for ep in entry_points(group=CLI_GROUP)}
 
 
 class PluginCommands(TyperGroup):
@@ -53,13 +55,16 @@ class PluginCommands(TyperGroup):
     # ctx and the commands are typer's own click types (typer vendors click): Any here.
     def list_commands(self, ctx: Any) -> list[str]:
         builtin = super().list_commands(ctx)
-        return builtin + sorted(set(_plugin_entry_points()) - set(builtin))
+        return builtin + sorted(_plugin_names() - set(builtin))
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         found = super().get_command(ctx, cmd_name)
         if found is not None:
             return found
-        ep = _plugin_entry_points().get(cmd_name)
+        try:  # the lookup every plugin group uses: a name two packages offer is refused
+            ep = find_entry_point(CLI_GROUP, cmd_name, what="command")
+        except PluginError as exc:
+            return _broken(cmd_name, "(several packages)", str(exc))
         return None if ep is None else _plugin_command(ep)
 
 

@@ -54,3 +54,17 @@ def test_an_engine_command_imports_no_plugin(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_a_command_name_two_packages_offer_is_refused(plugin_site: Path) -> None:
+    twin = plugin_site / "orch_twin-1.0.dist-info"
+    twin.mkdir()
+    (twin / "METADATA").write_text("Metadata-Version: 2.1\nName: orch-twin\nVersion: 1.0\n")
+    (twin / "entry_points.txt").write_text("[orch.cli]\ndemo-shout = orch_twin:register\n")
+    result = CliRunner().invoke(app, ["demo-shout", "hello"])
+    assert result.exit_code == 2 and "HELLO" not in result.stdout
+    (line,) = result.stderr.strip().splitlines()
+    assert "command 'demo-shout' (orch.cli) is offered by several plugins" in line
+    assert (
+        "orch-demo-plugin" in line and "orch-twin 1.0" in line and "uninstall all but one" in line
+    )
