@@ -79,7 +79,7 @@ class RegistryError(AgentsError):
     does not exist."""
 
     # Where it was defined until 0.1.0: the name records give it (orch.errors.type_path).
-    __orch_recorded_name__ = "agents.models._registry.RegistryError"
+    __orch_recorded_name__ = "agents.models.registry.RegistryError"
 
 
 class ApiKeyError(AgentsError):
@@ -90,7 +90,7 @@ class ProviderError(AgentsError):
     """A model call failed for good; the message names provider, model and the cause."""
 
     # Where it was defined until 0.1.0: the name records give it (orch.errors.type_path).
-    __orch_recorded_name__ = "agents.models._retrying.ProviderError"
+    __orch_recorded_name__ = "agents.models.retrying.ProviderError"
 
     def __init__(
         self,

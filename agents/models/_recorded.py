@@ -75,7 +75,7 @@ class RecordedSet(BaseModel):
                 "recorded",
                 str(path),
                 f"not a recorded-responses file (format {data.get('format')!r}, expected "
-                f"{FORMAT!r}); fix: see agents.models._recorded for the schema",
+                f"{FORMAT!r}); fix: see agents.models.RecordedSet for the schema",
             )
         return cls.model_validate(data)
 

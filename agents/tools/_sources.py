@@ -73,7 +73,7 @@ class LocalSource:
     def add(self, t: LocalTool) -> None:
         if not isinstance(t, LocalTool):
             raise ToolConfigError(
-                f"{t!r} is not a tool; fix: decorate the function with @agents.tools._tool"
+                f"{t!r} is not a tool; fix: decorate the function with @agents.tools.tool"
             )
         if "." in t.name or not t.name:
             raise ToolConfigError(

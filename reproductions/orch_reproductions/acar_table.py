@@ -291,7 +291,7 @@ def mcnemar_table(
         note=(
             f"Paired on the same tasks: 'right only here' counts the tasks this configuration "
             f"got right and {reference} wrong, and the other way round; p is McNemar's exact "
-            "two-sided binomial test (routers.eval._metrics.mcnemar)."
+            "two-sided binomial test (routers.eval.mcnemar)."
         ),
     )
 

@@ -212,7 +212,7 @@ class Dataset(BaseModel):
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
             raise DatasetError(
                 f"{str(path)!r} is not an evaluation dataset (format {found!r}, expected "
-                f"{FORMAT!r}); fix: see routers.eval._dataset for the schema"
+                f"{FORMAT!r}); fix: see docs/eval.md for the schema"
             )
         try:
             return cls.model_validate(data)
@@ -221,7 +221,7 @@ class Dataset(BaseModel):
             where = ".".join(str(p) for p in first["loc"])
             raise DatasetError(
                 f"dataset {str(path)!r} is malformed at {where}: {first['msg']} "
-                f"({exc.error_count()} problem(s)); fix: see routers.eval._dataset"
+                f"({exc.error_count()} problem(s)); fix: see docs/eval.md for the schema"
             ) from None
 
     def save(self, path: str | Path) -> Path:

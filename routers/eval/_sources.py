@@ -63,7 +63,7 @@ class DatasetAdapter:
 ADAPTERS: dict[str, DatasetAdapter] = {}
 """The adapters registered in this process, by dataset name (plugins join when first used)."""
 
-_FILE_HINT = "or a dataset file (orch.eval-dataset/1, see routers.eval._dataset)"
+_FILE_HINT = "or a dataset file (orch.eval-dataset/1, see docs/eval.md)"
 _PLUGIN_HINT = (
     f"named datasets come from plugins (entry-point group {DATASETS_GROUP}); the paper "
     "reproductions' datasets are installed with: pip install -e reproductions"

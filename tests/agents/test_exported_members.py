@@ -86,3 +86,15 @@ def test_every_exception_of_the_package_is_in_its_errors_module() -> None:
     assert len(errors) >= 6
     assert all(issubclass(e, agents.errors.AgentsError) for e in errors)
     assert issubclass(agents.errors.AgentsError, OrchError)
+
+
+def test_moved_errors_keep_the_names_records_give_them() -> None:
+    """Records hash an error's ``module.qualname``: the classes that moved into
+    agents.errors keep the names records made before the move hold."""
+    from agents.errors import ProviderError, RegistryError, ToolCallError, ToolConfigError
+    from orch.errors import type_path
+
+    assert type_path(ProviderError) == "agents.models.retrying.ProviderError"
+    assert type_path(RegistryError) == "agents.models.registry.RegistryError"
+    assert type_path(ToolCallError) == "agents.tools.errors.ToolCallError"
+    assert type_path(ToolConfigError) == "agents.tools.errors.ToolConfigError"
