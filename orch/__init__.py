@@ -7,8 +7,11 @@ verifiable, replayable record of everything it did. The public API is re-exporte
 from __future__ import annotations
 
 from orch._agent import Agent, FunctionAgent, NoConfig, agent
+from orch._answer import aanswer, answer
+from orch._ask import Answer, Question, check_answer, pending_questions
 from orch._builder import PipelineBuilder
 from orch._context import Context
+from orch._deltas import stream_delta, wants_deltas
 from orch._events import EventSink, RunEvent, RunStream
 from orch._loader import load_pipeline
 from orch._pipeline import Pipeline
@@ -17,10 +20,12 @@ from orch._refs import Branch, InputRef, NodeRef, input_ref, ref
 from orch._retry import RetryPolicy
 from orch._runtime import RunControl, RunResult, arun, run
 from orch._stream import stream
+from orch._thread import ThreadTurn, thread_turns
 from orch._version import __version__
 from orch.batch import BatchResult, BatchSpec, Executor, ItemResult, LocalExecutor, apply_in_order
 from orch.errors import (
     AgentDefinitionError,
+    AnswerError,
     BatchInputError,
     ChildStepError,
     ExecutorError,
@@ -34,6 +39,8 @@ from orch.errors import (
     RunBusyError,
     StepError,
     StepTimeoutError,
+    ThreadBusyError,
+    ThreadError,
     ValidationProblem,
 )
 from orch.selection import Selection
@@ -67,6 +74,18 @@ __all__ = [
     "RunEvent",
     "RunStream",
     "stream",
+    "stream_delta",
+    "wants_deltas",
+    # human in the loop: questions a run waits on, and the answers that resume it
+    "Answer",
+    "Question",
+    "aanswer",
+    "answer",
+    "check_answer",
+    "pending_questions",
+    # conversation threads: a chain of runs, one per turn
+    "ThreadTurn",
+    "thread_turns",
     # batches (the Dask executor is orch.batch.dask.DaskExecutor: an optional extra)
     "BatchResult",
     "BatchSpec",
@@ -80,6 +99,7 @@ __all__ = [
     "plugin_package",
     # errors
     "AgentDefinitionError",
+    "AnswerError",
     "BatchInputError",
     "ChildStepError",
     "ExecutorError",
@@ -93,5 +113,7 @@ __all__ = [
     "RunBusyError",
     "StepError",
     "StepTimeoutError",
+    "ThreadBusyError",
+    "ThreadError",
     "ValidationProblem",
 ]

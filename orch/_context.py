@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import anyio
 from pydantic import BaseModel
 
+from orch._ask import DEADLINE_PRINCIPAL, Answer, AwaitingAnswer, Question
 from orch._events import RunEvent
 from orch._pool import WorkerPool
-from orch.errors import ChildStepError, OrchError
+from orch.errors import ChildStepError, OrchError, StepError
 from traces import AnchorEntry, Decision, Encoded, canonical_bytes, ledger_of
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ class Context:
     """Handed to ``Agent.run``; see the module docstring for what it records."""
 
     __slots__ = (
+        "_asks",
         "_log",
         "_rng",
         "_state",
@@ -91,6 +93,7 @@ class Context:
         """Causal depth of the step: the only clock an agent may read."""
         self._rng: random.Random | None = None
         self._tick = 0
+        self._asks = 0
         self._log = log if log is not None else StepLog()
 
     # -- identity and determinism ----------------------------------------------------------
@@ -160,7 +163,8 @@ class Context:
         sink = self._state.sink
         if sink is not None:
             data["name"] = name
-            sink(RunEvent("custom", self._state.run_id, self.step_id, data, t=self._state.clock()))
+            state = self._state  # positional: keywords make a NamedTuple slower to build
+            sink(RunEvent("custom", state.run_id, self.step_id, data, None, None, state.clock()))
 
     # -- records -----------------------------------------------------------------------
 
@@ -204,6 +208,81 @@ class Context:
         self._log.decisions.append(key)
         self._state.events.emit("decision", self.step_id, decision=key, chosen=chosen_list)
         return decision
+
+    async def ask(
+        self,
+        question: str,
+        schema: type[ModelT],
+        *,
+        principals: Sequence[str] | None = None,
+        deadline: float | None = None,
+        default: ModelT | Mapping[str, Any] | None = None,
+        escalate_to: Sequence[str] = (),
+    ) -> ModelT:
+        """Ask a person ``question`` and return their answer, a ``schema`` instance.
+
+        With no answer yet, the step suspends here (let the exception through: it is not an
+        error) and the run ends ``waiting`` once nothing else can run; an answer given later
+        (``orch answer RUN key=value --as NAME``, :func:`orch.answer`) resumes it in any
+        process, and this call then returns that answer, recorded as a decision naming who
+        gave it. ``principals`` limits who may answer; after ``deadline`` seconds
+        ``escalate_to`` may answer too, and ``default`` may be applied (``orch answer
+        --default``). Ask before an effect that needs approval, not after: effects made before
+        the pause are served from the record when the run resumes, never made twice."""
+        index = self._asks
+        self._asks += 1
+        dumped = default.model_dump(mode="json") if isinstance(default, BaseModel) else default
+        q = Question(
+            id=f"{self.step_id}#{index}",
+            step=self.step_id,
+            index=index,
+            question=question,
+            schema=schema.model_json_schema(),
+            principals=None if principals is None else list(principals),
+            deadline=deadline,
+            default=None if dumped is None else dict(dumped),
+            has_default=default is not None,
+            escalate_to=list(escalate_to),
+        )
+        state = self._state
+        q_key = state.store.put_value(q.stored())
+        answer_key = state.answers.get(q.id)
+        if answer_key is None:
+            # Also in a replay: the recorded run waited here too, or its root hash says not.
+            state.events.emit("ask", self.step_id, question=q_key, id=q.id)
+            raise AwaitingAnswer(q, q_key)
+        answer = Answer.model_validate(state.store.get_value(answer_key))
+        if not q.may_answer(answer.by, overdue=True):
+            raise StepError(
+                f"step {self.step_id!r}: {answer.by!r} may not answer question {q.id} (it "
+                f"accepts {q.principals}); fix: answer as one of them"
+            )
+        try:
+            value = schema.model_validate(answer.value)
+        except ValueError as exc:
+            raise StepError(
+                f"step {self.step_id!r}: the answer to question {q.id} is not a valid "
+                f"{schema.__name__} ({str(exc).splitlines()[0]}); fix: answer as it asks"
+            ) from None
+        applied = "no answer by the deadline: its default applied"
+        decision = Decision(
+            router=self.agent.name,
+            router_version=self.agent.version,
+            candidates=list(dict.fromkeys([*(principals or ()), *escalate_to, answer.by])),
+            chosen=[answer.by],
+            reason=applied if answer.by == DEADLINE_PRINCIPAL else f"answered by {answer.by}",
+            parameters={"kind": "answer", "question": q.id},
+            evidence={
+                "question": q_key,
+                "asked": question,
+                "answer": value.model_dump(mode="json"),
+                "by": answer.by,
+            },
+        )
+        key = state.store.put_value(decision)
+        self._log.decisions.append(key)
+        state.events.emit("decision", self.step_id, decision=key, chosen=[answer.by])
+        return value
 
     def load(self, key: str, model: type[ModelT]) -> ModelT:
         """Read an artifact of the run's store by its key, validated as ``model``.
@@ -263,6 +342,7 @@ class Context:
         meter: Callable[[R], tuple[Mapping[str, int], float | None]] | None = None,
         failure: Callable[[R], Mapping[str, str] | None] | None = None,
         index: int | None = None,
+        rechunk: Callable[[R], Sequence[str]] | None = None,
     ) -> R:
         """Make (or, in replay, look up) one call to the outside world; return its response.
 
@@ -281,6 +361,11 @@ class Context:
         ``index`` is a slot taken earlier with :meth:`reserve_effect`, for a caller that must
         fix the effect's place in the step before it awaits anything (so that the order of
         effects never depends on how long those awaits take).
+
+        ``rechunk`` cuts a response into its text's pieces (deterministically): when the
+        effect is served from a record (replay, resume) and the run has a listener, the
+        listener gets them as ``token`` events, as it got the live call's deltas
+        (``orch.stream_delta``). It is never called otherwise, and must not raise.
         """
         state = self._state
         log = self._log
@@ -301,7 +386,12 @@ class Context:
         if slot is not None:
             log.effects[index] = slot[0]  # the same record: same bytes, same key
             served = path.serve(
-                self.step_id, index, slot, keeps_failures=keeps, response_model=response_model
+                self.step_id,
+                index,
+                slot,
+                keeps_failures=keeps,
+                response_model=response_model,
+                rechunk=rechunk,
             )
             return cast(R, served)
 
@@ -364,6 +454,8 @@ class Context:
         """
         step_id = self._child_id()
         outcome = await self._state.execute_child(self, step_id, agent, input, timeout, retry)
+        if outcome.waiting is not None:
+            raise outcome.waiting  # the child waits for an answer: so does its parent
         if outcome.status != "ok":
             raise ChildStepError(step_id, outcome.error_type, outcome.error_message)
         return outcome.output  # type: ignore[return-value]
@@ -389,12 +481,15 @@ class Context:
         ids = [self._child_id() for _ in calls]
         results: list[Any] = [None] * len(calls)
         failure: list[ChildStepError] = []
+        waiting: dict[int, AwaitingAnswer] = {}
 
         async def one(i: int) -> None:
             agent, inp = calls[i]
             outcome = await state.execute_child(self, ids[i], agent, inp, timeout, retry)
             if outcome.status == "ok":
                 results[i] = outcome.output
+            elif outcome.waiting is not None:
+                waiting[i] = outcome.waiting  # the others go on until they need it too
             elif not fail_fast:
                 results[i] = ChildStepError(ids[i], outcome.error_type, outcome.error_message)
             elif outcome.status == "failed" and not failure:
@@ -416,6 +511,8 @@ class Context:
                     state.cancel_causes.pop(sibling, None)
         if failure:
             raise failure[0]
+        if waiting:
+            raise waiting[min(waiting)]
         return results
 
     async def map(

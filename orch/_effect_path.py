@@ -11,6 +11,12 @@ served from that record or made live, and it writes the effect's record and even
 * **resume**: served from the record when the lineage finished it (a failure is made again,
   unless it was kept whole as a result and the step moved past it), made live otherwise.
 
+When the run has a listener, each effect also sends it an unrecorded ``effect_start`` event,
+and the ``token`` events of its answer (:mod:`orch._deltas`): the live call's deltas as its
+adapter streams them, or a served answer cut by the effect's ``rechunk``. The ``effect`` event
+of the log carries the record's token usage and cost. Nothing a listener hears changes a
+record.
+
 Record bytes are built by :mod:`traces._records`. This module must never decide what a step
 does with the answer, and never make a call itself: the caller passes ``perform``.
 """
@@ -19,12 +25,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from orch._deltas import EffectListener
 from orch._effects import Divergence, EffectSource, RunMode
+from orch._events import EventSink
 from orch.errors import OrchError, RecordedEffectError, ReplayDivergenceError, type_path
 from traces import (
     ArtifactStore,
@@ -42,6 +50,7 @@ R = TypeVar("R")
 
 Meter = Callable[[Any], tuple[Mapping[str, int], float | None]]
 Verdict = Callable[[Any], Mapping[str, str] | None]
+Rechunk = Callable[[Any], Sequence[str]]
 
 
 def type_name(exc: BaseException) -> str:
@@ -61,6 +70,16 @@ def error_info(exc: BaseException) -> ErrorInfo:
     return ErrorInfo(type=type_name(exc), message=str(exc))
 
 
+def _metered_fields(usage: Mapping[str, int], cost: float | None) -> dict[str, Any]:
+    """The ``usage`` and ``cost_usd`` of an ``effect`` event: the record's, when it has them."""
+    fields: dict[str, Any] = {}
+    if usage:
+        fields["usage"] = dict(usage)
+    if cost is not None:
+        fields["cost_usd"] = cost
+    return fields
+
+
 class EffectPath:
     """How one run answers its effects (see the module docstring)."""
 
@@ -78,6 +97,18 @@ class EffectPath:
         self.divergences: list[Divergence] = []
         """Where a replay or resume stopped matching its record (kept even if an agent
         swallows the error)."""
+        self.sink: EventSink | None = None
+        """The run's listener (:meth:`listen`), for ``effect_start`` and ``token`` events."""
+        self._run_id = ""
+        self._clock: Callable[[], float] = time.time
+
+    def listen(self, sink: EventSink | None, run_id: str, clock: Callable[[], float]) -> None:
+        """Send each effect's unrecorded live events to ``sink`` (None: to no one)."""
+        self.sink, self._run_id, self._clock = sink, run_id, clock
+
+    def _listener(self, step_id: str, index: int, kind: str, target: str) -> EffectListener:
+        assert self.sink is not None
+        return EffectListener(self.sink, self._run_id, self._clock, step_id, index, kind, target)
 
     def diverge(self, divergence: Divergence) -> ReplayDivergenceError:
         self.divergences.append(divergence)
@@ -144,30 +175,41 @@ class EffectPath:
         *,
         keeps_failures: bool,
         response_model: type[BaseModel] | None,
+        rechunk: Rechunk | None = None,
     ) -> Any:
         """Answer the call from ``slot``: its recorded response, or its recorded failure
-        raised again as :class:`~orch.errors.RecordedEffectError`."""
+        raised again as :class:`~orch.errors.RecordedEffectError`. A listener hears the
+        effect start and, given ``rechunk``, the response's text again as ``token`` events."""
         key, rec = slot
         assert self.source is not None
-        self.events.emit(
-            "effect",
-            step_id,
-            record=key,
-            index=index,
-            kind=rec.kind,
-            target=rec.target,
-            status=rec.status,
-            served_from=self.source.origin(step_id, index),
-        )
-        served_failure = keeps_failures and rec.response is not None
-        if (rec.status != "ok" and not served_failure) or rec.response is None:
-            err = rec.error
-            raise RecordedEffectError(
-                err.type if err else "Error", err.message if err else "failed"
+        listener = None
+        if self.sink is not None:
+            listener = self._listener(step_id, index, rec.kind, rec.target)
+            listener.start()
+        try:
+            served_failure = keeps_failures and rec.response is not None
+            if (rec.status != "ok" and not served_failure) or rec.response is None:
+                err = rec.error
+                raise RecordedEffectError(
+                    err.type if err else "Error", err.message if err else "failed"
+                )
+            value = self.store.get_value(rec.response)
+            if response_model is not None:
+                value = response_model.model_validate(value)
+            if listener is not None and rechunk is not None:
+                listener.replay(rechunk(value))
+        finally:  # the log names the served record whatever the step makes of it
+            self.events.emit(
+                "effect",
+                step_id,
+                record=key,
+                index=index,
+                kind=rec.kind,
+                target=rec.target,
+                status=rec.status,
+                served_from=self.source.origin(step_id, index),
+                **_metered_fields(rec.usage, rec.cost_usd),
             )
-        value = self.store.get_value(rec.response)
-        if response_model is not None:
-            return response_model.model_validate(value)
         return value
 
     def check_all_made(self, step_id: str, made: int) -> None:
@@ -198,9 +240,16 @@ class EffectPath:
     ) -> R:
         """Make the call and record it; ``done`` receives the effect record's key (also when
         the call raised, before the error propagates)."""
+        listener = None
+        if self.sink is not None:
+            listener = self._listener(step_id, index, kind, target)
+            listener.start()
         started = time.perf_counter()
         try:
-            response = await perform()
+            if listener is None:
+                response = await perform()
+            else:  # the call's deltas reach the listener (orch.stream_delta)
+                response = await listener.perform(perform)
         except Exception as exc:
             failed = error_info(exc)
             done(
@@ -284,5 +333,6 @@ class EffectPath:
             target=target,
             status=status,
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            **_metered_fields(usage, cost),
         )
         return key

@@ -1,12 +1,15 @@
 """Live events of a run, for the app that started it (``orch.stream``, ``arun(on_event=...)``).
 
 Every event the run appends to its hash-chained event log (``run_start``, ``step_start``,
-``decision``, ``effect``, ``step_end``, ``run_end``) reaches the caller as a :class:`RunEvent`
-right after it is appended, so the caller sees exactly what the record holds, in the log's
-order: causal by construction (a step's start comes before its decisions, effects and end, a
-run's start before everything). An agent may add ``custom`` events with ``ctx.emit(name,
-**data)``; those are for the caller only, never recorded or hashed, and arrive in order with the
-step's recorded events.
+``decision``, ``effect``, ``attempt``, ``ask``, ``step_end``, ``run_end``) reaches the caller
+as a :class:`RunEvent` right after it is appended, so the caller sees exactly what the record
+holds, in the log's order: causal by construction (a step's start comes before its decisions,
+effects and end, a run's start before everything). An agent may add ``custom`` events with
+``ctx.emit(name, **data)``; those are for the caller only, never recorded or hashed, and arrive
+in order with the step's recorded events. Each effect also sends an ``effect_start`` event when
+its call is made or served, and a model call the ``token`` events of its answer as they arrive
+(:mod:`orch._deltas`); neither is recorded, and the ``effect`` event that ends them carries the
+record's ``usage`` and ``cost_usd``.
 
 Streaming changes nothing that is hashed: the sink is called after the append, with a copy of
 what was written, and the run's records are the same whether anyone listens or not. A replay
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import anyio
 import anyio.lowlevel
@@ -32,7 +35,7 @@ import anyio.lowlevel
 if TYPE_CHECKING:
     from orch._runtime import RunResult
 
-__all__ = ["DEFAULT_BUFFER", "EventSink", "RunEvent", "RunStream", "event_of"]
+__all__ = ["DEFAULT_BUFFER", "EventSink", "RunEvent", "RunStream", "event_of", "log_tap"]
 
 _NO_DATA: Mapping[str, Any] = {}
 
@@ -44,17 +47,20 @@ class RunEvent(NamedTuple):
     """One event of a run, as its caller sees it (a tuple: cheap to make, never changed)."""
 
     kind: str
-    """``run_start``, ``step_start``, ``decision``, ``effect``, ``step_end``, ``run_end`` (from
-    the event log), or ``custom`` (``ctx.emit``, not recorded)."""
+    """``run_start``, ``step_start``, ``decision``, ``effect``, ``attempt``, ``ask`` (a question
+    the run will wait on: data ``id`` and ``question``, its artifact key), ``step_end``,
+    ``run_end`` (from the event log), or ``custom`` (``ctx.emit``), ``effect_start`` and
+    ``token`` (an effect's call and its text as it arrives), which are not recorded."""
     run_id: str
     step: str | None
     """The step it belongs to (None for the run's own events)."""
     data: Mapping[str, Any]
-    """The log event's data (keys, statuses), or a custom event's ``name`` and fields."""
+    """The log event's data (keys, statuses), a custom event's ``name`` and fields, or an
+    effect's ``index`` and ``target`` (and ``kind``, or the token's ``text``)."""
     seq: int | None = None
-    """Its number in the run's event log; None for a custom event, which is not recorded."""
+    """Its number in the run's event log; None for an event that is not recorded."""
     hash: str | None = None
-    """The log event's hash (what ``orch verify`` checks); None for a custom event."""
+    """The log event's hash (what ``orch verify`` checks); None for an unrecorded one."""
     t: float = 0.0
     """Wall-clock time it was written (metadata, as in the log)."""
 
@@ -70,18 +76,49 @@ exception in it is the caller's bug and stops the run). An object with an async
 ``wait_for_room()`` method makes each step wait on it before it starts (backpressure)."""
 
 
+# tuple.__new__ straight: a NamedTuple's own __new__ is one more Python call per event.
+_new_event = cast(Callable[[type[RunEvent], tuple[Any, ...]], RunEvent], tuple.__new__)
+
+
 def event_of(raw: Mapping[str, Any]) -> RunEvent:
     """The :class:`RunEvent` of an event-log event (a dict as the log writes it)."""
     # The log builds a fresh dict per event and keeps none: no copy is needed.
-    return RunEvent(
-        raw["type"],
-        raw["run"],
-        raw.get("step"),
-        raw.get("data", _NO_DATA),
-        raw["seq"],
-        raw.get("hash"),
-        raw.get("t", 0.0),
+    return _new_event(
+        RunEvent,
+        (
+            raw["type"],
+            raw["run"],
+            raw.get("step"),
+            raw.get("data", _NO_DATA),
+            raw["seq"],
+            raw.get("hash"),
+            raw.get("t", 0.0),
+        ),
     )
+
+
+def log_tap(sink: EventSink) -> Callable[[Mapping[str, Any]], None]:
+    """The event log's tap (``EventLog.tap``) that gives ``sink`` each appended event as a
+    :class:`RunEvent`, as :func:`event_of` makes it. Inline, since it runs for every event of
+    a run someone listens to: the log's tap always holds ``seq``, ``t`` and ``hash``."""
+
+    def tap(raw: Mapping[str, Any]) -> None:
+        sink(
+            _new_event(
+                RunEvent,
+                (
+                    raw["type"],
+                    raw["run"],
+                    raw.get("step"),
+                    raw.get("data", _NO_DATA),
+                    raw["seq"],
+                    raw["hash"],
+                    raw["t"],
+                ),
+            )
+        )
+
+    return tap
 
 
 class RunStream:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orch._ask import recorded_answers
 from orch._effects import Divergence, EffectSource
 from orch._events import EventSink
 from orch._loader import split_target
@@ -225,6 +226,7 @@ async def areplay(
         {"replay_of": run_id},
         mode="replay",
         source=EffectSource.from_run(store, run_id),
+        answers=recorded_answers(store, run_id),
     )
     return ReplayReport(
         run_id=run_id,

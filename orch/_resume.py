@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from orch._ask import recorded_answers
 from orch._effects import EffectSource
 from orch._lineage import lineage_members
 from orch._pipeline import Pipeline
@@ -38,6 +39,8 @@ class ResumePlan:
     seed: int
     reuse: dict[str, ReusedStep]
     effects: EffectSource
+    answers: dict[str, str]
+    """Question id -> answer key: every answer any run of the lineage was given."""
 
 
 def check_same_pipeline(pipeline: Pipeline, head: RunHead, what: str = "resume") -> None:
@@ -127,4 +130,7 @@ def prepare_resume(
             reuse[node_id] = ReusedStep(key, rec.output, tuple(subtree))
     effects = EffectSource.merged(run_id, [EffectSource.from_run(store, m.run_id) for m in members])
     input_keys = dict(start["data"]["inputs"])
-    return ResumePlan(run_id, tuple(members), input_keys, head.seed, reuse, effects)
+    answers: dict[str, str] = {}
+    for member in members:
+        answers.update(recorded_answers(store, member.run_id))
+    return ResumePlan(run_id, tuple(members), input_keys, head.seed, reuse, effects, answers)

@@ -30,15 +30,17 @@ from typing import Any
 import anyio
 from pydantic import TypeAdapter, ValidationError
 
+from orch._ask import Answer, Question
 from orch._effects import Divergence, EffectSource, RunMode
 from orch._events import EventSink
 from orch._lease import Lease, holding
 from orch._lineage import lineage_name, mark_superseded, mark_taken_over, settle
 from orch._pipeline import Pipeline
 from orch._scheduler import Perturbation, ReusedStep, RunState, Scheduler, StepOutcome
+from orch._thread import ThreadLink, check_thread_options, next_turn, resumed_turn
 from orch._typecheck import is_optional
 from orch._version import __version__
-from orch.errors import InputError, LeaseHeld, OrchError, RunBusyError
+from orch.errors import AnswerError, InputError, LeaseHeld, OrchError, RunBusyError
 from traces import (
     ArtifactStore,
     ErrorInfo,
@@ -83,10 +85,17 @@ class RunResult:
     error: ErrorInfo | None = None
     divergences: list[Divergence] = field(default_factory=list)
     """Where a replay or resume stopped matching its record (empty for a normal run)."""
+    questions: list[Question] = field(default_factory=list)
+    """What a ``waiting`` run waits on: the questions its steps asked (``ctx.ask``), by id."""
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the run stopped to wait for an answer (``orch answer`` resumes it)."""
+        return self.status == "waiting"
 
     @property
     def cancelled(self) -> bool:
@@ -261,6 +270,8 @@ async def arun(
     wait: bool = False,
     lease: bool = True,
     on_event: EventSink | None = None,
+    answers: Mapping[str, Answer] | None = None,
+    thread: str | None = None,
 ) -> RunResult:
     """Run ``pipeline`` on ``inputs`` and record it in ``store``; return the result.
 
@@ -287,21 +298,71 @@ async def arun(
     from and its sources, so that ``orch replay`` can check and load them). ``services`` are
     objects agents reach with ``ctx.service(name)`` (the model hub is ``"models"``); they are
     not part of the record, only the effects they make are.
+
+    ``answers`` (question id -> :class:`~orch.Answer`) answer questions steps ask with
+    ``ctx.ask``: with ``resume``, those a waiting run asked (check them first with
+    :func:`orch.check_answer`, or use :func:`orch.answer`); on a new run, questions known in
+    advance. A run whose step asks a question it was not given an answer for ends with status
+    ``waiting`` and its ``questions``.
+
+    ``thread`` makes the run the next turn of that conversation thread (see
+    :mod:`orch._thread`): it waits for (``wait``) or refuses another turn running, refuses
+    when the thread's last turn did not end ok, and gives a pipeline input ``state`` the last
+    turn's output ``state``. A resume keeps the thread and turn of the run it resumes.
     """
     from orch._loader import refuse_run_at_import  # `orch run FILE` imports FILE: no run in there
 
     refuse_run_at_import()
     store = _writable_store(store)
     options = RunOptions(max_concurrency, perturb, clock, services, control, on_event)
+    thread = check_thread_options(thread, resume)
+    given = _answer_keys(store, answers)
     if resume is not None:
         return await _resume_run(
-            pipeline, store, resume, inputs, seed, run_id, origin, options, wait=wait, lease=lease
+            pipeline,
+            store,
+            resume,
+            inputs,
+            seed,
+            run_id,
+            origin,
+            options,
+            given,
+            wait=wait,
+            lease=lease,
         )
-    values = validate_inputs(pipeline, inputs or {})
     run_id = check_run_id(run_id or new_run_id())
-    async with _lineage_lease(store, run_id, run_id, None, take=lease, wait=wait) as held:
-        _refuse_existing(store, run_id)
-        return await _run(pipeline, values, store, seed, run_id, options, origin, lease=held)
+    async with next_turn(store, pipeline, thread, inputs, run_id, wait=wait) as turn:
+        values = validate_inputs(pipeline, turn.inputs)
+        async with _lineage_lease(store, run_id, run_id, None, take=lease, wait=wait) as held:
+            _refuse_existing(store, run_id)
+            turn.reserve(run_id)
+            return await _run(
+                pipeline,
+                values,
+                store,
+                seed,
+                run_id,
+                options,
+                origin,
+                lease=held,
+                answers=given,
+                thread=turn.link,
+            )
+
+
+def _answer_keys(store: ArtifactStore, answers: Mapping[str, Answer] | None) -> dict[str, str]:
+    """Store each answer as an artifact; return question id -> its key (what run_start
+    lists). Checked first, so that a wrong one writes nothing."""
+    if not answers:
+        return {}
+    for qid, answer in answers.items():
+        if not isinstance(answer, Answer) or answer.question != qid:
+            raise AnswerError(
+                f"answers[{qid!r}] is {answer!r}, not an Answer to question {qid!r}; fix: pass "
+                "what orch.check_answer returns, or Answer(question=ID, value={...}, by=NAME)"
+            )
+    return {qid: store.put_value(answers[qid].model_dump(mode="json")) for qid in sorted(answers)}
 
 
 def _writable_store(store: ArtifactStore | None) -> ArtifactStore:
@@ -327,20 +388,32 @@ async def _resume_run(
     run_id: str | None,
     origin: Mapping[str, Any] | None,
     options: RunOptions,
+    given: Mapping[str, str],
     *,
     wait: bool,
     lease: bool,
 ) -> RunResult:
-    """Continue run ``resume`` and its lineage as a new run, under the lineage's lease."""
+    """Continue run ``resume`` and its lineage as a new run, under the lineage's lease, with
+    every answer its lineage was given and the ``given`` ones."""
     from orch._resume import prepare_resume  # keeps the common path free of resume's imports
 
     resumed = store.resolve_run(resume)
-    lineage = lineage_name(store, load_run_head(store, resumed))
+    head = load_run_head(store, resumed)
+    lineage = lineage_name(store, head)
     run_id = check_run_id(run_id or new_run_id())
-    async with _lineage_lease(store, lineage, run_id, resumed, take=lease, wait=wait) as held:
+    async with (
+        resumed_turn(store, head, run_id, wait=wait) as link,  # a turn of a thread stays one
+        _lineage_lease(store, lineage, run_id, resumed, take=lease, wait=wait) as held,
+    ):
         settle(store, resumed)  # what a killed member of the lineage left half done
         plan = prepare_resume(pipeline, store, resumed, inputs, seed)
         values = recorded_inputs(pipeline, store, plan.input_keys)
+        again = sorted(set(given) & set(plan.answers))
+        if again:
+            raise AnswerError(
+                f"question {again[0]} of run {resumed} was already answered in its lineage; "
+                "fix: answer only the questions it waits on now (orch runs --waiting)"
+            )
         _refuse_existing(store, run_id)
         members = mark_taken_over(store, plan.members, resumed, run_id)
 
@@ -366,6 +439,8 @@ async def _resume_run(
             resumed_from=resumed,
             lease=held,
             sealed=sealed,
+            answers={**plan.answers, **given},
+            thread=link,
         )
 
 
@@ -385,6 +460,8 @@ async def _run(
     resumed_from: str | None = None,
     lease: Lease | None = None,
     sealed: Callable[[str], None] | None = None,
+    answers: Mapping[str, str] | None = None,
+    thread: ThreadLink | None = None,
 ) -> RunResult:
     """Make and record one run of ``pipeline``, from its head to its seal. ``values`` were
     checked by validate_inputs (arun) or recorded_inputs (resume, replay)."""
@@ -402,9 +479,12 @@ async def _run(
     )
     state.listen(options.on_event)
     state.reuse = dict(reuse or {})
+    state.answers = dict(answers or {})
     state.services = dict(options.services or {})
     ledger = _ready_ledger(store)
-    head, input_keys = _start(state, values, origin, ledger, lineage or run_id, resumed_from)
+    head, input_keys = _start(
+        state, values, origin, ledger, lineage or run_id, resumed_from, thread
+    )
     scheduler = Scheduler(state, values)
     control = options.control
     try:
@@ -443,6 +523,7 @@ def _start(
     ledger: Ledger | None,
     lineage: str,
     resumed_from: str | None,
+    thread: ThreadLink | None = None,
 ) -> tuple[RunHead, dict[str, str]]:
     """Store the spec and the inputs, write the run head and the ``run_start`` event, and
     append the run's ``start`` entry to the ledger; return the head and the input keys."""
@@ -467,6 +548,8 @@ def _start(
         orch_version=__version__,
         lineage=lineage,
         resumed_from=resumed_from,
+        thread=None if thread is None else thread.thread,
+        turn=None if thread is None else thread.turn,
     )
     store.write_run_head(run_id, head.to_bytes())
     start: dict[str, Any] = {
@@ -478,6 +561,10 @@ def _start(
     }
     if origin:
         start["origin"] = dict(sorted(origin.items()))
+    if thread is not None:  # metadata: the turn's place in its thread (orch._thread)
+        start["thread"] = thread.event_data()
+    if state.answers:  # the ledger's start entry commits to them (orch._ask)
+        start["answers"] = dict(sorted(state.answers.items()))
     start_event = state.events.emit("run_start", **start)
     if ledger is not None:
         ledger.append(
@@ -507,7 +594,12 @@ def _finish(
     cut it short."""
     pipeline, store = state.pipeline, state.store
     for node_id in pipeline.order:
-        if node_id not in state.records:
+        if node_id in state.records:
+            continue
+        blocked = state.blocked.get(node_id)
+        if blocked is not None:
+            state.record_unrun(node_id, "waiting", blocked)
+        else:
             state.record_unrun(node_id, "cancelled", "not started: " + state._cancel_reason())
     status, error = _ending(state)
     outputs = _outputs(pipeline, scheduler) if status == "ok" else {}
@@ -538,6 +630,7 @@ def _finish(
         steps=dict(state.node_outcomes),
         error=error,
         divergences=list(state.effects.divergences),
+        questions=[state.questions[q] for q in sorted(state.questions)] * (status == "waiting"),
     )
 
 
@@ -550,6 +643,9 @@ def _ending(state: RunState) -> tuple[str, ErrorInfo | None]:
         status == "cancelled" for _, status in state.records.values()
     ):
         return "cancelled", ErrorInfo(type="Cancelled", message=state.cancelled)
+    if state.questions and any(status == "waiting" for _, status in state.records.values()):
+        asked = ", ".join(sorted(state.questions))
+        return "waiting", ErrorInfo(type="Waiting", message=f"waiting for answers to: {asked}")
     return "ok", None
 
 

@@ -21,10 +21,11 @@ from anyio.abc import TaskGroup
 from pydantic import BaseModel, ValidationError
 
 from orch._agent import Agent
+from orch._ask import AwaitingAnswer, Question
 from orch._context import Context, StepLog
 from orch._effect_path import EffectPath, error_info
 from orch._effects import EffectSource, RunMode
-from orch._events import EventSink, event_of
+from orch._events import EventSink, log_tap
 from orch._pipeline import Const, ListBinding, Pipeline
 from orch._pool import WorkerPool
 from orch._refs import InputRef, Ref
@@ -64,6 +65,8 @@ class StepOutcome:
     record_key: str = ""
     error_type: str = ""
     error_message: str = ""
+    waiting: AwaitingAnswer | None = None
+    """What the step waits for (status ``waiting``): raised again by a parent's ctx.call."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,13 @@ class RunState:
         # deadline), keyed by the step whose scope was cancelled; read by _cancel_reason.
         self.cancel_causes: dict[str, str] = {}
         self.deadlines: dict[str, tuple[anyio.CancelScope, float]] = {}
+        self.answers: dict[str, str] = {}
+        """Question id -> answer artifact key: the answers this run was given or resumed with
+        (:mod:`orch._ask`)."""
+        self.questions: dict[str, Question] = {}
+        """The questions steps asked and wait on, by id."""
+        self.blocked: dict[str, str] = {}
+        """Top-level nodes that cannot start until an answer comes -> why."""
         self._agent_refs: dict[int, tuple[Agent[Any, Any], dict[str, str]]] = {}
 
     # -- recording ---------------------------------------------------------------------------
@@ -145,10 +155,11 @@ class RunState:
         """Give every event the log appends from now on, and the agents' custom events, to
         ``sink``; an object with an async ``wait_for_room()`` also holds steps back."""
         self.sink = sink
+        self.effects.listen(sink, self.run_id, self.clock)  # effect_start and token events
         if sink is None:
             self.events.tap, self.room = None, None
             return
-        self.events.tap = lambda raw: sink(event_of(raw))
+        self.events.tap = log_tap(sink)
         self.room = getattr(sink, "wait_for_room", None)
 
     def _agent_ref(self, agent: Agent[Any, Any]) -> dict[str, str]:
@@ -237,6 +248,11 @@ class RunState:
             reason = self._cancel_reason(step_id)
             self.record_step(place, "cancelled", log=log, input_key=input_key, reason=reason)
             raise
+        except AwaitingAnswer as waiting:
+            self.questions.setdefault(waiting.question.id, waiting.question)
+            reason = str(waiting)
+            key = self.record_step(place, "waiting", log=log, input_key=input_key, reason=reason)
+            return StepOutcome("waiting", None, key, "Waiting", reason, waiting)
         except Exception as exc:
             info = error_info(exc)
             key = self.record_step(place, "failed", log=log, input_key=input_key, error=info)
@@ -369,6 +385,25 @@ class Scheduler:
                 if self.remaining[node_id] == 0:
                     self.pool.submit(node_id)
 
+    def _block_after(self, node_id: str) -> None:
+        """Node ``node_id`` waits for an answer: every node downstream of it can never start
+        in this run. They are counted as finished here (the run ends once nothing else can
+        run) and recorded ``waiting`` by the run's end."""
+        state = self.state
+        why = f"not started: waits for node {node_id!r}, which waits for an answer"
+        newly = 0
+        todo = list(self.p.consumers[node_id])
+        while todo:
+            later = todo.pop()
+            if later not in state.blocked:
+                state.blocked[later] = why
+                newly += 1
+                todo.extend(self.p.consumers[later])
+        self.unfinished -= 1 + newly
+        if self.unfinished == 0:
+            assert self.pool is not None
+            self.pool.close()
+
     def _value(self, ref: Ref) -> tuple[bool, Any]:
         """(available, value) of a reference; unavailable when its producer did not succeed."""
         if isinstance(ref, InputRef):
@@ -449,6 +484,9 @@ class Scheduler:
             )
             self.status[node_id] = outcome.status
             state.node_outcomes[node_id] = outcome
+            if outcome.status == "waiting":
+                self._block_after(node_id)
+                return None
             if outcome.status == "ok":
                 assert outcome.output is not None
                 self.outputs[node_id] = outcome.output

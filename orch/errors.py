@@ -6,10 +6,13 @@
     ├── PipelineValidationError   building a pipeline found problems (one line each)
     ├── AgentDefinitionError      an agent class or function is malformed
     ├── InputError                pipeline inputs missing or of the wrong type
+    ├── AnswerError               an answer to a waiting run's question was refused
     ├── PluginError               a plugin cannot be found or failed to load
     ├── PipelineLoadError         ``orch run FILE:NAME`` could not load the pipeline
     ├── RunBusyError              another process works on the run's lineage (resumes)
+    │   └── ThreadBusyError       another process runs a turn of the thread
     ├── LeaseHeld                 another process holds a lease taken without waiting
+    ├── ThreadError               a thread's next turn cannot start, or its index is wrong
     ├── ReplayDivergenceError     a replayed step made a request its record does not have
     ├── RecordedEffectError       a recorded effect's failure, raised again by replay
     ├── CliError                  a mistake on the command line (printed as one line, exit 2)
@@ -36,6 +39,7 @@ __all__ = [
     "own_error",
     "type_path",
     "AgentDefinitionError",
+    "AnswerError",
     "BatchInputError",
     "CliError",
     "InputsFileError",
@@ -52,6 +56,8 @@ __all__ = [
     "ReplayDivergenceError",
     "RetryableError",
     "RunBusyError",
+    "ThreadBusyError",
+    "ThreadError",
     "StepError",
     "StepTimeoutError",
     "ValidationProblem",
@@ -90,6 +96,17 @@ class RunBusyError(OrchError):
     another resume of it. The message names the holder."""
 
 
+class ThreadError(OrchError):
+    """A conversation thread's next turn cannot start as asked (its last turn did not end
+    ok, an invalid thread id, a ``state`` input the thread cannot feed), or the thread's index
+    disagrees with the run heads it names. Nothing was written."""
+
+
+class ThreadBusyError(RunBusyError, ThreadError):
+    """Another process runs a turn of the thread (or a resume of one): one turn at a time.
+    The message names the holder."""
+
+
 @dataclass(frozen=True)
 class ValidationProblem:
     """One problem found while building a pipeline."""
@@ -124,6 +141,12 @@ class AgentDefinitionError(OrchError, TypeError):
 
 class InputError(OrchError, ValueError):
     """Pipeline inputs are missing, unknown, or fail validation."""
+
+
+class AnswerError(OrchError, ValueError):
+    """An answer to a waiting run's question (``orch answer``, :func:`orch.answer`) does not
+    fit the question's schema, names no pending question, or comes from someone the question
+    does not accept. Nothing was written: the run still waits."""
 
 
 class PluginError(OrchError):

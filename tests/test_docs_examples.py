@@ -1,4 +1,5 @@
-"""Every python block of the guides runs: docs/writing-agents.md and docs/writing-routers.md.
+"""Every python block of the guides runs: docs/writing-agents.md, docs/writing-routers.md and
+docs/embedding.md.
 
 A page's blocks run in order in one namespace, as one script (a block may use what an
 earlier one defined), in a scratch working directory, so that a run without ``store=`` writes
@@ -24,7 +25,7 @@ import pytest
 pytest_plugins = ["pytester"]
 
 DOCS = Path(__file__).parents[1] / "docs"
-PAGES = ["writing-agents.md", "writing-routers.md"]
+PAGES = ["writing-agents.md", "writing-routers.md", "embedding.md"]
 _BLOCK = re.compile(
     r"^(?:<!-- docs-test: (?P<mark>[a-z]+) -->\n)?```python\n(?P<code>.*?)^```$", re.M | re.S
 )

@@ -71,8 +71,9 @@ def run_artifacts(
     *,
     strict: bool,
 ) -> list[str]:
-    """Every artifact key the run references, sorted: its spec, inputs and recorded pipeline
-    source files (from the ``run_start`` event), each run record in ``roots`` with its outputs
+    """Every artifact key the run references, sorted: its spec, inputs, recorded pipeline
+    source files and the answers it was given (from the ``run_start`` event), the questions
+    its ``ask`` events name, each run record in ``roots`` with its outputs
     and step records, the step records the log's ``step_end`` events name, and each step's
     input, output, effect records (with requests and responses), decisions and the router
     state versions they read; for a step that never ended, the effect records and decisions
@@ -131,6 +132,11 @@ def run_artifacts(
             files = sources.get("files") if isinstance(sources, dict) else None
             for key in files.values() if isinstance(files, dict) else ():
                 add(key)
+            answers = data.get("answers")  # who answered the run's questions, and what
+            for key in answers.values() if isinstance(answers, dict) else ():
+                add(key)
+        elif event.get("type") == "ask":
+            add(data.get("question"))
         elif event.get("type") == "step_end" and add(data.get("record")):
             step_keys.add(str(data["record"]))
     for root in sorted(set(roots)):

@@ -42,10 +42,11 @@ STEP_FORMAT: Final = "orch.step/1"
 EFFECT_FORMAT: Final = "orch.effect/1"
 RUN_FORMAT: Final = "orch.run/1"
 
-StepStatus = Literal["ok", "failed", "skipped", "cancelled"]
-RunOutcome = Literal["ok", "failed", "cancelled"]
-"""How a run that reached its end ended: the status its run record holds."""
-RunStatus = Literal["running", "ok", "failed", "cancelled", "interrupted", "superseded"]
+StepStatus = Literal["ok", "failed", "skipped", "cancelled", "waiting"]
+RunOutcome = Literal["ok", "failed", "cancelled", "waiting"]
+"""How a run that reached its end ended: the status its run record holds. ``waiting``: a step
+asked a person a question (``ctx.ask``) and the run stopped until an answer resumes it."""
+RunStatus = Literal["running", "ok", "failed", "cancelled", "waiting", "interrupted", "superseded"]
 """A run's lifecycle status, one at a time: ``running`` while its process works on it (or
 until another process finds it gone), an outcome once it ended, ``interrupted`` once a
 resume took over from a process that died, ``superseded`` once a resume of its lineage
@@ -57,6 +58,7 @@ STATUS_RANK: Final[dict[str, int]] = {
     "ok": 2,
     "failed": 2,
     "cancelled": 2,
+    "waiting": 2,
     "superseded": 3,
 }
 """How far along its lifecycle a run with each status is: a head whose status ranks below
@@ -214,6 +216,10 @@ class RunHead(BaseModel):
     """Runs that resumed this one, in the order they started."""
     superseded_by: str | None = None
     """The resume that finished ok in this run's place (status ``superseded``)."""
+    thread: str | None = None
+    """The conversation thread this run is a turn of (``arun(..., thread=T)``), or None."""
+    turn: int | None = None
+    """Which turn of ``thread`` it is: 1, 2, 3 ... (a resume of a turn keeps its number)."""
     hash: str | None = None
     """Key of the canonical bytes of this head without this field (detects edits)."""
 
@@ -238,24 +244,42 @@ class RunHead(BaseModel):
         """The sealed head as stored: canonical JSON with its ``hash``."""
         return canonical_bytes(self.sealed().model_dump(mode="json"))
 
-    def stored_forms(self) -> tuple[bytes, bytes]:
-        """The bytes this head may be stored as: with every field (as written now), or
-        without the later fields at their default (as written before they existed)."""
+    def stored_forms(self) -> tuple[bytes, ...]:
+        """The bytes this head may be stored as: with every field (as written now), or as a
+        writer of an earlier generation wrote it, without the fields added since that are at
+        their default (see :data:`_HEAD_GENERATIONS`)."""
         full = self.model_dump(mode="json")
-        older = {
-            k: v
-            for k, v in full.items()
-            if not (k in _LATER_HEAD_FIELDS and v == _LATER_HEAD_FIELDS[k])
-        }
-        return canonical_bytes(full), canonical_bytes(older)
+        forms = [canonical_bytes(full)]
+        for since in range(len(_HEAD_GENERATIONS) - 1, -1, -1):
+            later = {name for gen in _HEAD_GENERATIONS[since:] for name in gen}
+            forms.append(
+                canonical_bytes(
+                    {
+                        k: v
+                        for k, v in full.items()
+                        if not (k in later and v == _LATER_HEAD_FIELDS[k])
+                    }
+                )
+            )
+        return tuple(forms)
 
+
+_HEAD_GENERATIONS: tuple[tuple[str, ...], ...] = (
+    ("lineage", "resumed_from", "resumed_by", "superseded_by"),
+    ("thread", "turn"),
+)
+"""Fields added to run heads after the first ones were written, by the release that added
+them: a head written by each earlier release is still read and verified as it was stored."""
 
 _LATER_HEAD_FIELDS: dict[str, Any] = {
     "lineage": None,
     "resumed_from": None,
     "resumed_by": [],
     "superseded_by": None,
+    "thread": None,
+    "turn": None,
 }
+assert {n for gen in _HEAD_GENERATIONS for n in gen} == set(_LATER_HEAD_FIELDS)
 
 
 _SORTED = orjson.OPT_SORT_KEYS

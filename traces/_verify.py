@@ -410,7 +410,7 @@ def _verify_finished(
         ("seed", head.seed),
         ("status", outcome),
     ):
-        if field == "status" and outcome not in ("ok", "failed", "cancelled"):
+        if field == "status" and outcome not in ("ok", "failed", "cancelled", "waiting"):
             continue  # superseded: the outcome is the seal's, checked when there is one
         if getattr(record, field) != theirs:
             c.problem(

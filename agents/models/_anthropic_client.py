@@ -3,7 +3,10 @@
 System messages become the ``system`` parameter; tool results become ``tool_result`` blocks
 of a user turn, as the Messages API wants. Structured output is asked for with a forced tool
 whose input schema is the output schema (the Messages API's way to constrain JSON), and read
-back from that tool call. Retries and the concurrency limit are the shared ones.
+back from that tool call. Retries and the concurrency limit are the shared ones. A call
+streams when its request asks for it or when someone listens to the run
+(``orch.wants_deltas()``), handing each text delta to the listener (``orch.stream_delta``);
+the message it returns is the same either way.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 import anthropic
 import anyio
+import anyio.lowlevel
 
 from agents.errors import ProviderError
 from agents.models._base import api_key
@@ -20,6 +24,7 @@ from agents.models._openai_client import status_message, structured_output
 from agents.models._registry import ModelInfo, ProviderConfig
 from agents.models._retrying import classify, with_retries
 from agents.models._types import ChatRequest, ChatResponse, ToolCall, Usage
+from orch import stream_delta, wants_deltas
 
 __all__ = ["AnthropicClient"]
 
@@ -109,8 +114,16 @@ class AnthropicClient:
 
         async def attempt() -> ChatResponse:
             async with self._limit:
-                if request.stream:
+                listening = wants_deltas()
+                if request.stream or listening:
                     async with self._client.messages.stream(**params) as stream:
+                        async for event in stream:
+                            # A text delta (a tool's input is not text).
+                            if listening and event.type == "text":
+                                stream_delta(event.text)
+                                # Let the run's consumer take it before the next event that
+                                # came in the same read is decoded.
+                                await anyio.lowlevel.checkpoint()
                         message = await stream.get_final_message()
                 else:
                     message = await self._client.messages.create(**params)

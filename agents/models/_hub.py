@@ -22,6 +22,7 @@ never import a provider SDK itself: only the factories do.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -33,13 +34,31 @@ from agents.models._types import ChatRequest, ChatResponse
 from orch import Context, find_entry_point, load_entry_point, plugin_package
 from orch.errors import PluginError
 
-__all__ = ["PROVIDER_GROUP", "ClientFactory", "ModelHub", "client_factory", "provider_kinds"]
+__all__ = [
+    "PROVIDER_GROUP",
+    "ClientFactory",
+    "ModelHub",
+    "client_factory",
+    "provider_kinds",
+    "text_chunks",
+]
 
 PROVIDER_GROUP = "orch.models"
 """Entry-point group of model provider kinds: ``kind = "pkg.module:factory"``."""
 
 ClientFactory = Callable[[str, ProviderConfig], ModelClient]
 """Makes the client of one provider from its name and its registry entry."""
+
+
+_WORD = re.compile(r"\s*\S+\s*|\s+")
+
+
+def text_chunks(response: ChatResponse) -> list[str]:
+    """A recorded answer's text cut into words, each with the spaces after it (and the text's
+    leading spaces on the first): what a replayed or resumed call streams to a listener as
+    its ``token`` events. A function of the text alone, so a replay streams the same chunks
+    every time; they join back to the text exactly."""
+    return _WORD.findall(response.text)
 
 
 def provider_kinds() -> list[str]:
@@ -136,7 +155,12 @@ class ModelHub:
         return await self.client(info.provider).complete(request, info)
 
     async def chat(self, ctx: Context, request: ChatRequest) -> ChatResponse:
-        """Call the model as a recorded effect of the current step."""
+        """Call the model as a recorded effect of the current step.
+
+        When the run has a listener (``orch.stream``, ``arun(on_event=...)``) the adapter
+        streams the call and the listener gets its text as ``token`` events as it arrives; a
+        call served from a record (replay, resume) streams its recorded text again, cut by
+        :func:`text_chunks`. The record is the same either way."""
         info = self.registry.model(request.model)
         client = self.client(info.provider)
 
@@ -150,6 +174,7 @@ class ModelHub:
             lambda: client.complete(request, info),
             response_model=ChatResponse,
             meter=meter,
+            rechunk=text_chunks,
         )
 
     async def aclose(self) -> None:

@@ -1,9 +1,12 @@
 """OpenAI chat completions through the ``openai`` SDK, for OpenAI and any compatible server.
 
 Non-streaming and streaming requests, JSON-schema structured output, and tool calls, mapped
-to the provider-neutral types. Retries (429 with retry-after, 5xx, timeouts) are ours, see
-:mod:`agents.models._retrying`; the SDK's are switched off. A per-provider limiter bounds the
-requests in flight.
+to the provider-neutral types. A call streams when its request asks for it or when someone
+listens to the run (``orch.wants_deltas()``), and then hands each text delta to the listener
+(``orch.stream_delta``); either way it returns the same :class:`ChatResponse` for the same
+answer, so the record does not depend on who listened. Retries (429 with retry-after, 5xx,
+timeouts) are ours, see :mod:`agents.models._retrying`; the SDK's are switched off. A
+per-provider limiter bounds the requests in flight.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import openai
 
 from agents.errors import ProviderError
@@ -19,6 +23,7 @@ from agents.models._base import api_key
 from agents.models._registry import ModelInfo, ProviderConfig
 from agents.models._retrying import classify, with_retries
 from agents.models._types import ChatMessage, ChatRequest, ChatResponse, ToolCall, Usage
+from orch import stream_delta, wants_deltas
 
 __all__ = ["OpenAIClient"]
 
@@ -90,7 +95,7 @@ class OpenAIClient:
 
         async def attempt() -> ChatResponse:
             async with self._limit:
-                if request.stream:
+                if request.stream or wants_deltas():
                     return await self._stream(params)
                 resp = await self._client.chat.completions.create(**params)
                 return self._response(resp)
@@ -153,6 +158,7 @@ class OpenAIClient:
         stream = await self._client.chat.completions.create(
             **params, stream=True, stream_options={"include_usage": True}
         )
+        listening = wants_deltas()
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}
         finish = ""
@@ -169,6 +175,11 @@ class OpenAIClient:
                 delta = choice.delta
                 if delta.content:
                     text.append(delta.content)
+                    if listening:
+                        stream_delta(delta.content)
+                        # Chunks that came in one read are all decoded before this task
+                        # yields: let the run's consumer take each token as it is decoded.
+                        await anyio.lowlevel.checkpoint()
                 for tc in delta.tool_calls or []:
                     slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
                     if tc.id:

@@ -26,6 +26,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from orch._plugins import find_entry_point
+from orch.cli._answer import answer_command
 from orch.cli._audit import export_command, prove_command
 from orch.cli._batch import batch_command
 from orch.cli._inspect import runs_command, show_command
@@ -34,6 +35,7 @@ from orch.cli._plugins_command import plugins_command
 from orch.cli._replay import diff_command, replay_command
 from orch.cli._report import report_command
 from orch.cli._run import run_command
+from orch.cli._thread import thread_app
 from orch.cli._verify import verify_command
 from orch.cli.common import print_error
 from orch.errors import PluginError
@@ -108,6 +110,7 @@ app = typer.Typer(
 
 for _name, _command in (
     ("run", run_command),
+    ("answer", answer_command),
     ("runs", runs_command),
     ("show", show_command),
     ("verify", verify_command),
@@ -122,6 +125,7 @@ for _name, _command in (
 ):
     app.command(_name)(_command)
 app.add_typer(keys_app, name="keys")
+app.add_typer(thread_app, name="thread")
 
 
 def main() -> None:

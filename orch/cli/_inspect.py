@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
+from orch._ask import Question, pending_questions
 from orch._lineage import process_gone
 from orch._loader import load_pipeline
 from orch.cli.common import (
@@ -36,20 +38,58 @@ def runs_command(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     limit: Annotated[int, typer.Option(help="Show the newest N runs.")] = 50,
+    waiting: Annotated[
+        bool,
+        typer.Option(
+            "--waiting",
+            help="Only runs that wait for an answer (orch answer), with their questions.",
+        ),
+    ] = False,
 ) -> None:
     """List the runs in the store, newest last, with their status: a run still marked
     running whose process is gone (it waits for a resume) says so."""
     with open_cli_store(store) as st:
         heads = [load_run_head(st, r) for r in st.run_ids()]
+        if waiting:
+            heads = [h for h in heads if h.status == "waiting" and not h.resumed_by]
         heads.sort(key=lambda h: (h.started_at, h.run_id))
         heads = heads[-limit:]
         gone = {h.run_id for h in heads if process_gone(st, h)}
+        questions = {h.run_id: pending_questions(st, h.run_id) for h in heads} if waiting else {}
     if as_json:
-        emit_json([h.model_dump(mode="json") | {"process_gone": h.run_id in gone} for h in heads])
+        emit_json(
+            [
+                h.model_dump(mode="json")
+                | {"process_gone": h.run_id in gone}
+                | (
+                    {"questions": [_question_json(q) for q in questions[h.run_id]]}
+                    if waiting
+                    else {}
+                )
+                for h in heads
+            ]
+        )
     elif not heads:
-        out.print(Text(f"no runs in {inert(st.location)}"))
+        what = "no runs waiting for an answer" if waiting else "no runs"
+        out.print(Text(f"{what} in {inert(st.location)}"))
     else:
         out.print(runs_table(heads, gone))
+        for rid, asked in questions.items():
+            for q in asked:
+                due = "" if q.due_at is None else f", deadline {_when(q.due_at)}"
+                who = f" from {', '.join(q.principals)}" if q.principals else ""
+                out.print(
+                    Text(inert(f"  {rid} {q.id}: {q.question} (answer{who}{due})")),
+                    highlight=False,
+                )
+
+
+def _question_json(q: Question) -> dict[str, Any]:
+    return q.model_dump(mode="json", by_alias=True) | {"asked_at": q.asked_at, "due_at": q.due_at}
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
 
 @user_errors

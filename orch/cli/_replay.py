@@ -33,7 +33,7 @@ from orch.render._terminal import (
 )
 from traces import ArtifactStore, diff_runs, open_bundle
 
-__all__ = ["diff_command", "replay_command"]
+__all__ = ["diff_command", "recorded_target", "replay_command"]
 
 
 @user_errors
@@ -125,7 +125,7 @@ def _replay_in_store(
     read-only (then on an in-memory overlay)."""
     with open_cli_store(store) as base:
         rid = base.resolve_run(run_id)
-        target, sources = _recorded_origin(base, rid, explicit)
+        target, sources = recorded_target(base, rid, explicit)
         st = replay_store(base, record=not no_record)
         if st is not base:
             why = "--no-record" if no_record else f"store {base.location} is read-only"
@@ -204,10 +204,11 @@ def _replay_bundle(
     return rid, report, pipeline, sources
 
 
-def _recorded_origin(
-    st: ArtifactStore, run_id: str, explicit: str | None
+def recorded_target(
+    st: ArtifactStore, run_id: str, explicit: str | None, what: str = "replay"
 ) -> tuple[str, dict[str, Any]]:
-    """The FILE.py:NAME to replay ``run_id`` with, and what was checked (for --json).
+    """The FILE.py:NAME to ``what`` (replay, answer) ``run_id`` with, and what was checked
+    (for --json).
 
     ``explicit`` (--pipeline) is taken as given, with a note on the recorded sources. Else the
     recorded file, said on stderr before anything is imported, and only when every source file
@@ -241,14 +242,14 @@ def _recorded_origin(
         raise CliError(
             f"run {run_id} does not record which file its pipeline came from (it was not "
             "started by 'orch run')",
-            f"name it: orch replay {run_id} --pipeline FILE.py:NAME",
+            f"name it: orch {what} {run_id} --pipeline FILE.py:NAME",
         )
     listed = (
         f"the record lists {len(recorded.files)} source file(s) under {recorded.root}"
         if recorded is not None
         else "the record lists no source files"
     )
-    note(f"replay of run {run_id}: will import {found.file}, pipeline {found.name!r}; {listed}")
+    note(f"{what} of run {run_id}: will import {found.file}, pipeline {found.name!r}; {listed}")
     if recorded is None:
         note(
             f"note: run {run_id} was recorded before orch recorded source files: its code "
@@ -259,8 +260,8 @@ def _recorded_origin(
         print_error(
             f"source file {change.file} changed since run {run_id}: recorded "
             f"{change.recorded}, now {change.now or 'missing'}; nothing was imported",
-            # once, after the last: to replay the code as it is now, say so
-            f"replay with the changed code on purpose: orch replay {run_id} --pipeline "
+            # once, after the last: to use the code as it is now, say so
+            f"{what} with the changed code on purpose: orch {what} {run_id} --pipeline "
             f"{found.target}"
             if i == len(changes)
             else "",

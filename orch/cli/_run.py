@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,10 +38,23 @@ from orch.render._terminal import (
 )
 from traces import ArtifactStore, KeyRing, ledger_of, load_run_view, to_canonical
 
-__all__ = ["run_command"]
+__all__ = [
+    "EXIT_WAITING",
+    "exit_for",
+    "origin_of",
+    "result_json",
+    "run_and_show",
+    "run_command",
+    "signal_notes",
+    "signed_checkpoint",
+    "signing_key",
+]
+
+EXIT_WAITING = 3
+"""Exit code of a run that stopped to wait for an answer (``orch answer`` resumes it)."""
 
 
-def _origin(st: ArtifactStore, target: str) -> dict[str, Any]:
+def origin_of(st: ArtifactStore, target: str) -> dict[str, Any]:
     """Where the pipeline came from, for the event log (``orch replay`` reads it back):
     FILE:NAME with an absolute path, and the code itself, so that a replay imports only what
     ran."""
@@ -85,6 +98,14 @@ def run_command(
             "another resume), wait for it instead of stopping.",
         ),
     ] = False,
+    thread: Annotated[
+        str | None,
+        typer.Option(
+            "--thread",
+            help="Run the next turn of this conversation thread: a pipeline with a 'state' "
+            "input gets the previous turn's 'state' output (orch thread show T lists turns).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a pipeline defined in a Python file and record it.
@@ -96,17 +117,16 @@ def run_command(
     """
     check_seed(seed)
     pipeline = load_pipeline(target)
-    _check_resume_options(target, resume, wait, bool(input) or bool(seed))
+    _check_resume_options(target, resume, wait, bool(input) or bool(seed), thread)
     inputs = parse_inputs(input or [], dict(pipeline.inputs))
     if resume is None:
         validate_inputs(pipeline, inputs)  # a wrong input is reported before a store is made
     services = command_services(target, models)
-    signer = _signing_key()
+    signer = signing_key()
     run_id = new_run_id()
     # A run to resume must already be in the store: only a new run makes a store.
     with open_cli_store(store, create=resume is None, writable=True) as st:
         where = "" if store is None else f" --store {store}"
-        first, again = _signal_notes(run_id, f"orch run {target} --resume {run_id}{where}")
 
         async def work(control: Any) -> Any:
             return await arun(
@@ -118,33 +138,61 @@ def run_command(
                 run_id=run_id,
                 resume=st.resolve_run(resume) if resume else None,
                 wait=wait,
-                origin=_origin(st, target),
+                thread=thread,
+                origin=origin_of(st, target),
                 services=services,
                 control=control,
             )
 
-        result, stopped_by = anyio.run(
-            with_services, services, partial(under_signals, work, first=first, again=again)
+        result, stopped_by = run_and_show(
+            st, work, services, run_id, target, where, signer, as_json
         )
-        checkpoint = _checkpoint(st, signer)
-        if as_json:
-            emit_json(_result_json(st, result, checkpoint))
-        else:
-            out.print(run_summary(load_run_view(st, result.run_id)))
-    _exit_for(result, stopped_by, f"orch run {target} --resume {result.run_id}{where}")
+    exit_for(result, stopped_by, f"orch run {target} --resume {result.run_id}{where}", where)
 
 
-def _check_resume_options(target: str, resume: str | None, wait: bool, given: bool) -> None:
+def run_and_show(
+    st: ArtifactStore,
+    work: Callable[[Any], Awaitable[Any]],
+    services: Any,
+    run_id: str,
+    target: str,
+    where: str,
+    signer: Any,
+    as_json: bool,
+) -> tuple[Any, int | None]:
+    """Await ``work(control)`` (a run with id ``run_id``) with Ctrl-C and SIGTERM stopping it
+    cleanly, store a signed checkpoint when there is a ``signer``, and print the result (JSON
+    or the run's summary); return the result and the signal that stopped it, if any."""
+    first, again = signal_notes(run_id, f"orch run {target} --resume {run_id}{where}")
+    result, stopped_by = anyio.run(
+        with_services, services, partial(under_signals, work, first=first, again=again)
+    )
+    checkpoint = signed_checkpoint(st, signer)
+    if as_json:
+        emit_json(result_json(st, result, checkpoint))
+    else:
+        out.print(run_summary(load_run_view(st, result.run_id)))
+    return result, stopped_by
+
+
+def _check_resume_options(
+    target: str, resume: str | None, wait: bool, given: bool, thread: str | None
+) -> None:
     if resume is not None and given:
         raise CliError(
             "--resume uses the recorded inputs and seed of the run it continues",
             f"drop --input and --seed: orch run {target} --resume {resume}",
         )
+    if thread is not None and resume is not None:
+        raise CliError(
+            "--resume continues a run, which keeps its own thread and turn",
+            f"drop --thread: orch run {target} --resume {resume}",
+        )
     if wait and resume is None:
         raise CliError("--wait is for --resume", f"orch run {target} --resume RUN --wait")
 
 
-def _signal_notes(
+def signal_notes(
     run_id: str, again_hint: str
 ) -> tuple[Callable[[int], None], Callable[[int], None]]:
     """What the first and the second Ctrl-C (or SIGTERM) print."""
@@ -170,7 +218,7 @@ def _signal_notes(
     return first, again
 
 
-def _checkpoint(st: ArtifactStore, signer: Any) -> int | None:
+def signed_checkpoint(st: ArtifactStore, signer: Any) -> int | None:
     """With $ORCH_SIGNING_KEY, a signed checkpoint of the ledger after the run: its size."""
     if signer is None:
         return None
@@ -181,7 +229,7 @@ def _checkpoint(st: ArtifactStore, signer: Any) -> int | None:
     return ledger.tree().size
 
 
-def _result_json(st: ArtifactStore, result: Any, checkpoint: int | None) -> dict[str, Any]:
+def result_json(st: ArtifactStore, result: Any, checkpoint: int | None) -> dict[str, Any]:
     return {
         "run_id": result.run_id,
         "status": result.status,
@@ -193,12 +241,30 @@ def _result_json(st: ArtifactStore, result: Any, checkpoint: int | None) -> dict
         "error": result.error.model_dump() if result.error else None,
         "cost_usd": load_run_view(st, result.run_id).cost_usd,
         "checkpoint": checkpoint,
+        "questions": [q.model_dump(mode="json", by_alias=True) for q in result.questions],
     }
 
 
-def _exit_for(result: Any, stopped_by: int | None, resume_hint: str) -> None:
+def exit_for(result: Any, stopped_by: int | None, resume_hint: str, where: str = "") -> None:
     """Exit 0 for a finished run; for a cancelled one, say how to resume it and exit with
-    the signal's code (130 for Ctrl-C, 143 for SIGTERM); 1 for a failed one."""
+    the signal's code (130 for Ctrl-C, 143 for SIGTERM); 1 for a failed one; 3
+    (:data:`EXIT_WAITING`) for one that waits for an answer, saying how to give it."""
+    if result.status == "waiting":
+        for q in result.questions:
+            fields = " ".join(f"{name}=..." for name in q.schema_.get("properties", {}))
+            who = f" (from: {', '.join(q.principals)})" if q.principals else ""
+            pick = f" --question {q.id}" if len(result.questions) > 1 else ""
+            err.print(
+                Text(
+                    inert(
+                        f"run {result.run_id} waits for an answer to {q.id}: {q.question}"
+                        f"{who}; answer with: orch answer {result.run_id} {fields} --as NAME"
+                        f"{pick}{where}"
+                    )
+                ),
+                soft_wrap=True,  # a command to copy: never folded
+            )
+        raise typer.Exit(EXIT_WAITING)
     if result.status == "cancelled":
         err.print(
             Text(
@@ -213,7 +279,7 @@ def _exit_for(result: Any, stopped_by: int | None, resume_hint: str) -> None:
         raise typer.Exit(1)
 
 
-def _signing_key() -> Any:
+def signing_key() -> Any:
     """The signer $ORCH_SIGNING_KEY names (a key of the keyring, or a PEM file), or None."""
     spec = os.environ.get("ORCH_SIGNING_KEY")
     if not spec:

@@ -57,6 +57,7 @@ td.hash, .hash { font-family: ui-monospace, Menlo, monospace; font-size: 12px;
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-weight: 600; }
 .status-ok { color: #1b5e20; } .status-failed { color: #b71c1c; }
 .status-skipped { color: #757575; } .status-cancelled { color: #8d6e00; }
+.status-waiting { color: #6a1b9a; }
 .status-running, .status-none { color: #01579b; }
 .badge.good { background: #d4f7d4; color: #1b5e20; }
 .badge.bad { background: #fbd5d5; color: #b71c1c; }
@@ -75,6 +76,7 @@ svg.dag .dag-node.status-failed rect { fill: #fbd5d5; stroke: #c62828; }
 svg.dag .dag-node.status-skipped rect { fill: #eeeeee; stroke: #9e9e9e;
                                         stroke-dasharray: 4 3; }
 svg.dag .dag-node.status-cancelled rect { fill: #fff3cd; stroke: #b28704; }
+svg.dag .dag-node.status-waiting rect { fill: #ead7f7; stroke: #6a1b9a; }
 svg.dag .dag-io rect { fill: #e8f0fe; stroke: #4a6fa5; }
 .timeline { position: relative; height: 10px; min-width: 160px; background: #f0f3f6; }
 .timeline span { position: absolute; top: 0; height: 10px; background: #4a6fa5; }

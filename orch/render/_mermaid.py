@@ -17,6 +17,7 @@ _STATUS_STYLE = {
     "failed": "fill:#fbd5d5,stroke:#c62828",
     "skipped": "fill:#eeeeee,stroke:#9e9e9e,stroke-dasharray: 4 3",
     "cancelled": "fill:#fff3cd,stroke:#b28704",
+    "waiting": "fill:#ead7f7,stroke:#6a1b9a",
 }
 
 

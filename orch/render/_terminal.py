@@ -110,6 +110,7 @@ STATUS_STYLE = {
     "failed": ("✘", "red"),
     "skipped": ("○", "dim"),
     "cancelled": ("⊘", "yellow"),
+    "waiting": ("?", "magenta"),
     "running": ("…", "cyan"),
     "interrupted": ("↯", "yellow"),
     "superseded": ("↷", "dim"),
@@ -230,6 +231,8 @@ def run_summary(view: RunView, *, gone: bool = False) -> Table:
         table.add_row("resumed by", Text(inert(", ".join(head.resumed_by))))
     if head.lineage and head.lineage != head.run_id:
         table.add_row("lineage", Text(inert(head.lineage)))
+    if head.thread is not None:
+        table.add_row("thread", Text(inert(f"{head.thread}, turn {head.turn}")))
     table.add_row("root hash", Text(inert(head.root_hash or "(run did not finish)")))
     table.add_row("spec hash", Text(inert(head.spec_hash)))
     table.add_row("seed", str(head.seed))

@@ -754,3 +754,48 @@ def test_orch_verify_does_what_the_document_says(
     assert theirs.ok == accepted, f"orch verify disagrees with formats.md {reason}: " + "; ".join(
         f"{p.subject}: {p.detail}" for p in theirs.problems
     )
+
+
+def test_node_verifies_runs_that_waited_for_an_answer_and_turns_of_a_thread(
+    node: str, tmp_path: Path
+) -> None:
+    """A run that waits on a question, the resume its answer made (with the answer and the
+    question in its bundle), and a turn of a thread (a head with thread and turn)."""
+    import anyio
+    from ask_pipelines import APPROVAL
+
+    import orch
+    from traces import DirectoryStore
+    from traces._bundle import export_bundle, verify_bundle
+    from traces._evidence import choose_checkpoint
+    from traces._ledger import ledger_of
+    from traces._note import Signer
+
+    signer = Signer.generate("test.example/log")
+    store = DirectoryStore(tmp_path / "store")
+
+    async def make() -> list[str]:
+        waiting = await orch.arun(APPROVAL, {"text": "hi"}, store=store)
+        done = await orch.aanswer(
+            APPROVAL, waiting.run_id, {"approve": True}, by="alice", store=store
+        )
+        alice = {"send#0": orch.Answer(question="send#0", value={"approve": True}, by="alice")}
+        turn = await orch.arun(APPROVAL, {"text": "t"}, store=store, answers=alice, thread="t-1")
+        return [waiting.run_id, done.run_id, turn.run_id]
+
+    runs = anyio.run(make)
+    ledger = ledger_of(store)
+    for run in runs:
+        last = ledger.run_entries(run)[-1][0]
+        note, _ = choose_checkpoint(store, last, [signer])
+        path = tmp_path / f"{run}.orchpack"
+        path.write_bytes(export_bundle(store, run, checkpoint=note, orch_version="test"))
+        assert verify_bundle(path.read_bytes(), [signer.verifier()]).ok, run
+        ours = verify(node, path, "--trust", signer.verifier_key)
+        assert ours.returncode == 0, f"{run}: {ours.stdout}{ours.stderr}"
+    members = read_bundle((tmp_path / f"{runs[1]}.orchpack").read_bytes())
+    start = json.loads(members["events.jsonl"].splitlines()[0])
+    answer_key = start["data"]["answers"]["send#0"].removeprefix("sha256:")
+    assert json.loads(members[f"objects/{answer_key}"])["by"] == "alice"
+    threaded = json.loads(read_bundle((tmp_path / f"{runs[2]}.orchpack").read_bytes())["head.json"])
+    assert (threaded["thread"], threaded["turn"]) == ("t-1", 1)
