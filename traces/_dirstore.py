@@ -2,7 +2,9 @@
 
 Layout under the store root::
 
-    objects/ab/cdef...      artifact bytes; path = the key's 64 hex digits split 2 + 62
+    packs/<writer>.pack     artifacts, appended by one writer each (see traces._packs)
+    packs/<writer>.idx      a sealed pack's index
+    objects/ab/cdef...      artifacts as single files (stores written before packs: read only)
     runs/<run id>/head.json the run head, replaced atomically
     runs/<run id>/events.jsonl  the event log, one JSON line per event, append-only
     ledger/entries.log      the store's ledger, one entry per line, append-only (see below)
@@ -11,8 +13,12 @@ Layout under the store root::
     ledger/checkpoints/<size>.note  a checkpoint note per tree size, replaced atomically
     tmp/                    temporary files, renamed into place (same file system)
 
-Every write of a whole file goes to ``tmp/`` first and is renamed into place, so a reader (or
-a crash) never sees half an artifact under its key. Event lines are appended with a single
+An artifact is one record appended to this writer's pack (:mod:`traces._packs`): one ``write``
+call, where a file per artifact cost a creation, a write and a rename. A reader finds a key in
+any writer's pack, or as a single file under ``objects/`` (how stores were written before
+packs; such stores keep being read as they are, nothing is migrated). Every write of a whole
+file (heads, claims, checkpoints) goes to ``tmp/`` first and is renamed into place, so a
+reader (or a crash) never sees half of it. Event lines are appended with a single
 ``write`` on an unbuffered ``O_APPEND`` descriptor, so a crash can tear at most the last line,
 which verification reports as a torn tail. With ``fsync=True`` each write is also flushed to
 the disk before it is visible, which survives power loss as well as a killed process, at a
@@ -39,6 +45,7 @@ from typing import BinaryIO
 
 from ._canonical import HASH_PREFIX, is_key
 from ._dirledger import LedgerFile, fsync_dir
+from ._packs import PackSet
 from ._store import ArtifactStore, check_run_id
 from .errors import StoreLocationError, StoreNotFoundError
 
@@ -79,7 +86,7 @@ class DirectoryStore(ArtifactStore):
             )
         if not create and not (root / "objects").is_dir():
             raise StoreNotFoundError(self.location)  # a reader leaves no store behind a typo
-        subdirs = [root / sub for sub in ("objects", "runs", "tmp")]
+        subdirs = [root / sub for sub in ("objects", "packs", "runs", "tmp")]
         # An auditor's copy or an archive mounted read-only is still readable: note it, and
         # leave writing to fail with StoreReadOnlyError where a writer checks (never mkdir).
         self.read_only = root.is_dir() and not all(
@@ -98,8 +105,8 @@ class DirectoryStore(ArtifactStore):
         self._tmp = root / "tmp"
         self._logs: OrderedDict[str, BinaryIO] = OrderedDict()
         self._lock = threading.Lock()
-        self._made_dirs: set[str] = set()
         self._ledger = LedgerFile(root / "ledger")
+        self._packs = PackSet(root / "packs", self._tmp, fsync=fsync)
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -130,32 +137,46 @@ class DirectoryStore(ArtifactStore):
 
     # -- artifacts ---------------------------------------------------------------------------
 
+    # Where a key is looked for: the packs this set has read (memory), a single file (a store
+    # written before packs), then the packs again after reading what other writers added.
+
     def _read_blob(self, key: str) -> bytes | None:
-        try:
-            return self._blob_path(key).read_bytes()
-        except FileNotFoundError:
-            return None
+        digest = bytes.fromhex(key[len(HASH_PREFIX) :])
+        packs = self._packs
+        where = packs.find(digest) if packs.knows(digest) else None
+        if where is None:
+            try:
+                return self._blob_path(key).read_bytes()
+            except FileNotFoundError:
+                where = packs.find(digest)
+        return None if where is None else packs.read(digest, where)
 
     def _write_blob(self, key: str, data: bytes) -> None:
-        path = self._blob_path(key)
-        shard = key[len(HASH_PREFIX) : len(HASH_PREFIX) + 2]
-        if shard not in self._made_dirs:
-            path.parent.mkdir(exist_ok=True)
-            self._made_dirs.add(shard)
-        # Content addressing makes racing writers harmless: both rename identical bytes.
-        self._write_atomic(path, data)
+        # Content addressing makes a copy in another writer's pack harmless: same bytes.
+        self._packs.append(bytes.fromhex(key[len(HASH_PREFIX) :]), data)
+
+    def _put_needed(self, key: str) -> bool:
+        # Memory only: a put must not read the disk to learn that another writer has it.
+        return not self._packs.knows(bytes.fromhex(key[len(HASH_PREFIX) :]))
 
     def _has_blob(self, key: str) -> bool:
-        return self._blob_path(key).is_file()
+        digest = bytes.fromhex(key[len(HASH_PREFIX) :])
+        if self._packs.knows(digest) or self._blob_path(key).is_file():
+            return True
+        return self._packs.find(digest) is not None
 
     def _iter_keys(self) -> Iterator[str]:
-        for shard in self._objects.iterdir():
-            if len(shard.name) != 2 or not shard.is_dir():
-                continue
-            for f in shard.iterdir():
-                key = HASH_PREFIX + shard.name + f.name
-                if is_key(key) and set(f.name) <= _HEX:
-                    yield key
+        seen: set[str] = set()
+        if self._objects.is_dir():
+            for shard in self._objects.iterdir():
+                if len(shard.name) != 2 or not shard.is_dir():
+                    continue
+                for f in shard.iterdir():
+                    key = HASH_PREFIX + shard.name + f.name
+                    if is_key(key) and set(f.name) <= _HEX:
+                        seen.add(key)
+        seen.update(HASH_PREFIX + d.hex() for d in self._packs.digests())
+        return iter(seen)
 
     # -- event logs --------------------------------------------------------------------------
 
@@ -277,6 +298,7 @@ class DirectoryStore(ArtifactStore):
         return [int(m.group(1)) for m in map(_CHECKPOINT_RE.match, names) if m is not None]
 
     def close(self) -> None:
+        self._packs.close()
         with self._lock:
             while self._logs:
                 _, log = self._logs.popitem()
@@ -285,7 +307,8 @@ class DirectoryStore(ArtifactStore):
     # -- test hooks: corrupt data in place, as a disk or an attacker would ---------------------
 
     def _tamper(self, key: str, data: bytes) -> None:
-        self._blob_path(key).write_bytes(data)
+        if not self._packs.rewrite(bytes.fromhex(key[len(HASH_PREFIX) :]), data):
+            self._blob_path(key).write_bytes(data)
 
     def _tamper_event(self, run_id: str, index: int, line: bytes) -> None:
         self.close()
@@ -309,6 +332,7 @@ class DirectoryStore(ArtifactStore):
         self._ledger.forget()
 
     def _tamper_delete_blob(self, key: str) -> None:
+        self._packs.rewrite(bytes.fromhex(key[len(HASH_PREFIX) :]), None)
         self._blob_path(key).unlink(missing_ok=True)
 
     def _tamper_delete_head(self, run_id: str) -> None:
@@ -347,5 +371,5 @@ class DirectoryStore(ArtifactStore):
             (self.root / rel).mkdir(parents=True, exist_ok=True)
         for rel, data in files.items():
             (self.root / rel).write_bytes(data)
-        self._made_dirs.clear()
+        self._packs.forget()
         self._ledger.forget()

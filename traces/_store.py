@@ -268,9 +268,14 @@ class ArtifactStore(abc.ABC):
                 f"put() takes bytes, not {type(data).__name__}; fix: use put_value() for data"
             )
         key = digest(data)
-        if not self._has_blob(key):
+        if self._put_needed(key):
             self._write_blob(key, data)
         return key
+
+    def _put_needed(self, key: str) -> bool:
+        """Whether ``put`` must write ``key``: not when it is stored. A backend for which
+        writing a copy is harmless and asking is slow may answer from what it knows."""
+        return not self._has_blob(key)
 
     def put_value(self, value: Any) -> str:
         """Store the canonical encoding of ``value``; return its key."""

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from orch.cli import app
+from traces import DirectoryStore
 from traces._open import open_store
 from traces._records import RunRecord, StepRecord
 from traces._verify import verify_run
@@ -24,9 +25,13 @@ from traces._verify import verify_run
 FIXTURE = str(Path(__file__).parents[1] / "fixtures" / "pipelines.py")
 
 
-def _object_path(store_dir: Path, key: str) -> Path:
-    hexd = key.removeprefix("sha256:")
-    return store_dir / "objects" / hexd[:2] / hexd[2:]
+def _flip_artifact(store_dir: Path, key: str, offset: int) -> None:
+    """Flip one bit of artifact ``key`` where the store keeps it (a pack record)."""
+    store = DirectoryStore(store_dir)
+    data = bytearray(store.read_raw(key) or b"")
+    data[offset % len(data)] ^= 0x01
+    store._tamper(key, bytes(data))
+    store.close()
 
 
 def _flip(path: Path, offset: int, mask: int = 0x01) -> None:
@@ -75,7 +80,7 @@ def test_flipped_output_artifact_is_named(copy: tuple[Path, str, RunRecord]) -> 
     step = StepRecord.model_validate(store.get_value(dict(record.steps)["left"]))
     store.close()
     assert step.output is not None
-    _flip(_object_path(store_dir, step.output), 3)
+    _flip_artifact(store_dir, step.output, 3)
     code, out = _verify_cli(store_dir, run_id)
     assert code == 1
     assert "TAMPERED" in out
@@ -86,7 +91,7 @@ def test_flipped_output_artifact_is_named(copy: tuple[Path, str, RunRecord]) -> 
 def test_flipped_step_record_is_named(copy: tuple[Path, str, RunRecord]) -> None:
     store_dir, run_id, record = copy
     key = dict(record.steps)["sum"]
-    _flip(_object_path(store_dir, key), 40)
+    _flip_artifact(store_dir, key, 40)
     code, out = _verify_cli(store_dir, run_id)
     assert code == 1
     assert "step record 'sum'" in out
@@ -108,7 +113,7 @@ def test_flipped_event_log_line_is_named(copy: tuple[Path, str, RunRecord]) -> N
 
 def test_verify_json_lists_problem_kinds(copy: tuple[Path, str, RunRecord]) -> None:
     store_dir, run_id, record = copy
-    _flip(_object_path(store_dir, dict(record.steps)["right"]), 10)
+    _flip_artifact(store_dir, dict(record.steps)["right"], 10)
     result = CliRunner().invoke(app, ["verify", run_id, "--store", str(store_dir), "--json"])
     assert result.exit_code == 1
     report = json.loads(result.stdout)
@@ -137,7 +142,14 @@ def test_any_flipped_byte_anywhere_is_found(
     # The run's own files: its objects, head and log. The store's ledger is checked against
     # a checkpoint the auditor kept (tests/traces/test_store_tamper.py): on its own, a flipped
     # bit in another run's entry, or in the store's random id, is just another valid entry.
-    files = sorted(p for sub in ("objects", "runs") for p in (dst / sub).rglob("*") if p.is_file())
+    # A pack's index (packs/*.idx) is a cache checked against its own hash: damage to it loses
+    # nothing (test_a_damaged_pack_index_loses_nothing), so it is not a place to flip.
+    files = sorted(
+        p
+        for sub in ("objects", "packs", "runs")
+        for p in (dst / sub).rglob("*")
+        if p.is_file() and p.suffix != ".idx"
+    )
     victim = files[file_index % len(files)]
     _flip(victim, offset, mask)
     store = open_store(str(dst))
@@ -149,3 +161,15 @@ def test_any_flipped_byte_anywhere_is_found(
         f"flipping byte {offset % victim.stat().st_size} of "
         f"{victim.relative_to(dst)} went unnoticed"
     )
+
+
+def test_a_damaged_pack_index_loses_nothing(copy: tuple[Path, str, RunRecord]) -> None:
+    store_dir, run_id, _ = copy
+    indexes = sorted((store_dir / "packs").glob("*.idx"))
+    assert indexes, "the run's process sealed its pack"
+    for index in indexes:
+        for offset in (0, 25, index.stat().st_size // 2, index.stat().st_size - 1):
+            _flip(index, offset)
+            code, out = _verify_cli(store_dir, run_id)
+            assert code == 0, out
+            _flip(index, offset)  # back as it was

@@ -319,7 +319,7 @@ def test_a_tampered_run_is_not_exported(tmp_path: Path) -> None:
     store = DirectoryStore(tmp_path / "s")
     result = record(store)
     key = dict(result.record.steps)["ask"]
-    (tmp_path / "s" / "objects" / key[7:9] / key[9:]).write_bytes(b"{}")
+    store._tamper(key, b"{}")
     with pytest.raises(EvidenceError, match="does not verify"):
         _bundle(store, result.run_id)
 

@@ -197,7 +197,7 @@ def test_missing_artifact_is_named(tmp_path: Path) -> None:
     run_id, record = _record(store)
     out = _step(store, record, "b").output
     assert out is not None
-    (tmp_path / "s" / "objects" / out[7:9] / out[9:]).unlink()
+    store._tamper_delete_blob(out)
     found = _subjects(store, run_id)
     assert "output of step 'b'" in found and "missing" in found
 
