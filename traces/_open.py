@@ -113,7 +113,8 @@ def require_writable(store: ArtifactStore) -> ArtifactStore:
     root = getattr(store, "root", None)
     path = getattr(store, "path", None)
     if isinstance(root, Path):  # a directory store: the first folder a writer needs
-        dirs = [d if d.is_dir() else root for d in (root / s for s in ("objects", "runs", "tmp"))]
+        folders = ("objects", "packs", "runs", "tmp")
+        dirs = [d if d.is_dir() else root for d in (root / s for s in folders)]
         blocked = [d for d in dirs if not os.access(d, os.W_OK)]
         reason = f"no write permission on {blocked[0] if blocked else root}"
     elif isinstance(path, Path) and not (
