@@ -514,3 +514,22 @@ def test_a_turn_killed_mid_way_and_resumed_gives_the_uninterrupted_thread(tmp_pa
     assert replayed.exit_code == 0, replayed.output
     data = json.loads(replayed.stdout)
     assert data["clean"] and [r["root_hash"] for r in data["replayed"]] == hashes
+
+
+def test_orch_run_thread_starts_the_next_turn(tmp_path: Path) -> None:
+    import thread_chat
+
+    runner = CliRunner()
+    where = ["--store", str(tmp_path / "s")]
+    target = f"{thread_chat.__file__}:chat"
+    for message in ("hi", "again"):
+        ran = runner.invoke(
+            app, ["run", target, "-i", f"message={message}", "--thread", "t1", *where]
+        )
+        assert ran.exit_code == 0, ran.output
+    shown = runner.invoke(app, ["thread", "show", "t1", "--json", *where])
+    turns = json.loads(shown.stdout)
+    listed = turns["turns"] if isinstance(turns, dict) else turns
+    assert [t["turn"] for t in listed] == [1, 2]
+    both = runner.invoke(app, ["run", target, "--resume", "x", "--thread", "t1", *where])
+    assert both.exit_code == 2 and "keeps its own thread" in both.output
