@@ -75,14 +75,55 @@ class LedgerFile:
         self._starts: list[int] = []  # byte offset where each complete line starts
         self._end = 0  # byte offset just past the newline of the last complete line
         self._folder_made = False
+        # The appender's open files, kept between appends (three opens an entry cost more
+        # than the entry): path -> (fd, (device, inode)), opened again once the file was
+        # unlinked (replaced behind the API). Reopened in a
+        # forked child: its parent's lock file description would be shared with it.
+        self._open: dict[Path, tuple[int, tuple[int, int]]] = {}
+        self._open_pid = os.getpid()
 
     def forget(self) -> None:
         """Drop the cache, and the index on disk: the file was replaced, truncated or changed
         behind the API (the test hooks call it)."""
         with self._lock:
             self._forget()
+            self._close_files()
             with contextlib.suppress(OSError):
                 self._index_path.unlink()
+
+    def close(self) -> None:
+        """Close the files kept open between appends."""
+        with self._lock:
+            self._close_files()
+
+    def _close_files(self) -> None:
+        for fd, _ in self._open.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._open.clear()
+
+    def _file(self, path: Path, flags: int) -> tuple[int, bool]:
+        """An open descriptor of ``path`` (made when missing), and whether it was made now:
+        the one kept from an earlier append when ``path`` is still that file."""
+        if self._open_pid != os.getpid():
+            self._open.clear()  # the parent's descriptors: never use (or close) them here
+            self._open_pid = os.getpid()
+        kept = self._open.get(path)
+        if kept is not None:
+            # Still linked: still the file at ``path`` (the API and its test hooks replace a
+            # file by deleting or renaming over it, which unlinks the old one).
+            if os.fstat(kept[0]).st_nlink > 0:
+                return kept[0], False
+            del self._open[path]
+            with contextlib.suppress(OSError):
+                os.close(kept[0])
+        try:
+            fd, made = os.open(path, flags), False
+        except FileNotFoundError:
+            fd, made = os.open(path, flags | os.O_CREAT, 0o644), True
+        now = os.fstat(fd)
+        self._open[path] = (fd, (now.st_dev, now.st_ino))
+        return fd, made
 
     def _forget(self) -> None:
         self._file_id, self._starts, self._end, self._folder_made = None, [], 0, False
@@ -96,17 +137,13 @@ class LedgerFile:
                     if fsync:
                         fsync_dir(self.folder.parent)
                 self._folder_made = True
-            with open(self._lock_path, "ab") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the lock file is closed
-                try:
-                    fd, created = os.open(self.path, os.O_RDWR | os.O_APPEND), False
-                except FileNotFoundError:
-                    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
-                    fd, created = os.open(self.path, flags, 0o644), True
-                try:
-                    return self._append_locked(fd, line, at, fsync=fsync, created=created)
-                finally:
-                    os.close(fd)
+            lock, _ = self._file(self._lock_path, os.O_WRONLY | os.O_APPEND)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                fd, created = self._file(self.path, os.O_RDWR | os.O_APPEND)
+                return self._append_locked(fd, line, at, fsync=fsync, created=created)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _append_locked(
         self, fd: int, line: bytes, at: int | None, *, fsync: bool, created: bool
@@ -144,28 +181,22 @@ class LedgerFile:
             return self._starts[i + 1] if i + 1 < count else self._end
 
         try:
-            fd = os.open(self._index_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd, _ = self._file(self._index_path, os.O_RDWR)
         except OSError:
             return  # the index is only a cache: a store without it still works
-        try:
-            size = os.fstat(fd).st_size
-            have = size // _RECORD
-            if (
-                size % _RECORD
-                or have > count
-                or (have and _end_at(fd, have - 1) != end_of(have - 1))
-            ):
-                have = 0
-                os.ftruncate(fd, 0)
-            if have < count:
-                records = array("Q", (end_of(i) for i in range(have, count)))
-                if _LITTLE:
-                    records.byteswap()
-                os.pwrite(fd, records.tobytes(), have * _RECORD)
-                if fsync:
-                    os.fsync(fd)
-        finally:
-            os.close(fd)
+        # The descriptor stays open for the next append (_file).
+        size = os.fstat(fd).st_size
+        have = size // _RECORD
+        if size % _RECORD or have > count or (have and _end_at(fd, have - 1) != end_of(have - 1)):
+            have = 0
+            os.ftruncate(fd, 0)
+        if have < count:
+            records = array("Q", (end_of(i) for i in range(have, count)))
+            if _LITTLE:
+                records.byteswap()
+            os.pwrite(fd, records.tobytes(), have * _RECORD)
+            if fsync:
+                os.fsync(fd)
 
     def _catch_up(self, fd: int) -> bool:
         """Index the complete lines appended since the cache was filled; True when a torn

@@ -299,6 +299,7 @@ class DirectoryStore(ArtifactStore):
 
     def close(self) -> None:
         self._packs.close()
+        self._ledger.close()
         with self._lock:
             while self._logs:
                 _, log = self._logs.popitem()
