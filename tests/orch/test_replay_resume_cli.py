@@ -197,3 +197,21 @@ def test_show_reports_effects_and_cost(golden: tuple[Path, str]) -> None:
     assert data["steps"]["b"]["effects"][0]["target"] == "local-reverse"
     text = CliRunner().invoke(app, ["show", run_id, "--store", str(store)]).stdout
     assert "⇄ model local-reverse #0 ok" in text and "cost" in text
+
+
+def test_a_store_of_the_old_layout_takes_new_runs_in_packs_and_all_verify(
+    golden: tuple[Path, str],
+) -> None:
+    """The golden store has one file per artifact (written before packs); a replay recorded
+    into it goes to a pack, and the whole store, old run and new, verifies."""
+    store, run_id = golden
+    assert not (store / "packs").exists() or not any((store / "packs").iterdir())
+    replayed = CliRunner().invoke(
+        app, ["replay", run_id, "--store", str(store), "--pipeline", EFFECTS, "--json"]
+    )
+    assert replayed.exit_code == 0, replayed.output
+    assert list((store / "packs").glob("*.pack")), "the replay's artifacts went to a pack"
+    checked = CliRunner().invoke(app, ["verify", "--all", "--store", str(store), "--json"])
+    assert checked.exit_code == 0, checked.output
+    report = json.loads(checked.stdout)
+    assert report["ok"] and report["checked"]["runs"] == 2 and report["checked"]["effects"] == 6
