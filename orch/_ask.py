@@ -44,6 +44,7 @@ __all__ = [
     "Question",
     "check_answer",
     "check_principal",
+    "logged_answers",
     "parse_answer_pairs",
     "pending_questions",
     "recorded_answers",
@@ -136,10 +137,15 @@ def check_principal(by: str, what: str = "answer") -> str:
 
 def recorded_answers(store: ArtifactStore, run_id: str) -> dict[str, str]:
     """Question id -> answer artifact key, as run ``run_id``'s ``run_start`` lists them."""
-    first = chained_events(store.read_events(run_id)[:1])
-    if not first or first[0].get("type") != "run_start":
+    return logged_answers(chained_events(store.read_events(run_id)[:1]))
+
+
+def logged_answers(events: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Question id -> answer artifact key, as the ``run_start`` event that opens ``events``
+    (a run's chained log, parsed) lists them."""
+    if not events or events[0].get("type") != "run_start":
         return {}
-    answers = first[0].get("data", {}).get("answers", {})
+    answers = events[0].get("data", {}).get("answers", {})
     return {str(k): str(v) for k, v in answers.items()} if isinstance(answers, dict) else {}
 
 

@@ -31,12 +31,11 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel
 
 from orch._deltas import EffectListener
-from orch._effects import Divergence, EffectSource, RunMode
+from orch._effects import Divergence, EffectSource, RecordedEffect, RunMode
 from orch._events import EventSink
 from orch.errors import OrchError, RecordedEffectError, ReplayDivergenceError, type_path
 from traces import (
     ArtifactStore,
-    EffectRecord,
     ErrorInfo,
     EventLog,
     canonical_bytes,
@@ -123,7 +122,7 @@ class EffectPath:
 
     def lookup(
         self, step_id: str, index: int, target: str, request: str, *, keeps_failures: bool
-    ) -> tuple[str, EffectRecord] | None:
+    ) -> tuple[str, RecordedEffect] | None:
         """The recorded effect that answers this call, or None to make it live. Raises
         :class:`~orch.errors.ReplayDivergenceError` where the call and the record disagree."""
         source = self.source
@@ -171,7 +170,7 @@ class EffectPath:
         self,
         step_id: str,
         index: int,
-        slot: tuple[str, EffectRecord],
+        slot: tuple[str, RecordedEffect],
         *,
         keeps_failures: bool,
         response_model: type[BaseModel] | None,
@@ -255,6 +254,7 @@ class EffectPath:
             done(
                 self._record(step_id, index, kind, target, request, None, failed, {}, None, started)
             )
+            await self.store.aflush()  # durable before the step goes on: never made twice
             raise
         usage, cost = self._metered(step_id, index, target, meter, response)
         response_key = self.store.put(canonical_bytes(response))
@@ -272,6 +272,9 @@ class EffectPath:
                 step_id, index, kind, target, request, response_key, error, usage, cost, started
             )
         )
+        # A store that batches its writes (SQLite, PostgreSQL) commits the effect's record
+        # before the step goes on, so that a crash after it never makes the call again.
+        await self.store.aflush()
         return response
 
     @staticmethod

@@ -20,7 +20,8 @@ This module must never run a step or make an effect.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -115,11 +116,17 @@ def _write(store: ArtifactStore, head: RunHead) -> None:
 
 
 def mark_taken_over(
-    store: ArtifactStore, members: Sequence[RunHead], resumed: str, by: str
+    store: ArtifactStore,
+    members: Sequence[RunHead],
+    resumed: str,
+    by: str,
+    logs: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> list[RunHead]:
     """Run ``by`` now works on the lineage, resuming ``resumed``: name it in ``resumed``'s
     ``resumed_by``, and mark every member still ``running`` as ``interrupted``, anchoring its
-    log as found. Call it holding the lineage's lease. Returns the members as now stored."""
+    log as found (``logs``: run id -> its chained events, as the caller read them under the
+    same lease, so that a long log is not read and checked twice). Call it holding the
+    lineage's lease. Returns the members as now stored."""
     ledger = ledger_of(store)
     out: list[RunHead] = []
     for head in members:
@@ -127,7 +134,11 @@ def mark_taken_over(
         if head.run_id == resumed and by not in head.resumed_by:
             update["resumed_by"] = [*head.resumed_by, by]
         if head.status == "running":
-            count, last = intact_events(store.read_events(head.run_id))
+            found = None if logs is None else logs.get(head.run_id)
+            if found is None:
+                count, last = intact_events(store.read_events(head.run_id))
+            else:
+                count, last = len(found), (str(found[-1]["hash"]) if found else None)
             update |= {"status": "interrupted", "event_count": count, "event_head": last}
             if ledger.supported:
                 ledger.append(

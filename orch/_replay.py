@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from orch._ask import recorded_answers
-from orch._effects import Divergence, EffectSource
+from orch._effects import Divergence, EffectSource, RunReader
 from orch._events import EventSink
 from orch._loader import split_target
 from orch._pipeline import Pipeline
@@ -36,7 +36,7 @@ from orch._sources import (
     read_recorded_sources,
 )
 from orch.errors import OrchError, PipelineLoadError
-from traces import ArtifactStore, OverlayStore, RunRecord, load_run_head, run_origin
+from traces import ArtifactStore, OverlayStore, run_origin
 
 __all__ = [
     "write_recorded_sources",
@@ -208,13 +208,18 @@ async def areplay(
     """Replay finished run ``run_id`` of ``pipeline`` from ``store`` with no live effects;
     ``on_event`` hears the replay's events as they happen, as a run's (:mod:`orch._events`)."""
     run_id = store.resolve_run(run_id)
-    head = load_run_head(store, run_id)
+    reader = RunReader(store)  # the recorded run's records, each read and checked once
+    head = reader.head(run_id)
     if head.root_hash is None:
         raise OrchError(
             f"run {run_id} did not finish, so it has no complete record to replay; fix: "
             f"resume it with 'orch run FILE --resume {run_id}'"
         )
-    record = RunRecord.model_validate(store.get_value(head.root_hash))
+    record = reader.run_record(head.root_hash)
+    # Every effect record is read now, in one pass: a missing or damaged one stops the
+    # replay before it writes anything.
+    reader.steps([key for _, key in record.steps])
+    source = EffectSource.from_run(store, run_id, reader=reader).load()
     values = recorded_inputs(pipeline, store, record.inputs)
     result = await _run(
         pipeline,
@@ -225,7 +230,7 @@ async def areplay(
         RunOptions(max_concurrency=max_concurrency, services=services, on_event=on_event),
         {"replay_of": run_id},
         mode="replay",
-        source=EffectSource.from_run(store, run_id),
+        source=source,
         answers=recorded_answers(store, run_id),
     )
     return ReplayReport(

@@ -17,13 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orch._ask import recorded_answers
-from orch._effects import EffectSource
+from orch._ask import logged_answers
+from orch._effects import EffectSource, RunReader
 from orch._lineage import lineage_members
 from orch._pipeline import Pipeline
 from orch._scheduler import ReusedStep
 from orch.errors import OrchError
-from traces import ArtifactStore, RunHead, StepRecord, chained_events, load_run_head
+from traces import ArtifactStore, RunHead
 
 __all__ = ["ResumePlan", "check_same_pipeline", "prepare_resume"]
 
@@ -41,6 +41,8 @@ class ResumePlan:
     effects: EffectSource
     answers: dict[str, str]
     """Question id -> answer key: every answer any run of the lineage was given."""
+    logs: dict[str, list[dict[str, Any]]]
+    """Run id -> the chained events of each member's log, as read for the plan."""
 
 
 def check_same_pipeline(pipeline: Pipeline, head: RunHead, what: str = "resume") -> None:
@@ -61,25 +63,32 @@ def check_same_pipeline(pipeline: Pipeline, head: RunHead, what: str = "resume")
     )
 
 
-def _ended(store: ArtifactStore, run_id: str) -> dict[str, tuple[str, str]]:
-    """Step id -> (record key, status) of every step the run's intact log says ended."""
+def _ended(reader: RunReader, member: RunHead) -> dict[str, tuple[str, str]]:
+    """Step id -> (record key, status) of every step run ``member`` ended: as its run record
+    lists them when it has one (read by its key, so its log need not be read and checked),
+    else as its intact log says (a run killed before its end)."""
+    if member.root_hash is not None:
+        steps = reader.run_record(member.root_hash).steps
+        records = reader.steps([key for _, key in steps])  # in one pass
+        pairs = zip(steps, records, strict=True)
+        return {step_id: (key, rec.status) for (step_id, key), rec in pairs}
     return {
         e["step"]: (e["data"]["record"], e["data"]["status"])
-        for e in chained_events(store.read_events(run_id))
+        for e in reader.log(member.run_id)
         if e.get("type") == "step_end"
     }
 
 
 def _subtree(
-    store: ArtifactStore, run_id: str, ended: Mapping[str, tuple[str, str]], step_id: str
+    reader: RunReader, run_id: str, ended: Mapping[str, tuple[str, str]], step_id: str
 ) -> list[tuple[str, str, str]]:
     key, status = ended[step_id]
-    rec = StepRecord.model_validate(store.get_value(key))
+    rec = reader.step(key)
     out = [(step_id, key, status)]
     for child in rec.children:
         if child not in ended:  # cannot happen for a finished parent; be safe
             raise OrchError(f"run {run_id}: child step {child!r} has no record")
-        out.extend(_subtree(store, run_id, ended, child))
+        out.extend(_subtree(reader, run_id, ended, child))
     return out
 
 
@@ -94,10 +103,10 @@ def prepare_resume(
     a run of ``pipeline``, or when its lineage already finished ok. Call it holding the
     lineage's lease, so that what it reads cannot change under it."""
     run_id = store.resolve_run(run_id)
-    head = load_run_head(store, run_id)
+    reader = RunReader(store)  # each log and record read and checked once, for every use
+    head = reader.head(run_id)
     check_same_pipeline(pipeline, head)
-    first = chained_events(store.read_events(run_id)[:1])
-    start = first[0] if first else None
+    start = reader.start(run_id)
     if start is None or start.get("type") != "run_start":
         raise OrchError(f"run {run_id} has no run_start event; it cannot be resumed")
     if inputs:
@@ -118,19 +127,28 @@ def prepare_resume(
         )
     reuse: dict[str, ReusedStep] = {}
     for member in members:
-        ended = _ended(store, member.run_id)
+        ended = _ended(reader, member)
+        # The records of the nodes it finished, read in one pass.
+        reader.steps([ended[n][0] for n in pipeline.order if ended.get(n, ("", ""))[1] == "ok"])
         for node_id in pipeline.order:
             if node_id in reuse or ended.get(node_id, ("", ""))[1] != "ok":
                 continue
             key = ended[node_id][0]
-            rec = StepRecord.model_validate(store.get_value(key))
+            rec = reader.step(key)
             if rec.output is None:
                 continue
-            subtree = _subtree(store, member.run_id, ended, node_id)
+            subtree = _subtree(reader, member.run_id, ended, node_id)
             reuse[node_id] = ReusedStep(key, rec.output, tuple(subtree))
-    effects = EffectSource.merged(run_id, [EffectSource.from_run(store, m.run_id) for m in members])
+    sources = [EffectSource.from_run(store, m.run_id, reader=reader) for m in members]
+    # The effects of the steps that will run are read now (a damaged record stops the resume
+    # before it starts); those of the steps taken from the record are never needed.
+    taken = {step_id for r in reuse.values() for step_id, _, _ in r.subtree}
+    effects = EffectSource.merged(run_id, sources).load(skip=taken)
     input_keys = dict(start["data"]["inputs"])
     answers: dict[str, str] = {}
     for member in members:
-        answers.update(recorded_answers(store, member.run_id))
-    return ResumePlan(run_id, tuple(members), input_keys, head.seed, reuse, effects, answers)
+        member_start = reader.start(member.run_id)
+        answers.update(logged_answers([member_start] if member_start else []))
+    # The logs of the runs killed mid-way, which the resume anchors as found.
+    logs = {m.run_id: reader.log(m.run_id) for m in members if m.status == "running"}
+    return ResumePlan(run_id, tuple(members), input_keys, head.seed, reuse, effects, answers, logs)

@@ -415,7 +415,7 @@ async def _resume_run(
                 "fix: answer only the questions it waits on now (orch runs --waiting)"
             )
         _refuse_existing(store, run_id)
-        members = mark_taken_over(store, plan.members, resumed, run_id)
+        members = mark_taken_over(store, plan.members, resumed, run_id, plan.logs)
 
         def sealed(status: str) -> None:
             # Before this run's final head: once that head says ok, the lineage is settled;

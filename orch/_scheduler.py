@@ -57,6 +57,11 @@ completion order)."""
 
 _NO_RETRY = RetryPolicy()
 
+_KNOWN_BYTES = 512
+"""Values this small that a run stored are remembered by their bytes (RunState.put_step_value)."""
+_KNOWN_ENTRIES = 4096
+"""At most this many are remembered (then forgotten all at once): memory stays bounded."""
+
 
 @dataclass
 class StepOutcome:
@@ -79,7 +84,7 @@ class ReusedStep:
     """(step id, record key, status) of the node's step and all its descendants."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # never changed once made; not frozen: a frozen __init__ costs 4x
 class StepPlace:
     """Where a step stands in its run: what its record says whatever the step's fate."""
 
@@ -148,8 +153,26 @@ class RunState:
         self.blocked: dict[str, str] = {}
         """Top-level nodes that cannot start until an answer comes -> why."""
         self._agent_refs: dict[int, tuple[Agent[Any, Any], dict[str, str]]] = {}
+        self._known: dict[bytes, str] = {}
+        """Bytes of small values this run stored -> their keys (see put_step_value)."""
 
     # -- recording ---------------------------------------------------------------------------
+
+    def put_step_value(self, value: BaseModel) -> str:
+        """Store a step's input or output; return its key. Small values recur within a run (a
+        chain hands each value on as the next step's input, a fan-out gives its steps one
+        input): one this run stored already is found by its bytes, not hashed and stored
+        again. Equal bytes have the same key, so nothing recorded changes."""
+        data = canonical_bytes(value)
+        key = self._known.get(data)
+        if key is None:
+            key = self.store.put(data)
+            if len(data) <= _KNOWN_BYTES:
+                if len(self._known) >= _KNOWN_ENTRIES:
+                    self._known.clear()
+                # A copy of the bytes' own size: orjson's output is kept in a larger block.
+                self._known[bytes(memoryview(data))] = key
+        return key
 
     def listen(self, sink: EventSink | None) -> None:
         """Give every event the log appends from now on, and the agents' custom events, to
@@ -237,13 +260,21 @@ class RunState:
         log = StepLog()
         input_key: str | None = None
         try:
-            inp = coerce(agent.input_model, input_value, f"input of agent {agent.name!r}")
-            input_key = self.store.put(canonical_bytes(inp))
-            output = await self._output(place, inp, log, timeout, retry)
+            inp = coerce(agent.input_model, input_value, "input", agent.name)
+            input_key = self.put_step_value(inp)
+            if timeout is None and retry.max_attempts == 1:
+                # The common case, inline (_attempt's, without timeout or retry): every layer
+                # of calls here is paid once per step.
+                log.attempts = 1
+                ctx = Context(self, step_id, place.node, agent, place.logical_time, log)
+                out = await agent.run(inp, ctx)
+                output = coerce(agent.output_model, out, "output", agent.name)
+            else:
+                output = await self._output(place, inp, log, timeout, retry)
             self.effects.check_all_made(step_id, len(log.effects))
             if self.perturb is not None:
                 await self.perturb(step_id)
-            output_key = self.store.put(canonical_bytes(output))
+            output_key = self.put_step_value(output)
         except anyio.get_cancelled_exc_class():
             reason = self._cancel_reason(step_id)
             self.record_step(place, "cancelled", log=log, input_key=input_key, reason=reason)
@@ -269,9 +300,6 @@ class RunState:
         retry: RetryPolicy,
     ) -> BaseModel:
         """The step's output, from as many attempts as its retry policy allows."""
-        if timeout is None and retry.max_attempts == 1:
-            # The common case, without the retry and timeout machinery (per-step cost).
-            return await self._attempt(place, inp, log, None)
 
         async def attempt(n: int) -> BaseModel:
             try:
@@ -314,7 +342,7 @@ class RunState:
                 raise StepTimeoutError(
                     f"step {step_id!r} (agent {agent.name!r}) timed out after {timeout}s"
                 ) from exc
-        return coerce(agent.output_model, out, f"output of agent {agent.name!r}")
+        return coerce(agent.output_model, out, "output", agent.name)
 
     def _cancel_reason(self, step_id: str | None = None) -> str:
         # A local cause (on this step or an ancestor) explains more than the run-level one.
@@ -350,12 +378,29 @@ class RunState:
         return await self.execute(place, input_value, timeout=timeout, retry=retry or _NO_RETRY)
 
 
-def coerce(model: type[BaseModel], value: Any, what: str) -> BaseModel:
+_plain_validate: dict[type[BaseModel], bool] = {}
+"""Model class -> whether it validates with BaseModel's own ``model_validate``."""
+_MODEL_VALIDATE = BaseModel.model_validate.__func__  # type: ignore[attr-defined]
+
+
+def coerce(model: type[BaseModel], value: Any, what: str, agent: str | None = None) -> BaseModel:
+    """``value`` as a ``model`` instance, or a StepError naming ``what`` it is (the ``input``
+    or ``output`` of the agent named ``agent``, when given) and the first problem."""
     if type(value) is model:
         return value
     try:
+        plain = _plain_validate.get(model)
+        if plain is None:
+            validate = model.model_validate
+            plain = _plain_validate[model] = getattr(validate, "__func__", None) is _MODEL_VALIDATE
+        if plain:
+            # What model_validate calls, with the same (default) arguments, without its
+            # Python wrapper: one step validates its input, and often its output.
+            return model.__pydantic_validator__.validate_python(value)  # type: ignore[no-any-return]
         return model.model_validate(value)
     except ValidationError as exc:
+        if agent is not None:  # named here, not by each caller: most values need no message
+            what = f"{what} of agent {agent!r}"
         raise StepError(
             f"{what} is not a valid {model.__name__}: {exc.error_count()} error(s), first: "
             f"{exc.errors()[0]['loc']} {exc.errors()[0]['msg']}; fix: return/bind a "

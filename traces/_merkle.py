@@ -9,7 +9,7 @@ module must never sort, because the order is part of what is proven.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from ._canonical import HASH_PREFIX
 
@@ -18,15 +18,18 @@ __all__ = ["EMPTY_ROOT", "merkle_root"]
 EMPTY_ROOT = HASH_PREFIX + hashlib.sha256(b"").hexdigest()
 
 
-def merkle_root(leaves: Sequence[bytes]) -> str:
-    """Return ``sha256:<hex>`` Merkle root of the leaf byte strings, in the order given."""
-    if not leaves:
+def merkle_root(leaves: Iterable[bytes]) -> str:
+    """Return ``sha256:<hex>`` Merkle root of the leaf byte strings, in the order given.
+
+    ``leaves`` may be a generator: each leaf is hashed as it comes and not kept (a run's
+    leaves, all kept at once, cost more in allocation than in hashing)."""
+    sha256 = hashlib.sha256
+    level = [sha256(b"\x00" + leaf).digest() for leaf in leaves]
+    if not level:
         return EMPTY_ROOT
-    level = [hashlib.sha256(b"\x00" + leaf).digest() for leaf in leaves]
     while len(level) > 1:
         nxt = [
-            hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest()
-            for i in range(0, len(level) - 1, 2)
+            sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
         ]
         if len(level) % 2:
             nxt.append(level[-1])

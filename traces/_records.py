@@ -372,4 +372,4 @@ def step_leaf(step_id: str, record_key: str) -> bytes:
 
 def steps_root(steps: Sequence[tuple[str, str]]) -> str:
     """Merkle root over ``(step id, record key)`` pairs in the order given."""
-    return merkle_root([step_leaf(s, k) for s, k in steps])
+    return merkle_root(step_leaf(s, k) for s, k in steps)  # leaves hashed as made, not kept

@@ -2,29 +2,48 @@
 
 For users who want a single file to copy or archive, and for many writers on one machine:
 SQLite in WAL mode lets readers (``orch show``, ``orch verify``) work while a run writes, and
-serialises writers from several processes with a busy timeout. Each write is its own
-transaction, so a killed process loses at most the write it was making, and a reader never
-sees half of one. ``synchronous=NORMAL`` survives a killed process; pass ``durable=True`` for
-``synchronous=FULL``, which also survives power loss.
+serialises writers from several processes with a busy timeout. ``synchronous=NORMAL``
+survives a killed process; pass ``durable=True`` for ``synchronous=FULL``, which also
+survives power loss.
+
+Artifacts and event lines are written behind (:mod:`traces._writebehind`): held by this store
+object and committed in one transaction per batch, when the batch is full, at most
+``commit_delay`` seconds after its first write, at :meth:`~SQLiteStore.flush` and at close, so
+that a step costs no commit of its own. Run heads, claims, ledger entries and checkpoints are
+committed when their call returns, in one transaction with (after) every write pending
+before them: a committed head or ledger entry never names an artifact or event line that is
+not committed too. A killed process loses at most the batch it had not committed, which
+nothing durable names; a reader never sees half of a transaction. This object's reads see
+its pending writes; other objects and processes see them once committed. ``commit_delay=0``
+commits each write on its own, as a read-only store does (where writes fail at once).
 
 The ledger is a table keyed by index: an append computes the next index and inserts the entry
-in one statement, so one transaction, which holds SQLite's write lock from the read to the
-commit: appenders in every process take turns, and indexes come out dense and unique.
+in one statement, in a transaction that holds SQLite's write lock from the read to the commit:
+appenders in every process take turns, and indexes come out dense and unique. An event line
+written on its own gets its sequence number the same way; how a batch numbers its lines, and
+what happens when another process appends to the same run, is in :mod:`traces._sqlitebatch`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.lowlevel
+
+from ._canonical import HASH_PREFIX
+from ._sqlitebatch import commit_batch_with
 from ._store import ArtifactStore, check_run_id, claim_change
-from .errors import StoreLocationError, StoreNotFoundError
+from ._writebehind import Batch, WriteBehind, lost_at_close
+from .errors import StoreError, StoreLocationError, StoreNotFoundError
 
-__all__ = ["SQLiteStore"]
+__all__ = ["COMMIT_DELAY", "SQLiteStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS artifacts (key TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
@@ -51,6 +70,24 @@ _LEDGER_APPEND_AT = (
     "INSERT INTO ledger (idx, entry) SELECT ?, ? "
     "WHERE (SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger) = ?"
 )
+# A line written on its own gets the run's next sequence number in the statement that
+# inserts it, under the write lock.
+_APPEND = (
+    "INSERT INTO events (run_id, seq, line) "
+    "SELECT ?1, COALESCE(MAX(seq) + 1, 0), ?2 FROM events WHERE run_id = ?1"
+)
+_PUT = "INSERT OR IGNORE INTO artifacts (key, data) VALUES (?, ?)"
+
+#: Seconds between a write and the commit of its batch, at most (unless the database is busy).
+COMMIT_DELAY = 0.005
+# A batch is committed at once when it holds this many writes or bytes.
+_BATCH_ITEMS = 4096
+_BATCH_BYTES = 8 << 20
+# Above this size a put asks whether the key exists before holding the bytes: a repeated
+# large artifact then costs one indexed read instead of a copy in memory and a rewrite.
+_CHECK_BEFORE_PUT = 64 * 1024
+
+_T = TypeVar("_T")
 
 
 def _connect_read_only(file: Path) -> sqlite3.Connection:
@@ -88,11 +125,16 @@ class SQLiteStore(ArtifactStore):
         durable: bool = False,
         create: bool = True,
         read_only: bool = False,
+        commit_delay: float = COMMIT_DELAY,
     ) -> None:
         """Open the store in ``path``. With ``create=False`` a missing file (or one without
         the store's tables) raises :class:`~traces.errors.StoreNotFoundError` and nothing is
         made. ``read_only=True``, or a file this process may not write, opens it read-only
-        (``read_only`` True): no journal-mode change, no tables created, writes refused."""
+        (``read_only`` True): no journal-mode change, no tables created, writes refused.
+        ``commit_delay``: the most seconds an artifact or event line waits for its batch's
+        commit (see the module docstring); 0 commits each write on its own."""
+        if not commit_delay >= 0:
+            raise ValueError(f"commit_delay must be 0 or more seconds, not {commit_delay!r}")
         file = Path(path).expanduser()
         self.path = file
         self.location = str(file)
@@ -150,65 +192,169 @@ class SQLiteStore(ArtifactStore):
                 "to a SQLite database file (or a new name ending in .db)"
             ) from exc
         self._lock = threading.Lock()
+        self._closed = False
+        self._durable = durable
+        self._run_ids: set[str] = set()
         self._next_seq: dict[str, int] = {}
+        """Each run's next event sequence number, as far as this object's commits know;
+        touched only by the one commit under way (see traces._sqlitebatch)."""
+        self._writer: sqlite3.Connection | None = None
+        """The connection background commits use (opened by the first)."""
+        # None: each write commits on its own (read-only, or commit_delay=0).
+        self._behind: WriteBehind | None = None
+        if not self.read_only and commit_delay > 0:
+            self._behind = WriteBehind(
+                self,
+                self._lock,
+                where=self.location,
+                max_delay=commit_delay,
+                max_items=_BATCH_ITEMS,
+                max_bytes=_BATCH_BYTES,
+            )
+
+    # -- committing --------------------------------------------------------------------------
+
+    def _durably(self, write: Callable[[], _T]) -> _T:
+        """Run ``write`` (statements, or nothing) in one transaction with every pending
+        write, after them, and return what it returned. Called with the lock held."""
+        if self._closed:
+            raise StoreError(f"SQLite store {self.location} is closed; fix: open the store again")
+        behind = self._behind
+        if behind is None:
+            return write()  # autocommit: one statement, one transaction
+        behind.wait_idle()  # the batch in flight commits first
+        batch = behind.pending
+        if not batch.count:
+            return write()
+        behind.take()
+        try:
+            return commit_batch_with(self._db, batch, self._next_seq, write)
+        except BaseException:
+            behind.restore(batch)  # pending again, whole, ahead of anything newer
+            raise
+
+    def _commit_batch(self, batch: Batch) -> None:
+        # Background commits use a connection of their own, so that this object's reads and
+        # writes go on meanwhile (SQLite works outside the GIL).
+        db = self._writer
+        if db is None:
+            db = self._writer = sqlite3.connect(
+                self.path, isolation_level=None, timeout=30.0, check_same_thread=False
+            )
+            db.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'NORMAL'}")
+        commit_batch_with(db, batch, self._next_seq, lambda: None)
+
+    def _commit_pending(self) -> None:
+        self._durably(lambda: None)
+
+    def flush(self) -> None:
+        """Commit every artifact and event line this object holds, before returning."""
+        with self._lock:
+            if self._behind:
+                self._commit_pending()
+
+    async def aflush(self) -> None:
+        if self._behind:  # a racy look, enough to skip the common case of nothing pending
+            # One pass of the event loop first: concurrent runs whose effects ended meanwhile
+            # add their records, and one commit makes them all durable (a group commit).
+            await anyio.lowlevel.checkpoint()
+            self.flush()
+
+    def _on_timer(self) -> None:
+        if self._behind is not None and not self._closed:
+            self._behind.on_timer()
+
+    def __del__(self) -> None:
+        # Collected without close(): commit what is pending rather than lose it.
+        if getattr(self, "_behind", None) and not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):
+                self.close()
 
     # -- artifacts ---------------------------------------------------------------------------
 
+    def put(self, data: bytes) -> str:
+        # The hot path of every step: hashed and held, no statement (see _CHECK_BEFORE_PUT).
+        behind = self._behind
+        if type(data) is not bytes or behind is None:
+            return super().put(data)
+        key = HASH_PREFIX + hashlib.sha256(data).hexdigest()
+        if len(data) > _CHECK_BEFORE_PUT and self._has_blob(key):
+            return key
+        with self._lock:
+            if self._closed:
+                self._commit_pending()  # raises: a closed store takes no writes
+            behind.add_blob(key, data)
+        return key
+
     def _read_blob(self, key: str) -> bytes | None:
         with self._lock:
+            if self._behind is not None:
+                data = self._behind.blob(key)
+                if data is not None:
+                    return data
             row = self._db.execute("SELECT data FROM artifacts WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
     def _write_blob(self, key: str, data: bytes) -> None:
         with self._lock:
+            if self._behind is not None and not self._closed:
+                self._behind.add_blob(key, bytes(data))
+                return
             # OR IGNORE: content addressing makes a second writer of the same key a no-op.
-            self._db.execute(
-                "INSERT OR IGNORE INTO artifacts (key, data) VALUES (?, ?)", (key, data)
-            )
+            self._durably(lambda: self._db.execute(_PUT, (key, data)))
 
     def _has_blob(self, key: str) -> bool:
         with self._lock:
+            if self._behind is not None and self._behind.blob(key) is not None:
+                return True
             row = self._db.execute("SELECT 1 FROM artifacts WHERE key = ?", (key,)).fetchone()
         return row is not None
 
     def _iter_keys(self) -> Iterator[str]:
         with self._lock:
             rows = self._db.execute("SELECT key FROM artifacts").fetchall()
-        return (r[0] for r in rows)
+            keys = {r[0] for r in rows}
+            if self._behind is not None:
+                keys.update(self._behind.keys())
+        return iter(keys)
 
     # -- event logs --------------------------------------------------------------------------
 
     def append_event(self, run_id: str, line: bytes) -> None:
+        if run_id not in self._run_ids:  # checked once per run: this is every step's path
+            self._run_ids.add(check_run_id(run_id))
+        if type(line) is not bytes:
+            line = bytes(line)
         with self._lock:
-            seq = self._next_seq.get(run_id)
-            if seq is None:
-                check_run_id(run_id)
-                row = self._db.execute(
-                    "SELECT COALESCE(MAX(seq) + 1, 0) FROM events WHERE run_id = ?", (run_id,)
-                ).fetchone()
-                seq = int(row[0])
-            self._db.execute(
-                "INSERT INTO events (run_id, seq, line) VALUES (?, ?, ?)", (run_id, seq, line)
-            )
-            self._next_seq[run_id] = seq + 1
+            behind = self._behind
+            if behind is None or self._closed:
+                self._durably(lambda: self._db.execute(_APPEND, (run_id, line)))
+            else:
+                behind.add_line(run_id, line)
 
     def read_events(self, run_id: str) -> list[bytes]:
         check_run_id(run_id)
         with self._lock:
+            pending: list[bytes] = []
+            if self._behind is not None:
+                self._behind.wait_idle()  # else a line committing now could show twice
+                pending = self._behind.pending_lines(run_id)
             rows = self._db.execute(
                 "SELECT line FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
             ).fetchall()
-        return [bytes(r[0]) for r in rows]
+        return [bytes(r[0]) for r in rows] + pending
 
     # -- run heads ---------------------------------------------------------------------------
 
     def write_run_head(self, run_id: str, data: bytes) -> None:
         check_run_id(run_id)
         with self._lock:
-            self._db.execute(
-                "INSERT INTO run_heads (run_id, data) VALUES (?, ?) "
-                "ON CONFLICT (run_id) DO UPDATE SET data = excluded.data",
-                (run_id, data),
+            self._durably(
+                lambda: self._db.execute(
+                    "INSERT INTO run_heads (run_id, data) VALUES (?, ?) "
+                    "ON CONFLICT (run_id) DO UPDATE SET data = excluded.data",
+                    (run_id, data),
+                )
             )
 
     def read_run_head(self, run_id: str) -> bytes | None:
@@ -240,7 +386,7 @@ class SQLiteStore(ArtifactStore):
             return self.read_claim(name) is None
         op, args = change
         with self._lock:
-            return self._db.execute(_CLAIM_SQL[op], args).rowcount == 1
+            return self._durably(lambda: self._db.execute(_CLAIM_SQL[op], args).rowcount == 1)
 
     # -- the ledger -------------------------------------------------------------------------
 
@@ -249,10 +395,12 @@ class SQLiteStore(ArtifactStore):
     def _ledger_append(self, entry: bytes, at: int | None) -> int | None:
         with self._lock:
             if at is None:
-                index = self._db.execute(_LEDGER_APPEND, (entry,)).lastrowid
+                index = self._durably(lambda: self._db.execute(_LEDGER_APPEND, (entry,)).lastrowid)
                 assert index is not None  # an INSERT of one row always sets it
                 return index
-            added = self._db.execute(_LEDGER_APPEND_AT, (at, entry, at)).rowcount
+            added = self._durably(
+                lambda: self._db.execute(_LEDGER_APPEND_AT, (at, entry, at)).rowcount
+            )
         return at if added == 1 else None
 
     def _ledger_rows(self, sql: str, *args: int) -> list[tuple[Any, ...]]:
@@ -281,10 +429,12 @@ class SQLiteStore(ArtifactStore):
 
     def _write_checkpoint(self, size: int, note: bytes) -> None:
         with self._lock:
-            self._db.execute(
-                "INSERT INTO checkpoints (size, note) VALUES (?, ?) "
-                "ON CONFLICT (size) DO UPDATE SET note = excluded.note",
-                (size, note),
+            self._durably(
+                lambda: self._db.execute(
+                    "INSERT INTO checkpoints (size, note) VALUES (?, ?) "
+                    "ON CONFLICT (size) DO UPDATE SET note = excluded.note",
+                    (size, note),
+                )
             )
 
     def _read_checkpoint(self, size: int) -> bytes | None:
@@ -295,55 +445,72 @@ class SQLiteStore(ArtifactStore):
         return [int(r[0]) for r in self._ledger_rows("SELECT size FROM checkpoints")]
 
     def close(self) -> None:
+        """Commit what is pending, then close the file (a second close does nothing). A
+        commit that fails is reported as a warning, not raised: see ``lost_at_close``."""
         with self._lock:
-            self._db.close()
+            if self._closed:
+                return
+            try:
+                if self._behind:
+                    self._commit_pending()
+            except Exception as exc:
+                assert self._behind is not None
+                lost_at_close(self.location, self._behind, exc)
+            finally:
+                self._closed = True
+                if self._behind is not None:
+                    self._behind.discard()
+                if self._writer is not None:
+                    self._writer.close()
+                self._db.close()
 
     # -- test hooks: corrupt data in place, as a disk or an attacker would ---------------------
+    # Each commits what is pending first, so that it changes what a reader would find.
+
+    def _tamper_sql(self, sql: str, *args: object) -> None:
+        with self._lock:
+            self._durably(lambda: self._db.execute(sql, args))
 
     def _tamper(self, key: str, data: bytes) -> None:
-        with self._lock:
-            self._db.execute("UPDATE artifacts SET data = ? WHERE key = ?", (data, key))
+        self._tamper_sql("UPDATE artifacts SET data = ? WHERE key = ?", data, key)
 
     def _tamper_event(self, run_id: str, index: int, line: bytes) -> None:
-        with self._lock:
-            self._db.execute(
-                "UPDATE events SET line = ? WHERE run_id = ? AND seq = ?", (line, run_id, index)
-            )
+        self._tamper_sql(
+            "UPDATE events SET line = ? WHERE run_id = ? AND seq = ?", line, run_id, index
+        )
 
     def _tamper_ledger(self, index: int, entry: bytes) -> None:
-        with self._lock:
-            self._db.execute("UPDATE ledger SET entry = ? WHERE idx = ?", (entry, index))
+        self._tamper_sql("UPDATE ledger SET entry = ? WHERE idx = ?", entry, index)
 
     def _tamper_truncate_ledger(self, size: int) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM ledger WHERE idx >= ?", (size,))
+        self._tamper_sql("DELETE FROM ledger WHERE idx >= ?", size)
 
     def _tamper_delete_blob(self, key: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM artifacts WHERE key = ?", (key,))
+        self._tamper_sql("DELETE FROM artifacts WHERE key = ?", key)
 
     def _tamper_delete_head(self, run_id: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM run_heads WHERE run_id = ?", (run_id,))
+        self._tamper_sql("DELETE FROM run_heads WHERE run_id = ?", run_id)
+
+    def _tamper_delete_checkpoint(self, size: int) -> None:
+        self._tamper_sql("DELETE FROM checkpoints WHERE size = ?", size)
 
     def _tamper_set_events(self, run_id: str, lines: list[bytes]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+        def replace() -> None:
             self._db.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
             self._db.executemany(
                 "INSERT INTO events (run_id, seq, line) VALUES (?, ?, ?)",
                 [(run_id, seq, line) for seq, line in enumerate(lines)],
             )
-            self._db.execute("COMMIT")
-            self._next_seq.clear()
 
-    def _tamper_delete_checkpoint(self, size: int) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM checkpoints WHERE size = ?", (size,))
+            self._commit_pending()
+            self._in_transaction(replace)
+            self._next_seq.clear()
 
     def _tamper_snapshot(self) -> object:
         """The rows of every table, by table name."""
         with self._lock:
+            self._commit_pending()
             self._db.execute("BEGIN")  # one consistent read of every table
             try:
                 return {
@@ -355,16 +522,29 @@ class SQLiteStore(ArtifactStore):
 
     def _tamper_restore(self, snapshot: object) -> None:
         assert isinstance(snapshot, dict)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+
+        def restore() -> None:
             for table in self._table_names():
                 self._db.execute(f'DELETE FROM "{table}"')
                 rows = snapshot.get(table, [])
                 if rows:
                     marks = ", ".join("?" * len(rows[0]))
                     self._db.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
-            self._db.execute("COMMIT")
+
+        with self._lock:
+            self._commit_pending()  # written since the snapshot: gone with the rest
+            self._in_transaction(restore)
             self._next_seq.clear()
+
+    def _in_transaction(self, write: Callable[[], None]) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            write()
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
 
     def _table_names(self) -> list[str]:
         rows = self._db.execute(

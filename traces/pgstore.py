@@ -26,14 +26,24 @@ entry, so appenders from every process take turns, indexes are dense and unique,
 reader sees an entry before the one below it. A compare-and-append (``at=``, the genesis
 entry) locks the counter row in a transaction instead.
 
+Batching. Puts and event lines are written behind (:mod:`traces._writebehind`): held by
+the store object and committed in one transaction per batch (a pipeline: the statements go
+out together and the server answers once, one WAL flush for the lot), at most
+``commit_delay`` seconds after the first, by a background thread while the engine goes on.
+A batch's lines of one run take their sequence numbers in one statement (the counter bumped
+by their count). A run head, a claim swap, a ledger entry or a checkpoint first waits for
+the batch in flight and commits the pending one, so it is never committed before what it
+names; so does :meth:`~PostgresStore.flush`. A killed process loses at most the writes no
+durable thing names yet. ``commit_delay=0`` writes each put and line on its own.
+
 Connection loss. Every operation runs in its own transaction and is retried, with a bounded
 number of attempts and a growing pause, on :class:`psycopg.OperationalError` (a lost or
 terminated connection, a server restart, a serialisation failure); each retry is logged as a
 warning on the ``traces.pgstore`` logger. When the attempts run out the store raises
 :class:`~traces.errors.StoreLocationError` naming the store and the operation: a write is
 never dropped silently. Puts and head writes are idempotent, so a retry after a commit whose
-answer was lost is harmless; an event line and a ledger entry carry a random token, and a
-retry first looks for it, so neither is ever appended twice.
+answer was lost is harmless; an event line and a ledger entry carry a random token (one per
+batch for a batch's lines), and a retry first looks for it, so neither is ever appended twice.
 
 This module must never log or echo a password: ``location`` and every message show the DSN
 with it masked.
@@ -52,6 +62,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
+import anyio
 import psycopg
 from psycopg import conninfo as pg_conninfo
 from tenacity import (
@@ -66,9 +77,10 @@ from tenacity import (
 from ._canonical import digest
 from ._notices import notice
 from ._store import ArtifactStore, check_run_id, claim_change
+from ._writebehind import Batch, WriteBehind, lost_at_close
 from .errors import StoreError, StoreLocationError, StoreNotFoundError
 
-__all__ = ["DEFAULT_SCHEMA", "PostgresStore", "mask_dsn"]
+__all__ = ["COMMIT_DELAY", "DEFAULT_SCHEMA", "PostgresStore", "mask_dsn"]
 
 log = logging.getLogger("traces.pgstore")  # a public name: logging is configured by it
 
@@ -79,6 +91,12 @@ _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # artifact then costs one small round trip instead of an upload. Below it the INSERT alone is
 # cheaper than two round trips.
 _CHECK_BEFORE_UPLOAD = 64 * 1024
+#: Seconds between a put or an event line and the commit of its batch, at most (unless the
+#: server is slow or gone).
+COMMIT_DELAY = 0.005
+# A batch is committed at once when it holds this many writes or bytes.
+_BATCH_ITEMS = 4096
+_BATCH_BYTES = 8 << 20
 # Connections a forked child inherited: never closed there, since closing would end the
 # parent's session on the shared socket.
 _INHERITED: list[object] = []
@@ -155,6 +173,16 @@ _SQL = {
         "ON CONFLICT (run_id) DO UPDATE SET length = l.length + 1 "
         "RETURNING l.length - 1 AS seq) "
         "INSERT INTO {s}.events (run_id, seq, line, token) SELECT %s, seq, %s, %s FROM n"
+    ),
+    # A batch's lines of one run: the counter bumped by their count, the lines numbered from
+    # its old value, in one statement (see "append").
+    "append_many": (
+        "WITH n AS (INSERT INTO {s}.event_logs AS l (run_id, length) VALUES (%s, %s) "
+        "ON CONFLICT (run_id) DO UPDATE SET length = l.length + excluded.length "
+        "RETURNING l.length - %s AS base) "
+        "INSERT INTO {s}.events (run_id, seq, line, token) "
+        "SELECT %s, n.base + t.i - 1, t.line, %s "
+        "FROM n, unnest(%s::bytea[]) WITH ORDINALITY AS t(line, i)"
     ),
     "appended": "SELECT 1 FROM {s}.events WHERE run_id = %s AND token = %s",
     "events": "SELECT line FROM {s}.events WHERE run_id = %s ORDER BY seq",
@@ -282,9 +310,14 @@ class PostgresStore(ArtifactStore):
         attempts: int = 6,
         max_wait: float = 2.0,
         create: bool = True,
+        commit_delay: float = COMMIT_DELAY,
     ) -> None:
         """Connect; with ``create=False`` a database without the store's schema raises
-        :class:`~traces.errors.StoreNotFoundError` and nothing is created in it."""
+        :class:`~traces.errors.StoreNotFoundError` and nothing is created in it.
+        ``commit_delay``: the most seconds a put or event line waits for its batch's commit
+        (see the module docstring); 0 writes each on its own."""
+        if not commit_delay >= 0:
+            raise ValueError(f"commit_delay must be 0 or more seconds, not {commit_delay!r}")
         if not isinstance(dsn, str) or not dsn.strip():
             raise StoreLocationError(
                 f"empty or non-string PostgreSQL location {dsn!r}; fix: give "
@@ -322,6 +355,20 @@ class PostgresStore(ArtifactStore):
         self._opened = False
         self._q = f'"{self.schema}"'
         self._sql = {name: q.format(s=self._q) for name, q in _SQL.items()}
+        self._run_ids: set[str] = set()
+        # Pending writes have a lock of their own, so that writers never wait for the
+        # connection (a background commit holds it for a round trip). Order: this one first.
+        self._buffer_lock = threading.Lock()
+        self._behind: WriteBehind | None = None
+        if commit_delay > 0:
+            self._behind = WriteBehind(
+                self,
+                self._buffer_lock,
+                where=self.location,
+                max_delay=commit_delay,
+                max_items=_BATCH_ITEMS,
+                max_bytes=_BATCH_BYTES,
+            )
         try:
             if not create:  # a reader must not leave an empty schema behind a typo
                 found = self._call(
@@ -445,8 +492,8 @@ class PostgresStore(ArtifactStore):
     # -- artifacts ---------------------------------------------------------------------------
 
     def put(self, data: bytes) -> str:
-        # One round trip instead of the base class's has-then-write (ON CONFLICT makes the
-        # write idempotent on its own), except for large payloads, see _CHECK_BEFORE_UPLOAD.
+        # Held for the next batch, no round trip (one INSERT ... ON CONFLICT DO NOTHING per
+        # artifact when committed), except for large payloads, see _CHECK_BEFORE_UPLOAD.
         if not isinstance(data, bytes):
             return super().put(data)  # raises the standard error
         key = digest(data)
@@ -456,6 +503,11 @@ class PostgresStore(ArtifactStore):
         return key
 
     def _read_blob(self, key: str) -> bytes | None:
+        if self._behind is not None:
+            with self._buffer_lock:
+                data = self._behind.blob(key)
+            if data is not None:
+                return data
         row = self._call(
             f"read artifact {key}",
             lambda c: c.execute(self._sql["get"], (key,), binary=True).fetchone(),
@@ -463,25 +515,46 @@ class PostgresStore(ArtifactStore):
         return None if row is None else bytes(row[0])
 
     def _write_blob(self, key: str, data: bytes) -> None:
-        self._call(f"write artifact {key}", lambda c: c.execute(self._sql["put"], (key, data)))
+        behind = self._behind
+        if behind is None:
+            self._call(f"write artifact {key}", lambda c: c.execute(self._sql["put"], (key, data)))
+            return
+        with self._buffer_lock:
+            self._check_open("write artifacts")
+            behind.add_blob(key, bytes(data))
 
     def _has_blob(self, key: str) -> bool:
+        if self._behind is not None:
+            with self._buffer_lock:
+                if self._behind.blob(key) is not None:
+                    return True
         row = self._call(
             f"look up artifact {key}", lambda c: c.execute(self._sql["has"], (key,)).fetchone()
         )
         return row is not None
 
     def _iter_keys(self) -> Iterator[str]:
+        pending: set[str] = set()
+        if self._behind is not None:
+            with self._buffer_lock:
+                pending = self._behind.keys()
         rows = self._call(
             "list artifacts",
             lambda c: c.execute(self._sql["keys"]).fetchall(),
         )
-        return (str(r[0]) for r in rows)
+        return iter(pending.union(str(r[0]) for r in rows))
 
     # -- event logs --------------------------------------------------------------------------
 
     def append_event(self, run_id: str, line: bytes) -> None:
-        check_run_id(run_id)
+        if run_id not in self._run_ids:  # checked once per run: this is every step's path
+            self._run_ids.add(check_run_id(run_id))
+        behind = self._behind
+        if behind is not None:
+            with self._buffer_lock:
+                self._check_open("append events")
+                behind.add_line(run_id, bytes(line))
+            return
         token = secrets.token_bytes(16)
         sent = False
 
@@ -497,17 +570,105 @@ class PostgresStore(ArtifactStore):
 
     def read_events(self, run_id: str) -> list[bytes]:
         check_run_id(run_id)
-        rows = self._call(
-            f"read the events of run {run_id}",
-            lambda c: c.execute(self._sql["events"], (run_id,), binary=True).fetchall(),
-        )
-        return [bytes(r[0]) for r in rows]
+
+        def read(conn: _Conn) -> list[tuple[Any, ...]]:
+            return conn.execute(self._sql["events"], (run_id,), binary=True).fetchall()
+
+        what = f"read the events of run {run_id}"
+        if self._behind is None:
+            return [bytes(r[0]) for r in self._call(what, read)]
+        with self._buffer_lock:
+            # No commit may move pending lines under the read (it would see them twice).
+            self._behind.wait_idle()
+            pending = self._behind.pending_lines(run_id)
+            rows = self._call(what, read)
+        return [bytes(r[0]) for r in rows] + pending
+
+    # -- committing ------------------------------------------------------------------------
+
+    def _check_open(self, what: str) -> None:
+        if self._closed:
+            raise StoreError(
+                f"PostgreSQL store {self.location} is closed, so it cannot {what}; "
+                "fix: open the store again"
+            )
+
+    def _commit_batch(self, batch: Batch) -> None:
+        blobs = list(batch.blobs.items())
+        runs = list(batch.by_run.items())
+        token = secrets.token_bytes(16)
+        sent = False
+
+        def commit(conn: _Conn) -> None:
+            nonlocal sent
+            # A retry after a lost answer: the batch is one transaction, so one of its lines
+            # found means all of it committed.
+            if (
+                sent
+                and runs
+                and conn.execute(self._sql["appended"], (runs[0][0], token)).fetchone()
+            ):
+                return
+            sent = True
+            with conn.pipeline(), conn.transaction():
+                if blobs:
+                    conn.cursor().executemany(self._sql["put"], blobs)
+                for run_id, lines in runs:
+                    n = len(lines)
+                    conn.execute(self._sql["append_many"], (run_id, n, n, run_id, token, lines))
+
+        lines = batch.count - len(blobs)
+        self._call(f"write a batch of {len(blobs)} artifact(s) and {lines} event line(s)", commit)
+
+    def _commit_pending(self) -> None:
+        """Commit every write accepted before this call (the batch in flight first); called
+        holding neither lock."""
+        behind = self._behind
+        if behind is None:
+            return
+        with self._buffer_lock:
+            batch = behind.begin_foreground()
+        if batch is None:
+            return
+        committed = False
+        try:
+            self._commit_batch(batch)
+            committed = True
+        finally:
+            with self._buffer_lock:
+                behind.end_foreground(batch, committed)
+
+    def _durable_call(self, what: str, op: Callable[[_Conn], _T]) -> _T:
+        """``_call`` for a write that must follow every write accepted before it."""
+        self._commit_pending()
+        return self._call(what, op)
+
+    def flush(self) -> None:
+        """Commit every artifact and event line this object holds, before returning."""
+        self._commit_pending()
+
+    async def aflush(self) -> None:
+        if self._behind:  # a racy look, enough to skip the common case of nothing pending
+            # In a worker thread: the event loop goes on during the round trip, and flushes
+            # of concurrent runs that queue meanwhile find their writes committed (a group
+            # commit).
+            await anyio.to_thread.run_sync(self.flush)
+
+    def _on_timer(self) -> None:
+        if self._behind is not None and not self._closed:
+            self._behind.on_timer()
+
+    def __del__(self) -> None:
+        # Collected without close(): commit what is pending rather than lose it.
+        if getattr(self, "_behind", None) and not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):
+                self.close()
 
     # -- run heads ---------------------------------------------------------------------------
 
     def write_run_head(self, run_id: str, data: bytes) -> None:
         check_run_id(run_id)
-        self._call(
+        self._durable_call(
             f"write the head of run {run_id}",
             lambda c: c.execute(self._sql["write_head"], (run_id, bytes(data))),
         )
@@ -562,7 +723,7 @@ class PostgresStore(ArtifactStore):
             sent = True
             return conn.execute(sql, args).rowcount == 1
 
-        return self._call(f"swap claim {name}", swap)
+        return self._durable_call(f"swap claim {name}", swap)
 
     # -- the ledger -------------------------------------------------------------------------
 
@@ -595,7 +756,7 @@ class PostgresStore(ArtifactStore):
                 conn.execute(self._sql["ledger_insert"], (index, entry, token))
             return index
 
-        return self._call("append an entry to the ledger", append)
+        return self._durable_call("append an entry to the ledger", append)
 
     def _ledger_size(self) -> int:
         row = self._call(
@@ -613,7 +774,7 @@ class PostgresStore(ArtifactStore):
         return [bytes(r[0]) for r in rows]
 
     def _write_checkpoint(self, size: int, note: bytes) -> None:
-        self._call(
+        self._durable_call(
             f"write the checkpoint of tree size {size}",
             lambda c: c.execute(self._sql["write_checkpoint"], (size, note)),
         )
@@ -632,28 +793,41 @@ class PostgresStore(ArtifactStore):
         return [int(r[0]) for r in rows]
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            conn, self._conn = self._conn, None
-            if conn is not None and self._pid == os.getpid():
-                conn.close()
+        """Commit what is pending, then close the connection (a second close does nothing).
+        A commit that fails is reported as a warning, not raised: see ``lost_at_close``."""
+        try:
+            if not self._closed:
+                self._commit_pending()
+        except Exception as exc:
+            assert self._behind is not None  # nothing else commits
+            lost_at_close(self.location, self._behind, exc)
+        finally:
+            if self._behind is not None:
+                with self._buffer_lock:
+                    self._behind.discard()
+            with self._lock:
+                self._closed = True
+                conn, self._conn = self._conn, None
+                if conn is not None and self._pid == os.getpid():
+                    conn.close()
 
     # -- test hooks: corrupt data in place, as a disk or an attacker would ---------------------
+    # Each commits what is pending first, so that it changes what a reader would find.
 
     def _tamper(self, key: str, data: bytes) -> None:
-        self._call(
+        self._durable_call(
             f"tamper with artifact {key}",
             lambda c: c.execute(self._sql["tamper"], (data, key)),
         )
 
     def _tamper_event(self, run_id: str, index: int, line: bytes) -> None:
-        self._call(
+        self._durable_call(
             f"tamper with event {index} of run {run_id}",
             lambda c: c.execute(self._sql["tamper_event"], (line, run_id, index)),
         )
 
     def _tamper_ledger(self, index: int, entry: bytes) -> None:
-        self._call(
+        self._durable_call(
             f"tamper with ledger entry {index}",
             lambda c: c.execute(self._sql["tamper_ledger"], (entry, index)),
         )
@@ -665,15 +839,15 @@ class PostgresStore(ArtifactStore):
                 # As an attacker would: later appends continue from the new end.
                 conn.execute(self._sql["tamper_ledger_length"], (size,))
 
-        self._call(f"truncate the ledger to {size}", truncate)
+        self._durable_call(f"truncate the ledger to {size}", truncate)
 
     def _tamper_delete_blob(self, key: str) -> None:
-        self._call(
+        self._durable_call(
             f"delete artifact {key}", lambda c: c.execute(self._sql["tamper_delete_blob"], (key,))
         )
 
     def _tamper_delete_head(self, run_id: str) -> None:
-        self._call(
+        self._durable_call(
             f"delete the head of run {run_id}",
             lambda c: c.execute(self._sql["tamper_delete_head"], (run_id,)),
         )
@@ -691,10 +865,10 @@ class PostgresStore(ArtifactStore):
                 )
                 conn.execute(self._sql["tamper_event_log"], (run_id, len(lines)))
 
-        self._call(f"replace the events of run {run_id}", replace)
+        self._durable_call(f"replace the events of run {run_id}", replace)
 
     def _tamper_delete_checkpoint(self, size: int) -> None:
-        self._call(
+        self._durable_call(
             f"delete the checkpoint of tree size {size}",
             lambda c: c.execute(self._sql["tamper_delete_checkpoint"], (size,)),
         )
@@ -711,7 +885,7 @@ class PostgresStore(ArtifactStore):
                     for t in tables
                 }
 
-        return self._call("copy every table", snapshot)
+        return self._durable_call("copy every table", snapshot)
 
     def _tamper_restore(self, snapshot: object) -> None:
         assert isinstance(snapshot, dict)
@@ -728,4 +902,4 @@ class PostgresStore(ArtifactStore):
                             f'INSERT INTO {self._q}."{t}" VALUES ({marks})', rows
                         )
 
-        self._call("put every table back", restore)
+        self._durable_call("put every table back", restore)
