@@ -67,19 +67,23 @@ def walk_chain(
     belonging to that run). The first line that is not stops it."""
     events: list[dict[str, Any]] = []
     prev: str | None = None
+    loads, dumps = orjson.loads, orjson.dumps
     for i, line in enumerate(lines):
         try:
-            event = orjson.loads(line)
+            event = loads(line)
         except orjson.JSONDecodeError as exc:
             return events, ChainBreak(i, f"not valid JSON: {exc}", unreadable=True)
         if not isinstance(event, dict):
             return events, ChainBreak(i, "not a JSON object", unreadable=True)
-        stored = event.get("hash")
         # event_body_hash and event_line, fused: what orjson parsed is plain JSON data with
         # finite floats and 64-bit ints (it refuses the rest), so the canonical walk would
-        # return it unchanged, and the body is encoded once for both checks.
-        body = orjson.dumps({k: v for k, v in event.items() if k != "hash"}, option=_OPTS)
+        # return it unchanged, and the body is encoded once for both checks. The hash is
+        # taken out of the parsed event for the encoding and put back last, where the line
+        # has it (cheaper than copying the event without it).
+        stored = event.pop("hash", None)
+        body = dumps(event, option=_OPTS)
         actual = digest(body)
+        event["hash"] = stored
         if stored != actual:
             return events, ChainBreak(
                 i,
