@@ -18,7 +18,8 @@ compare-and-swap in the shared store), renews it while it works and releases it 
   whose process is no longer running, told by its pid and that process's start time, is
   taken over at once: a resume right after a kill need not wait out the lease.
 * **Renewing**: the holder swaps its document for a new one (the next sequence number) every
-  third of the lease time. A renewal that fails means another process took the lease over
+  third of the lease time (on asyncio with the real clock, from the event loop's timer: no
+  task beside the work). A renewal that fails means another process took the lease over
   (this one was paused longer than the lease time): the work is cancelled, and the input is
   reported as an error here, since the new holder is finishing it.
 * **Releasing**: swapping the holder's document for nothing, when the work ends however it
@@ -41,6 +42,7 @@ without leases, with one warning per store. This module must never import ``agen
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -343,6 +345,47 @@ async def take(
         await clock.sleep(poll)
 
 
+class _TimerRenewer:
+    """Renews a lease from the event loop's timer, with no task: what :func:`holding` uses
+    on asyncio with the real clock. A task beside the work costs a task group, a task and a
+    cancellation per lease (about 0.2 ms, as much as a short run itself); a timer costs a
+    callback per renewal and nothing at the end. A renewal that finds the lease lost, or
+    that fails, cancels the work's scope from the callback, as the renewer task would."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, lease: Lease, period: float, scope: anyio.CancelScope
+    ) -> None:
+        self._loop, self._lease, self._period, self._scope = loop, lease, period, scope
+        self.error: Exception | None = None
+        """What a renewal raised (a store that failed), raised again after the work."""
+        self._handle: asyncio.TimerHandle | None = loop.call_later(period, self._tick)
+
+    def _tick(self) -> None:
+        self._handle = None
+        try:
+            renewed = self._lease.renew()
+        except Exception as exc:  # the callback has no caller: hand it to holding()
+            self.error = exc
+            renewed = False
+        if renewed:
+            self._handle = self._loop.call_later(self._period, self._tick)
+        else:
+            self._scope.cancel()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop, or None under another backend (trio runs none)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 @asynccontextmanager
 async def holding(
     store: ArtifactStore,
@@ -364,22 +407,34 @@ async def holding(
     if lease is None:
         yield None
         return
+    loop = _running_asyncio_loop() if clock is _MONOTONIC else None
     try:
-        with own_error():  # the body's own error, not the renewer's task group
-            async with anyio.create_task_group() as tg:
-
-                async def keep() -> None:
-                    while True:
-                        await clock.sleep(seconds / 3)
-                        if not lease.renew():
-                            tg.cancel_scope.cancel()
-                            return
-
-                tg.start_soon(keep)
+        if loop is not None:
+            # The real clock is the loop's own monotonic time: renew from its timer.
+            with anyio.CancelScope() as scope:
+                renewer = _TimerRenewer(loop, lease, seconds / 3, scope)
                 try:
                     yield lease
                 finally:
-                    tg.cancel_scope.cancel()
+                    renewer.stop()
+            if renewer.error is not None:
+                raise renewer.error
+        else:
+            with own_error():  # the body's own error, not the renewer's task group
+                async with anyio.create_task_group() as tg:
+
+                    async def keep() -> None:
+                        while True:
+                            await clock.sleep(seconds / 3)
+                            if not lease.renew():
+                                tg.cancel_scope.cancel()
+                                return
+
+                    tg.start_soon(keep)
+                    try:
+                        yield lease
+                    finally:
+                        tg.cancel_scope.cancel()
     finally:
         lease.release()
     if lease.lost:

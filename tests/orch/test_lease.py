@@ -1,7 +1,9 @@
 """Leases on batch inputs: one holder at a time, a stale one taken over, a lost one cancels.
 
 Lease timing runs on a :class:`~orch.testing.ManualClock`: the tests move time themselves
-and wait until the code under test is asleep on the clock, so none of them sleeps.
+and wait until the code under test is asleep on the clock, so none of them sleeps. The last
+tests use the real clock, which on asyncio renews from the event loop's timer, with short
+leases.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pytest
 from batch_checks import submit_twice_while_held
 
 from orch._lease import Lease, holding, take
-from orch.errors import LeaseLostError
+from orch.errors import LeaseHeld, LeaseLostError
 from orch.testing import ManualClock
 from traces import MemoryStore
 
@@ -200,3 +202,67 @@ async def test_a_lease_left_by_a_failed_release_is_taken_back_at_once() -> None:
     with anyio.fail_after(120):  # a guard against a hang, not a measurement
         lease = await take(store, "in-1", seconds=60)
     assert lease is not None and lease.took_over is None  # taken back, not waited out
+
+
+# -- the real clock: on asyncio a lease is renewed from the event loop's timer ---------------
+# These use real time with short leases (a renewal every 0.05 s): each waits for what it
+# checks to happen, under HANG_GUARD, and never measures how long it took.
+
+
+async def test_the_real_clock_renews_from_the_loops_timer_and_keeps_the_lease() -> None:
+    store = MemoryStore()
+    with anyio.fail_after(HANG_GUARD):
+        async with holding(store, "in-1", seconds=0.15) as lease:
+            assert lease is not None
+            while lease.seq < 3:  # renewed three times while the body works
+                await anyio.sleep(0.01)
+                with pytest.raises(LeaseHeld):  # held all along: never taken over
+                    await take(store, "in-1", seconds=0.15, wait=False)
+            assert not lease.lost
+    assert store.read_claim("in-1") is None  # released
+
+
+async def test_the_real_clock_cancels_the_work_when_the_lease_is_taken_over() -> None:
+    store = MemoryStore()
+    reached_end = False
+
+    async def work() -> None:
+        nonlocal reached_end
+        async with holding(store, "in-1", seconds=0.15) as lease:
+            assert lease is not None
+            assert store.swap_claim("in-1", lease.document, b'{"holder": "other"}')
+            await anyio.sleep(HANG_GUARD)  # cancelled at the next renewal
+            reached_end = True
+
+    with anyio.fail_after(HANG_GUARD):
+        with pytest.raises(LeaseLostError, match="another process took over the lease on in-1"):
+            await work()
+    assert not reached_end
+    assert store.read_claim("in-1") == b'{"holder": "other"}'  # not released: not ours
+
+
+async def test_the_real_clock_raises_what_a_failed_renewal_raised() -> None:
+    class Failing(MemoryStore):
+        fail = False
+
+        def swap_claim(self, name: str, expected: bytes | None, new: bytes | None) -> bool:
+            if self.fail:
+                self.fail = False  # the release after it goes through
+                raise OSError("store unreachable")
+            return super().swap_claim(name, expected, new)
+
+    store = Failing()
+    reached_end = False
+
+    async def work() -> None:
+        nonlocal reached_end
+        async with holding(store, "in-1", seconds=0.15):
+            store.fail = True  # the next renewal fails
+            await anyio.sleep(HANG_GUARD)
+            reached_end = True
+
+    with anyio.fail_after(HANG_GUARD):
+        with pytest.raises(OSError, match="store unreachable"):
+            await work()
+    assert not reached_end
+    assert store.read_claim("in-1") is None  # released after the failure
