@@ -99,24 +99,10 @@ def event_of(raw: Mapping[str, Any]) -> RunEvent:
 
 def log_tap(sink: EventSink) -> Callable[[Mapping[str, Any]], None]:
     """The event log's tap (``EventLog.tap``) that gives ``sink`` each appended event as a
-    :class:`RunEvent`, as :func:`event_of` makes it. Inline, since it runs for every event of
-    a run someone listens to: the log's tap always holds ``seq``, ``t`` and ``hash``."""
+    :class:`RunEvent`, as :func:`event_of` makes it."""
 
     def tap(raw: Mapping[str, Any]) -> None:
-        sink(
-            _new_event(
-                RunEvent,
-                (
-                    raw["type"],
-                    raw["run"],
-                    raw.get("step"),
-                    raw.get("data", _NO_DATA),
-                    raw["seq"],
-                    raw["hash"],
-                    raw["t"],
-                ),
-            )
-        )
+        sink(event_of(raw))
 
     return tap
 

@@ -20,7 +20,7 @@ This module must never run a step or make an effect.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -40,6 +40,7 @@ from traces import (
 
 __all__ = [
     "lineage_members",
+    "read_head",
     "settle",
     "lineage_name",
     "mark_superseded",
@@ -48,14 +49,20 @@ __all__ = [
 ]
 
 
-def _head(store: ArtifactStore, run_id: str) -> RunHead | None:
+def read_head(
+    store: ArtifactStore, run_id: str, *, unreadable: Callable[[], Exception] | None = None
+) -> RunHead | None:
+    """Run ``run_id``'s head, None when it has none. An unreadable head is None too, as if
+    absent, unless the caller names the error to raise instead (``unreadable`` makes it)."""
     raw = store.read_run_head(run_id)
     if raw is None:
         return None
     try:
         return RunHead.model_validate_json(raw)
     except ValidationError:
-        return None
+        if unreadable is None:
+            return None
+        raise unreadable() from None
 
 
 def lineage_name(store: ArtifactStore, head: RunHead) -> str:
@@ -76,10 +83,10 @@ def lineage_name(store: ArtifactStore, head: RunHead) -> str:
 def lineage_members(store: ArtifactStore, run_id: str) -> list[RunHead]:
     """Every run of ``run_id``'s lineage, the first one first, then each resume after the run
     it resumed (in the order they started): the order in which their records are trusted."""
-    start = _head(store, run_id)
+    start = read_head(store, run_id)
     if start is None:
         raise OrchError(f"no run {run_id!r} in store {store.location}")
-    root = _head(store, lineage_name(store, start)) or start
+    root = read_head(store, lineage_name(store, start)) or start
     members: list[RunHead] = []
     seen: set[str] = set()
     queue = [root]
@@ -90,7 +97,7 @@ def lineage_members(store: ArtifactStore, run_id: str) -> list[RunHead]:
         seen.add(head.run_id)
         members.append(head)
         for later in head.resumed_by:
-            found = _head(store, later)
+            found = read_head(store, later)
             if found is not None:
                 queue.append(found)
     if start.run_id not in seen:  # a legacy resume whose original never named it
@@ -221,7 +228,7 @@ def mark_superseded(store: ArtifactStore, members: Sequence[RunHead], by: str) -
     """Run ``by`` finished ok: every member that did not is ``superseded`` by it."""
     ledger = ledger_of(store)
     for head in members:
-        current = _head(store, head.run_id) or head
+        current = read_head(store, head.run_id) or head
         if current.status in ("ok", "superseded") or current.run_id == by:
             continue
         # The ledger first: it is the authority, the head a copy a crash may leave behind.

@@ -40,7 +40,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from orch._lease import Lease, holding
-from orch._lineage import lineage_members
+from orch._lineage import lineage_members, read_head
 from orch._pipeline import Pipeline
 from orch._typecheck import describe, is_optional
 from orch.errors import LeaseHeld, ThreadBusyError, ThreadError
@@ -222,15 +222,15 @@ def _scan(store: ArtifactStore, thread: str) -> list[str]:
 
 
 def _head(store: ArtifactStore, run_id: str) -> RunHead | None:
-    raw = store.read_run_head(run_id)
-    if raw is None:
-        return None
-    try:
-        return RunHead.model_validate_json(raw)
-    except ValidationError:
-        raise ThreadError(
+    """Run ``run_id``'s head; an unreadable one is an error here, never taken for a turn
+    that has not begun."""
+    return read_head(
+        store,
+        run_id,
+        unreadable=lambda: ThreadError(
             f"the head of run {run_id} in store {store.location} is unreadable; " + _INDEX_FIX
-        ) from None
+        ),
+    )
 
 
 def _misplaced(head: RunHead, thread: str, turn: int) -> str | None:

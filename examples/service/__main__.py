@@ -33,29 +33,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=default_store_location(),
         help="the store every run is recorded in ($ORCH_STORE, else .orch)",
     )
-    ap.add_argument(
+    _from_env(
+        ap,
         "--base-url",
-        default=os.environ.get("ORCH_SERVICE_BASE_URL"),
-        help="an OpenAI-compatible server ($ORCH_SERVICE_BASE_URL, else "
-        "http://127.0.0.1:8080/v1); its key, if any, from $OPENAI_API_KEY",
+        "ORCH_SERVICE_BASE_URL",
+        "an OpenAI-compatible server ($ORCH_SERVICE_BASE_URL, else http://127.0.0.1:8080/v1); "
+        "its key, if any, from $OPENAI_API_KEY",
     )
-    ap.add_argument(
+    _from_env(
+        ap,
         "--model",
-        default=os.environ.get("ORCH_SERVICE_MODEL"),
-        help="the server's model name ($ORCH_SERVICE_MODEL, else 'default')",
+        "ORCH_SERVICE_MODEL",
+        "the server's model name ($ORCH_SERVICE_MODEL, else 'default')",
     )
-    ap.add_argument(
+    _from_env(
+        ap,
         "--models",
-        default=os.environ.get("ORCH_MODELS"),
-        help="a model registry file defining the id 'assistant' ($ORCH_MODELS), instead of "
-        "--base-url",
+        "ORCH_MODELS",
+        "a model registry file defining the id 'assistant' ($ORCH_MODELS), instead of --base-url",
     )
-    ap.add_argument(
+    _from_env(
+        ap,
         "--notes",
-        default=os.environ.get("ORCH_SERVICE_NOTES"),
-        help="the note book file ($ORCH_SERVICE_NOTES, else service-notes.jsonl)",
+        "ORCH_SERVICE_NOTES",
+        "the note book file ($ORCH_SERVICE_NOTES, else service-notes.jsonl)",
     )
     return ap.parse_args(argv)
+
+
+def _from_env(ap: argparse.ArgumentParser, flag: str, env: str, help_text: str) -> None:
+    """Add option ``flag``, whose default is environment variable ``env`` (None when unset):
+    the flag wins over the environment, and Settings supplies what neither gives."""
+    ap.add_argument(flag, default=os.environ.get(env), help=help_text)
 
 
 def main(argv: list[str] | None = None) -> int:

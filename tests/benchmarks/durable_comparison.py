@@ -56,9 +56,9 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import anyio
-from pydantic import BaseModel
+from _shapes import chain, wide
 
-from orch import Context, Pipeline, PipelineBuilder, agent
+from orch import Pipeline
 from orch._runtime import arun
 from traces import ArtifactStore, DirectoryStore, MemoryStore, SQLiteStore
 
@@ -74,36 +74,8 @@ MAX_RUNS = 50
 # -- orch ------------------------------------------------------------------------------------
 
 
-class Num(BaseModel):
-    x: int
-
-
-class Many(BaseModel):
-    xs: list[int]
-
-
-@agent(name="noop", version="1")
-async def noop(n: Num, ctx: Context) -> Num:
-    return n
-
-
-@agent(name="gather", version="1")
-async def gather(m: Many, ctx: Context) -> Num:
-    return Num(x=len(m.xs))
-
-
 def orch_pipeline(shape: str, n: int) -> Pipeline:
-    p = PipelineBuilder(f"durable-{shape}-{n}")
-    x = p.input("x", int)
-    if shape == "chain":
-        prev = p.node("n00000", noop, x=x)
-        for i in range(1, n):
-            prev = p.node(f"n{i:05d}", noop, x=prev.field("x"))
-    else:
-        src = p.node("source", noop, x=x)
-        mids = [p.node(f"n{i:05d}", noop, x=src.field("x")) for i in range(n)]
-        p.node("sink", gather, xs=[m.field("x") for m in mids])
-    return p.build()
+    return (chain if shape == "chain" else wide)(f"durable-{shape}-{n}", n, pad=5)
 
 
 def orch_runner(pipeline: Pipeline, store: ArtifactStore) -> Callable[[], Awaitable[None]]:

@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import anyio
+from _shapes import Num, chain, noop, wide
 from pydantic import BaseModel
 
 from orch import Context, Pipeline, PipelineBuilder, agent
@@ -89,24 +90,6 @@ MAX_RUNS = 100
 # -- orch ------------------------------------------------------------------------------------
 
 
-class Num(BaseModel):
-    x: int
-
-
-class Many(BaseModel):
-    xs: list[int]
-
-
-@agent(name="noop", version="1")
-async def noop(n: Num, ctx: Context) -> Num:
-    return n
-
-
-@agent(name="gather", version="1")
-async def gather(m: Many, ctx: Context) -> Num:
-    return Num(x=len(m.xs))
-
-
 class MapIn(BaseModel):
     x: int
     n: int
@@ -119,18 +102,13 @@ async def mapper(m: MapIn, ctx: Context) -> Num:
 
 
 def orch_pipeline(shape: str, n: int) -> Pipeline:
-    p = PipelineBuilder(f"bench-{shape}-{n}")
-    x = p.input("x", int)
+    name = f"bench-{shape}-{n}"
     if shape == "chain":
-        prev = p.node("n00000", noop, x=x)
-        for i in range(1, n):
-            prev = p.node(f"n{i:05d}", noop, x=prev.field("x"))
-    elif shape == "wide":
-        src = p.node("source", noop, x=x)
-        mids = [p.node(f"n{i:05d}", noop, x=src.field("x")) for i in range(n)]
-        p.node("sink", gather, xs=[m.field("x") for m in mids])
-    else:
-        p.node("map", mapper, x=x, n=n)
+        return chain(name, n, pad=5)
+    if shape == "wide":
+        return wide(name, n, pad=5)
+    p = PipelineBuilder(name)
+    p.node("map", mapper, x=p.input("x", int), n=n)
     return p.build()
 
 

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from _shapes import chain
 from pydantic import BaseModel
 
 from orch import Context, PipelineBuilder, agent
@@ -91,20 +92,11 @@ class Text(BaseModel):
     text: str
 
 
-class Num(BaseModel):
-    x: int
-
-
 @agent(name="call", version="1")
 async def call(item: Text, ctx: Context) -> Text:
     request = {"model": "simulated", "prompt": item.text}
     answer = await ctx.effect("model", "simulated", request, lambda: model(item.text))
     return Text(text=answer["text"])
-
-
-@agent(name="noop", version="1")
-async def noop(n: Num, ctx: Context) -> Num:
-    return n
 
 
 def _cell(spec: dict[str, Any]) -> dict[str, Any]:
@@ -122,11 +114,7 @@ def _cell(spec: dict[str, Any]) -> dict[str, Any]:
         store = SQLiteStore(Path(tmp) / "store.db")
 
     if kind == "chain":
-        p = PipelineBuilder("many-runs-chain")
-        prev = p.node("n00000", noop, x=p.input("x", int))
-        for i in range(1, spec["chain"]):
-            prev = p.node(f"n{i:05d}", noop, x=prev.field("x"))
-        pipeline = p.build()
+        pipeline = chain("many-runs-chain", spec["chain"], pad=5)
     else:
         p = PipelineBuilder("many-runs")
         prev = p.node("s0", call, text=p.input("question", str))
@@ -156,7 +144,7 @@ def _cell(spec: dict[str, Any]) -> dict[str, Any]:
                 tg.start_soon(one_bare if kind == "bare" else one_orch, i)
         return t0
 
-    async def chain() -> None:
+    async def one_chain() -> None:
         result = await arun(pipeline, {"x": 1}, store=store)
         if not result.ok:
             failed.append(str(result.error))
@@ -165,7 +153,7 @@ def _cell(spec: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"rss_before_kib": rss_before}
     if kind == "chain":
         t0 = time.perf_counter()
-        anyio.run(chain)
+        anyio.run(one_chain)
         out["wall_s"] = time.perf_counter() - t0
     else:
         t0 = anyio.run(burst)
