@@ -24,6 +24,9 @@ which verification reports as a torn tail. With ``fsync=True`` each write is als
 the disk before it is visible, which survives power loss as well as a killed process, at a
 cost in speed.
 
+Many keys asked at once (``get_many``: a run's records, for replay and resume) are read
+together where this store knows them in a pack: neighbouring records in one read.
+
 The ledger's entries are appended under an exclusive lock of ``ledger/.lock``, so every
 process agrees on each entry's index; a torn last line (a writer killed mid-write, never
 acknowledged) is ignored by readers and cut off by the next appender, see :mod:`traces._dirledger`.
@@ -33,19 +36,20 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import re
 import shutil
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from ._canonical import HASH_PREFIX, is_key
 from ._dirledger import LedgerFile, fsync_dir
-from ._packs import PackSet
+from ._packs import Location, PackSet
 from ._store import ArtifactStore, check_run_id
 from .errors import StoreLocationError, StoreNotFoundError
 
@@ -150,6 +154,56 @@ class DirectoryStore(ArtifactStore):
             except FileNotFoundError:
                 where = packs.find(digest)
         return None if where is None else packs.read(digest, where)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes]:
+        # get() for each key, with the keys this set knows in a pack read together. A key it
+        # does not know (a single file, a pack not read yet, a malformed or missing key) goes
+        # to get() as it comes, after the keys before it are settled: so each key is looked
+        # for where get() would look at that point, and the first key at fault raises.
+        located = self._packs.located
+        out: list[bytes] = []
+        found: dict[str, bytes] = {}
+        batch: dict[str, tuple[bytes, Location]] = {}
+        pending: list[str] = []
+        for key in keys:
+            if is_key(key):
+                if key in found or key in batch:
+                    pending.append(key)
+                    continue
+                digest = bytes.fromhex(key[len(HASH_PREFIX) :])
+                where = located(digest)
+                if where is not None:
+                    batch[key] = (digest, where)
+                    pending.append(key)
+                    continue
+            self._settle(batch, pending, found, out)
+            data = found[key] = self.get(key)
+            out.append(data)
+        self._settle(batch, pending, found, out)
+        return out
+
+    def _settle(
+        self,
+        batch: dict[str, tuple[bytes, Location]],
+        pending: list[str],
+        found: dict[str, bytes],
+        out: list[bytes],
+    ) -> None:
+        """Read ``batch`` in one pass, then append each of ``pending`` to ``out`` in order: its
+        bytes when they hash to its key, else what get() returns or raises for it."""
+        sha256 = hashlib.sha256
+        for (key, _), data in zip(
+            batch.items(), self._packs.read_many(list(batch.values())), strict=True
+        ):
+            if data is not None and HASH_PREFIX + sha256(data).hexdigest() == key:
+                found[key] = data
+        batch.clear()
+        for key in pending:
+            data = found.get(key)
+            if data is None:
+                data = found[key] = self.get(key)  # a torn or damaged record: get() names it
+            out.append(data)
+        pending.clear()
 
     def _write_blob(self, key: str, data: bytes) -> None:
         # Content addressing makes a copy in another writer's pack harmless: same bytes.

@@ -17,10 +17,12 @@ records this writer appended, each sealed pack's index file (read once), and the
 unsealed packs (other live writers, or writers that were killed), read from where they were
 last read. An index is a cache: it ends with the SHA-256 of what it holds and is ignored (the
 pack is read record by record instead) when that does not match, so a damaged index loses
-nothing; each read checks the record's header against what the index says. What a pack holds
-is never verified here: a record whose bytes do not hash to its
-key is returned as it is, and :meth:`~traces._store.ArtifactStore.get` refuses it, as it does
-a damaged loose file.
+nothing; each read checks the record's header against what the index says. Many records are
+read together (:meth:`PackSet.read_many`, for replay and resume) in one ``pread`` per run of
+neighbouring records of a pack, each record's header checked as a single read checks it. What
+a pack holds is never verified here: a record whose bytes do not hash to its key is returned
+as it is, and :meth:`~traces._store.ArtifactStore.get` refuses it, as it does a damaged loose
+file.
 
 This module must never change a record once written (test hooks aside, which rewrite a pack
 as a disk or an attacker would), and never make a record visible before all its bytes are in
@@ -37,12 +39,12 @@ import struct
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ._dirledger import fsync_dir
 
-__all__ = ["PACK_LIMIT", "PackSet"]
+__all__ = ["PACK_LIMIT", "Location", "PackSet"]
 
 MAGIC = b"orch-pack/1\n"
 INDEX_MAGIC = b"orch-pack-index/1\n"
@@ -54,6 +56,12 @@ _COVERED = struct.Struct(">Q")
 PACK_LIMIT = 256 << 20
 """A pack is sealed and a new one begun once it is this large."""
 _MAX_OPEN = 64
+_GAP = 16 << 10
+"""Records read together are read in one ``pread`` when at most this many bytes lie between
+them: reading (and dropping) the bytes between costs less than another system call."""
+_SPAN = 8 << 20
+"""Nor is one ``pread`` of records read together made larger than this (unless one record
+is): what is read at once is held in memory at once."""
 
 Location = tuple[str, int, int]
 """Where an artifact's bytes are: (pack name, offset of the data, length)."""
@@ -180,6 +188,64 @@ class PackSet:
         if len(raw) != _RECORD.size + length or _RECORD.unpack_from(raw) != (length, digest):
             return None
         return raw[_RECORD.size :]
+
+    def located(self, digest: bytes) -> Location | None:
+        """Where ``digest``'s bytes are as far as this set has read (no disk access)."""
+        return self._index.get(digest)
+
+    def read_many(self, wanted: Sequence[tuple[bytes, Location]]) -> list[bytes | None]:
+        """The data of each ``(digest, where)`` record as :meth:`read` would return it, in
+        order. A pack's records are read by offset, neighbours (at most :data:`_GAP` apart,
+        at most :data:`_SPAN` in all) in one ``pread`` of the range that covers them."""
+        out: list[bytes | None] = [None] * len(wanted)
+        by_pack: dict[str, list[tuple[int, int, int, bytes]]] = {}
+        for i, (digest, (name, offset, length)) in enumerate(wanted):
+            if offset < len(MAGIC) + _RECORD.size:
+                continue  # inside the pack's magic, no record: left to get() to refuse
+            records = by_pack.get(name)
+            if records is None:
+                records = by_pack[name] = []
+            records.append((offset - _RECORD.size, length, i, digest))
+        # Under the lock, as read(): a descriptor closed to make room must not be read from.
+        with self._lock:
+            for name, records in by_pack.items():
+                fd = self._fd(name)
+                if fd is not None:
+                    records.sort()
+                    self._read_sorted(fd, records, out)
+        return out
+
+    @staticmethod
+    def _read_sorted(
+        fd: int, records: list[tuple[int, int, int, bytes]], out: list[bytes | None]
+    ) -> None:
+        """Read records (header offset, length, place in ``out``, digest) of one pack,
+        sorted by offset, into ``out``; a record whose header is not there stays None."""
+        # One loop, not a generator of ranges: this runs per record of a replay.
+        head_size, unpack_from = _RECORD.size, _RECORD.unpack_from
+        first, count = 0, len(records)
+        while first < count:
+            start, length = records[first][0], records[first][1]
+            end, last = start + head_size + length, first + 1
+            while last < count:
+                at, length = records[last][0], records[last][1]
+                stop = at + head_size + length
+                if at - end > _GAP or stop - start > _SPAN:
+                    break
+                end = max(end, stop)
+                last += 1
+            try:
+                raw = os.pread(fd, end - start, start)
+            except OSError:
+                raw = b""  # (a failing disk) each record's own read raises it, in its turn
+            for at, length, i, digest in records[first:last]:
+                data = at - start + head_size
+                if data + length <= len(raw) and unpack_from(raw, data - head_size) == (
+                    length,
+                    digest,
+                ):
+                    out[i] = raw[data : data + length]
+            first = last
 
     def digests(self) -> Iterator[bytes]:
         """Every digest in every pack."""
