@@ -22,6 +22,10 @@ in-flight writes; other store objects and processes see them once committed. A b
 commit that fails leaves its batch pending, ahead of newer writes, and is tried again; a
 durable write then gets the error itself.
 
+A store with a write-behind derives from :class:`WriteBehindStore`, which holds what such
+stores share around it (the timer's call, the commit at collection, ``aflush``'s look at
+whether anything is pending); how the store awaits a flush is its one hook.
+
 The store's lock guards everything here: every method but :meth:`WriteBehind.on_timer` (the
 timer's) is called with it held. This module must never reorder or drop a pending write,
 except in a forked child, which drops what it inherited: its parent commits those.
@@ -29,7 +33,9 @@ except in a forked child, which drops what it inherited: its parent commits thos
 
 from __future__ import annotations
 
+import abc
 import atexit
+import contextlib
 import heapq
 import itertools
 import logging
@@ -39,15 +45,31 @@ import time
 import weakref
 from typing import Protocol
 
-from ._notices import notice
+import anyio.lowlevel
 
-__all__ = ["Batch", "BatchOwner", "WriteBehind", "flush_all", "lost_at_close"]
+from ._notices import notice
+from ._store import ArtifactStore
+
+__all__ = [
+    # what a store holds and commits
+    "Batch",
+    "WriteBehind",
+    # the store's side
+    "BatchOwner",
+    "WriteBehindStore",
+    # process-wide
+    "flush_all",
+    "lost_at_close",
+]
 
 log = logging.getLogger("traces.store")
 
 #: After a background commit that failed (the database busy past its timeout, a lost
 #: server), the next try waits this long; the batch stays pending meanwhile.
 RETRY_DELAY = 0.5
+#: A batch is committed at once when it holds this many writes, or this many bytes.
+BATCH_ITEMS = 4096
+BATCH_BYTES = 8 << 20
 # Past this many times the batch limits, a writer waits for the batch in flight and commits
 # in the foreground: the database is not keeping up, and memory must not grow without bound.
 _BACKLOG = 4
@@ -61,7 +83,6 @@ class Batch:
         """Key -> bytes, in the order put."""
         self.events: list[tuple[str, bytes]] = []
         """(run id, line), in the order appended."""
-        self.by_run: dict[str, list[bytes]] = {}
         self.count = 0
         """Writes held (artifacts and lines)."""
         self.size = 0
@@ -77,12 +98,18 @@ class Batch:
 
     def add_line(self, run_id: str, line: bytes) -> None:
         self.events.append((run_id, line))
-        lines = self.by_run.get(run_id)
-        if lines is None:
-            lines = self.by_run[run_id] = []
-        lines.append(line)
         self.count += 1
         self.size += len(line)
+
+    def lines_by_run(self) -> dict[str, list[bytes]]:
+        """Each run's lines, in order (grouped when asked: appends are the hot path)."""
+        by_run: dict[str, list[bytes]] = {}
+        for run_id, line in self.events:
+            lines = by_run.get(run_id)
+            if lines is None:
+                lines = by_run[run_id] = []
+            lines.append(line)
+        return by_run
 
     def extend(self, later: Batch) -> None:
         """Append ``later``'s writes after this batch's own."""
@@ -117,8 +144,8 @@ class WriteBehind:
         *,
         where: str,
         max_delay: float,
-        max_items: int,
-        max_bytes: int,
+        max_items: int = BATCH_ITEMS,
+        max_bytes: int = BATCH_BYTES,
     ) -> None:
         self.where = where
         self.max_delay = max_delay
@@ -160,10 +187,6 @@ class WriteBehind:
         if not batch.count:
             self._started(batch)
         batch.events.append((run_id, line))
-        lines = batch.by_run.get(run_id)
-        if lines is None:
-            lines = batch.by_run[run_id] = []
-        lines.append(line)
         batch.count += 1
         batch.size += len(line)
         if batch.count >= self.max_items or batch.size >= self.max_bytes:
@@ -204,7 +227,7 @@ class WriteBehind:
     def pending_lines(self, run_id: str) -> list[bytes]:
         """The run's pending lines, in order; call :meth:`wait_idle` first, so that every
         line before them is committed (a read racing a commit would see lines twice)."""
-        return list(self.pending.by_run.get(run_id, ()))
+        return [line for rid, line in self.pending.events if rid == run_id]
 
     def wait_idle(self) -> None:
         """Wait until no batch is in flight (releasing the lock meanwhile)."""
@@ -308,6 +331,46 @@ class WriteBehind:
                 failed,
                 RETRY_DELAY,
             )
+
+
+class WriteBehindStore(ArtifactStore):
+    """An artifact store whose puts and event lines a :class:`WriteBehind` holds: what the
+    SQLite and PostgreSQL stores share around it (the timer's call, the commit when the object
+    is collected unclosed, and :meth:`aflush`'s check that anything is pending).
+
+    A subclass sets ``_behind`` (None when every write commits on its own) and ``_closed`` in
+    ``__init__``, and implements ``_commit_batch``, ``flush`` and ``close``. How a flush is
+    awaited is the one part that differs: :meth:`_aflush_pending`.
+    """
+
+    _behind: WriteBehind | None
+    _closed: bool
+
+    @abc.abstractmethod
+    def _commit_batch(self, batch: Batch) -> None:
+        """See :meth:`BatchOwner._commit_batch`."""
+
+    def _on_timer(self) -> None:
+        if self._behind is not None and not self._closed:
+            self._behind.on_timer()
+
+    async def aflush(self) -> None:
+        if self._behind:  # a racy look, enough to skip the common case of nothing pending
+            await self._aflush_pending()
+
+    async def _aflush_pending(self) -> None:
+        """:meth:`aflush` once something is pending or in flight. By default one pass of the
+        event loop first: concurrent runs whose effects ended meanwhile add their records,
+        and one commit makes them all durable (a group commit)."""
+        await anyio.lowlevel.checkpoint()
+        self.flush()
+
+    def __del__(self) -> None:
+        # Collected without close(): commit what is pending rather than lose it. (getattr:
+        # an __init__ that failed early leaves the attributes unset.)
+        if getattr(self, "_behind", None) and not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):
+                self.close()
 
 
 class _Flusher:

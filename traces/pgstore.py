@@ -30,10 +30,11 @@ Batching. Puts and event lines are written behind (:mod:`traces._writebehind`): 
 the store object and committed in one transaction per batch (a pipeline: the statements go
 out together and the server answers once, one WAL flush for the lot), at most
 ``commit_delay`` seconds after the first, by a background thread while the engine goes on.
-A batch's lines of one run take their sequence numbers in one statement (the counter bumped
-by their count). A run head, a claim swap, a ledger entry or a checkpoint first waits for
-the batch in flight and commits the pending one, so it is never committed before what it
-names; so does :meth:`~PostgresStore.flush`. A killed process loses at most the writes no
+A batch's artifacts go in one statement (two arrays the server unnests), and its lines of one
+run take their sequence numbers in one statement (the counter bumped by their count). A run
+head, a claim swap, a ledger entry or a checkpoint first waits for the batch in flight and
+commits the pending one, so it is never committed before what it names; so does
+:meth:`~PostgresStore.flush`. A killed process loses at most the writes no
 durable thing names yet. ``commit_delay=0`` writes each put and line on its own.
 
 Connection loss. Every operation runs in its own transaction and is retried, with a bounded
@@ -76,8 +77,8 @@ from tenacity import (
 
 from ._canonical import digest
 from ._notices import notice
-from ._store import ArtifactStore, check_run_id, claim_change
-from ._writebehind import Batch, WriteBehind, lost_at_close
+from ._store import check_run_id, claim_change
+from ._writebehind import Batch, WriteBehind, WriteBehindStore, lost_at_close
 from .errors import StoreError, StoreLocationError, StoreNotFoundError
 
 __all__ = ["COMMIT_DELAY", "DEFAULT_SCHEMA", "PostgresStore", "mask_dsn"]
@@ -94,9 +95,6 @@ _CHECK_BEFORE_UPLOAD = 64 * 1024
 #: Seconds between a put or an event line and the commit of its batch, at most (unless the
 #: server is slow or gone).
 COMMIT_DELAY = 0.005
-# A batch is committed at once when it holds this many writes or bytes.
-_BATCH_ITEMS = 4096
-_BATCH_BYTES = 8 << 20
 # Connections a forked child inherited: never closed there, since closing would end the
 # parent's session on the shared socket.
 _INHERITED: list[object] = []
@@ -165,6 +163,12 @@ _SQL = {
     "get": "SELECT data FROM {s}.artifacts WHERE key = %s",
     "has": "SELECT 1 FROM {s}.artifacts WHERE key = %s",
     "put": "INSERT INTO {s}.artifacts (key, data) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+    # A batch's artifacts in one statement: two arrays sent in binary (%b), which psycopg
+    # dumps in C; executemany would adapt and send each row on its own, holding the GIL.
+    "put_many": (
+        "INSERT INTO {s}.artifacts (key, data) SELECT * FROM unnest(%b::text[], %b::bytea[]) "
+        "ON CONFLICT (key) DO NOTHING"
+    ),
     "keys": "SELECT key FROM {s}.artifacts",
     # The counter upsert and the line insert are one statement, so one transaction: the row
     # lock on the counter orders appenders to a run until the line is committed with it.
@@ -182,7 +186,7 @@ _SQL = {
         "RETURNING l.length - %s AS base) "
         "INSERT INTO {s}.events (run_id, seq, line, token) "
         "SELECT %s, n.base + t.i - 1, t.line, %s "
-        "FROM n, unnest(%s::bytea[]) WITH ORDINALITY AS t(line, i)"
+        "FROM n, unnest(%b::bytea[]) WITH ORDINALITY AS t(line, i)"
     ),
     "appended": "SELECT 1 FROM {s}.events WHERE run_id = %s AND token = %s",
     "events": "SELECT line FROM {s}.events WHERE run_id = %s ORDER BY seq",
@@ -292,7 +296,7 @@ def _is_transient(exc: BaseException) -> bool:
     return not any(p in message for p in _PERMANENT)
 
 
-class PostgresStore(ArtifactStore):
+class PostgresStore(WriteBehindStore):
     """A store in a PostgreSQL database (its schema is created when missing).
 
     ``attempts`` bounds the tries of each operation when the connection fails (pauses of
@@ -362,12 +366,7 @@ class PostgresStore(ArtifactStore):
         self._behind: WriteBehind | None = None
         if commit_delay > 0:
             self._behind = WriteBehind(
-                self,
-                self._buffer_lock,
-                where=self.location,
-                max_delay=commit_delay,
-                max_items=_BATCH_ITEMS,
-                max_bytes=_BATCH_BYTES,
+                self, self._buffer_lock, where=self.location, max_delay=commit_delay
             )
         try:
             if not create:  # a reader must not leave an empty schema behind a typo
@@ -594,8 +593,8 @@ class PostgresStore(ArtifactStore):
             )
 
     def _commit_batch(self, batch: Batch) -> None:
-        blobs = list(batch.blobs.items())
-        runs = list(batch.by_run.items())
+        keys, datas = list(batch.blobs), list(batch.blobs.values())
+        runs = list(batch.lines_by_run().items())
         token = secrets.token_bytes(16)
         sent = False
 
@@ -611,14 +610,14 @@ class PostgresStore(ArtifactStore):
                 return
             sent = True
             with conn.pipeline(), conn.transaction():
-                if blobs:
-                    conn.cursor().executemany(self._sql["put"], blobs)
+                if keys:
+                    conn.execute(self._sql["put_many"], (keys, datas))
                 for run_id, lines in runs:
                     n = len(lines)
                     conn.execute(self._sql["append_many"], (run_id, n, n, run_id, token, lines))
 
-        lines = batch.count - len(blobs)
-        self._call(f"write a batch of {len(blobs)} artifact(s) and {lines} event line(s)", commit)
+        lines = batch.count - len(keys)
+        self._call(f"write a batch of {len(keys)} artifact(s) and {lines} event line(s)", commit)
 
     def _commit_pending(self) -> None:
         """Commit every write accepted before this call (the batch in flight first); called
@@ -647,22 +646,10 @@ class PostgresStore(ArtifactStore):
         """Commit every artifact and event line this object holds, before returning."""
         self._commit_pending()
 
-    async def aflush(self) -> None:
-        if self._behind:  # a racy look, enough to skip the common case of nothing pending
-            # In a worker thread: the event loop goes on during the round trip, and flushes
-            # of concurrent runs that queue meanwhile find their writes committed (a group
-            # commit).
-            await anyio.to_thread.run_sync(self.flush)
-
-    def _on_timer(self) -> None:
-        if self._behind is not None and not self._closed:
-            self._behind.on_timer()
-
-    def __del__(self) -> None:
-        # Collected without close(): commit what is pending rather than lose it.
-        if getattr(self, "_behind", None) and not getattr(self, "_closed", True):
-            with contextlib.suppress(Exception):
-                self.close()
+    async def _aflush_pending(self) -> None:
+        # In a worker thread: the event loop goes on during the round trip, and flushes of
+        # concurrent runs that queue meanwhile find their writes committed (a group commit).
+        await anyio.to_thread.run_sync(self.flush)
 
     # -- run heads ---------------------------------------------------------------------------
 

@@ -303,7 +303,9 @@ def test_a_read_only_sqlite_store_replays_without_writing(
 
     def rows() -> list[tuple[str, list[tuple[object, ...]]]]:
         with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True) as conn:
-            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master")]
+            tables = [
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            ]
             return [(t, sorted(conn.execute(f'SELECT * FROM "{t}"'))) for t in sorted(tables)]
 
     before = rows()

@@ -88,7 +88,9 @@ def test_a_read_only_sqlite_store_can_be_replayed_on(tmp_path: Path) -> None:
 
     def rows() -> list[tuple[str, list[tuple[object, ...]]]]:
         with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True) as conn:
-            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master")]
+            tables = [
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            ]
             return [(t, sorted(conn.execute(f'SELECT * FROM "{t}"'))) for t in sorted(tables)]
 
     before = rows()

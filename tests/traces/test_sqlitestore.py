@@ -255,6 +255,41 @@ def test_flush_all_commits_every_open_store(tmp_path: Path) -> None:
             s.close()
 
 
+def artifacts_table_sql(path: Path) -> str:
+    with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True) as db:
+        row = db.execute("SELECT sql FROM sqlite_master WHERE name = 'artifacts'").fetchone()
+    return str(row[0])
+
+
+def test_new_files_keep_artifacts_in_a_rowid_table_and_older_files_still_work(
+    tmp_path: Path,
+) -> None:
+    new = tmp_path / "new.db"
+    SQLiteStore(new).close()
+    assert "WITHOUT ROWID" not in artifacts_table_sql(new).upper()
+
+    old = tmp_path / "old.db"  # the layout of files made before: no rowids anywhere
+    with sqlite3.connect(old) as db:
+        db.executescript(
+            "CREATE TABLE artifacts (key TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;"
+            "CREATE TABLE events (run_id TEXT NOT NULL, seq INTEGER NOT NULL, line BLOB NOT NULL,"
+            " PRIMARY KEY (run_id, seq)) WITHOUT ROWID;"
+            "CREATE TABLE run_heads (run_id TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;"
+        )
+    large = bytes(range(256)) * 1024  # past the size a put looks up before holding
+    with SQLiteStore(old, commit_delay=HOUR) as store:
+        keys = [store.put(b"small"), store.put(large), store.put(b"small")]
+        store.append_event("r", b'{"n":0}')
+        store.write_run_head("r", b'{"head":0}')  # commits the batch with it
+        assert store.put(large) == keys[1]  # found committed, not held again
+    assert "WITHOUT ROWID" in artifacts_table_sql(old).upper()  # not migrated
+    assert committed_keys(old) == {digest(b"small"), digest(large)}
+    with SQLiteStore(old) as again:
+        assert again.get(keys[0]) == b"small" and again.get(keys[1]) == large
+        assert again.read_events("r") == [b'{"n":0}']
+        assert again.read_run_head("r") == b'{"head":0}'
+
+
 # -- other processes ------------------------------------------------------------------------------
 
 CHILD = """
