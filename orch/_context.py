@@ -21,7 +21,7 @@ from orch._ask import DEADLINE_PRINCIPAL, Answer, AwaitingAnswer, Question
 from orch._events import RunEvent
 from orch._pool import WorkerPool
 from orch.errors import ChildStepError, OrchError, StepError
-from traces import AnchorEntry, Decision, Encoded, canonical_bytes, ledger_of
+from traces import Decision, Encoded, canonical_bytes
 
 if TYPE_CHECKING:
     from orch._agent import Agent
@@ -343,6 +343,7 @@ class Context:
         failure: Callable[[R], Mapping[str, str] | None] | None = None,
         index: int | None = None,
         rechunk: Callable[[R], Sequence[str]] | None = None,
+        encode: Callable[[R], bytes] | None = None,
     ) -> R:
         """Make (or, in replay, look up) one call to the outside world; return its response.
 
@@ -366,6 +367,12 @@ class Context:
         effect is served from a record (replay, resume) and the run has a listener, the
         listener gets them as ``token`` events, as it got the live call's deltas
         (``orch.stream_delta``). It is never called otherwise, and must not raise.
+
+        ``encode`` gives a live response's canonical bytes, for a caller that makes them
+        faster than :func:`traces.canonical_bytes` for its own response type. They must be
+        exactly ``canonical_bytes(response)`` (the response's key is their hash): a caller
+        pins that with a test, and falls back to ``canonical_bytes`` for what it cannot
+        encode.
         """
         state = self._state
         log = self._log
@@ -408,18 +415,25 @@ class Context:
             meter=meter,
             failure=failure,
             done=done,
+            encode=encode,
         )
 
-    def anchor(self, source: str, subject: str, seq: int, hash: str) -> int | None:
+    def anchor(
+        self, source: str, subject: str, seq: int, hash: str, *, defer: bool = False
+    ) -> int | None:
         """Anchor the head of another hash chain (``source``: e.g. ``tool-audit``; ``subject``:
         which chain of it, e.g. a tenant) in the store's ledger, so that the chain cannot be
         rolled back or forked behind the ledger's checkpoints. Returns the ledger index, or
-        None for a store that keeps no ledger."""
-        ledger = ledger_of(self._state.store)
-        if not ledger.supported:
-            return None
-        return ledger.append(
-            AnchorEntry(source=source, subject=subject, seq=seq, hash=hash, run=self.run_id)
+        None for a store that keeps no ledger.
+
+        ``defer=True`` writes it later, with the latest deferred anchor of the same chain
+        only (which covers the earlier ones through the chain's links): when this or another
+        step of the run ends ok, before that step's record is written, else when the run
+        ends, before its seal, or once 64 of the chain's anchors wait. Returns None then. An
+        element whose anchor was deferred is unanchored until then: a caller defers only what
+        the run's own records also show (an effect it recorded)."""
+        return self._state.effects.anchor(
+            source, subject, seq, hash, self._state.run_id, defer=defer
         )
 
     def put_artifact(self, value: Any) -> str:

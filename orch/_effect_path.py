@@ -17,6 +17,12 @@ adapter streams them, or a served answer cut by the effect's ``rechunk``. The ``
 of the log carries the record's token usage and cost. Nothing a listener hears changes a
 record.
 
+It also holds the anchors of other hash chains that steps defer (:meth:`EffectPath.anchor`,
+the tool broker's audit chains): only the latest anchor of each chain waits, and it goes into
+the store's ledger when a step ends ok, before that step's record is written
+(:meth:`EffectPath.check_all_made`, which the engine calls then), when the run ends, before
+its seal (:meth:`EffectPath.flush_anchors`), or once :data:`ANCHOR_LIMIT` of them wait.
+
 Record bytes are built by :mod:`traces._records`. This module must never decide what a step
 does with the answer, and never make a call itself: the caller passes ``perform``.
 """
@@ -26,7 +32,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -35,15 +41,21 @@ from orch._effects import Divergence, EffectSource, RecordedEffect, RunMode
 from orch._events import EventSink
 from orch.errors import OrchError, RecordedEffectError, ReplayDivergenceError, type_path
 from traces import (
+    AnchorEntry,
     ArtifactStore,
     ErrorInfo,
     EventLog,
     canonical_bytes,
     effect_record_bytes,
     field_diff,
+    ledger_of,
 )
 
-__all__ = ["EffectPath", "error_info", "type_name"]
+__all__ = ["ANCHOR_LIMIT", "EffectPath", "error_info", "type_name"]
+
+ANCHOR_LIMIT: Final = 64
+"""How many deferred anchors of one chain may wait before the latest is written anyway: a
+step that makes many calls leaves at most this many elements of a chain unanchored."""
 
 R = TypeVar("R")
 
@@ -100,6 +112,11 @@ class EffectPath:
         """The run's listener (:meth:`listen`), for ``effect_start`` and ``token`` events."""
         self._run_id = ""
         self._clock: Callable[[], float] = time.time
+        self._anchors: dict[tuple[str, str], tuple[int, str, str, int]] = {}
+        """Deferred anchors by (source, subject): the latest (seq, hash, run) and how many
+        deferrals it stands for."""
+        self._ledger: bool | None = None
+        """Whether the store keeps a ledger (asked once)."""
 
     def listen(self, sink: EventSink | None, run_id: str, clock: Callable[[], float]) -> None:
         """Send each effect's unrecorded live events to ``sink`` (None: to no one)."""
@@ -212,7 +229,11 @@ class EffectPath:
         return value
 
     def check_all_made(self, step_id: str, made: int) -> None:
-        """In replay, after a step ended: the record must not hold effects it did not make."""
+        """After a step ended ok, before its record is written (the engine calls this then):
+        the anchors deferred so far go into the ledger, and, in replay, the record must not
+        hold effects the step did not make."""
+        if self._anchors:
+            self.flush_anchors()
         if self.mode != "replay" or self.source is None:
             return
         slot = self.source.get(step_id, made)
@@ -221,6 +242,50 @@ class EffectPath:
             raise self.diverge(
                 Divergence(step_id, made, "missing-effect", rec.target, rec.request, None)
             )
+
+    # -- anchors of other hash chains ------------------------------------------------------
+
+    def anchor(
+        self, source: str, subject: str, seq: int, hash: str, run: str, *, defer: bool
+    ) -> int | None:
+        """Anchor element ``seq`` (hashing to ``hash``) of chain ``subject`` of ``source`` in
+        the store's ledger; return the ledger index, or None for a store that keeps no ledger
+        and for a deferred anchor. A deferred one replaces the chain's waiting anchor when its
+        ``seq`` is later: the hash of element n commits to elements 0..n through the chain's
+        own links, so the latest anchor covers every earlier one."""
+        keeps = self._ledger
+        if keeps is None:
+            keeps = self._ledger = ledger_of(self.store).supported
+        if not keeps:
+            return None
+        key = (source, subject)
+        waiting = self._anchors.get(key)
+        if not defer:
+            if waiting is not None and waiting[0] <= seq:
+                del self._anchors[key]  # covered by this one
+            return ledger_of(self.store).append(
+                AnchorEntry(source=source, subject=subject, seq=seq, hash=hash, run=run)
+            )
+        if waiting is None or seq > waiting[0]:
+            count = 1 if waiting is None else waiting[3] + 1
+            self._anchors[key] = (seq, hash, run, count)
+        else:
+            self._anchors[key] = (*waiting[:3], waiting[3] + 1)
+        if self._anchors[key][3] >= ANCHOR_LIMIT:
+            self._write_anchor(key)
+        return None
+
+    def flush_anchors(self) -> None:
+        """Write every deferred anchor now, in the order of their (source, subject)."""
+        for key in sorted(self._anchors):
+            self._write_anchor(key)
+
+    def _write_anchor(self, key: tuple[str, str]) -> None:
+        seq, hash, run, _ = self._anchors[key]
+        ledger_of(self.store).append(
+            AnchorEntry(source=key[0], subject=key[1], seq=seq, hash=hash, run=run)
+        )
+        del self._anchors[key]  # after the append: one that failed is tried again later
 
     # -- made live ---------------------------------------------------------------------------
 
@@ -236,9 +301,11 @@ class EffectPath:
         meter: Meter | None,
         failure: Verdict | None,
         done: Callable[[str], None],
+        encode: Callable[[Any], bytes] | None = None,
     ) -> R:
         """Make the call and record it; ``done`` receives the effect record's key (also when
-        the call raised, before the error propagates)."""
+        the call raised, before the error propagates). ``encode``: the response's canonical
+        bytes made by the caller (:meth:`orch.Context.effect`)."""
         listener = None
         if self.sink is not None:
             listener = self._listener(step_id, index, kind, target)
@@ -257,7 +324,9 @@ class EffectPath:
             await self.store.aflush()  # durable before the step goes on: never made twice
             raise
         usage, cost = self._metered(step_id, index, target, meter, response)
-        response_key = self.store.put(canonical_bytes(response))
+        response_key = self.store.put(
+            canonical_bytes(response) if encode is None else encode(response)
+        )
         verdict = failure(response) if failure is not None else None
         error: ErrorInfo | None = None
         if verdict is not None:

@@ -592,6 +592,9 @@ def _finish(
     """Record what never ran, the outputs and the run record, then seal the run
     (:func:`_seal`). Synchronous on purpose: nothing here awaits, so a cancellation cannot
     cut it short."""
+    # Anchors a failed or cancelled step deferred (an ok step wrote its own) go in before
+    # the seal, so a sealed run leaves none of its tool audit entries unanchored.
+    state.effects.flush_anchors()
     pipeline, store = state.pipeline, state.store
     for node_id in pipeline.order:
         if node_id in state.records:

@@ -13,6 +13,23 @@ tenant, the sequence number and the hash, see :mod:`traces._ledger_entries`), so
 chain cannot be rolled back, truncated or forked without disagreeing with the ledger and
 the checkpoints that cover it: :func:`verify_anchored` checks a chain against them.
 
+An anchor of entry n covers entries 0 to n: each entry holds the hash of the one before it,
+so none of them can change, go or be inserted without changing entry n's hash. So a run
+writes one anchor per tenant and step, not one per call (:meth:`orch.Context.anchor` with
+``defer``): the latest entry its calls made, when the step ends ok (before the step's
+record is written), else before the run is sealed, and at least every 64 entries. Until
+then the entries of a step are unanchored, and a process that dies mid-step leaves them so
+until the tenant's next anchor (of any run: it covers every earlier entry). Only entries of
+recorded attempts wait: each names its effect record (``result``), and that record and the
+run's ``effect`` event show the call too, anchored with the run's log when a resume takes
+the run over or the run ends. :func:`verify_anchored` checks that every tool call the
+store's runs recorded live for the tenant has its entry, so a chain rolled back or truncated
+past such entries is caught before any anchor covers them, as a change to what they share
+with the record is; what only the entry holds (latency, wall time) is covered by the
+tenant's next anchor, as a killed run's last events are by its resume (the docs' limits).
+An entry that no record shows (a denial, a refusal before anything was recorded) is
+anchored at once.
+
 Latency and wall time are facts of this execution: they live here and in the run's event
 log, never in a hashed run record. Backends: :class:`MemoryAuditLog` and
 :class:`SQLiteAuditLog` (one file, safe for several processes appending at once).
@@ -22,6 +39,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +48,8 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from traces import AnchorEntry, ArtifactStore, digest, ledger_of, parse_entry
+from traces import AnchorEntry, ArtifactStore, chained_events, digest, ledger_of, parse_entry
+from traces.errors import TraceError
 
 __all__ = [
     "AuditEntry",
@@ -88,6 +107,7 @@ def entry_hash(body: Mapping[str, Any]) -> str:
 
 
 _OPTS = orjson.OPT_SORT_KEYS
+_VALIDATE = AuditEntry.__pydantic_validator__.validate_python
 
 
 @runtime_checkable
@@ -102,10 +122,12 @@ class AuditLog(Protocol):
 def _seal(fields: Mapping[str, Any], seq: int, prev: str | None) -> AuditEntry:
     # Validate first, then hash the validated form: defaults filled in and numbers coerced,
     # exactly what verify() will hash again later. The fields are plain JSON types, so the
-    # validated values are their own dump (one validation per entry, no dump, no copy).
-    entry = AuditEntry.model_validate(dict(fields) | {"seq": seq, "prev": prev, "hash": ""})
+    # validated values are their own dump (one validation per entry, no dump, no copy); the
+    # hash field, declared last, is taken out while the rest is hashed and put back last.
+    entry: AuditEntry = _VALIDATE({**fields, "seq": seq, "prev": prev, "hash": ""})
     values = entry.__dict__
-    values["hash"] = entry_hash(values)
+    del values["hash"]
+    values["hash"] = digest(orjson.dumps(values, option=_OPTS))
     return entry
 
 
@@ -126,15 +148,27 @@ def verify_chain(entries: list[AuditEntry]) -> list[str]:
 
 
 def verify_anchored(entries: list[AuditEntry], tenant: str, store: ArtifactStore) -> list[str]:
-    """Problems with a tenant's chain against the anchors the store's ledger holds for it:
-    every anchored entry must still be in the chain with the anchored hash (a rewritten
-    entry, a truncated or rolled-back chain, a fork all show), on top of the chain's own
-    links (:func:`verify_chain`)."""
+    """Problems with a tenant's chain against the run store: the chain's own links
+    (:func:`verify_chain`); every anchor the store's ledger holds for the tenant, whose entry
+    must still be in the chain with the anchored hash (an anchor of entry n covers entries 0
+    to n, so a rewritten entry, a truncated or rolled-back chain, a fork all show); and every
+    tool call the store's runs made live for the tenant (an ``effect`` event of kind ``tool``
+    not served from a record, whose request names the tenant's principal), which must have
+    its entry, naming the call's effect record (a chain rolled back past entries not yet
+    anchored shows)."""
     problems = verify_chain(entries)
     ledger = ledger_of(store)
-    if not ledger.supported:
-        return problems
-    for index, data in ledger.entries():
+    if ledger.supported:
+        problems.extend(_anchor_problems(entries, tenant, ledger.entries()))
+    problems.extend(_unaudited_calls(entries, tenant, store))
+    return problems
+
+
+def _anchor_problems(
+    entries: list[AuditEntry], tenant: str, ledger: list[tuple[int, bytes]]
+) -> list[str]:
+    problems: list[str] = []
+    for index, data in ledger:
         try:
             anchor = parse_entry(data)
         except ValueError:
@@ -151,9 +185,52 @@ def verify_anchored(entries: list[AuditEntry], tenant: str, store: ArtifactStore
         elif entries[anchor.seq].hash != anchor.hash:
             problems.append(
                 f"entry #{anchor.seq}: hashes to {entries[anchor.seq].hash}, but ledger entry "
-                f"#{index} anchored {anchor.hash}: the chain was rewritten or forked"
+                f"#{index} anchored {anchor.hash}: the chain was rewritten or forked at or "
+                "before this entry"
             )
     return problems
+
+
+def _unaudited_calls(entries: list[AuditEntry], tenant: str, store: ArtifactStore) -> list[str]:
+    """The tool calls recorded live for ``tenant`` in the store's runs with no entry naming
+    their effect record (counted: two runs may record byte-identical calls)."""
+    audited = Counter(e.result for e in entries if e.result is not None)
+    problems: list[str] = []
+    for run_id in store.run_ids():
+        for event in chained_events(store.read_events(run_id)):
+            data = event.get("data")
+            if event.get("type") != "effect" or not isinstance(data, dict):
+                continue
+            if data.get("kind") != "tool" or "served_from" in data:
+                continue  # a served call was audited when it was made
+            key = data.get("record")
+            if not isinstance(key, str):
+                continue
+            if audited[key] > 0:
+                audited[key] -= 1
+                continue
+            if _tenant_of(store, key) != tenant:
+                continue
+            problems.append(
+                f"run {run_id} recorded tool call {data.get('target')!r} (step "
+                f"{event.get('step')!r}, effect #{data.get('index')}, record {key}) of tenant "
+                f"{tenant!r}, but the chain holds no entry for it: the chain was rolled back "
+                "or truncated (or the process died between recording the call and auditing it)"
+            )
+    return problems
+
+
+def _tenant_of(store: ArtifactStore, record_key: str) -> str | None:
+    """The tenant whose principal made the recorded call, or None when the record does not
+    say (not the broker's, or unreadable: verification of the store names that)."""
+    try:
+        record = store.get_value(record_key)
+        request = store.get_value(record["request"]) if isinstance(record, dict) else None
+    except (TraceError, KeyError, TypeError):
+        return None
+    principal = request.get("principal") if isinstance(request, dict) else None
+    tenant = principal.get("tenant") if isinstance(principal, dict) else None
+    return tenant if isinstance(tenant, str) else None
 
 
 class MemoryAuditLog:

@@ -43,6 +43,7 @@ from agents.errors import ToolCallError, ToolConfigError, ToolError
 from agents.tools._audit import AuditLog, MemoryAuditLog
 from agents.tools._budget import Allocation, Estimate, LatencyHistory, TimeBudget
 from agents.tools._credentials import CredentialVault
+from agents.tools._encoding import outcome_bytes, request_bytes
 from agents.tools._principal import Principal
 from agents.tools._ratelimit import RateLimit, RateLimiter
 from agents.tools._redact import REDACTED, is_secret_name, redact_arguments, schema_secrets, scrub
@@ -195,6 +196,7 @@ class ToolBroker:
         self._clock = clock
         self._limiter = RateLimiter(clock)
         self._history: dict[str, LatencyHistory] = {}
+        self._grants: dict[tuple[int, frozenset[str]], tuple[Principal, list[str]]] = {}
         for s in sources:
             self.add(s)
 
@@ -302,7 +304,7 @@ class ToolBroker:
                 f"tool {tool!r} belongs to another tenant; principal {who.id!r} of tenant "
                 f"{who.tenant!r} may not use it",
             )
-        missing = who.missing(policy.scopes)
+        missing = self._missing(who, policy.scopes)
         if missing:
             return ToolError.of(
                 "permission_denied",
@@ -322,6 +324,20 @@ class ToolBroker:
                 f"{tool!r} needs; fix: add it to the broker's vault for that tenant",
             )
         return None
+
+    def _missing(self, who: Principal, scopes: frozenset[str]) -> list[str]:
+        """``who.missing(scopes)``, computed once per principal object and scope set: both
+        are immutable, and wildcard matching costs more than the rest of the stage."""
+        if type(scopes) is not frozenset:  # a policy made by hand with another collection
+            return who.missing(scopes)
+        key = (id(who), scopes)
+        found = self._grants.get(key)
+        if found is None or found[0] is not who:
+            if len(self._grants) >= 4096:
+                self._grants.clear()
+            # The principal is kept with its answer, so its id cannot name another meanwhile.
+            found = self._grants[key] = (who, who.missing(scopes))
+        return found[1]
 
     # -- the call --------------------------------------------------------------------------
 
@@ -454,7 +470,7 @@ class ToolBroker:
         if call.timeout_s is not None:
             request["timeout_s"] = call.timeout_s
         # Encoded once: its digest goes into the audit entry, its bytes into the record.
-        encoded = Encoded(canonical_bytes(request))
+        encoded = Encoded(request_bytes(request))
         request_key = digest(encoded.data)
         performed = [False]
         latency = [0.0]
@@ -492,6 +508,7 @@ class ToolBroker:
                 response_model=ToolOutcome,
                 failure=_failure,
                 index=index,
+                encode=outcome_bytes,
             )
         finally:
             if performed[0]:
@@ -725,14 +742,18 @@ class ToolBroker:
                 "message": "" if error is None else error.message,
                 "retryable": bool(error and error.retryable),
                 "invoked": bool(outcome and outcome.invoked),
-                "latency_ms": round(latency_s * 1000, 3),
+                # To the microsecond, as integer arithmetic: round(x, n) costs more.
+                "latency_ms": int(latency_s * 1e6 + 0.5) / 1000,
                 "timeout_s": outcome.timeout_s if outcome is not None else None,
-                "at": round(time.time(), 6),
+                "at": time.time_ns() // 1000 / 1e6,
             }
         )
-        # The tenant's chain is anchored in the store's ledger entry by entry: a rolled-back
-        # or rewritten audit log no longer matches what the ledger's checkpoints cover.
-        ctx.anchor("tool-audit", entry.tenant, entry.seq, entry.hash)
+        # The tenant's chain is anchored in the store's ledger, so that a rolled-back or
+        # rewritten audit log no longer matches what the ledger's checkpoints cover. An entry
+        # of a recorded attempt is anchored at the end of its step (the run's records show
+        # the attempt until then, see agents.tools._audit); any other entry at once.
+        recorded = entry.result is not None
+        ctx.anchor("tool-audit", entry.tenant, entry.seq, entry.hash, defer=recorded)
 
     # -- listing ---------------------------------------------------------------------------
 

@@ -20,7 +20,6 @@ records each call's allocation in its outcome, and replay serves it.
 
 from __future__ import annotations
 
-import bisect
 import math
 import time
 from collections import deque
@@ -45,23 +44,22 @@ class Estimate:
 
 
 class LatencyHistory:
-    """Latencies of one tool's invoked calls, newest ``window`` kept (and kept sorted, so a
-    quantile costs no sort)."""
+    """Latencies of one tool's invoked calls, newest ``window`` kept. Every call adds one,
+    and only calls within a time budget read a quantile: the values are sorted when read,
+    once per change."""
 
     __slots__ = ("_sorted", "_values", "min_samples")
 
     def __init__(self, window: int = 256, min_samples: int = 3) -> None:
         self._values: deque[float] = deque(maxlen=window)
-        self._sorted: list[float] = []
+        self._sorted: list[float] | None = []
         self.min_samples = min_samples
 
     def add(self, seconds: float) -> None:
-        if not (math.isfinite(seconds) and seconds >= 0):
+        if not 0 <= seconds < math.inf:  # NaN, infinities and negatives are no latency
             return
-        if len(self._values) == self._values.maxlen:
-            del self._sorted[bisect.bisect_left(self._sorted, self._values[0])]
         self._values.append(seconds)
-        bisect.insort(self._sorted, seconds)
+        self._sorted = None
 
     def __len__(self) -> int:
         return len(self._values)
@@ -69,6 +67,8 @@ class LatencyHistory:
     def quantile(self, q: float) -> float | None:
         """Nearest-rank quantile, or None with no samples."""
         values = self._sorted
+        if values is None:
+            values = self._sorted = sorted(self._values)
         if not values:
             return None
         rank = max(1, math.ceil(q * len(values)))

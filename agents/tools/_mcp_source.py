@@ -31,7 +31,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from agents.errors import ToolCallError, ToolConfigError, ToolError
 from agents.tools._schema import SchemaValidator
@@ -347,13 +347,27 @@ class McpSource:
             )
         return Client(self.url, cache=None, message_handler=on_message)
 
+    def _live(self, tenant: str) -> _Connection | None:
+        """The connection for ``tenant`` when it is live, ready and this loop's (the common
+        case, found without a coroutine), else None."""
+        conn = self._connections.get(tenant if self.credential is not None else None)
+        if (
+            conn is not None
+            and conn.client is not None
+            and not conn.dead
+            and conn.loop is asyncio.get_running_loop()
+        ):
+            return conn
+        return None
+
     async def connection(self, tenant: str, credential: str | None) -> _Connection:
         """The live connection for ``tenant`` (one shared when no credential is needed)."""
+        live = self._live(tenant)
+        if live is not None:
+            return live
         key = tenant if self.credential is not None else None
         conn = self._connections.get(key)
         loop = asyncio.get_running_loop()
-        if conn is not None and conn.client is not None and not conn.dead and conn.loop is loop:
-            return conn  # the common case: live, ready, this loop's
         if conn is not None and (conn.dead or conn.loop is not loop or conn.loop.is_closed()):
             if conn.loop is loop:
                 await conn.close()
@@ -433,7 +447,9 @@ class McpSource:
             raise ToolCallError(exc.error.model_copy(update={"tool": tool})) from None
 
     async def resolve(self, remote_name: str, tenant: str, credential: str | None) -> ToolInfo:
-        conn = await self._connect_for(f"{self.name}.{remote_name}", tenant, credential)
+        conn = self._live(tenant) or await self._connect_for(
+            f"{self.name}.{remote_name}", tenant, credential
+        )
         t = conn.tools.get(remote_name)
         if t is None:
             # The server's tool list may have changed since we connected: look once more.
@@ -470,7 +486,7 @@ class McpSource:
         tenant: str,
         credential: str | None,
     ) -> ToolResult:
-        conn = await self._connect_for(info.name, tenant, credential)
+        conn = self._live(tenant) or await self._connect_for(info.name, tenant, credential)
         client = conn.client
         if client is None:
             error = self._connect_error(conn.failure, conn.stderr_tail())
@@ -484,9 +500,7 @@ class McpSource:
         except Exception as exc:
             raise ToolCallError(self._call_error(info.remote_name, exc, conn, seen)) from None
         try:
-            content = [
-                c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in result.content
-            ]
+            content = [_dump_block(c) for c in result.content]
         except (AttributeError, TypeError) as exc:
             raise ToolCallError(
                 ToolError.of(
@@ -595,6 +609,18 @@ async def list_server_tools(server: str, *, name: str = "server") -> ServerTools
     finally:
         await source.aclose()
     return ServerTools(source.describe(), source.transport, tuple(tools))
+
+
+def _dump_block(block: Any) -> Any:
+    """A content block as JSON data: ``model_dump(mode="json", by_alias=True,
+    exclude_none=True)``, without the wrapper for a block that does not override it (one
+    per block of every call)."""
+    cls = type(block)
+    if cls.model_dump is BaseModel.model_dump:
+        return cls.__pydantic_serializer__.to_python(
+            block, mode="json", by_alias=True, exclude_none=True
+        )
+    return block.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def _closed(exc: MCPError) -> bool:

@@ -72,6 +72,8 @@ _NOT_CREDENTIAL_TOKEN = frozenset(
         "bos",
     }
 )
+# Values with nothing inside to redact (a dict or a list may hold a secret-named key).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 # Values this short are not scrubbed from free text: replacing every "abc" would mangle
 # results without protecting anything worth protecting.
 _MIN_SCRUB = 6
@@ -128,7 +130,13 @@ def redact_arguments(
     arguments: Mapping[str, Any], names: Iterable[str]
 ) -> tuple[dict[str, Any], list[str]]:
     """(arguments with secret values replaced, the secret string values found)."""
-    explicit = frozenset(names)
+    explicit = names if isinstance(names, frozenset) else frozenset(names)
+    for k, v in arguments.items():
+        # The common case, decided without the walk: flat arguments, none of them secret.
+        if type(k) is not str or type(v) not in _SCALARS or k in explicit or is_secret_name(k):
+            break
+    else:
+        return dict(arguments), []
     found: list[str] = []
 
     def walk(value: Any, key: str | None, top: bool) -> Any:

@@ -53,7 +53,7 @@ def _flat_check(schema: Mapping[str, Any]) -> Any:
         or extra not in (True, False)
     ):
         return None
-    checks: dict[str, tuple[list[Any], list[Any] | None]] = {}
+    checks: dict[str, tuple[Any, list[Any] | None]] = {}
     for name, sub in props.items():
         if not isinstance(sub, Mapping) or set(sub) - _FLAT_PROPERTY:
             return None
@@ -68,7 +68,7 @@ def _flat_check(schema: Mapping[str, Any]) -> Any:
         enum = sub.get("enum")
         if enum is not None and not isinstance(enum, list):
             return None
-        checks[str(name)] = (tests, enum)
+        checks[str(name)] = (_any_of(tests), enum)
     required_names = [str(r) for r in required]
 
     def check(args: Mapping[str, Any]) -> bool:
@@ -81,8 +81,8 @@ def _flat_check(schema: Mapping[str, Any]) -> Any:
                 if extra is False:
                     return False
                 continue
-            tests, enum = found
-            if tests and not any(t(value) for t in tests):
+            test, enum = found
+            if test is not None and not test(value):
                 return False
             # enum by equality with JSON types only: 1 == True in Python, not in JSON
             if enum is not None and not any(type(value) is type(e) and value == e for e in enum):
@@ -90,6 +90,16 @@ def _flat_check(schema: Mapping[str, Any]) -> Any:
         return True
 
     return check
+
+
+def _any_of(tests: list[Any]) -> Any:
+    """One test for a property's types: None for no type, the type's own test for one (the
+    common case: no generator per argument of every call), else any of them."""
+    if not tests:
+        return None
+    if len(tests) == 1:
+        return tests[0]
+    return lambda v: any(t(v) for t in tests)
 
 
 class SchemaValidator:

@@ -47,7 +47,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 from pydantic import BaseModel
 
-from agents.tools import McpSource, MemoryAuditLog, Principal, ToolBroker, tool
+from agents.tools import McpSource, MemoryAuditLog, Principal, ToolBroker, tool, verify_anchored
 from orch import Context, Pipeline, PipelineBuilder, agent
 from orch._runtime import arun
 from traces import ArtifactStore, DirectoryStore, MemoryStore
@@ -235,19 +235,25 @@ class Bench:
         return timing
 
     def audit_check(self) -> str:
-        """Every broker call left one audit entry, ok, in an intact hash chain."""
+        """Every broker call left one audit entry, ok, in an intact hash chain, which agrees
+        with the anchors in each store's ledger and with the tool calls its runs recorded."""
         audit = self.broker.audit
         if not isinstance(audit, MemoryAuditLog):
             raise SystemExit(f"expected the broker's default MemoryAuditLog, got {audit!r}")
         entries = audit.entries("bench")
         bad = [e for e in entries if e.outcome != "ok"]
         broken = audit.verify("bench")
+        for name, store in self.stores.items():
+            broken += [f"{name} store: {p}" for p in verify_anchored(entries, "bench", store)]
         if len(entries) != self.broker_calls or bad or broken:
             raise SystemExit(
                 f"audit log: {len(entries)} entries for {self.broker_calls} calls, "
                 f"{len(bad)} not ok, chain problems: {broken[:3]}"
             )
-        return f"audit log: {len(entries)} entries, one per broker call, all ok, chain intact"
+        return (
+            f"audit log: {len(entries)} entries, one per broker call, all ok, chain intact and "
+            "in agreement with both stores' anchors and records"
+        )
 
 
 async def measure(calls: int, repeat: int, progress: Callable[[str], None]) -> dict[str, Any]:

@@ -251,6 +251,16 @@ def test_only_finite_non_negative_latencies_count() -> None:
     assert h.quantile(0.5) == 0.25
 
 
+def test_a_quantile_follows_the_latencies_added_after_it_was_read() -> None:
+    h = LatencyHistory()
+    for v in (3.0, 1.0, 2.0):
+        h.add(v)
+    assert h.quantile(1.0) == 3.0
+    h.add(9.0)
+    assert h.quantile(1.0) == 9.0
+    assert h.quantile(0.0) == 1.0
+
+
 def test_the_history_keeps_the_newest_window() -> None:
     h = LatencyHistory(window=3)
     for v in (1.0, 2.0, 3.0, 100.0):

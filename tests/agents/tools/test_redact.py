@@ -96,6 +96,17 @@ def test_the_arguments_are_not_changed() -> None:
 def test_keys_come_back_as_strings() -> None:
     redacted, _ = redact_arguments({"outer": {1: "one"}}, ())
     assert redacted == {"outer": {"1": "one"}}
+    redacted, _ = redact_arguments({2: "two", "user": "bob"}, ())
+    assert redacted == {"2": "two", "user": "bob"}
+
+
+def test_flat_arguments_come_back_as_a_copy() -> None:
+    """Flat arguments with nothing secret take a short path: still a new dict."""
+    args = {"user": "bob", "n": 3, "ratio": 0.5, "ok": True, "none": None}
+    redacted, found = redact_arguments(args, frozenset({"other"}))
+    assert redacted == args and redacted is not args and found == []
+    redacted["user"] = "eve"
+    assert args["user"] == "bob"
 
 
 # -- schema_secrets -----------------------------------------------------------------------------
