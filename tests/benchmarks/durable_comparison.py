@@ -41,7 +41,6 @@ import gc
 import itertools
 import json
 import math
-import operator
 import os
 import platform
 import sqlite3
@@ -53,9 +52,10 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
 import anyio
+from _lg_shapes import langgraph_graph
 from _shapes import chain, wide
 
 from orch import Pipeline
@@ -101,47 +101,6 @@ def langgraph_missing() -> str | None:
             "-e '.[bench]' (langgraph, langgraph-checkpoint-sqlite)"
         )
     return None
-
-
-class LgState(TypedDict):
-    x: int
-    xs: Annotated[list[int], operator.add]
-
-
-def _lg_node(state: LgState) -> dict[str, Any]:
-    return {"x": state["x"]}
-
-
-def _lg_leaf(state: LgState) -> dict[str, Any]:
-    return {"xs": [state["x"]]}
-
-
-def _lg_sink(state: LgState) -> dict[str, Any]:
-    return {"x": len(state["xs"])}
-
-
-def langgraph_graph(shape: str, n: int) -> Any:
-    from langgraph.graph import END, START, StateGraph
-
-    g: Any = StateGraph(LgState)
-    names = [f"n{i:05d}" for i in range(n)]
-    if shape == "chain":
-        for name in names:
-            g.add_node(name, _lg_node)
-        g.add_edge(START, names[0])
-        for a, b in itertools.pairwise(names):
-            g.add_edge(a, b)
-        g.add_edge(names[-1], END)
-    else:
-        g.add_node("source", _lg_node)
-        g.add_node("sink", _lg_sink)
-        g.add_edge(START, "source")
-        for name in names:
-            g.add_node(name, _lg_leaf)
-            g.add_edge("source", name)
-        g.add_edge(names, "sink")
-        g.add_edge("sink", END)
-    return g
 
 
 async def langgraph_runner(

@@ -47,7 +47,6 @@ import gc
 import itertools
 import json
 import math
-import operator
 import os
 import platform
 import statistics
@@ -58,9 +57,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
 import anyio
+from _lg_shapes import langgraph_graph
 from _shapes import Num, chain, noop, wide
 from pydantic import BaseModel
 
@@ -165,54 +165,9 @@ async def run_floor(shape: str, n: int) -> None:
 
 def langgraph_runner(shape: str, n: int) -> Callable[[], Awaitable[Any]] | None:
     try:
-        from langgraph.graph import END, START, StateGraph
-        from langgraph.types import Send
+        graph = langgraph_graph(shape, n).compile()
     except ImportError:
         return None
-
-    class State(TypedDict):
-        x: int
-        xs: Annotated[list[int], operator.add]
-
-    def node(state: State) -> dict[str, Any]:
-        return {"x": state["x"]}
-
-    def leaf(state: State) -> dict[str, Any]:
-        return {"xs": [state["x"]]}
-
-    def sink(state: State) -> dict[str, Any]:
-        return {"x": len(state["xs"])}
-
-    g: Any = StateGraph(State)
-    if shape == "chain":
-        names = [f"n{i:05d}" for i in range(n)]
-        for name in names:
-            g.add_node(name, node)
-        g.add_edge(START, names[0])
-        for a, b in itertools.pairwise(names):
-            g.add_edge(a, b)
-        g.add_edge(names[-1], END)
-    elif shape == "wide":
-        names = [f"n{i:05d}" for i in range(n)]
-        g.add_node("source", node)
-        g.add_node("sink", sink)
-        g.add_edge(START, "source")
-        for name in names:
-            g.add_node(name, leaf)
-            g.add_edge("source", name)
-        g.add_edge(names, "sink")
-        g.add_edge("sink", END)
-    else:
-        g.add_node("source", node)
-        g.add_node("worker", leaf)
-        g.add_node("sink", sink)
-        g.add_edge(START, "source")
-        g.add_conditional_edges(
-            "source", lambda s: [Send("worker", {"x": i, "xs": []}) for i in range(n)]
-        )
-        g.add_edge("worker", "sink")
-        g.add_edge("sink", END)
-    graph = g.compile()
     config = {"recursion_limit": n + 10}
 
     async def go() -> Any:
