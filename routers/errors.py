@@ -8,6 +8,11 @@ The tree::
           └── DatasetPluginError a dataset plugin (entry-point group ``orch.datasets``) is
                                  missing, ambiguous or broken; also an
                                  ``orch.errors.PluginError``, as every plugin error is
+    RouterStateError             a trained router's state cannot be used: damaged, not the
+                                 version it claims, or made by an embedder this machine lacks
+     └── EmbedderUnavailable     sentence embeddings were asked for (or a state was trained
+                                 with them) but the ``embed`` extra is not installed, or its
+                                 weights are not the pinned ones
 
 ``DatasetError`` is a ``ValueError`` because a malformed file or an unknown name is a bad
 value given by the caller. Every message names the thing at fault and the fix
@@ -20,7 +25,13 @@ from __future__ import annotations
 
 from orch.errors import PluginError
 
-__all__ = ["DataUnavailable", "DatasetError", "DatasetPluginError"]
+__all__ = [
+    "DataUnavailable",
+    "DatasetError",
+    "DatasetPluginError",
+    "EmbedderUnavailable",
+    "RouterStateError",
+]
 
 
 class DatasetError(ValueError):
@@ -34,3 +45,13 @@ class DataUnavailable(DatasetError):
 class DatasetPluginError(DatasetError, PluginError):
     """A named dataset is not installed, is provided by two packages, or its plugin fails to
     load; the message names the package and the fix."""
+
+
+class RouterStateError(ValueError):
+    """A trained router's state cannot be used (damaged, not the version it names, or needing
+    an embedder this machine lacks); the message names the state and the fix."""
+
+
+class EmbedderUnavailable(RouterStateError):
+    """Sentence embeddings are needed but the ``embed`` extra is absent, or its weights are
+    not the pinned file."""
