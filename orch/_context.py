@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from orch._ask import DEADLINE_PRINCIPAL, Answer, AwaitingAnswer, Question
 from orch._events import RunEvent
+from orch._gather import LANE, gather_calls
 from orch._pool import WorkerPool
 from orch.errors import ChildStepError, OrchError, StepError
 from traces import Decision, Encoded, canonical_bytes
@@ -116,8 +117,23 @@ class Context:
     def reserve_effect(self) -> int:
         """Take the next effect index now, for an :meth:`effect` made later with
         ``index=``. A reserved slot that is never used is left out of the record."""
+        if LANE.get() is not None:
+            self._in_order("an effect")
         self._log.effects.append("")
         return len(self._log.effects) - 1
+
+    def _in_order(self, what: str) -> None:
+        """Refuse to number ``what`` in a call of :meth:`gather` that has already waited:
+        its place among the step's effects, children or decisions would be its place in
+        completion order."""
+        lane = LANE.get()
+        if lane is not None and lane.opened and lane.log is self._log:
+            raise OrchError(
+                f"step {self.step_id!r}: {what} was started by a call given to ctx.gather() "
+                "after that call first waited, so its place in the step would depend on which "
+                "call finished first; fix: give gather one call per awaitable (await calls "
+                "that depend on each other outside it), or reserve_effect() first"
+            )
 
     def effect_record(self, index: int) -> str | None:
         """The key of the EffectRecord at ``index`` of this step, once that effect ended
@@ -180,6 +196,8 @@ class Context:
         evidence: Mapping[str, Any] | None = None,
     ) -> Decision:
         """Record a routing decision with its evidence; return it."""
+        if LANE.get() is not None:
+            self._in_order("a decision")
         chosen_list = [chosen] if isinstance(chosen, str) else list(chosen)
         unknown = [c for c in chosen_list if c not in candidates]
         if unknown:
@@ -229,6 +247,8 @@ class Context:
         ``escalate_to`` may answer too, and ``default`` may be applied (``orch answer
         --default``). Ask before an effect that needs approval, not after: effects made before
         the pause are served from the record when the run resumes, never made twice."""
+        if LANE.get() is not None:
+            self._in_order("a question")
         index = self._asks
         self._asks += 1
         dumped = default.model_dump(mode="json") if isinstance(default, BaseModel) else default
@@ -440,6 +460,11 @@ class Context:
         """Store a value as a content-addressed artifact; return its key."""
         return self._state.store.put_value(value)
 
+    def has_artifact(self, key: str) -> bool:
+        """True when the run's store holds ``key`` (so a large value whose key is known
+        need not be encoded and hashed again to be stored)."""
+        return self._state.store.has(key)
+
     def get_artifact(self, key: str) -> Any:
         """Read back a stored artifact (verified against its key)."""
         return self._state.store.get_value(key)
@@ -447,6 +472,8 @@ class Context:
     # -- child calls -----------------------------------------------------------------------
 
     def _child_id(self) -> str:
+        if LANE.get() is not None:
+            self._in_order("a child call")
         log = self._log
         index = log.next_call
         log.next_call += 1
@@ -528,6 +555,36 @@ class Context:
         if waiting:
             raise waiting[min(waiting)]
         return results
+
+    async def gather(self, *calls: Awaitable[R], limit: int | None = None) -> list[R]:
+        """Await ``calls`` concurrently (a step's fan-out of model calls, say); return their
+        results in argument order.
+
+        Effects are numbered in argument order whatever the completion order, so the record,
+        replay and resume are those of the same calls awaited one after another: each call
+        starts once the one before has first waited, which is when ``ctx.effect`` has taken
+        its index. So each awaitable makes *one* call, or several before its first wait: an
+        effect, child call or decision it starts after it has waited raises
+        :class:`~orch.errors.OrchError` (its place would follow timing). The step's RNG and
+        logical clock are not guarded: draw before gathering.
+
+        At most ``limit`` calls run at once (default: the run's ``max_concurrency``). The
+        first failure cancels the other calls and stops those not yet started (an effect
+        cancelled while it runs leaves no record), then it is raised as it was, never
+        wrapped in an ``ExceptionGroup``; when several calls failed before the cancellation
+        reached them, the failure of the earliest call given is raised. A call that waits
+        for an answer (:meth:`ask`) counts as one that failed. Calls given to ``gather``
+        must not call ``gather`` of this step again.
+
+        A failed step's record keeps the calls that ended before the failure. A replay,
+        which serves every call at once, reproduces it when those were the calls given
+        before the failed one (as when they end in call order, or in turn); a call given
+        after it that ended first is in the record but not in the replay's.
+        """
+        bound = self._state.max_concurrency if limit is None else limit
+        if len(calls) <= 1 and bound >= 1:  # one call has nothing to be ordered against
+            return [await call for call in calls]
+        return await gather_calls(self._log, self.step_id, calls, bound)
 
     async def map(
         self,

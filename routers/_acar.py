@@ -12,9 +12,12 @@ with no readable answer counts as its own distinct answer. Then, escalating only
 * σ = 1 → **full ensemble**: all ensemble models answer and a judge picks one response
   (an unreadable verdict falls back to the majority of the ensemble, and says so).
 
-Every call is a recorded effect through the model hub, and the router records one Decision:
-σ, the probe answers, the mode, the reason, the models invoked, the final answer and the
-cost of the calls (latency is wall-clock time and stays in the event log).
+The calls of a stage (the probes; the verifiers; the ensemble) are made at once
+(``ctx.gather``), so a stage takes as long as its slowest call; they are recorded, listed and
+costed in the order above whichever answers first, so the record is the one of the same calls
+made in turn. Every call is a recorded effect through the model hub, and the router records
+one Decision: σ, the probe answers, the mode, the reason, the models invoked, the final answer
+and the cost of the calls (latency is wall-clock time and stays in the event log).
 
 **Fixed modes** (``fixed_mode``, for the "always" baselines of ACAR's table): the mode is
 forced instead of chosen by σ. The probes are still sampled and σ still reported (what
@@ -192,18 +195,21 @@ async def acar(task: Task, ctx: Context) -> ACARResult:
     invoked: list[str] = []
     cost = 0.0
 
-    async def call(request: ChatRequest) -> ChatResponse:
+    async def call(*requests: ChatRequest) -> list[ChatResponse]:
+        # The calls run at once; they are recorded, listed and costed in the order given
+        # (the cost summed in that order, so its float is the same whatever answers first).
         nonlocal cost
-        response = await hub.chat(ctx, request)
-        invoked.append(request.model)
-        cost += hub.registry.model(request.model).cost(response.usage)
-        return response
+        responses = await ctx.gather(*(hub.chat(ctx, r) for r in requests))
+        for request, response in zip(requests, responses, strict=True):
+            invoked.append(request.model)
+            cost += hub.registry.model(request.model).cost(response.usage)
+        return responses
 
     fixed = cfg.fixed_mode
     probe_answers: list[str | None] = []
     if fixed != "full-no-probes":
-        probes = [
-            await call(
+        probes = await call(
+            *(
                 _ask(
                     cfg.probe_model,
                     task.question,
@@ -211,9 +217,9 @@ async def acar(task: Task, ctx: Context) -> ACARResult:
                     sample=i,
                     max_tokens=cfg.max_tokens,
                 )
+                for i in range(cfg.n_probes)
             )
-            for i in range(cfg.n_probes)
-        ]
+        )
         probe_answers = [extract(p.text) for p in probes]
         s: float | None = sigma(probe_answers)
     else:
@@ -237,18 +243,13 @@ async def acar(task: Task, ctx: Context) -> ACARResult:
                 f"{why}: the majority of {cfg.n_probes} probes of {cfg.probe_model}, {answer!r}"
             )
     elif mode == "two-model":
-        verdicts = [
-            extract(
-                (
-                    await call(
-                        _ask(
-                            m, task.question, temperature=None, sample=0, max_tokens=cfg.max_tokens
-                        )
-                    )
-                ).text
+        checks = await call(
+            *(
+                _ask(m, task.question, temperature=None, sample=0, max_tokens=cfg.max_tokens)
+                for m in cfg.verifiers()
             )
-            for m in cfg.verifiers()
-        ]
+        )
+        verdicts = [extract(r.text) for r in checks]
         evidence["verifier_answers"] = dict(zip(cfg.verifiers(), verdicts, strict=True))
         if cfg.verification == "majority":
             answer = majority([probe_majority, *verdicts], prefer=probe_majority)
@@ -259,15 +260,15 @@ async def acar(task: Task, ctx: Context) -> ACARResult:
             f"{verdicts}; policy {cfg.verification!r} gives {answer!r}"
         )
     else:
-        responses = [
-            await call(
+        responses = await call(
+            *(
                 _ask(m, task.question, temperature=None, sample=0, max_tokens=cfg.max_tokens)
+                for m in cfg.ensemble
             )
-            for m in cfg.ensemble
-        ]
+        )
         answers = [extract(r.text) for r in responses]
         evidence["ensemble_answers"] = dict(zip(cfg.ensemble, answers, strict=True))
-        verdict = await call(
+        (verdict,) = await call(
             _ask(
                 cfg.judge_model,
                 judge_prompt(task.question, [r.text for r in responses]),

@@ -179,7 +179,7 @@ def _stage_prompt(question: str, node: AgentNode, previous: str | None) -> str:
     return "\n\n".join(parts)
 
 
-@agent(name="amro-router", version="1", config=AMROConfig)
+@agent(name="amro-router", version="2", config=AMROConfig)
 async def amro_router(query: AMROQuery, ctx: Context) -> AMROResult:
     """Route with the pheromone state ``query.state``; see the module docstring."""
     cfg: AMROConfig = ctx.config
@@ -378,17 +378,22 @@ async def amro_learn(batch: AMROLearnBatch, ctx: Context) -> PheromoneState:
     else:
         hub: ModelHub = ctx.service("models")
         assert cfg.judge_model is not None
-        for entry in batch.entries:
-            reply = await hub.chat(
-                ctx,
-                ChatRequest(
-                    model=cfg.judge_model,
-                    messages=[ChatMessage(role="user", content=_judge_prompt(entry))],
-                    max_tokens=8,
-                ),
+        # The verdicts are asked at once and recorded in entry order (ctx.gather).
+        replies = await ctx.gather(
+            *(
+                hub.chat(
+                    ctx,
+                    ChatRequest(
+                        model=cfg.judge_model,
+                        messages=[ChatMessage(role="user", content=_judge_prompt(entry))],
+                        max_tokens=8,
+                    ),
+                )
+                for entry in batch.entries
             )
-            # An unreadable verdict rejects: never reinforce a path nobody vouched for.
-            verdicts.append(bool(_YES.search(reply.text)) and not _NO.search(reply.text))
+        )
+        # An unreadable verdict rejects: never reinforce a path nobody vouched for.
+        verdicts = [bool(_YES.search(r.text)) and not _NO.search(r.text) for r in replies]
     ids = [f"#{i}" for i in range(len(batch.entries))]
     accepted = [e for e, ok in zip(batch.entries, verdicts, strict=True) if ok]
     ctx.decide(

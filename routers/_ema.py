@@ -10,6 +10,20 @@ latency 2000 ms, cost 0, stability 0.9. The panel score is::
 and the panel is the top k agents (k = 3 by default); the top agent is dispatcher and merger.
 Ties are broken by agent name, so the ranking never depends on dict or arrival order.
 
+**Exploration** (:class:`PanelExploration`, off by default; *our addition*, the paper's
+panel never explores): a model that has never been observed keeps the default score and
+may never enter a panel of good models, so it is never observed. :func:`explore_panel` lets it
+in two ways, both deterministic:
+
+* an *optimism bonus*: agents are ranked by ``panel score + bonus / sqrt(1 + n)``, n being
+  the agent's observations (the most any of its metrics has had), so the less an agent has
+  been observed the more it is lifted;
+* *epsilon-greedy*: for each task a draw ``u`` in [0, 1) is taken from a hash of the seed and
+  the task (never from global randomness), and when ``u < epsilon`` the panel's last seat
+  goes to one of the least-observed agents outside it (picked by the same hash).
+
+The same state, task and seed always give the same panel, so a replay makes the same choice.
+
 The state is an immutable value: :func:`apply_feedback` returns a new state whose ``parent``
 is the key of the old one, so a run can record exactly which version it read, and a batch of
 feedback applied in input order always yields the same version. Feedback values (latency
@@ -18,6 +32,7 @@ included) come from recorded steps, never from a clock read here.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Sequence
 
@@ -33,8 +48,12 @@ __all__ = [
     "EMAFeedback",
     "EMAState",
     "Observation",
+    "PanelChoice",
+    "PanelExploration",
     "apply_feedback",
     "ema_feedback",
+    "explore_panel",
+    "observed",
     "panel",
     "panel_score",
 ]
@@ -151,6 +170,91 @@ def panel(state: EMAState, agents: Sequence[str], k: int = 3) -> list[tuple[str,
         ((a, panel_score(state.stats(a))) for a in set(agents)), key=lambda t: (-t[1], t[0])
     )
     return scored[:k]
+
+
+def observed(stats: AgentStats) -> int:
+    """How many times an agent was observed: the most observations any metric has had."""
+    return max(stats.counts.values(), default=0)
+
+
+class PanelExploration(BaseModel):
+    """How :func:`explore_panel` explores (see the module docstring)."""
+
+    model_config = _FROZEN
+    epsilon: float = Field(default=0.1, ge=0, le=1)
+    """The chance, per task, that the panel's last seat goes to a least-observed agent
+    outside the panel (drawn from a hash of ``seed`` and the task)."""
+    bonus: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    """Optimism: ``bonus / sqrt(1 + observations)`` is added to an agent's panel score while
+    the panel is ranked (0: none)."""
+    seed: int = 0
+    """Seeds the epsilon draws: another seed explores on other tasks."""
+
+
+class PanelChoice(BaseModel):
+    """A panel chosen with exploration, and why."""
+
+    model_config = _FROZEN
+    members: list[tuple[str, float]]
+    """(agent, panel score), in panel order: the first dispatches and merges."""
+    explored: dict[str, str]
+    """Members that are in the panel by exploration, each with the reason."""
+    draw: float
+    """This task's epsilon draw, in [0, 1): exploration by draw happened when below epsilon."""
+    ranking: dict[str, float]
+    """Every candidate's ranking score: its panel score plus its optimism bonus."""
+
+
+def _task_draw(seed: int, task: str) -> tuple[float, int]:
+    digest = hashlib.sha256(f"orch.ema-explore\x00{seed}\x00{task}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64, int.from_bytes(digest[8:16], "big")
+
+
+def explore_panel(
+    state: EMAState,
+    agents: Sequence[str],
+    k: int,
+    explore: PanelExploration,
+    task: str,
+) -> PanelChoice:
+    """The panel of :func:`panel`, exploring as ``explore`` says for ``task`` (a string that
+    names the task: the same task always draws the same). With ``epsilon`` and ``bonus`` both
+    0 it is :func:`panel`'s, with nothing explored."""
+    plain = panel(state, agents, k)
+    candidates = sorted(set(agents))
+    counts = {a: observed(state.stats(a)) for a in candidates}
+    scores = {a: panel_score(state.stats(a)) for a in candidates}
+    lift = {a: explore.bonus / math.sqrt(1 + counts[a]) for a in candidates}
+    ranking = {a: scores[a] + lift[a] for a in candidates}
+    members = sorted(candidates, key=lambda a: (-ranking[a], a))[: len(plain)]
+    in_plain = {a for a, _ in plain}
+    explored = {
+        a: (
+            f"optimism bonus +{lift[a]:.3f} ({counts[a]} observations) lifts its score "
+            f"{scores[a]:+.3f} to {ranking[a]:+.3f}"
+        )
+        for a in members
+        if a not in in_plain
+    }
+    draw, pick = _task_draw(explore.seed, task)
+    outside = [a for a in candidates if a not in members]
+    if draw < explore.epsilon and outside:
+        fewest = min(counts[a] for a in outside)
+        pool = [a for a in outside if counts[a] == fewest]
+        chosen = pool[pick % len(pool)]
+        explored.pop(members[-1], None)
+        members[-1] = chosen
+        explored[chosen] = (
+            f"epsilon draw {draw:.4f} < {explore.epsilon}: the last seat goes to {chosen}, "
+            f"one of the {len(pool)} least-observed agents outside the panel "
+            f"({fewest} observations)"
+        )
+    return PanelChoice(
+        members=[(a, scores[a]) for a in members],
+        explored=explored,
+        draw=draw,
+        ranking=ranking,
+    )
 
 
 def _summary(state: EMAState) -> str:

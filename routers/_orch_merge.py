@@ -19,8 +19,10 @@ into EMA observations, and :data:`~routers._ema.ema_feedback` applies them to ma
 state version.
 
 *Our choices*: with k < 3 the panel analyses the first k sub-questions; with k > 3 the
-sub-questions go round the panel; the analysts' and merger's calls run in panel order; a
-failed analyst call is recorded as an unstable observation and its analysis left out.
+sub-questions go round the panel; the analysts' calls are made at once (``ctx.gather``), and
+recorded, listed and costed in panel order whichever answers first; a failed analyst call is
+recorded as an unstable observation and its analysis left out. The judge of
+:func:`judge_feedback` is asked about its distinct answers at once too, in their sorted order.
 """
 
 from __future__ import annotations
@@ -28,13 +30,29 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from agents.models import ChatMessage, ChatRequest, ModelHub, ProviderError
 from orch import Context, agent
-from routers._ema import EMAState, Observation, panel, panel_score
+from orch.errors import RecordedEffectError, type_path
+from routers._ema import (
+    EMAState,
+    Observation,
+    PanelExploration,
+    explore_panel,
+    observed,
+    panel,
+    panel_score,
+)
 from routers._extract import number, option_letter
 
 __all__ = [
@@ -71,6 +89,8 @@ class OrchConfig(BaseModel):
     """Allowed option letters (A-D or A-J in the paper)."""
     analysis_chars: int = Field(default=500, gt=0)
     max_tokens: int = Field(default=512, gt=0)
+    explore: PanelExploration | None = None
+    """Let the panel explore (:func:`routers._ema.explore_panel`); None: the plain top k."""
 
     @model_validator(mode="after")
     def _check(self) -> OrchConfig:
@@ -78,6 +98,15 @@ class OrchConfig(BaseModel):
         if dupes:
             raise ValueError(f"panel candidates must be distinct, got duplicates {dupes}")
         return self
+
+    @model_serializer(mode="wrap")
+    def _canonical(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The config hash is the hash of this dump: a config that does not explore must dump
+        # as it did before ``explore`` existed, or every recorded ORCH spec hash would change.
+        data: dict[str, Any] = handler(self)
+        if self.explore is None:
+            data.pop("explore", None)
+        return data
 
 
 class OrchQuestion(BaseModel):
@@ -107,6 +136,18 @@ class OrchMergeResult(BaseModel):
     merge_cost_usd: float
     cost_usd: float
     state_version: str
+
+
+_PROVIDER_ERROR = type_path(ProviderError)
+
+
+def _call_failure(exc: ProviderError | RecordedEffectError) -> str | None:
+    """The message of a model call that failed for good, made live (a ProviderError) or
+    served from the record (a replay raises the recorded failure again as a
+    RecordedEffectError, with the text it had); None for another recorded failure."""
+    if isinstance(exc, ProviderError):
+        return str(exc)
+    return exc.original_message if exc.original_type == _PROVIDER_ERROR else None
 
 
 _NUMBERED = re.compile(r"^\s*(?:\d+[.):]|[-*•])\s*(.+?)\s*$")
@@ -162,7 +203,30 @@ async def orch_merge(q: OrchQuestion, ctx: Context) -> OrchMergeResult:
     cfg: OrchConfig = ctx.config
     hub: ModelHub = ctx.service("models")
     state = ctx.load(q.state, EMAState)
-    ranked = panel(state, cfg.agents, cfg.k)
+    parameters: dict[str, Any] = {"k": cfg.k, "alpha": state.alpha, "agents": cfg.agents}
+    evidence: dict[str, Any] = {
+        "stats": {
+            a: state.stats(a).model_dump(mode="json", exclude={"counts"})
+            for a in sorted(cfg.agents)
+        }
+    }
+    if cfg.explore is None:
+        ranked = panel(state, cfg.agents, cfg.k)
+        how, explored = "by EMA panel score", ""
+    else:
+        # The task is the question on this state version: a replay draws the same, and the
+        # same question asked again on a newer state draws anew.
+        choice = explore_panel(state, cfg.agents, cfg.k, cfg.explore, f"{q.state}\x00{q.question}")
+        ranked = choice.members
+        how = "by EMA panel score, exploring"
+        explored = "".join(f"; {a} by exploration: {why}" for a, why in choice.explored.items())
+        parameters["explore"] = cfg.explore.model_dump(mode="json")
+        evidence["exploration"] = {
+            "draw": choice.draw,
+            "explored": choice.explored,
+            "ranking": {a: round(s, 12) for a, s in choice.ranking.items()},
+            "observations": {a: observed(state.stats(a)) for a in sorted(cfg.agents)},
+        }
     members = [a for a, _ in ranked]
     merger = members[0]
     ctx.decide(
@@ -170,23 +234,18 @@ async def orch_merge(q: OrchQuestion, ctx: Context) -> OrchMergeResult:
         chosen=members,
         scores={a: round(panel_score(state.stats(a)), 12) for a in sorted(cfg.agents)},
         reason=(
-            f"top {len(members)} by EMA panel score: "
+            f"top {len(members)} {how}: "
             + ", ".join(f"{a} {s:+.3f}" for a, s in ranked)
             + f"; {merger} dispatches and merges"
+            + explored
         ),
-        parameters={"k": cfg.k, "alpha": state.alpha, "agents": cfg.agents},
+        parameters=parameters,
         state_version=q.state,
-        evidence={
-            "stats": {
-                a: state.stats(a).model_dump(mode="json", exclude={"counts"})
-                for a in sorted(cfg.agents)
-            }
-        },
+        evidence=evidence,
     )
-    total = 0.0
+    total = 0.0  # summed in call order, so its float never depends on which call ends first
 
     async def ask(model: str, prompt: str, temperature: float | None) -> tuple[str, float]:
-        nonlocal total
         response = await hub.chat(
             ctx,
             ChatRequest(
@@ -196,50 +255,50 @@ async def orch_merge(q: OrchQuestion, ctx: Context) -> OrchMergeResult:
                 max_tokens=cfg.max_tokens,
             ),
         )
-        cost = hub.registry.model(model).cost(response.usage)
-        total += cost
-        return response.text, cost
+        return response.text, hub.registry.model(model).cost(response.usage)
 
     decomposition: Literal["model", "fallback"] = "model"
     try:
-        text, _ = await ask(merger, _decompose_prompt(q.question), None)
+        text, cost = await ask(merger, _decompose_prompt(q.question), None)
+        total += cost
         subs = parse_subquestions(text)
-    except ProviderError:
+    except (ProviderError, RecordedEffectError) as exc:
+        if _call_failure(exc) is None:
+            raise
         subs = None
     if subs is None:
         subs, decomposition = list(FALLBACK_SUBQUESTIONS), "fallback"
 
-    n_analyses = len(members)
-    analyses: list[Analysis] = []
-    for i in range(n_analyses):
-        member, sub = members[i % len(members)], subs[i % 3]
+    async def analyse(member: str, sub: str) -> Analysis:
+        prompt = _analysis_prompt(q.question, sub, cfg.analysis_chars, cfg.answer_format)
         try:
-            text, cost = await ask(
-                member,
-                _analysis_prompt(q.question, sub, cfg.analysis_chars, cfg.answer_format),
-                None,
+            text, cost = await ask(member, prompt, None)
+        except (ProviderError, RecordedEffectError) as exc:
+            failure = _call_failure(exc)
+            if failure is None:
+                raise
+            return Analysis(
+                agent=member, subquestion=sub, text=failure[:200], tentative=None, ok=False
             )
-        except ProviderError as exc:
-            analyses.append(
-                Analysis(
-                    agent=member, subquestion=sub, text=str(exc)[:200], tentative=None, ok=False
-                )
-            )
-            continue
         text = text[: cfg.analysis_chars]
-        analyses.append(
-            Analysis(
-                agent=member,
-                subquestion=sub,
-                text=text,
-                tentative=parse_merge(text, cfg.answer_format, cfg.letters),
-                cost_usd=cost,
-            )
+        return Analysis(
+            agent=member,
+            subquestion=sub,
+            text=text,
+            tentative=parse_merge(text, cfg.answer_format, cfg.letters),
+            cost_usd=cost,
         )
+
+    analyses = await ctx.gather(
+        *(analyse(members[i % len(members)], subs[i % 3]) for i in range(len(members)))
+    )
     usable = [a for a in analyses if a.ok]
+    for a in usable:
+        total += a.cost_usd
     merge_text, merge_cost = await ask(
         merger, _merge_prompt(q.question, usable, cfg.answer_format, cfg.letters), 0.0
     )
+    total += merge_cost
     return OrchMergeResult(
         answer=parse_merge(merge_text, cfg.answer_format, cfg.letters),
         panel=members,
@@ -330,25 +389,31 @@ async def judge_feedback(inp: JudgeFeedbackInput, ctx: Context) -> JudgedFeedbac
     cfg: JudgeFeedbackConfig = ctx.config
     hub: ModelHub = ctx.service("models")
     verdicts: dict[str, float | None] = {}
-    answers = [a.tentative for a in inp.result.analyses] + [inp.result.answer]
-    for answer in sorted({a for a in answers if a is not None and a != UNPARSEABLE}):
-        reply = await hub.chat(
-            ctx,
-            ChatRequest(
-                model=cfg.judge_model,
-                messages=[
-                    ChatMessage(
-                        role="user",
-                        content=(
-                            f"Is {answer} the correct answer to the question below? Reply 'yes' "
-                            f"or 'no' only.\n\nQuestion:\n{inp.question}"
-                        ),
-                    )
-                ],
-                temperature=0.0,
-                max_tokens=8,
-            ),
+    given = [a.tentative for a in inp.result.analyses] + [inp.result.answer]
+    answers = sorted({a for a in given if a is not None and a != UNPARSEABLE})
+    replies = await ctx.gather(
+        *(
+            hub.chat(
+                ctx,
+                ChatRequest(
+                    model=cfg.judge_model,
+                    messages=[
+                        ChatMessage(
+                            role="user",
+                            content=(
+                                f"Is {answer} the correct answer to the question below? Reply "
+                                f"'yes' or 'no' only.\n\nQuestion:\n{inp.question}"
+                            ),
+                        )
+                    ],
+                    temperature=0.0,
+                    max_tokens=8,
+                ),
+            )
+            for answer in answers
         )
+    )
+    for answer, reply in zip(answers, replies, strict=True):
         yes, no = bool(_YES.search(reply.text)), bool(_NO.search(reply.text))
         verdicts[answer] = 1.0 if yes and not no else 0.0 if no and not yes else None
 
