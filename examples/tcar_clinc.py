@@ -1,16 +1,26 @@
-"""TCAR over CLINC150: ten domain agents, the offline reasoning router, a refining agent.
+"""TCAR over CLINC150: ten domain agents, the offline trained router, a refining agent.
 
 Each CLINC150 domain (banking, travel, kitchen and dining, ...) is an agent: its card has the
-domain's name, a description listing its intents, and a few example queries; the agent itself
-names the intent within its domain that is nearest the query (or declines). The TCAR router,
-here the offline lexical router (no keys, no model), chooses up to 3 agents or ``oos`` and
-writes its evidence as the reason; the chosen agents run in parallel and the refining agent
-merges their answers (one answer, an agreement, a stated conflict, or a polite decline).
+domain's name, a description listing its intents, and its intents' training queries as
+examples; the agent itself names the intent of its domain nearest the query (exact cosine
+neighbours over TF-IDF, :class:`routers.NearestIndex`), or declines when none is near. The
+TCAR router, here the offline router (no keys, no model), is a classifier trained on the
+cards (:func:`routers.train_tcar`, scikit-learn TF-IDF only, so it trains in a second) and
+calibrated on the subset's validation split, never on the test queries: the state is stored
+and the pipeline names its version. It chooses up to 3 agents or ``oos`` and writes its
+probabilities as the reason; the chosen agents run in parallel and the refining agent merges
+their answers (one answer, an agreement, a stated conflict, or a polite decline). No model
+is called, and the test queries are never used to train or calibrate.
 
 Data: a subset of CLINC150 (Larson et al., EMNLP 2019; CC BY 3.0, see
 ``examples/data/LICENSE.CLINC150-CC-BY-3.0``): 10 training queries per intent as agent
-examples, 2 test queries per intent and 30 out-of-scope test queries. The router's thresholds
-were tuned on the subset's validation split, never on the test queries. Run::
+examples, 1 validation query per intent and 30 out-of-scope validation queries to calibrate
+on, 2 test queries per intent and 30 out-of-scope test queries. On the 330 test queries
+(one run, 2026-12-06): gold domain chosen for 0.827 of the in-scope ones, intent found by a
+chosen agent 0.600 (nearest neighbours among 10 examples per intent), out-of-scope answered
+``oos`` 0.733 (the subset has no out-of-scope training queries: the router declines by a
+score calibrated on the 30 validation ones), 1.13 agents per routed query. The domain
+agents' threshold (0.3) was chosen on the validation split too. Run::
 
     python examples/tcar_clinc.py [--limit N] [--show K]
     orch show <run id>   /   orch replay <run id>
@@ -29,12 +39,23 @@ from pydantic import BaseModel
 import orch
 from agents.refiner import AgentReply
 from orch import Context, PipelineBuilder, agent
-from routers import OOS, AgentCard, AgentRegistry, LexicalIndex, TCARQuery, tcar
+from routers import (
+    OOS,
+    AgentCard,
+    AgentRegistry,
+    IntentClassifier,
+    NearestIndex,
+    TCARQuery,
+    TfidfEmbedder,
+    TrainConfig,
+    save_state,
+    tcar,
+    train_tcar,
+)
 
 DATA = Path(__file__).parent / "data" / "clinc150_subset.json"
-# Tuned on the subset's validation split (in-scope recall 0.87, oos 0.23, 1.15 agents).
-ROUTER = {"lexical_k": 10, "lexical_min_similarity": 0.35, "lexical_ratio": 0.7}
-INTENT_MIN_SIMILARITY = 0.2
+INTENT_MIN_SIMILARITY = 0.3
+"""A domain agent declines when no training query of its domain is this similar (cosine)."""
 
 
 @functools.cache
@@ -43,22 +64,27 @@ def dataset() -> dict[str, Any]:
     return data
 
 
+@functools.cache
+def domain_of() -> dict[str, str]:
+    return {i: d for d, intents in dataset()["domains"].items() for i in intents}
+
+
 class Domain(BaseModel):
     domain: str
 
 
 @functools.cache
-def _domain_index(domain: str) -> tuple[LexicalIndex, list[str]]:
-    intents = dataset()["domains"][domain]
+def _domain_index(domain: str) -> tuple[NearestIndex, list[str]]:
     texts, labels = [], []
-    for intent, examples in sorted(intents.items()):
+    for intent, examples in sorted(dataset()["domains"][domain].items()):
         for text in [intent.replace("_", " "), *examples]:
             texts.append(text)
             labels.append(intent)
-    return LexicalIndex(texts), labels
+    embedder = TfidfEmbedder.fit(texts, analyzer="char_wb", ngram_range=(2, 5))
+    return NearestIndex(embedder, texts), labels
 
 
-@agent(name="clinc-domain-agent", version="1", config=Domain)
+@agent(name="clinc-domain-agent", version="2", config=Domain)
 async def domain_agent(q: TCARQuery, ctx: Context) -> AgentReply:
     """Name the intent of this domain nearest the query, or decline."""
     domain = ctx.config.domain
@@ -94,13 +120,26 @@ def services() -> dict[str, Any]:
     return {"agents": AgentRegistry([(c, domain_agent.with_config(domain=c.id)) for c in cards()])}
 
 
-def build() -> orch.Pipeline:
+@functools.cache
+def router_state() -> IntentClassifier:
+    """The offline router: trained on the cards, calibrated on the validation split (each
+    query's gold agent is its intent's domain; out-of-scope queries as negatives)."""
+    val = dataset()["val"]
+    return train_tcar(
+        cards(),
+        heldout=[(q, domain_of()[i]) for q, i in val if i != OOS],
+        heldout_negatives=[q for q, i in val if i == OOS],
+        config=TrainConfig(sentence=False),
+    )
+
+
+def pipeline() -> orch.Pipeline:
+    """The pipeline (a function, so importing the file trains nothing): TCAR routed by the
+    stored router state's version."""
+    team = tcar.with_config(router={"router_state": router_state().version})
     p = PipelineBuilder("tcar-clinc150")
-    p.output("answer", p.node("tcar", tcar.with_config(router=ROUTER), query=p.input("query", str)))
+    p.output("answer", p.node("tcar", team, query=p.input("query", str)))
     return p.build()
-
-
-pipeline = build()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,20 +148,24 @@ def main(argv: list[str] | None = None) -> int:
     from traces import open_store
 
     ap = argparse.ArgumentParser(description="TCAR over a CLINC150 subset, offline")
-    ap.add_argument("--limit", type=int, default=0, help="only the first N test queries")
+    ap.add_argument("--limit", type=int, default=0, help="N test queries spread over the split")
     ap.add_argument("--show", type=int, default=5, help="print the decisions of K queries")
     args = ap.parse_args(argv)
     console = Console(soft_wrap=True)
     data = dataset()
-    domain_of = {i: d for d, intents in data["domains"].items() for i in intents}
-    tests = data["test"][: args.limit or None]
+    # Evenly spread, so a short run sees several domains and out-of-scope queries too.
+    tests = data["test"]
+    if args.limit:
+        tests = [tests[k * len(tests) // args.limit] for k in range(min(args.limit, len(tests)))]
     svc = services()
-    hits = intent_hits = oos_hits = n_in = n_oos = agents_chosen = multi = 0
+    pipe = pipeline()
+    hits = intent_hits = oos_hits = n_in = n_oos = routed = agents_chosen = 0
     last = ""
     with open_store() as store:
+        version = save_state(store, router_state())
         for k, (query, gold) in enumerate(tests):
             result = orch.run(
-                pipeline,
+                pipe,
                 {"query": query},
                 store=store,
                 services=svc,
@@ -132,26 +175,27 @@ def main(argv: list[str] | None = None) -> int:
             out = result.outputs["answer"]
             chosen = out.route.chosen
             last = result.run_id
+            if chosen != [OOS]:
+                routed += 1
+                agents_chosen += len(chosen)
             if gold == OOS:
                 n_oos += 1
                 oos_hits += chosen == [OOS]
             else:
                 n_in += 1
-                hits += domain_of[gold] in chosen
+                hits += domain_of()[gold] in chosen
                 intent_hits += any(a.reply and a.reply.answer == gold for a in out.answers)
-                agents_chosen += len([c for c in chosen if c != OOS])
-                multi += len(chosen) > 1
             if k < args.show:
                 console.print(f"[bold]{query}[/]  (gold: {gold})")
                 console.print(f"  route {chosen} via {out.route.via}: {out.route.reason}")
                 console.print(f"  refined ({out.final.kind}): {out.final.text}\n")
     console.print(
         f"{len(tests)} queries: in-scope {n_in}, out-of-scope {n_oos}\n"
-        f"domain accuracy (gold agent chosen): {hits / max(n_in, 1):.3f}\n"
-        f"intent found by a chosen agent:      {intent_hits / max(n_in, 1):.3f}\n"
-        f"out-of-scope answered oos:           {oos_hits / max(n_oos, 1):.3f}\n"
-        f"mean agents chosen (in-scope):       {agents_chosen / max(n_in, 1):.2f}; "
-        f"more than one agent: {multi / max(n_in, 1):.3f}\n"
+        f"domain accuracy (gold domain chosen): {hits / max(n_in, 1):.3f}\n"
+        f"intent found by a chosen agent:       {intent_hits / max(n_in, 1):.3f}\n"
+        f"out-of-scope answered oos:            {oos_hits / max(n_oos, 1):.3f}\n"
+        f"mean agents per routed query:         {agents_chosen / max(routed, 1):.2f}\n"
+        f"router state: orch state {version}\n"
         f"inspect a run: orch show {last}   replay it: orch replay {last}"
     )
     return 0

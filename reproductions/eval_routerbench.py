@@ -3,14 +3,20 @@
 Reads the shared recordings at run time (``$ORCH_EVAL_DATA`` or the nearest
 ``shared/data/``; RouterBench states no license, so none of it is copied here) and exits
 with a note when they are absent. Routers are fitted on the train split only (their
-hyper-parameters chosen on a validation part of it) and measured on the test split, each
-task a recorded run of the engine:
+hyper-parameters, and the settings run on test, chosen on a validation quarter of it
+without runs, :mod:`routers.eval._offline`) and measured on the test split, each task a
+recorded run of the engine:
 
 * the 11 **single models**, the **zero router** (the hull of their points: random mixing,
   no learning) and the **oracle** (cheapest correct model per task);
 * the seeded **random router** over all models (one point);
-* the **kNN router** (k nearest training queries, λ·expected quality - expected cost): k
-  chosen on validation, then a sweep of λ;
+* the **kNN router** (k nearest training queries by cosine of their embeddings,
+  λ·expected quality - expected cost): k chosen on validation;
+* the trained **classifier**, **MF** and **SW** routers (RouteLLM's three; q̂ - λ·mean cost):
+  C, the MF l2 and the SW gamma chosen on validation. The kNN and trained routers share one
+  embedder: wordllama sentence vectors when the ``embed`` extra is installed, else a TF-IDF
+  over the training queries. Each runs on test at the λ values whose validation points make
+  its validation hull (at most ``SETTINGS``);
 * **AMRO-S** (one layer of 11 model nodes; task types = the three benchmarks, inferred from
   labelled training queries; ability priors = per-type training accuracy; pheromones learned
   from sampled routes over the train split through a gold-gated buffer), served in exploit
@@ -22,34 +28,57 @@ task a recorded run of the engine:
   (probes, strong) pairs.
 
 Each router's AIQ is measured over the range from its cheapest point to the dearest single
-model, against the zero router's over the same range. Run::
+model, against the zero router's over the same range; McNemar's exact test compares each
+router's best setting with a single model of the zero router's hull at about its cost. A
+seeded sample of the test runs is verified and replayed offline (``--replay-sample``). Run::
 
     python reproductions/eval_routerbench.py [--limit N] [--parallel 4] [--save FILE]
+        [--replay-sample 40]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import numpy as np
+from numpy.typing import NDArray
 
 from orch import Pipeline, PipelineBuilder, arun
 from routers import (
     AgentNode,
     AMROParams,
+    CachedEmbedder,
+    ClassifierTraining,
     EMAState,
+    Embedder,
     LearnEntry,
+    MFTraining,
     PheromoneState,
+    SWTraining,
+    TfidfEmbedder,
     TrajectoryBuffer,
+    WordLlamaEmbedder,
     amro_learn,
     amro_router,
     apply_feedback,
     baselines,
+    classifier_router,
+    mf_router,
     panel,
+    predict_quality,
     save_state,
+    sentence_embeddings_available,
+    serving_embedder,
+    sw_router,
+    train_classifier_router,
+    train_mf_router,
+    train_sw_router,
 )
 from routers.eval import (
     CurveRecord,
@@ -58,36 +87,63 @@ from routers.eval import (
     EvalConfig,
     EvalFile,
     EvalReport,
+    Outcomes,
     Point,
     References,
     TableRecord,
     ability_priors,
-    aiq,
     aiq_curve,
+    aiq_gain,
+    audit_runs,
+    choice_points,
     config_of,
     ema_observations,
     evaluate,
     grade_last_call,
     holdout,
+    hull_settings,
     intent_examples,
     knn_examples,
     load_dataset,
     mcnemar,
-    ndch,
+    outcome_arrays,
+    recorded_hub,
     router_pipeline,
     save,
-    single_models,
     zero_router_aiq,
 )
 from traces import ArtifactStore, MemoryStore
 
-LAMBDAS = [0.0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1.5e-2, 2e-2, 3e-2, 0.1, 1.0]
-"""λ in USD per unit of quality: from 'cheapest' to 'best whatever it costs'."""
+
+def _grid(lo: float, hi: float, n: int) -> list[float]:
+    return [0.0, *(float(f"{v:.3g}") for v in np.logspace(lo, hi, n))]
+
+
+KNN_LAMBDAS = _grid(-5, 1, 41)
+"""The kNN router's λ (USD per unit of quality: λ·expected quality - expected cost): from
+'cheapest' to 'best whatever it costs'."""
+LAMBDAS = _grid(0, 5, 41)
+"""The trained routers' λ (units of quality per USD: q̂ - λ·mean cost): from 'best whatever it
+costs' (0) to 'cheapest'."""
+SETTINGS = 5
+"""Settings of each λ-swept router run on test: those whose validation points make its
+validation hull, at most this many (the ones keeping the most area under it)."""
 KS = [5, 20, 50, 100, 300]
 """kNN neighbourhood sizes tried on validation."""
-BETAS = [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
+TRAINED: dict[str, tuple[Any, Callable[..., Any], list[Any]]] = {
+    "classifier": (
+        classifier_router,
+        train_classifier_router,
+        [ClassifierTraining(c=c) for c in (0.3, 1.0, 3.0)],
+    ),
+    "MF": (mf_router, train_mf_router, [MFTraining(l2=l2) for l2 in (1e-5, 1e-3)]),
+    "SW": (sw_router, train_sw_router, [SWTraining(gamma=g) for g in (1.0, 3.0, 10.0, 30.0)]),
+}
+"""Router, training function and the configurations tried on validation."""
+BETAS = [0.0, 8.0, 32.0, 64.0]
 """AMRO-S heuristic exponents: 0 = pheromone only (learned quality per cost), large =
-ability prior only (best model for the task type)."""
+ability prior only (best model for the task type). (Eight values until the trained routers
+came: 1, 2 and 4 gave the point of 0, and 16 that of 8; their time went to the new routers.)"""
 # Pheromone scale: deposits Q/(cost + ε) with costs of 5e-5..1e-2 USD a call; Q = 1e-5 keeps
 # the learned τ = Q/(ρ·cost) within [τmin, τmax] instead of every edge clamped at τmax.
 AMRO_PARAMS = AMROParams(q=1e-5, tau0=1e-4, tau_min=1e-4, heuristic_weights=(1.0, 0.0, 0.0))
@@ -103,6 +159,22 @@ def short(model: str) -> str:
     return model.rsplit("/", 1)[-1]
 
 
+class Clock:
+    """Wall time per phase (printed and saved as notes; never part of a record)."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.phases: dict[str, float] = {}
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.phases[phase] = round(now - self.last, 1)
+        self.last = now
+
+    def total(self) -> float:
+        return round(time.perf_counter() - self.start, 1)
+
+
 class Bench:
     """The test split, its references, and every configuration measured on it."""
 
@@ -113,21 +185,28 @@ class Bench:
         self.zero = [p.point() for p in self.refs.zero_router]
         self.configs: list[EvalConfig] = []
         self.curves: list[CurveRecord] = []
+        self.prefixes: dict[str, str] = {}
+        """Curve label -> the label prefix of its configurations."""
         self.rows: list[list[Any]] = []
+        self.runs: list[tuple[Pipeline, str]] = []
+        """(pipeline, run id) of every test run, for the replay sample."""
+        self.tuning: list[list[Any]] = []
 
     async def measure(
         self, pipeline: Pipeline, label: str, params: dict[str, Any], **kw: Any
     ) -> EvalReport:
         report = await evaluate(pipeline, self.test, self.store, parallel=self.parallel, **kw)
         self.configs.append(config_of(report, label, params))
+        self.runs += [(pipeline, r.run_id) for r in report.results]
         print(
             f"  {label:44s} accuracy {report.accuracy:.3f} at ${report.cost_per_task:.6f}/task"
             + (f" ({report.failed} failed)" if report.failed else "")
         )
         return report
 
-    def curve(self, name: str, points: Sequence[Point]) -> float:
+    def curve(self, name: str, prefix: str, points: Sequence[Point]) -> float:
         """AIQ of ``points`` and the zero router's over the same range; adds a table row."""
+        self.prefixes[name] = prefix
         curve = aiq_curve(name, points, self.refs)
         if curve is None or curve.aiq is None or curve.cost_range is None:
             # One point dearer than every model: no range to measure over.
@@ -144,42 +223,117 @@ class Bench:
         return ours - zero
 
 
-async def val_aiq(fit: Dataset, val: Dataset, k: int, store: ArtifactStore, parallel: int) -> float:
-    index = save_state(store, baselines.build_knn_index(knn_examples(fit)))
-    points = []
-    for lam in LAMBDAS:
-        r = await evaluate(
-            router_pipeline(baselines.knn_router.with_config(k=k, lam=lam), index=index),
-            val,
-            store,
-            split="all",
-            parallel=parallel,
-        )
-        points.append(r.point())
-    singles = [m.cost for m in single_models(val) if m.cost is not None]
-    lo = max(min(singles), ndch(points)[0].cost)
-    return aiq(points, (lo, max(singles)))
+@dataclass
+class Tuning:
+    """The validation part of train, its outcomes, and the embedders fitted without it."""
+
+    fit: list[dict[str, Any]]
+    """Training examples of the fitting part."""
+    train: list[dict[str, Any]]
+    """Training examples of all of train (the final fit)."""
+    val: Outcomes
+    fit_embedder: Embedder
+    embedder: Embedder
+    """The final embedder (the serving routers' cache, so train texts are embedded once)."""
+    embedding: str
+    val_features: Any
 
 
-async def knn(bench: Bench, train: Dataset) -> None:
+def tuning(train: Dataset) -> Tuning:
     fit, val = holdout(train)
-    print(f"kNN: choosing k on a validation part of train ({len(fit)} fit, {len(val)} val)")
-    scores = {}
+    if len(val) < 4 or len(fit) < 4:  # a --limit smoke run: too few tasks to hold out
+        fit = val = train
+    fit_ex, train_ex = knn_examples(fit), knn_examples(train)
+    fit_texts, train_texts = [e["query"] for e in fit_ex], [e["query"] for e in train_ex]
+    fit_emb: Embedder
+    if sentence_embeddings_available():
+        fit_emb = emb = serving_embedder(WordLlamaEmbedder().spec)
+        embedding = "wordllama"
+    else:
+
+        def tfidf(texts: list[str]) -> TfidfEmbedder:
+            return TfidfEmbedder.fit(texts, ngram_range=(1, 1), min_df=2 if len(texts) >= 40 else 1)
+
+        fit_emb = CachedEmbedder(tfidf(fit_texts))
+        emb = serving_embedder(tfidf(train_texts).spec)
+        embedding = "TF-IDF"
+    val_out = outcome_arrays(val)
+    return Tuning(fit_ex, train_ex, val_out, fit_emb, emb, embedding, fit_emb.embed(val_out.texts))
+
+
+def settings_on_test(points: Sequence[Point], lams: Sequence[float]) -> list[float]:
+    return [lams[i] for i in hull_settings(points, SETTINGS)]
+
+
+async def knn(bench: Bench, tune: Tuning) -> None:
+    val = tune.val
+    print(
+        f"kNN: choosing k on a validation part of train ({len(tune.fit)} fit, {len(val.texts)} val)"
+    )
+    fit_index = baselines.build_knn_index(tune.fit, embedder=tune.fit_embedder)
+    estimator = baselines.KNNEstimator(fit_index, embedder=tune.fit_embedder)
+    sims = estimator.nearest.similarities(val.texts)
+    labels = [f"λ={lam:g}" for lam in KNN_LAMBDAS]
+    scores: dict[int, tuple[float, list[Point]]] = {}
     for k in KS:
-        scores[k] = await val_aiq(fit, val, k, bench.store, bench.parallel)
-        print(f"  k={k:<4d} validation AIQ {scores[k]:.4f}")
-    best = max(KS, key=lambda k: (scores[k], -k))
-    index = save_state(bench.store, baselines.build_knn_index(knn_examples(train)))
-    print(f"kNN k={best} (best on validation), fitted on all of train, on test:")
+        rows = [estimator.from_similarities(row, k)[1:] for row in sims]
+        quality, cost = np.array([q for q, _ in rows]), np.array([c for _, c in rows])
+        points = choice_points([lam * quality - cost for lam in KNN_LAMBDAS], val, labels)
+        scores[k] = (aiq_gain(points, val.singles()), points)
+        print(f"  k={k:<4d} validation AIQ - zero router {scores[k][0]:+.4f}")
+    best = max(KS, key=lambda k: (scores[k][0], -k))
+    lams = settings_on_test(scores[best][1], KNN_LAMBDAS)
+    index = save_state(bench.store, baselines.build_knn_index(tune.train, embedder=tune.embedder))
+    print(f"kNN k={best} (best on validation), fitted on all of train, on test at λ {lams}:")
     points = []
-    for lam in LAMBDAS:
+    for lam in lams:
         r = await bench.measure(
             router_pipeline(baselines.knn_router.with_config(k=best, lam=lam), index=index),
             f"knn k={best} λ={lam:g}",
-            {"k": best, "lam": lam},
+            {"k": best, "lam": lam, "index": index},
         )
         points.append(Point(r.cost_per_task, r.accuracy, f"λ={lam:g}"))
-    bench.curve(f"kNN (k={best})", points)
+    delta = bench.curve(f"kNN (k={best})", "knn", points)
+    bench.tuning.append(["kNN", f"k={best}", round(scores[best][0], 4), lams, round(delta, 4)])
+
+
+def _described(config: Any) -> str:
+    fields = {"c": "C", "l2": "l2", "gamma": "gamma"}
+    return ", ".join(f"{fields[k]}={v:g}" for k, v in config.model_dump().items() if k in fields)
+
+
+def _router_utilities(quality: NDArray[np.float64], cost: Sequence[float]) -> list[Any]:
+    return [quality - lam * np.asarray(cost) for lam in LAMBDAS]
+
+
+async def trained(bench: Bench, tune: Tuning, name: str) -> None:
+    agent, train_router, grid = TRAINED[name]
+    val = tune.val
+    labels = [f"λ={lam:g}" for lam in LAMBDAS]
+    found: list[tuple[float, Any, list[Point]]] = []
+    for config in grid:
+        state = train_router(tune.fit, tune.fit_embedder, config=config)
+        quality = predict_quality(state, features=tune.val_features, embedder=tune.fit_embedder)
+        points = choice_points(_router_utilities(quality, state.mean_cost_usd), val, labels)
+        found.append((aiq_gain(points, val.singles()), config, points))
+        print(f"  {name} {_described(config)}: validation AIQ - zero router {found[-1][0]:+.4f}")
+    gain, config, val_points = max(found, key=lambda f: f[0])  # ties: the first tried
+    lams = settings_on_test(val_points, LAMBDAS)
+    state = train_router(tune.train, tune.embedder, config=config)
+    version = save_state(bench.store, state)
+    print(f"{name} router ({_described(config)}, best on validation), on test at λ {lams}:")
+    points = []
+    for lam in lams:
+        r = await bench.measure(
+            router_pipeline(agent.with_config(lam=lam), state=version),
+            f"{name} {_described(config)} λ={lam:g}",
+            {"lam": lam, "state": version, **config.model_dump(exclude={"sentence"})},
+        )
+        points.append(Point(r.cost_per_task, r.accuracy, f"λ={lam:g}"))
+    delta = bench.curve(f"{name} router ({_described(config)})", name, points)
+    bench.tuning.append(
+        [f"{name} router", _described(config), round(gain, 4), lams, round(delta, 4)]
+    )
 
 
 def amro_config(train: Dataset, exploit: bool) -> dict[str, Any]:
@@ -249,14 +403,14 @@ async def amro(bench: Bench, train: Dataset, seed: int) -> None:
         version = save_state(
             store, PheromoneState(params=params, tables=learned.tables, parent=state)
         )
-        r = await bench.measure(
+        report = await bench.measure(
             router_pipeline(serve, state=version),
             f"amro-s β={beta:g}",
             {"beta": beta, "state": version},
             grader=grade_last_call,
         )
-        points.append(Point(r.cost_per_task, r.accuracy, f"β={beta:g}"))
-    bench.curve("AMRO-S", points)
+        points.append(Point(report.cost_per_task, report.accuracy, f"β={beta:g}"))
+    bench.curve("AMRO-S", "amro-s", points)
 
 
 async def ema(bench: Bench, train: Dataset) -> None:
@@ -269,7 +423,7 @@ async def ema(bench: Bench, train: Dataset) -> None:
         f"ema panel top ({short(top[0][0])})",
         {"state": version, "panel": [a for a, _ in top]},
     )
-    bench.curve("EMA router", [r.point()])
+    bench.curve("EMA router", "ema panel", [r.point()])
 
 
 async def cascades(bench: Bench) -> None:
@@ -282,7 +436,7 @@ async def cascades(bench: Bench) -> None:
             {"probes": probes, "strong": strong},
         )
         points.append(Point(r.cost_per_task, r.accuracy, label))
-    bench.curve("agreement cascade", points)
+    bench.curve("agreement cascade", "cascade", points)
 
 
 COST_SLACK = 1.1
@@ -299,7 +453,10 @@ def significance(bench: Bench) -> list[list[Any]]:
     by_label = {c.label: c for c in bench.configs}
     out = []
     for curve in bench.curves:
-        labels = [c.label for c in bench.configs if c.label.startswith(_prefix(curve.label))]
+        prefix = bench.prefixes[curve.label]
+        labels = [
+            c.label for c in bench.configs if c.label == prefix or c.label.startswith(prefix + " ")
+        ]
         pairs = [
             (float(by_label[lab].summary["accuracy"]) - p.quality, lab, p.label)
             for lab in labels
@@ -321,6 +478,7 @@ def significance(bench: Bench) -> list[list[Any]]:
             [
                 best,
                 round(by_label[best].summary["accuracy"], 4),
+                round(by_label[best].summary["cost_per_task_usd"], 6),
                 short(model),
                 round(sum(theirs) / len(theirs), 4),
                 m.only_a,
@@ -331,16 +489,8 @@ def significance(bench: Bench) -> list[list[Any]]:
     return out
 
 
-def _prefix(curve: str) -> str:
-    return {
-        "random router": "random",
-        "AMRO-S": "amro-s",
-        "EMA router": "ema panel",
-        "agreement cascade": "cascade",
-    }.get(curve, "knn")
-
-
-async def main_async(limit: int | None, parallel: int, save_to: str | None, seed: int) -> int:
+async def main_async(args: argparse.Namespace) -> int:
+    clock = Clock()
     try:
         data = load_dataset("routerbench")
     except DataUnavailable as exc:
@@ -349,51 +499,77 @@ async def main_async(limit: int | None, parallel: int, save_to: str | None, seed
     # Only tasks every model answered: a few ARC cells are ungraded in the source.
     data = data.complete()
     train, test = data.split("train"), data.split("test")
-    if limit is not None:
-        train, test = train.select(limit=limit), test.select(limit=limit)
-    bench = Bench(test, MemoryStore(), parallel)
+    if args.limit is not None:
+        train, test = train.select(limit=args.limit), test.select(limit=args.limit)
+    bench = Bench(test, MemoryStore(), args.parallel)
     print(f"RouterBench test: {len(test)} tasks, {len(test.models)} models; train: {len(train)}")
     for m in sorted(bench.refs.single_models, key=lambda m: m.cost):
         print(f"  {m.label:36s} accuracy {m.quality:.3f}  ${m.cost:.6f}/task")
     zero_aiq = bench.refs.zero_router_aiq
     best = bench.refs.oracle
+    assert best is not None  # Bench checked it
     print(f"zero router: hull {' -> '.join(p.label for p in bench.zero)}; AIQ {zero_aiq:.4f}")
     print(f"oracle: accuracy {best.quality:.3f} at ${best.cost:.6f}/task")
+    clock.lap("load")
 
     rnd = await bench.measure(
         router_pipeline(baselines.random_router.with_config(models=test.models)),
         "random",
         {"models": test.models},
-        seed=seed,
+        seed=args.seed,
     )
-    bench.curve("random router", [rnd.point()])
-    await knn(bench, train)
-    await amro(bench, train, seed)
+    bench.curve("random router", "random", [rnd.point()])
+    clock.lap("random router")
+    tune = tuning(train)
+    print(f"embedder of the kNN and trained routers: {tune.embedding}")
+    clock.lap("embedding")
+    await knn(bench, tune)
+    clock.lap("kNN")
+    for name in TRAINED:
+        await trained(bench, tune, name)
+        clock.lap(f"{name} router")
+    await amro(bench, train, args.seed)
+    clock.lap("AMRO-S")
     await ema(bench, train)
     await cascades(bench)
+    clock.lap("EMA router and cascades")
+    audit = await audit_runs(
+        bench.store, bench.runs, {"models": recorded_hub(test)}, args.replay_sample, args.seed
+    )
+    clock.lap("replay sample")
+    print(f"\naudit: {audit.line()}")
+    for problem in audit.problems:
+        print(f"  {problem}")
 
     ranked = sorted((r for r in bench.rows if r[4] is not None), key=lambda r: -r[4])
     print("\nAIQ per router (each over its own range, against the zero router's there):")
     for name, n, ours, zero, delta in ranked:
-        print(f"  {name:24s} {n:2d} points  AIQ {ours:.4f}  zero {zero:.4f}  {delta:+.4f}")
+        print(f"  {name:30s} {n:2d} points  AIQ {ours:.4f}  zero {zero:.4f}  {delta:+.4f}")
     top = ranked[0]
     print(f"best: {top[0]}, {top[4]:+.4f} AIQ over the zero router")
+    print(f"\nTuned on validation ({tune.embedding} embeddings):")
+    for row in bench.tuning:
+        print(f"  {row[0]:18s} {row[1]:12s} val {row[2]:+.4f}  test {row[4]:+.4f}  λ {row[3]}")
     tests = significance(bench)
     print("\nMcNemar: each router's best setting against a single model of the zero router's")
     print(f"hull that costs at least 1/{COST_SLACK:g} as much, on the same tasks:")
     for row in tests:
         print(
-            f"  {row[0]:44s} {row[1]:.3f} vs {row[2]:28s} {row[3]:.3f}  "
-            f"only ours {row[4]:3d}, only theirs {row[5]:3d}, p = {row[6]:.2g}"
+            f"  {row[0]:44s} {row[1]:.3f} (${row[2]:.6f}) vs {row[3]:20s} {row[4]:.3f}  "
+            f"only ours {row[5]:3d}, only theirs {row[6]:3d}, p = {row[7]:.2g}"
         )
-    if save_to:
+    wall = clock.total()
+    print(
+        f"\nwall time {wall:.1f} s: " + ", ".join(f"{k} {v:.1f}" for k, v in clock.phases.items())
+    )
+    if args.save:
         ev = EvalFile(
             title="Cost-aware routing on RouterBench (arc-challenge, winogrande, mbpp)",
             dataset=data.name,
             split="test",
             tasks=len(test),
-            seed=seed,
-            command="python reproductions/eval_routerbench.py --save " + save_to,
+            seed=args.seed,
+            command="python reproductions/eval_routerbench.py --save " + args.save,
             references=bench.refs,
             configs=bench.configs,
             curves=bench.curves,
@@ -404,26 +580,39 @@ async def main_async(limit: int | None, parallel: int, save_to: str | None, seed
                     rows=ranked,
                 ),
                 TableRecord(
+                    title=f"Settings chosen on validation ({tune.embedding} embeddings)",
+                    columns=["router", "hyper-parameters", "validation Δ", "λ on test", "test Δ"],
+                    rows=[
+                        [r[0], r[1], r[2], ", ".join(f"{v:g}" for v in r[3]), r[4]]
+                        for r in bench.tuning
+                    ],
+                ),
+                TableRecord(
                     title="McNemar: each router's best setting against a hull model of (about) "
                     "the same cost or more",
                     columns=[
                         "setting",
                         "accuracy",
+                        "$ per task",
                         "single model",
                         "its accuracy",
                         "only ours right",
                         "only theirs right",
                         "p",
                     ],
-                    rows=[[*r[:6], round(r[6], 6)] for r in tests],
+                    rows=[[*r[:7], round(r[7], 6)] for r in tests],
                 ),
             ],
             notes=[
                 "Runs are in a MemoryStore: rerun with the command to regenerate them.",
+                f"Audit: {audit.line()}.",
+                f"Wall time {wall:.1f} s ("
+                + ", ".join(f"{k} {v:.1f} s" for k, v in clock.phases.items())
+                + ").",
             ],
         )
-        print(f"evaluation file: {save(ev, save_to)}")
-    return 0
+        print(f"evaluation file: {save(ev, args.save)}")
+    return 0 if audit.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -432,8 +621,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", type=int, default=4, help="runs at once")
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed")
     parser.add_argument("--save", default=None, help="write the evaluation file here")
+    parser.add_argument(
+        "--replay-sample", type=int, default=40, help="test runs to verify and replay offline"
+    )
     args = parser.parse_args(argv)
-    return anyio.run(main_async, args.limit, args.parallel, args.save, args.seed)
+    if args.replay_sample < 0:
+        parser.error(f"--replay-sample must be at least 0, got {args.replay_sample}")
+    return anyio.run(main_async, args)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Routing agents from the five papers, the baselines, and their versioned state.
 
-* TCAR reasoning router with agent registry, offline lexical router and refining team
-  (:mod:`routers._tcar`, :mod:`routers._tcar_lexical`, :mod:`routers._tcar_team`);
+* TCAR reasoning router with agent registry, offline trained router and refining team
+  (:mod:`routers._tcar`, :mod:`routers._tcar_trained`, :mod:`routers._tcar_team`);
 * ACAR σ-escalation (:mod:`routers._acar`);
 * AMRO-S pheromone arithmetic, serving router and off-path learner (:mod:`routers._amro`,
   :mod:`routers._amro_router`, :mod:`routers._intent`);
@@ -9,6 +9,13 @@
   :mod:`routers._ema`);
 * baselines (:mod:`routers.baselines`, every name of its ``__all__`` re-exported here) and
   router state versions (:mod:`routers._state`);
+* trained routing: the embedding seam (:mod:`routers._embed`), trained classifiers as router
+  state (:mod:`routers._classifier`, arrays in :mod:`routers._arrays`) and exact nearest
+  neighbours (:mod:`routers._neighbours`);
+* trained model routers from recorded evaluation data: classifier, matrix factorisation and
+  similarity-weighted ranking (:mod:`routers._quality`, :mod:`routers._quality_classifier`,
+  :mod:`routers._quality_mf`, :mod:`routers._quality_sw`, agents in
+  :mod:`routers._quality_router`; serving caches in :mod:`routers._served`);
 * evaluation on recorded data (:mod:`routers.eval`) and the package's exceptions
   (:mod:`routers.errors`).
 
@@ -50,15 +57,38 @@ from routers._amro_router import (
     amro_learn,
     amro_router,
 )
+from routers._arrays import ArrayData
+from routers._classifier import (
+    IntentClassifier,
+    TrainConfig,
+    add_labels,
+    calibrate,
+    classify,
+    remove_labels,
+    train_classifier,
+)
 from routers._ema import (
     AgentStats,
     EMAFeedback,
     EMAState,
     Observation,
+    PanelChoice,
+    PanelExploration,
     apply_feedback,
     ema_feedback,
+    explore_panel,
     panel,
     panel_score,
+)
+from routers._embed import (
+    CachedEmbedder,
+    CombinedEmbedder,
+    Embedder,
+    TfidfEmbedder,
+    WordLlamaEmbedder,
+    default_embedder,
+    embedder_from_spec,
+    sentence_embeddings_available,
 )
 from routers._extract import (
     AS_RECORDED,
@@ -70,9 +100,30 @@ from routers._extract import (
     short_text,
 )
 from routers._intent import IntentModel, LabelledExample, NearestExamples
-from routers._lexical import LexicalIndex
+from routers._neighbours import NearestIndex
 from routers._orch_merge import OrchConfig, OrchMergeResult, OrchQuestion, orch_merge, parse_merge
 from routers._orch_merge import observations as orch_observations
+from routers._quality import (
+    calibrate_threshold,
+    predict_quality,
+    threshold_for_share,
+    two_model_scores,
+)
+from routers._quality_classifier import (
+    ClassifierRouterState,
+    ClassifierTraining,
+    train_classifier_router,
+)
+from routers._quality_mf import MFRouterState, MFTraining, train_mf_router
+from routers._quality_router import (
+    QualityQuery,
+    QualityRouterConfig,
+    classifier_router,
+    mf_router,
+    sw_router,
+)
+from routers._quality_sw import SWRouterState, SWTraining, train_sw_router
+from routers._served import serving_embedder
 from routers._state import (
     StateVersion,
     load_state,
@@ -81,11 +132,17 @@ from routers._state import (
     state_history,
 )
 from routers._tcar import TCARConfig, TCARQuery, TCARRoute, parse_route, tcar_router
-from routers._tcar_lexical import LexicalRouter
 from routers._tcar_registry import OOS, AgentCard, AgentRegistry
 from routers._tcar_team import TCARResult, TCARTeamConfig, tcar
+from routers._tcar_trained import TrainedRouter, card_examples, state_for_cards, train_tcar
 from routers.baselines import *  # noqa: F403 - the face offers every baseline: baselines.__all__
-from routers.errors import DatasetError, DatasetPluginError, DataUnavailable
+from routers.errors import (
+    DatasetError,
+    DatasetPluginError,
+    DataUnavailable,
+    EmbedderUnavailable,
+    RouterStateError,
+)
 
 __all__ = [
     # what other packages, the reproductions and the examples use
@@ -116,8 +173,51 @@ __all__ = [
     "IntentModel",
     "LabelledExample",
     "LearnEntry",
-    "LexicalIndex",
-    "LexicalRouter",
+    "NearestIndex",
+    "ClassifierRouterState",
+    "ClassifierTraining",
+    "MFRouterState",
+    "MFTraining",
+    "QualityQuery",
+    "QualityRouterConfig",
+    "SWRouterState",
+    "SWTraining",
+    "calibrate_threshold",
+    "classifier_router",
+    "mf_router",
+    "predict_quality",
+    "serving_embedder",
+    "sw_router",
+    "threshold_for_share",
+    "train_classifier_router",
+    "train_mf_router",
+    "train_sw_router",
+    "two_model_scores",
+    "PanelChoice",
+    "PanelExploration",
+    "explore_panel",
+    "RouterStateError",
+    "EmbedderUnavailable",
+    "ArrayData",
+    "CachedEmbedder",
+    "CombinedEmbedder",
+    "Embedder",
+    "TfidfEmbedder",
+    "WordLlamaEmbedder",
+    "default_embedder",
+    "embedder_from_spec",
+    "sentence_embeddings_available",
+    "IntentClassifier",
+    "TrainConfig",
+    "add_labels",
+    "calibrate",
+    "classify",
+    "remove_labels",
+    "train_classifier",
+    "TrainedRouter",
+    "card_examples",
+    "state_for_cards",
+    "train_tcar",
     "NearestExamples",
     "Observation",
     "OrchConfig",

@@ -86,6 +86,8 @@ class TfidfSpec(BaseModel):
     sublinear_tf: bool
     min_df: int
     max_features: int | None
+    stop_words: Literal["english"] | None = None
+    """scikit-learn's English stop-word list, or none."""
     terms: list[str]
     idf: ArrayData
 
@@ -162,9 +164,9 @@ class TfidfEmbedder(_Fingerprinted):
         vocabulary = {t: i for i, t in enumerate(spec.terms)}
         if len(vocabulary) != len(spec.terms):
             raise RouterStateError("TF-IDF state repeats a term; fix: the state is damaged")
-        self._vectorizer = _vectorizer(spec, vocabulary)
-        if spec.terms:
-            self._vectorizer.idf_ = np.array(spec.idf.to_numpy(), dtype=np.float32)
+        self._vocabulary = vocabulary
+        self._analyze = _vectorizer(spec, vocabulary).build_analyzer()
+        self._idf = np.array(spec.idf.to_numpy(), dtype=np.float64)
 
     @classmethod
     def fit(
@@ -176,6 +178,7 @@ class TfidfEmbedder(_Fingerprinted):
         min_df: int = 1,
         max_features: int | None = None,
         sublinear_tf: bool = True,
+        stop_words: Literal["english"] | None = None,
     ) -> TfidfEmbedder:
         """Fit on ``texts``. Deterministic: the vocabulary is sorted, so the same texts in
         any order give the same columns (idf depends only on document frequencies)."""
@@ -187,6 +190,7 @@ class TfidfEmbedder(_Fingerprinted):
             sublinear_tf=sublinear_tf,
             min_df=min_df,
             max_features=max_features,
+            stop_words=stop_words,
             terms=[],
             idf=ArrayData.of(np.zeros(0, np.float32)),
         )
@@ -208,10 +212,40 @@ class TfidfEmbedder(_Fingerprinted):
         return len(self._spec.terms)
 
     def embed(self, texts: Sequence[str]) -> sp.csr_matrix:
-        if not self._spec.terms or not texts:
-            return sp.csr_matrix((len(texts), self.dim), dtype=np.float32)
-        out: sp.csr_matrix = self._vectorizer.transform(list(texts)).astype(np.float32)
-        return out
+        # scikit-learn's analyzer (the same tokens and n-grams as the fit), then counts, tf
+        # (1 + log when sublinear), idf and L2 norm here: the vectorizer's transform costs
+        # about a millisecond of checks per call, which one query at a time cannot afford.
+        # One code path for one text or many, so a query embeds to the same bits either way.
+        vocabulary, analyze = self._vocabulary, self._analyze
+        indptr = [0]
+        indices: list[int] = []
+        counts: list[int] = []
+        for text in texts:
+            row: dict[int, int] = {}
+            for term in analyze(text):
+                j = vocabulary.get(term)
+                if j is not None:
+                    row[j] = row.get(j, 0) + 1
+            columns = sorted(row)
+            indices.extend(columns)
+            counts.extend(row[j] for j in columns)
+            indptr.append(len(indices))
+        tf = np.asarray(counts, dtype=np.float64)
+        if self._spec.sublinear_tf:
+            tf = 1.0 + np.log(tf)
+        cols = np.asarray(indices, dtype=np.int64)
+        values = tf * self._idf[cols]
+        starts = np.asarray(indptr, dtype=np.int64)
+        sums = np.zeros(len(texts))
+        rows = np.repeat(np.arange(len(texts)), np.diff(starts))
+        np.add.at(sums, rows, values * values)
+        norms = np.sqrt(sums)
+        norms[norms == 0] = 1.0
+        data = (values / norms[rows]).astype(np.float32)
+        return sp.csr_matrix(
+            (data, cols.astype(np.int32), starts.astype(np.int32)),
+            shape=(len(texts), self.dim),
+        )
 
 
 def _vectorizer(spec: TfidfSpec, vocabulary: dict[str, int] | None) -> TfidfVectorizer:
@@ -222,6 +256,7 @@ def _vectorizer(spec: TfidfSpec, vocabulary: dict[str, int] | None) -> TfidfVect
         min_df=spec.min_df if vocabulary is None else 1,
         max_features=spec.max_features if vocabulary is None else None,
         vocabulary=vocabulary or None,
+        stop_words=spec.stop_words,
         dtype=np.float32,
         lowercase=True,
     )
@@ -370,13 +405,21 @@ class CombinedEmbedder(_Fingerprinted):
         return sum(e.dim for e, _ in self.parts)
 
     def embed(self, texts: Sequence[str]) -> Features:
-        blocks = [(e.embed(texts), w) for e, w in self.parts]
-        if any(sp.issparse(b) for b, _ in blocks):
+        return self.join(self.embed_parts(texts))
+
+    def embed_parts(self, texts: Sequence[str]) -> list[Features]:
+        """Each part's rows, unweighted (for a caller that also needs one part alone)."""
+        return [e.embed(texts) for e, _ in self.parts]
+
+    def join(self, blocks: Sequence[Features]) -> Features:
+        """Weighted ``blocks`` (from :meth:`embed_parts`) side by side, as :meth:`embed`."""
+        pairs = list(zip(blocks, (w for _, w in self.parts), strict=True))
+        if any(sp.issparse(b) for b, _ in pairs):
             out: sp.csr_matrix = sp.hstack(
-                [sp.csr_matrix(b * np.float32(w)) for b, w in blocks], format="csr"
+                [sp.csr_matrix(b * np.float32(w)) for b, w in pairs], format="csr"
             ).astype(np.float32)
             return out
-        return np.hstack([np.asarray(b) * np.float32(w) for b, w in blocks]).astype(np.float32)
+        return np.hstack([np.asarray(b) * np.float32(w) for b, w in pairs]).astype(np.float32)
 
 
 def embedder_from_spec(

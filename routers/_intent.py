@@ -2,7 +2,9 @@
 
 The paper fine-tunes a 1B model for this. Ours is pluggable (anything with ``infer(text)``
 returning task-type weights that sum to 1); the local default votes among the k nearest
-labelled examples by TF-IDF cosine similarity, so it needs no model and no network.
+labelled examples by cosine similarity of their TF-IDF vectors (scikit-learn, fitted on the
+examples: words and word pairs, English stop words dropped), so it needs no model and no
+network.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from routers._lexical import LexicalIndex
+from routers._embed import TfidfEmbedder
+from routers._neighbours import NearestIndex
 
 __all__ = ["IntentModel", "LabelledExample", "NearestExamples"]
 
@@ -62,7 +65,11 @@ class NearestExamples:
         self.k = k
         self.smoothing = smoothing
         self._types = sorted({e.task for e in items})
-        self._index = LexicalIndex([e.text for e in items])
+        texts = [e.text for e in items]
+        # Words, not characters: a task type is told by its vocabulary, and shared fragments
+        # ("ion", "the") would make every example a little similar to every query.
+        words = TfidfEmbedder.fit(texts, ngram_range=(1, 2), stop_words="english")
+        self._index = NearestIndex(words, texts)
 
     @property
     def task_types(self) -> list[str]:
@@ -83,6 +90,7 @@ class NearestExamples:
         """What a decision records about the intent model (its parameters, not its data)."""
         return {
             "kind": "nearest-examples",
+            "embedder": self._index.embedder.fingerprint,
             "k": self.k,
             "smoothing": self.smoothing,
             "examples": len(self.examples),

@@ -14,12 +14,16 @@ the **contract**::
 
 :func:`parse_route` reads it; unknown ids and malformed output are recorded, retried once with
 a repair request, then handed to the fallback router. With no router model, the offline
-:class:`~routers._tcar_lexical.LexicalRouter` writes a reply in the same contract (its evidence
-as the reason), which goes through the same parser.
+:class:`~routers._tcar_trained.TrainedRouter`, a classifier trained on the agents' cards,
+writes a reply in the same contract (its probabilities as the reason), which goes through the
+same parser. Its state is router state: ``router_state`` names a trained version in the run's
+store, adapted at once to agents onboarded or removed since; without one, the router trains on
+the registry's cards (once per registry version and process) and stores the state. Either
+way the decision names the version that routed (``state_version``).
 
 *Our choices*: agents are listed sorted by id (so the prompt never depends on onboarding
 order); a reply with ``oos`` next to real ids is malformed; duplicate ids collapse; the
-default fallback is the offline lexical router.
+default fallback is the offline trained router.
 """
 
 from __future__ import annotations
@@ -29,12 +33,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agents.models import ChatMessage, ChatRequest, ModelHub
 from orch import Context, agent
-from routers._tcar_lexical import LexicalRouter
+from routers._classifier import IntentClassifier, TrainConfig
+from routers._served import checked_state
 from routers._tcar_registry import OOS, AgentCard, AgentRegistry
+from routers._tcar_trained import TrainedRouter, state_for_cards, train_tcar
+from traces import hash_value
 
 __all__ = [
     "ParsedRoute",
@@ -118,16 +125,24 @@ def parse_route(text: str, known: Iterable[str], max_agents: int = 3) -> ParsedR
 class TCARConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     router_model: str | None = None
-    """Any chat model; None routes offline with the lexical router."""
+    """Any chat model; None routes offline with the trained router."""
     max_agents: int = Field(default=3, ge=1)
     repair: bool = True
     """Retry once with a repair request when the reply breaks the contract."""
-    fallback: Literal["lexical", "oos", "fail"] = "lexical"
-    """What routes when the router model's replies cannot be used."""
-    lexical_k: int = Field(default=10, ge=1)
-    lexical_min_similarity: float = Field(default=0.2, ge=0, le=1, allow_inf_nan=False)
-    lexical_ratio: float = Field(default=0.8, gt=0, le=1, allow_inf_nan=False)
+    fallback: Literal["offline", "oos", "fail"] = "offline"
+    """What routes when the router model's replies cannot be used ("lexical", the name of
+    the offline router before it was trained, means "offline")."""
+    router_state: str | None = None
+    """A trained offline router's version in the run's store (from :func:`train_tcar` and
+    ``save_state``); None trains one on the registry's cards."""
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    """How the offline router is trained when ``router_state`` is None."""
     max_tokens: int = Field(default=512, gt=0)
+
+    @field_validator("fallback", mode="before")
+    @classmethod
+    def _old_name(cls, value: Any) -> Any:
+        return "offline" if value == "lexical" else value
 
 
 class TCARQuery(BaseModel):
@@ -143,14 +158,54 @@ class TCARRoute(BaseModel):
     registry_version: str
 
 
-def _lexical_text(query: TCARQuery) -> str:
+_TRAINED: dict[tuple[str, str], tuple[IntentClassifier, str]] = {}
+_ADAPTED: dict[tuple[str, str], tuple[IntentClassifier, str]] = {}
+
+
+def _offline_state(
+    ctx: Context, cfg: TCARConfig, registry: AgentRegistry, cards: list[AgentCard]
+) -> tuple[IntentClassifier, str]:
+    """The offline router's state for this registry snapshot, stored in the run, and its
+    version (see the module docstring)."""
+    if cfg.router_state is not None:
+        # A state from a store nobody vouches for is checked against the version that names
+        # it before any of its numbers is used.
+        base = checked_state(ctx, cfg.router_state, IntentClassifier)
+        # Adapting is a pure function of the state and the registry's version (its cards and
+        # out-of-scope examples), so it is done once per pair, not per query.
+        adapted_key = (cfg.router_state, registry.version)
+        found = _ADAPTED.get(adapted_key)
+        if found is None:
+            state = state_for_cards(base, cards, registry.out_of_scope)
+            found = (state, cfg.router_state if state is base else state.version)
+            if len(_ADAPTED) >= 8:
+                _ADAPTED.pop(next(iter(_ADAPTED)))
+            _ADAPTED[adapted_key] = found
+    else:
+        # Trained on exactly this registry (its version covers the cards and the
+        # out-of-scope examples), so there is nothing to adapt.
+        key = (registry.version, hash_value(cfg.train))
+        found = _TRAINED.get(key)
+        if found is None:
+            trained = train_tcar(cards, registry.out_of_scope, config=cfg.train)
+            found = (trained, trained.version)
+            if len(_TRAINED) >= 4:  # states are large; registries change rarely
+                _TRAINED.pop(next(iter(_TRAINED)))
+            _TRAINED[key] = found
+    state, version = found
+    if not ctx.has_artifact(version):
+        ctx.put_artifact(state)
+    return state, version
+
+
+def _offline_text(query: TCARQuery) -> str:
     # Our choice: in a multi-turn chat the offline router also reads the previous user turn,
     # so "and for my card?" after "block my account" still finds banking.
     previous = [m.content for m in query.history if m.role == "user"][-1:]
     return " ".join([*previous, query.query])
 
 
-@agent(name="tcar-router", version="1", config=TCARConfig)
+@agent(name="tcar-router", version="2", config=TCARConfig)
 async def tcar_router(query: TCARQuery, ctx: Context) -> TCARRoute:
     """Choose agents for ``query``; see the module docstring."""
     cfg: TCARConfig = ctx.config
@@ -159,18 +214,27 @@ async def tcar_router(query: TCARQuery, ctx: Context) -> TCARRoute:
     ids = [c.id for c in cards]
     version = registry.version
     attempts: list[dict[str, Any]] = []
-    lexical = LexicalRouter.for_cards(
-        cards, k=cfg.lexical_k, min_similarity=cfg.lexical_min_similarity, ratio=cfg.lexical_ratio
-    )
+    state_version: str | None = None
+    offline: TrainedRouter | None = None
+
+    def offline_router() -> TrainedRouter:
+        nonlocal state_version, offline
+        if offline is None:
+            state, state_version = _offline_state(ctx, cfg, registry, cards)
+            offline = TrainedRouter(state, cards)
+        return offline
+
     scores: dict[str, float] = {}
     parsed: ParsedRoute | None = None
     via: Literal["router", "repair", "offline", "fallback"]
 
     if cfg.router_model is None:
         via = "offline"
-        text, scores, lexical_evidence = lexical.reply(_lexical_text(query), cfg.max_agents)
+        text, scores, offline_evidence = offline_router().reply(
+            _offline_text(query), cfg.max_agents
+        )
         parsed = parse_route(text, ids, cfg.max_agents)
-        attempts.append({"by": "lexical", "reply": text, "errors": parsed.errors})
+        attempts.append({"by": "offline", "reply": text, "errors": parsed.errors})
     else:
         hub: ModelHub = ctx.service("models")
         messages = [
@@ -203,23 +267,25 @@ async def tcar_router(query: TCARQuery, ctx: Context) -> TCARRoute:
                 ChatMessage(role="user", content=repair_prompt(parsed.errors, ids, cfg.max_agents)),
             ]
         assert parsed is not None
-        lexical_evidence = {}
+        offline_evidence = {}
         if not parsed.ok:
             via = "fallback"
             if cfg.fallback == "fail":
                 raise ValueError(
                     f"router model {cfg.router_model!r} broke the output contract "
                     f"({'; '.join(parsed.errors)}) and the fallback is 'fail'; fix: choose "
-                    "fallback 'lexical' or 'oos', or a model that follows the contract"
+                    "fallback 'offline' or 'oos', or a model that follows the contract"
                 )
             if cfg.fallback == "oos":
                 parsed = ParsedRoute(
                     ids=[OOS], reason="the router's replies broke the contract; fallback: oos"
                 )
             else:
-                text, scores, lexical_evidence = lexical.reply(_lexical_text(query), cfg.max_agents)
+                text, scores, offline_evidence = offline_router().reply(
+                    _offline_text(query), cfg.max_agents
+                )
                 parsed = parse_route(text, ids, cfg.max_agents)
-                attempts.append({"by": "lexical", "reply": text, "errors": parsed.errors})
+                attempts.append({"by": "offline", "reply": text, "errors": parsed.errors})
     if not parsed.ok:  # only the offline router can get here, and it meets the contract
         raise AssertionError(f"offline router broke the contract: {parsed.errors}")
     ctx.decide(
@@ -232,16 +298,16 @@ async def tcar_router(query: TCARQuery, ctx: Context) -> TCARRoute:
             "max_agents": cfg.max_agents,
             "repair": cfg.repair,
             "fallback": cfg.fallback,
-            "lexical_k": cfg.lexical_k,
-            "lexical_min_similarity": cfg.lexical_min_similarity,
-            "lexical_ratio": cfg.lexical_ratio,
+            "router_state": cfg.router_state,
+            "train": cfg.train.model_dump(mode="json") if cfg.router_state is None else None,
         },
+        state_version=state_version,
         evidence={
             "registry_version": version,
             "registry": [c.model_dump(mode="json", exclude={"examples"}) for c in cards],
             "attempts": attempts,
             "via": via,
-            **({"lexical": lexical_evidence} if lexical_evidence else {}),
+            **({"offline": offline_evidence} if offline_evidence else {}),
         },
     )
     return TCARRoute(chosen=parsed.ids, reason=parsed.reason, via=via, registry_version=version)

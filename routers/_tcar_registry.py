@@ -2,11 +2,12 @@
 
 An :class:`AgentCard` is what the router knows of an agent (id, name, description, example
 queries); the :class:`AgentRegistry` holds the cards with the runnable agent behind each, and
-onboarding is adding or removing a card at run time (no retraining). Its :attr:`version`, a
-hash of the cards, goes into every decision. :data:`OOS` is the id of "out of scope".
+onboarding is adding or removing a card at run time (the offline router adapts at once). Its
+:attr:`version`, a hash of the cards, goes into every decision. :data:`OOS` is the id of
+"out of scope".
 
-Both the reasoning router (:mod:`routers._tcar`) and the offline lexical router
-(:mod:`routers._tcar_lexical`) read these; this module must import neither.
+Both the reasoning router (:mod:`routers._tcar`) and the offline trained router
+(:mod:`routers._tcar_trained`) read these; this module must import neither.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class AgentCard(BaseModel):
     name: str = Field(min_length=1)
     description: str = Field(min_length=1)
     examples: list[str] = Field(default_factory=list)
-    """Sample queries this agent handles (used by the offline router, not the prompt)."""
+    """Sample queries this agent handles (the offline router's training data, not the prompt)."""
 
     def model_post_init(self, _context: Any) -> None:
         if not _ID.match(self.id) or self.id.lower() == OOS:
@@ -51,8 +52,15 @@ class AgentRegistry:
     step and records its :attr:`version`.
     """
 
-    def __init__(self, cards: Iterable[AgentCard | tuple[AgentCard, Agent[Any, Any]]] = ()):
+    def __init__(
+        self,
+        cards: Iterable[AgentCard | tuple[AgentCard, Agent[Any, Any]]] = (),
+        *,
+        out_of_scope: Iterable[str] = (),
+    ):
         self._cards: dict[str, AgentCard] = {}
+        self._version: str | None = None  # computed once per change of the cards
+        self._out_of_scope: tuple[str, ...] = tuple(sorted(set(out_of_scope)))
         self._agents: dict[str, Agent[Any, Any]] = {}
         for item in cards:
             if isinstance(item, tuple):
@@ -68,6 +76,7 @@ class AgentRegistry:
                 "another id"
             )
         self._cards[card.id] = card
+        self._version = None
         if runner is not None:
             self._agents[card.id] = runner
 
@@ -76,7 +85,14 @@ class AgentRegistry:
         if agent_id not in self._cards:
             raise KeyError(f"no agent {agent_id!r} in the registry (have: {self.ids()})")
         del self._cards[agent_id]
+        self._version = None
         self._agents.pop(agent_id, None)
+
+    @property
+    def out_of_scope(self) -> tuple[str, ...]:
+        """Queries no agent should take: the offline router learns to decline them (fixed
+        when the registry is made; part of its version)."""
+        return self._out_of_scope
 
     def ids(self) -> list[str]:
         return sorted(self._cards)
@@ -98,8 +114,17 @@ class AgentRegistry:
 
     @property
     def version(self) -> str:
-        """Hash of the descriptions (id, name, description, examples), sorted by id."""
-        return hash_value([c.model_dump(mode="json") for c in self.cards()])
+        """Hash of the descriptions (id, name, description, examples), sorted by id, and of
+        the out-of-scope examples when there are any."""
+        if self._version is None:
+            cards = [c.model_dump(mode="json") for c in self.cards()]
+            if not self.out_of_scope:  # the version registries had before out-of-scope ones
+                self._version = hash_value(cards)
+            else:
+                self._version = hash_value(
+                    {"cards": cards, "out_of_scope": list(self.out_of_scope)}
+                )
+        return self._version
 
     def snapshot(self) -> list[AgentCard]:
         if not self._cards:

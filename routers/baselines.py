@@ -8,10 +8,15 @@ baselines; docs/routers.md shows how to wire each):
   RNG, so a run is reproducible from its seed;
 * :data:`majority_vote` (``majority-vote``): every model answers, one after the other in
   config order; the most frequent answer wins, ties to the answer of the model listed first;
-* :data:`knn_router` (``knn-router``): the k training queries nearest the query (TF-IDF
-  cosine) give each model an expected quality and cost (similarity-weighted means); the
-  model with the best λ·quality - cost answers. The training data is versioned router state
-  (:class:`KNNIndex`, format ``orch.knn-index/1``) read by its version key;
+* :data:`knn_router` (``knn-router``): the k training queries nearest the query (cosine of
+  their embeddings, :mod:`routers._neighbours`) give each model an expected quality and cost
+  (similarity-weighted means); the model with the best λ·quality - cost answers. The
+  training data and the embedder's spec are versioned router state (:class:`KNNIndex`,
+  format ``orch.knn-index/2``) read by its version key. An ``orch.knn-index/1`` state (from
+  before the embedding seam, no embedder recorded) still loads and routes, with the default
+  TF-IDF embedder fitted on its queries (:func:`knn_embedder`), so old stores keep working;
+  their runs recorded by ``knn-router`` version 2 do not replay under version 3, whose
+  neighbours come from another similarity;
 * :data:`cascade`: a weak model is sampled n times; when the share of samples agreeing with
   their majority reaches the threshold its answer is accepted, else the strong model answers;
 * :data:`oracle`: for evaluation only; every model answers and the cheapest correct one is
@@ -24,10 +29,13 @@ compared by their canonical form (:mod:`routers._extract`, config field ``extrac
 *Our choices* (the sources leave them open):
 
 * an answer no extractor can read casts no vote and never counts as agreeing;
-* kNN: similarity-weighted means over the k nearest queries; when every neighbour has
-  similarity 0 the plain mean over the k neighbours (the first k training queries, by the
-  lexical index's tie order); k above the number of training queries uses them all; utility
-  ties go to the model name first in sort order;
+* kNN: similarity-weighted means over the k nearest queries, a negative cosine (possible
+  with sentence embeddings) weighing 0; when no neighbour has a positive similarity the plain
+  mean over the k neighbours (ties in similarity go to the earlier training query, so with
+  no similarity at all these are the first k); k above the number of training queries uses
+  them all; utility ties go to the model name first in sort order. The default embedder is
+  a TF-IDF over words fitted on the index's queries (sublinear tf, smoothed idf: the
+  weighting of the lexical index it replaces, without its stemming and stop words);
 * cascade: the strong model is asked once at its default temperature; an accepted answer is
   the weak samples' majority (ties to the earliest sample);
 * oracle: "cheapest" is the cost of each model's call on this query at the registry's prices,
@@ -44,6 +52,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Final, Literal
 
+import numpy as np
+from numpy.typing import NDArray
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -57,16 +67,20 @@ from pydantic import (
 from agents.models import ChatMessage, ChatRequest, ChatResponse, ModelHub
 from orch import Context, agent
 from routers._acar import majority
+from routers._embed import Embedder, EmbedderSpec, TfidfEmbedder, embedder_from_spec
 from routers._extract import extractor
-from routers._lexical import LexicalIndex
+from routers._neighbours import NearestIndex, top_k
+from routers._served import checked_state, cosines, serving_embedder
 from routers._state import register_state_format
 from traces import hash_value
 
 __all__ = [
     "KNN_FORMAT",
+    "KNN_FORMAT_V1",
     "AgreementCascadeConfig",
     "CascadeConfig",
     "KNNConfig",
+    "KNNEstimator",
     "KNNExample",
     "KNNIndex",
     "KNNQuery",
@@ -78,16 +92,20 @@ __all__ = [
     "agreement_cascade",
     "build_knn_index",
     "cascade",
+    "knn_embedder",
     "knn_estimate",
     "knn_router",
     "majority_vote",
     "oracle",
     "random_router",
     "single",
+    "validated_examples",
     "vote",
 ]
 
-KNN_FORMAT: Final = "orch.knn-index/1"
+KNN_FORMAT: Final = "orch.knn-index/2"
+KNN_FORMAT_V1: Final = "orch.knn-index/1"
+"""The format of kNN indexes made before the embedding seam (no embedder recorded)."""
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -469,13 +487,18 @@ def _index_models(examples: Sequence[KNNExample]) -> list[str]:
 
 
 class KNNIndex(BaseModel):
-    """The kNN router's state: training examples, versioned like all router state."""
+    """The kNN router's state: training examples and the embedder that compares queries,
+    versioned like all router state."""
 
     model_config = _FROZEN
-    format: Literal["orch.knn-index/1"] = KNN_FORMAT
+    format: Literal["orch.knn-index/2", "orch.knn-index/1"] = KNN_FORMAT
     models: list[str]
     """The models every example scores, sorted."""
     examples: list[KNNExample]
+    embedder: EmbedderSpec | None = Field(default=None, exclude_if=lambda v: v is None)
+    """The embedder's spec (``orch.knn-index/2``); None in an ``orch.knn-index/1`` state,
+    which is then served with :func:`knn_embedder` of its queries. Left out of the encoding
+    when None, so a ``/1`` state keeps the bytes, and the version, it was saved with."""
     parent: str | None = None
     """The version this one was derived from (None for an index built from scratch)."""
 
@@ -487,6 +510,11 @@ class KNNIndex(BaseModel):
                 f"models is {self.models} but the examples score {models}; fix: build the "
                 "index with build_knn_index()"
             )
+        if (self.format == KNN_FORMAT) != (self.embedder is not None):
+            raise ValueError(
+                f"a {self.format} index {'needs' if self.format == KNN_FORMAT else 'has no'} "
+                "embedder; fix: build the index with build_knn_index()"
+            )
         return self
 
     @property
@@ -495,12 +523,12 @@ class KNNIndex(BaseModel):
         return hash_value(self)
 
 
-def build_knn_index(
-    examples: Sequence[KNNExample | Mapping[str, Any]], parent: str | None = None
-) -> KNNIndex:
-    """Validate training examples and make an index. Every example must score the same models
-    with a finite quality in [0, 1] and a finite cost >= 0; a ValueError names the first
-    example that does not, and the fix."""
+def validated_examples(
+    examples: Sequence[KNNExample | Mapping[str, Any]],
+) -> tuple[list[KNNExample], list[str]]:
+    """Training examples validated, and the models they score. Every example must score the
+    same models with a finite quality in [0, 1] and a finite cost >= 0; a ValueError names
+    the first example that does not, and the fix."""
     items: list[KNNExample] = []
     for i, e in enumerate(examples):
         if isinstance(e, KNNExample):
@@ -516,20 +544,96 @@ def build_knn_index(
             raise ValueError(
                 f"example {i} is invalid ({problems}); fix: correct or drop example {i}"
             ) from None
-    return KNNIndex(models=_index_models(items), examples=items, parent=parent)
+    return items, _index_models(items)
 
 
-_LEXICAL: dict[str, LexicalIndex] = {}
-_LEXICAL_MAX = 32
+def knn_embedder(queries: Sequence[str]) -> TfidfEmbedder:
+    """The kNN router's default embedder: TF-IDF over words, fitted on ``queries`` (the same
+    queries in any order give the same embedder)."""
+    return TfidfEmbedder.fit(list(queries), analyzer="word", ngram_range=(1, 1), min_df=1)
 
 
-def _lexical_for(version: str, index: KNNIndex) -> LexicalIndex:
+def build_knn_index(
+    examples: Sequence[KNNExample | Mapping[str, Any]],
+    parent: str | None = None,
+    *,
+    embedder: Embedder | None = None,
+) -> KNNIndex:
+    """Validate training examples (:func:`validated_examples`) and make an index; the
+    embedder defaults to :func:`knn_embedder` of the examples' queries."""
+    items, models = validated_examples(examples)
+    emb = embedder or knn_embedder([e.query for e in items])
+    return KNNIndex(models=models, examples=items, embedder=emb.spec, parent=parent)
+
+
+def _index_spec(index: KNNIndex) -> Any:
+    return index.embedder or knn_embedder([e.query for e in index.examples]).spec
+
+
+class KNNEstimator:
+    """An index's queries embedded once, with its quality and cost tables as arrays."""
+
+    def __init__(self, index: KNNIndex, embedder: Embedder | None = None) -> None:
+        emb = embedder or embedder_from_spec(_index_spec(index))
+        self.models = index.models
+        self.nearest = NearestIndex(emb, [e.query for e in index.examples])
+        self.quality = np.array([[e.quality[m] for m in self.models] for e in index.examples])
+        self.cost = np.array([[e.cost_usd[m] for m in self.models] for e in index.examples])
+
+    def estimate(
+        self, question: str, k: int
+    ) -> tuple[list[tuple[int, float]], dict[str, float], dict[str, float]]:
+        """The k nearest training queries as (example index, cosine), best first, and each
+        model's expected quality and cost: similarity-weighted means over them (negative
+        similarities weigh 0; plain means when no similarity is positive)."""
+        features = self.nearest.embedder.embed([question])
+        near, quality, cost = self.from_similarities(cosines(features, self.nearest.matrix)[0], k)
+        return (
+            near,
+            dict(zip(self.models, quality.tolist(), strict=True)),
+            dict(zip(self.models, cost.tolist(), strict=True)),
+        )
+
+    def from_similarities(
+        self, similarities: NDArray[np.float64], k: int
+    ) -> tuple[list[tuple[int, float]], NDArray[np.float64], NDArray[np.float64]]:
+        """:meth:`estimate` from one query's similarities to every training query (arrays
+        in model order)."""
+        near = top_k(similarities, k)
+        idx = np.array([i for i, _ in near])
+        weights = np.maximum(np.array([s for _, s in near]), 0.0)
+        total = weights.sum()
+        weights = weights / total if total > 0 else np.full(len(near), 1.0 / len(near))
+        return near, weights @ self.quality[idx], weights @ self.cost[idx]
+
+    def estimates(
+        self, questions: Sequence[str], k: int
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Expected quality and cost of each question (rows) for each model (columns)."""
+        sims = cosines(self.nearest.embedder.embed(list(questions)), self.nearest.matrix)
+        rows = [self.from_similarities(row, k)[1:] for row in sims]
+        return np.array([q for q, _ in rows]), np.array([c for _, c in rows])
+
+
+def knn_estimate(
+    index: KNNIndex, question: str, k: int
+) -> tuple[list[tuple[int, float]], dict[str, float], dict[str, float]]:
+    """:meth:`KNNEstimator.estimate` with the index's own embedder (embeds the index's
+    queries each call: for one-off use; serving keeps a :class:`KNNEstimator`)."""
+    return KNNEstimator(index).estimate(question, k)
+
+
+_ESTIMATORS: dict[str, KNNEstimator] = {}
+_ESTIMATORS_MAX = 16
+
+
+def _estimator_for(version: str, index: KNNIndex) -> KNNEstimator:
     # A pure function of the version (a content hash), so the cache cannot change a decision.
-    found = _LEXICAL.get(version)
+    found = _ESTIMATORS.get(version)
     if found is None:
-        if len(_LEXICAL) >= _LEXICAL_MAX:
-            _LEXICAL.pop(next(iter(_LEXICAL)))
-        found = _LEXICAL[version] = LexicalIndex([e.query for e in index.examples])
+        if len(_ESTIMATORS) >= _ESTIMATORS_MAX:
+            _ESTIMATORS.pop(next(iter(_ESTIMATORS)))
+        found = _ESTIMATORS[version] = KNNEstimator(index, serving_embedder(_index_spec(index)))
     return found
 
 
@@ -539,39 +643,18 @@ class KNNQuery(BaseModel):
     """The :class:`KNNIndex` version (its artifact key, from ``save_state``)."""
 
 
-def knn_estimate(
-    index: KNNIndex, lexical: LexicalIndex, question: str, k: int
-) -> tuple[list[tuple[int, float]], dict[str, float], dict[str, float]]:
-    """The k nearest training queries as (example index, cosine), best first, and each
-    model's expected quality and cost: similarity-weighted means over them (plain means
-    when every similarity is 0)."""
-    near = lexical.nearest(question, min(k, len(index.examples)))
-    total = math.fsum(s for _, s in near)
-    weights = [s / total for _, s in near] if total > 0 else [1.0 / len(near)] * len(near)
-
-    def mean(table: str, model: str) -> float:
-        return math.fsum(
-            w * getattr(index.examples[i], table)[model]
-            for w, (i, _) in zip(weights, near, strict=True)
-        )
-
-    quality = {m: mean("quality", m) for m in index.models}
-    cost = {m: mean("cost_usd", m) for m in index.models}
-    return near, quality, cost
-
-
-@agent(name="knn-router", version="2", config=KNNConfig)
+@agent(name="knn-router", version="3", config=KNNConfig)
 async def knn_router(q: KNNQuery, ctx: Context) -> Routed:
     """The model with the best λ·expected quality - expected cost over the k nearest
     training queries answers; one call."""
     cfg: KNNConfig = ctx.config
-    index = ctx.load(q.index, KNNIndex)
-    near, quality, cost = knn_estimate(index, _lexical_for(q.index, index), q.question, cfg.k)
+    index = checked_state(ctx, q.index, KNNIndex)
+    near, quality, cost = _estimator_for(q.index, index).estimate(q.question, cfg.k)
     utility = {m: cfg.lam * quality[m] - cost[m] for m in index.models}
     model = min(index.models, key=lambda m: (-utility[m], m))
     caller = _Caller(ctx, cfg.max_tokens)
     answer = extractor(cfg.extractor)((await caller.ask(model, q.question)).text)
-    plain = math.fsum(s for _, s in near) == 0
+    plain = not any(s > 0 for _, s in near)
     ctx.decide(
         candidates=index.models,
         chosen=model,
@@ -579,12 +662,12 @@ async def knn_router(q: KNNQuery, ctx: Context) -> Routed:
         reason=(
             f"{model} has the best λ·quality - cost = {cfg.lam:g}·{quality[model]:.4f} - "
             f"{cost[model]:.6f} = {utility[model]:.6f} over {len(near)} neighbours"
-            + (" (no lexical overlap: plain means)" if plain else "")
+            + (" (no similar training query: plain means)" if plain else "")
         ),
         parameters=cfg.model_dump(),
         state_version=q.index,
         evidence={
-            "neighbours": [{"index": i, "similarity": s} for i, s in near],
+            "neighbours": {"index": [i for i, _ in near], "similarity": [s for _, s in near]},
             "weighting": "plain mean" if plain else "similarity-weighted mean",
             "expected_quality": quality,
             "expected_cost_usd": cost,
@@ -746,9 +829,12 @@ async def oracle(q: Query, ctx: Context) -> Routed:
 
 
 def _summary(index: KNNIndex) -> str:
+    embedder = index.embedder.kind if index.embedder is not None else "default TF-IDF"
     return (
-        f"kNN index, {len(index.examples)} training queries over models {', '.join(index.models)}"
+        f"kNN index, {len(index.examples)} training queries over models "
+        f"{', '.join(index.models)}, embedder {embedder}"
     )
 
 
 register_state_format(KNN_FORMAT, KNNIndex, _summary)
+register_state_format(KNN_FORMAT_V1, KNNIndex, _summary)

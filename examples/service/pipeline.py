@@ -7,7 +7,7 @@ One turn of a conversation is one run of :data:`pipeline`::
 * ``query`` turns the message and the conversation so far (``state``, the previous turn's
   output when the run is a turn of a thread) into a TCAR query with its history;
 * ``team`` is :data:`routers.tcar`, the TCAR team of ``examples/tcar_clinc.py``: the offline
-  lexical router chooses among two agents (the ``assistant``, which answers through the chat
+  trained router chooses among two agents (the ``assistant``, which answers through the chat
   model, and ``notes``, which proposes to save a note), the chosen ones run in parallel and the
   refining agent merges their replies; the routing and the merge are recorded decisions;
 * ``act`` carries out what an agent proposed, asking first: before the ``notes.save`` tool
@@ -61,11 +61,9 @@ DEFAULT_NOTES = "service-notes.jsonl"
 
 SYSTEM_PROMPT = "You are a concise, friendly assistant. Answer in a few sentences."
 
-# Routing is the offline lexical router of TCAR: no router model, its evidence as the reason.
-# A low out-of-scope threshold because the assistant takes anything conversational.
-TEAM: dict[str, Any] = {
-    "router": {"max_agents": 2, "lexical_min_similarity": 0.05, "lexical_ratio": 0.8}
-}
+# Routing is TCAR's offline router, a classifier trained on the two cards (at the first turn,
+# then stored in the run): no router model, its probabilities as the reason.
+TEAM: dict[str, Any] = {"router": {"max_agents": 2}}
 
 
 class Conversation(BaseModel):
@@ -217,7 +215,7 @@ class NoteBook:
 
 
 def agent_registry() -> AgentRegistry:
-    """The agents TCAR routes between (cards: what the lexical router reads)."""
+    """The agents TCAR routes between (cards: what the offline router is trained on)."""
     return AgentRegistry(
         [
             (

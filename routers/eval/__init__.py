@@ -13,6 +13,8 @@ that runs routers over recorded tasks through the engine, and the evaluation fil
   placed by an executor (a Dask cluster), resumed by finding those runs in the store; the
   models served from the recordings (:mod:`routers.eval.eval_services`);
   :mod:`routers.eval._training`: router state fitted from training tasks;
+  :mod:`routers.eval._offline`: settings scored on a validation split without runs;
+  :mod:`routers.eval._audit`: a seeded sample of an evaluation's runs verified and replayed;
 * :mod:`routers.eval._study`: configurations and sweeps evaluated on one split, gathered
   into the evaluation file ``orch.eval-report/1`` (:mod:`routers.eval._evalfile`), which
   ``orch report`` renders (:mod:`routers.eval._report`); :mod:`routers.eval._curves`: the AIQ
@@ -22,6 +24,7 @@ that runs routers over recorded tasks through the engine, and the evaluation fil
 from __future__ import annotations
 
 from routers.errors import DatasetError, DatasetPluginError, DataUnavailable
+from routers.eval._audit import Audit, audit_runs
 from routers.eval._curves import StrongShareCurve, aiq_curve, strong_share_curve, zero_router_aiq
 from routers.eval._dataset import FORMAT, Dataset, Price, Sample, Split, Task, merge
 from routers.eval._evalfile import (
@@ -44,6 +47,14 @@ from routers.eval._harness import (
     router_pipeline,
 )
 from routers.eval._metrics import McNemar, Point, aiq, apgr, cpt, mcnemar, ndch, pgr
+from routers.eval._offline import (
+    Outcomes,
+    aiq_gain,
+    choice_points,
+    hull_settings,
+    outcome_arrays,
+    ranked_apgr,
+)
 from routers.eval._reference import single_models
 from routers.eval._report import cost_quality_png, render_eval_report, render_eval_report_file
 from routers.eval._setmetrics import OOS, RoutedOutcome, RoutingSummary, summarize
@@ -90,6 +101,15 @@ __all__ = [
     "save",
     "single_models",
     "summarize",
+    # tuning on a labelled split without runs, and checking an evaluation's runs
+    "Audit",
+    "Outcomes",
+    "aiq_gain",
+    "audit_runs",
+    "choice_points",
+    "hull_settings",
+    "outcome_arrays",
+    "ranked_apgr",
     "ADAPTERS",
     "DATASETS_GROUP",
     "EVAL_FORMAT",

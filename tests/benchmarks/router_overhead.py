@@ -10,9 +10,12 @@ the routing cost per decision beyond the floors:
     (µs per run - µs of an empty run - calls per run x µs per call) / decisions per run
 
 A second table times the decision logic alone (no engine): TCAR's contract parser and the
-offline lexical router over the 150-intent CLINC registry, σ, the AMRO-S transition and draw,
-the EMA panel. Run: ``python tests/benchmarks/router_overhead.py`` (``--runs N``,
-``--repeat R``, ``--json FILE``). The suite never asserts on time; compare ratios.
+offline trained router over the 150-intent CLINC registry, σ, the AMRO-S transition and draw,
+the EMA panel, and the routers trained from recorded quality (kNN on the embedding seam, the
+classifier, MF and SW routers: embedding the query, predicting each model's quality and
+choosing), with TF-IDF and, when the ``embed`` extra is installed, wordllama embeddings.
+Run: ``python tests/benchmarks/router_overhead.py`` (``--runs N``, ``--repeat R``,
+``--json FILE``). The suite never asserts on time; compare ratios.
 """
 
 from __future__ import annotations
@@ -47,24 +50,41 @@ from routers import (
     AgentRegistry,
     AMROParams,
     Candidate,
+    ClassifierTraining,
     EMAState,
+    Embedder,
+    KNNEstimator,
+    MFTraining,
     Observation,
     PheromoneState,
+    SWTraining,
     TCARQuery,
+    TfidfEmbedder,
+    TrainConfig,
+    TrainedRouter,
+    WordLlamaEmbedder,
     acar,
     amro_router,
     apply_feedback,
     choose,
+    classifier_router,
+    mf_router,
     orch_merge,
     panel,
     parse_route,
     save_state,
+    sentence_embeddings_available,
     sigma,
+    sw_router,
     tcar,
     tcar_router,
+    train_classifier_router,
+    train_mf_router,
+    train_sw_router,
+    train_tcar,
     transition,
 )
-from routers._tcar_lexical import LexicalRouter
+from routers._quality import choose_by_cost, predictor
 from routers.baselines import KNNExample, build_knn_index, cascade, knn_router, majority_vote
 from traces import MemoryStore, StepRecord
 
@@ -159,21 +179,41 @@ def single(name: str, node_agent: Any, **inputs: Any) -> Pipeline:
     return p.build()
 
 
+TOPICS = ["algebra", "history", "python", "poetry", "chemistry", "law", "travel"]
+TRAINING = [
+    KNNExample(
+        query=f"training question {j} about {TOPICS[j % 7]} and topic {j % 11}",
+        quality={m: ((j + i) % 3) / 2 for i, m in enumerate(("m1", "m2", "m3"))},
+        cost_usd={"m1": 1e-4, "m2": 5e-4, "m3": 2e-3},
+    )
+    for j in range(200)
+]
+"""Recorded quality of three models on 200 training queries (kNN and trained routers)."""
+TRAINERS: dict[str, tuple[Any, Callable[..., Any], Any]] = {
+    "classifier": (classifier_router, train_classifier_router, ClassifierTraining()),
+    "MF": (mf_router, train_mf_router, MFTraining()),
+    "SW": (sw_router, train_sw_router, SWTraining()),
+}
+
+
+def tfidf() -> TfidfEmbedder:
+    return TfidfEmbedder.fit([e.query for e in TRAINING], ngram_range=(1, 1))
+
+
+def _asking(state: str) -> Callable[[int], dict[str, Any]]:
+    def inputs(i: int) -> dict[str, Any]:
+        return {"question": f"a question about {TOPICS[i % 7]}", "state": state}
+
+    return inputs
+
+
 def contenders(store: MemoryStore) -> dict[str, tuple[Pipeline, Callable[[int], dict[str, Any]]]]:
     amro_state = save_state(store, PheromoneState(params=AMROParams()))
-    knn_index = save_state(
-        store,
-        build_knn_index(
-            [
-                KNNExample(
-                    query=f"training question {j} about topic {j % 7}",
-                    quality={m: ((j + i) % 3) / 2 for i, m in enumerate(("m1", "m2", "m3"))},
-                    cost_usd={"m1": 1e-4, "m2": 5e-4, "m3": 2e-3},
-                )
-                for j in range(200)
-            ]
-        ),
-    )
+    knn_index = save_state(store, build_knn_index(TRAINING))
+    trained = {
+        name: (agent, save_state(store, train(TRAINING, tfidf(), config=config)))
+        for name, (agent, train, config) in TRAINERS.items()
+    }
     ema_state = save_state(store, EMAState())
     q = lambda i: f"Question {i}: what is {i} plus {i * 7}? Options A B C D"  # noqa: E731
     return {
@@ -216,10 +256,17 @@ def contenders(store: MemoryStore) -> dict[str, tuple[Pipeline, Callable[[int], 
             single("cascade", cascade.with_config(weak="m1", strong="m3"), question=str),
             lambda i: {"question": q(i)},
         ),
-        "baseline: kNN, 200 examples": (
+        "baseline: kNN on the embedding seam (TF-IDF), 200 examples": (
             single("knn", knn_router, question=str, index=str),
             lambda i: {"question": f"question about topic {i % 7}", "index": knn_index},
         ),
+        **{
+            f"{name} router (TF-IDF), 200 examples, λ": (
+                single(name, agent.with_config(lam=300.0), question=str, state=str),
+                _asking(version),
+            )
+            for name, (agent, version) in trained.items()
+        },
         "ORCH merge + EMA panel": (
             single(
                 "orch", orch_merge.with_config(agents=["m1", "m2", "m3"]), question=str, state=str
@@ -256,6 +303,37 @@ def counts(store: MemoryStore, results: list[Any]) -> tuple[float, float]:
     return calls / len(results), decisions / len(results)
 
 
+def quality_decisions() -> dict[str, Callable[[int], Any]]:
+    """The decision logic of the routers trained from recorded quality, one query at a time
+    as they serve: embed (a fresh text each call, so no cache helps), predict, choose."""
+    embedders: dict[str, Callable[[], Embedder]] = {"TF-IDF": tfidf}
+    if sentence_embeddings_available():
+        embedders["wordllama"] = WordLlamaEmbedder
+    cases: dict[str, Callable[[int], Any]] = {}
+    for kind, make in embedders.items():
+        emb = make()
+
+        def question(i: int) -> list[str]:
+            return [f"a new question {i} about {TOPICS[i % 7]} and more"]
+
+        estimator = KNNEstimator(build_knn_index(TRAINING, embedder=emb), embedder=emb)
+
+        def estimate(i: int, estimator: KNNEstimator = estimator) -> Any:
+            return estimator.estimate(question(i)[0], 5)
+
+        cases[f"kNN estimate ({kind}), 200 examples, k=5"] = estimate
+        for name, (_, train, config) in TRAINERS.items():
+            state = train(TRAINING, emb, config=config)
+            serve = predictor(state, emb)
+
+            def decide(i: int, serve: Any = serve, state: Any = state, emb: Any = emb) -> Any:
+                q = serve.quality(emb.embed(question(i)))[0]
+                return choose_by_cost(state.models, q, state.mean_cost_usd, 300.0)
+
+            cases[f"{name} router decision ({kind}), 200 examples"] = decide
+    return cases
+
+
 def micro(repeat: int) -> dict[str, float]:
     """µs per call of the decision logic alone."""
     clinc = ROOT / "examples" / "data" / "clinc150_subset.json"
@@ -265,7 +343,7 @@ def micro(repeat: int) -> dict[str, float]:
         for d in data["domains"].values()
         for i, ex in d.items()
     ]
-    lexical = LexicalRouter(intents, k=10)
+    offline = TrainedRouter(train_tcar(intents, config=TrainConfig(sentence=False)), intents)
     queries = [t for t, _ in data["test"]]
     rng = random.Random(0)
     state = PheromoneState()
@@ -280,16 +358,19 @@ def micro(repeat: int) -> dict[str, float]:
     reply_text = "<Reason>r</Reason>\n<ID>a</ID>\n<ID>b</ID>"
     cases: dict[str, Callable[[int], Any]] = {
         "TCAR parse_route": lambda i: parse_route(reply_text, ["a", "b", "c"]),
-        "TCAR lexical router, 150 intents": lambda i: lexical.reply(queries[i % len(queries)], 3),
+        "TCAR trained router (TF-IDF), 150 intents": lambda i: offline.reply(
+            queries[i % len(queries)], 3
+        ),
         "ACAR σ of 3 probes": lambda i: sigma(["A", "B", None]),
         "AMRO-S transition + draw, 5 nodes": lambda i: choose(
             transition(state, {"math": 0.7, "general": 0.3}, "^", cands), rng
         ),
         "EMA panel of 10 agents": lambda i: panel(ema, [f"m{j}" for j in range(10)], 3),
+        **quality_decisions(),
     }
     out = {}
     for name, fn in cases.items():
-        n = 2000 if "lexical" not in name else 300
+        n = 2000 if "router" not in name and "kNN" not in name else 300
         samples = []
         for _ in range(repeat):
             t = time.perf_counter()

@@ -23,7 +23,11 @@ def load(name: str) -> ModuleType:
 
 
 CASES: list[tuple[str, list[str], list[str]]] = [
-    ("tcar_clinc", ["--limit", "24", "--show", "2"], ["domain accuracy", "via offline"]),
+    (
+        "tcar_clinc",
+        ["--limit", "24", "--show", "2"],
+        ["domain accuracy", "via offline", "router state: orch state sha256:"],
+    ),
     ("acar_sigma", [], ["σ=", "agreement-but-wrong", "modes single"]),
     ("amro_routing", [], ["learned from 10 routes", "task weights", "orch state sha256:"]),
     ("orch_panel", [], ["feedback applied", "panel [", "orch state sha256:"]),
@@ -80,3 +84,29 @@ def test_state_history_of_the_amro_example(
     assert len(history) == 4  # initial + one version per full buffer of 10 (30 questions)
     assert history[-1].state is not None and history[-1].state.parent is None
     assert all(h.state is not None for h in history)
+
+
+def test_the_tcar_example_routes_with_its_stored_calibrated_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from routers import IntentClassifier, load_state
+    from traces import load_run_view
+
+    module = load("tcar_clinc")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ORCH_STORE", raising=False)
+    assert module.main(["--limit", "12", "--show", "0"]) == 0
+    out = capsys.readouterr().out
+    version = out.split("router state: orch state ")[1].split()[0]
+    with open_store() as store:
+        state = load_state(store, version, IntentClassifier)
+        # Calibrated on the validation split: a derived version with a decline threshold.
+        assert state.parent is not None and state.decline_below is not None
+        assert state.labels == sorted(module.dataset()["domains"])
+        versions = set()
+        for run_id in store.run_ids():
+            view = load_run_view(store, run_id)
+            for step in view.steps.values():
+                if step.record.agent.name == "tcar-router":
+                    versions |= {d.state_version for d in step.decisions}
+    assert versions == {version}

@@ -20,7 +20,8 @@ def test_routerbench_script_compares_routers_with_the_zero_router(
     dataset_or_skip("routerbench")
     module: Any = load_script("eval_routerbench")
     save = tmp_path / "rb.json"
-    assert module.main(["--limit", "12", "--parallel", "4", "--save", str(save)]) == 0
+    args = ["--limit", "12", "--parallel", "4", "--save", str(save), "--replay-sample", "10"]
+    assert module.main(args) == 0
     out = capsys.readouterr().out
     assert "RouterBench test: 12 tasks, 11 models" in out
     assert "zero router: hull" in out and "oracle: accuracy" in out
@@ -29,17 +30,32 @@ def test_routerbench_script_compares_routers_with_the_zero_router(
     def count(prefix: str) -> int:
         return sum(1 for line in measured if line.startswith(prefix))
 
-    assert count("  knn k=") == len(module.LAMBDAS)
+    swept = {p: count(f"  {p} ") for p in ("knn", "classifier", "MF", "SW")}
+    assert all(1 <= n <= module.SETTINGS for n in swept.values()), swept
     assert count("  amro-s β=") == len(module.BETAS)
     assert count("  cascade ") == len(module.CASCADES)
-    assert "McNemar" in out and out.count(", p = ") == 5
-    for router in ("kNN (k=", "AMRO-S:", "EMA router:", "agreement cascade:", "random router:"):
+    ev = evalfile.load(save)
+    # One test per router with a curve (a router dearer than every model has none).
+    assert "McNemar" in out and out.count(", p = ") == len(ev.curves) >= 7
+    for router in (
+        "kNN (k=",
+        "classifier router (",
+        "MF router (",
+        "SW router (",
+        "AMRO-S:",
+        "EMA router:",
+        "agreement cascade:",
+        "random router:",
+    ):
         assert router in out
     assert "AIQ per router" in out and "best: " in out and "failed" not in out
-    ev = evalfile.load(save)
-    assert len(ev.configs) == 1 + len(module.LAMBDAS) + len(module.BETAS) + 1 + len(module.CASCADES)
+    assert "audit: 10 sampled runs: 10 verified, 10 replayed" in out and "0 problems" in out
+    settings = 1 + sum(swept.values()) + len(module.BETAS) + 1 + len(module.CASCADES)
+    assert len(ev.configs) == settings
     assert all(len(c.runs) == 12 for c in ev.configs)
     assert ev.tables[0].columns[0] == "router"
+    assert [t.title.split(" ")[0] for t in ev.tables] == ["AIQ", "Settings", "McNemar:"]
+    assert any(n.startswith("Audit: 10 sampled runs") for n in ev.notes)
 
 
 def test_two_model_script_gives_apgr_and_cpt(
@@ -47,8 +63,14 @@ def test_two_model_script_gives_apgr_and_cpt(
 ) -> None:
     dataset_or_skip("routellm-gsm8k")
     module: Any = load_script("eval_two_model")
-    assert module.main(["--limit", "10", "--save-dir", str(tmp_path)]) == 0
+    args = ["--limit", "10", "--save-dir", str(tmp_path), "--replay-sample", "5"]
+    assert module.main(args) == 0
     out = capsys.readouterr().out
-    assert out.count("APGR ") == len(module.SOURCES)
+    for router in ("kNN", "classifier", "MF", "SW"):
+        assert out.count(f"  {router} ") == len(module.SOURCES)
+    assert out.count("audit: 5 sampled runs: 5 verified, 5 replayed") == len(module.SOURCES)
     ev = evalfile.load(tmp_path / "two-model-routellm-gsm8k.json")
-    assert len(ev.configs) == len(module.LAMBDAS) and ev.tables[0].columns[1] == "strong share"
+    assert len(ev.configs) == len(module.LAMBDAS) + len(module.TRAINED) * len(module.SHARES)
+    assert ev.tables[0].columns[:2] == ["router", "setting"]
+    assert [r[0] for r in ev.tables[0].rows] == ["kNN", "classifier", "MF", "SW"]
+    assert ev.tables[0].rows[0][-1] == 0.0  # kNN against itself

@@ -1,5 +1,6 @@
 """Baselines with scripted models: every branch of every baseline and its recorded decision,
-hand-computed kNN estimates, λ trading quality against cost, the kNN index as versioned state,
+hand-computed kNN estimates, λ trading quality against cost, the kNN index as versioned state
+(old ``orch.knn-index/1`` states still routing, tampered ones refused),
 seeded random choice, majority tie order, cascade acceptance and escalation, the oracle (and
 its missing gold label), order independence and bad configuration."""
 
@@ -9,18 +10,21 @@ import math
 import random
 from typing import Any
 
+import numpy as np
+import orjson
 import pytest
 from pydantic import ValidationError
 
 from agents.models import ChatRequest, ModelHub, ModelInfo, ModelRegistry, ScriptedClient
 from orch import AgentDefinitionError, Pipeline, PipelineBuilder, RunResult, arun
 from orch.testing import assert_order_independent
-from routers._lexical import LexicalIndex
+from routers import WordLlamaEmbedder, sentence_embeddings_available
 from routers._state import load_state, save_state, state_formats, state_history
 from routers.baselines import (
     AgreementCascadeConfig,
     CascadeConfig,
     KNNConfig,
+    KNNEstimator,
     KNNExample,
     KNNIndex,
     MajorityConfig,
@@ -30,6 +34,7 @@ from routers.baselines import (
     agreement_cascade,
     build_knn_index,
     cascade,
+    knn_embedder,
     knn_estimate,
     knn_router,
     majority_vote,
@@ -38,7 +43,7 @@ from routers.baselines import (
     single,
     vote,
 )
-from traces import Decision, MemoryStore, StepRecord
+from traces import Decision, MemoryStore, StepRecord, canonical_bytes
 
 PRICES = {"cheap": 1.0, "twin": 1.0, "mid": 5.0, "dear": 20.0}
 REGISTRY = {
@@ -273,21 +278,21 @@ def hand_estimate() -> tuple[float, dict[str, float], dict[str, float]]:
 
 def test_knn_estimate_by_hand() -> None:
     index = build_knn_index(EXAMPLES)
-    assert index.models == ["cheap", "dear"] and index.format == "orch.knn-index/1"
-    lexical = LexicalIndex([e.query for e in index.examples])
+    assert index.models == ["cheap", "dear"] and index.format == "orch.knn-index/2"
+    assert index.embedder == knn_embedder([e.query for e in EXAMPLES]).spec
     s1, quality, cost = hand_estimate()
-    near, q, c = knn_estimate(index, lexical, "apple", 2)
+    near, q, c = knn_estimate(index, "apple", 2)
     assert [i for i, _ in near] == [0, 1]
     assert near[0][1] == pytest.approx(1.0) and near[1][1] == pytest.approx(s1)
     assert s1 == pytest.approx(0.60535, abs=1e-5)
     assert q == pytest.approx(quality) and c == pytest.approx(cost)
-    # no lexical overlap: plain means over the first k examples (index order breaks ties)
-    near0, q0, c0 = knn_estimate(index, lexical, "zebra", 2)
+    # no word in common: plain means over the first k examples (index order breaks ties)
+    near0, q0, c0 = knn_estimate(index, "zebra", 2)
     assert near0 == [(0, 0.0), (1, 0.0)]
     assert q0 == pytest.approx({"cheap": 0.5, "dear": 0.95})
     assert c0 == pytest.approx({"cheap": 0.002, "dear": 0.016})
     # k above the number of examples uses them all; "dog" has weight 0 for "apple"
-    near_all, q_all, _ = knn_estimate(index, lexical, "apple", 10)
+    near_all, q_all, _ = knn_estimate(index, "apple", 10)
     assert [i for i, _ in near_all] == [0, 1, 2] and q_all == pytest.approx(quality)
 
 
@@ -315,8 +320,8 @@ async def test_knn_router_lambda_trades_quality_for_cost() -> None:
         assert d.scores == pytest.approx({m: lam * quality[m] - cost[m] for m in quality})
         assert d.evidence["expected_quality"] == pytest.approx(quality)
         assert d.evidence["expected_cost_usd"] == pytest.approx(cost)
-        assert [n["index"] for n in d.evidence["neighbours"]] == [0, 1]
-        assert d.evidence["neighbours"][0]["similarity"] == pytest.approx(1.0)
+        assert d.evidence["neighbours"]["index"] == [0, 1]
+        assert d.evidence["neighbours"]["similarity"][0] == pytest.approx(1.0)
         assert d.evidence["weighting"] == "similarity-weighted mean"
         assert d.parameters["lam"] == lam and d.parameters["k"] == 2
         assert d.state_version == version  # the index version read
@@ -346,10 +351,10 @@ async def test_knn_index_is_versioned_state() -> None:
     assert index == build_knn_index(EXAMPLES)
     version = save_state(store, index)
     assert version == index.version
-    assert "orch.knn-index/1" in state_formats()
+    assert {"orch.knn-index/1", "orch.knn-index/2"} <= set(state_formats())
     assert load_state(store, version, KNNIndex) == index
     (link,) = state_history(store, version)
-    assert link.summary == "kNN index, 3 training queries over models cheap, dear"
+    assert link.summary == "kNN index, 3 training queries over models cheap, dear, embedder tfidf"
     child = build_knn_index(EXAMPLES[:2], parent=version)
     child_version = save_state(store, child)
     assert [v.version for v in state_history(store, child_version)] == [child_version, version]
@@ -386,6 +391,93 @@ async def test_knn_router_order_independent() -> None:
         store=store,
         services={"models": models},
     )
+
+
+OLD_INDEX = {
+    "format": "orch.knn-index/1",
+    "models": ["cheap", "dear"],
+    "examples": [e.model_dump(mode="json") for e in EXAMPLES],
+    "parent": None,
+}
+"""A kNN index as knn-router version 2 saved it, before the embedding seam."""
+
+
+async def test_old_knn_index_still_loads_and_routes() -> None:
+    store = MemoryStore()
+    version = store.put_value(OLD_INDEX)  # the bytes an old store holds
+    old = load_state(store, version, KNNIndex)
+    assert old.format == "orch.knn-index/1" and old.embedder is None
+    assert old.version == version  # re-encoded, it is the very same bytes
+    (link,) = state_history(store, version)
+    assert link.summary.endswith("embedder default TF-IDF")
+    _, quality, cost = hand_estimate()
+    out, d, _ = await run(
+        knn_router.with_config(k=2, lam=1.0),
+        {"cheap": "A", "dear": "B"},
+        store=store,
+        question="apple",
+        index=version,
+    )
+    # Served with the default embedder fitted on its queries: the same neighbours as a new
+    # index of the same examples.
+    assert d.state_version == version and out.chosen == ["dear"]
+    assert d.evidence["expected_quality"] == pytest.approx(quality)
+    assert d.evidence["expected_cost_usd"] == pytest.approx(cost)
+    new = build_knn_index(EXAMPLES)
+    assert new.version != version and knn_estimate(old, "apple", 2) == knn_estimate(new, "apple", 2)
+
+
+def test_knn_index_formats_and_embedders_go_together() -> None:
+    spec = knn_embedder(["apple"]).spec
+    with pytest.raises(ValidationError, match=r"orch\.knn-index/2 index needs embedder"):
+        KNNIndex(models=["cheap", "dear"], examples=list(EXAMPLES))
+    with pytest.raises(ValidationError, match=r"orch\.knn-index/1 index has no embedder"):
+        KNNIndex(
+            format="orch.knn-index/1", models=["cheap", "dear"], examples=EXAMPLES, embedder=spec
+        )
+
+
+def test_knn_estimator_weighs_negative_similarities_zero() -> None:
+    estimator = KNNEstimator(build_knn_index(EXAMPLES))
+    near, quality, _ = estimator.from_similarities(np.array([0.5, -0.2, -0.9]), 2)
+    assert near == [(0, 0.5), (1, -0.2)] and quality.tolist() == [0.2, 1.0]
+    # no positive similarity at all: plain means over the k nearest
+    near, quality, cost = estimator.from_similarities(np.array([-0.5, -0.1, -0.9]), 2)
+    assert [i for i, _ in near] == [1, 0]
+    assert quality == pytest.approx([0.5, 0.95]) and cost == pytest.approx([0.002, 0.016])
+    batch_q, batch_c = estimator.estimates(["apple", "zebra"], 2)
+    for row, text in enumerate(["apple", "zebra"]):
+        _, q, c = estimator.estimate(text, 2)
+        assert batch_q[row] == pytest.approx(list(q.values()))
+        assert batch_c[row] == pytest.approx(list(c.values()))
+
+
+@pytest.mark.skipif(not sentence_embeddings_available(), reason="the embed extra is absent")
+async def test_knn_router_on_sentence_embeddings() -> None:
+    store = MemoryStore()
+    index = build_knn_index(EXAMPLES, embedder=WordLlamaEmbedder())
+    assert index.embedder is not None and index.embedder.kind == "wordllama"
+    version = save_state(store, index)
+    out, d, _ = await run(
+        knn_router.with_config(k=2),
+        {"cheap": "A", "dear": "B"},
+        store=store,
+        question="a green apple",
+        index=version,
+    )
+    assert d.evidence["neighbours"]["index"][0] == 0 and out.chosen == d.chosen
+
+
+async def test_tampered_knn_index_is_refused() -> None:
+    store = MemoryStore()
+    honest = build_knn_index(EXAMPLES[:2])
+    value = orjson.loads(canonical_bytes(honest))
+    loose = store.put(orjson.dumps(value, option=orjson.OPT_INDENT_2))
+    result, _, client = await run_raw(
+        knn_router, {"cheap": "A"}, store=store, question="a", index=loose
+    )
+    assert result.error is not None and client.calls == []
+    assert f"router state {loose} does not hash to its version" in result.error.message
 
 
 def example(quality: dict[str, float], cost: dict[str, float], query: str = "q") -> dict[str, Any]:

@@ -169,3 +169,33 @@ def test_missing_extra_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(EmbedderUnavailable, match=r"pip install 'orch\[embed\]'"):
         embed.WordLlamaEmbedder()
     assert [p.spec.kind for p in embed.default_embedder(CORPUS).spec.parts] == ["tfidf"] * 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.text(alphabet="abcde fgh'-.!", max_size=30), max_size=6),
+    st.sampled_from(
+        [("word", (1, 2), None), ("char_wb", (2, 4), None), ("word", (1, 1), "english")]
+    ),
+)
+def test_tfidf_rows_match_scikit_learns_transform(
+    queries: list[str], params: tuple[str, tuple[int, int], str | None]
+) -> None:
+    from routers._embed import _vectorizer
+
+    analyzer, ngrams, stop = params
+    emb = TfidfEmbedder.fit(
+        [*CORPUS, "bad cafe", "a dead fig"],
+        analyzer=analyzer,  # type: ignore[arg-type]
+        ngram_range=ngrams,
+        stop_words=stop,  # type: ignore[arg-type]
+    )
+    reference = _vectorizer(emb.spec, {t: i for i, t in enumerate(emb.spec.terms)})
+    reference.idf_ = emb.spec.idf.to_numpy()
+    ours = _dense(emb.embed(queries))
+    assert ours.shape == (len(queries), emb.dim)
+    if queries:
+        assert np.allclose(ours, _dense(reference.transform(queries)), atol=1e-6)
+    # One text or many: the same bits (a query routes the same in a batch and alone).
+    for i, q in enumerate(queries):
+        assert (_dense(emb.embed([q]))[0] == ours[i]).all()

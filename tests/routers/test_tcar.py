@@ -1,5 +1,5 @@
 """TCAR: the output contract, the registry and onboarding, repair then fallback, the offline
-lexical router, the refining team, determinism and bad input."""
+trained router, the refining team, determinism and bad input."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
+from tcar_cards import CARDS
 
 from agents.models import (
     ChatMessage,
@@ -20,31 +21,10 @@ from agents.refiner import AgentAnswer, AgentReply, offline_refine
 from orch import Context, PipelineBuilder, agent, arun
 from orch.testing import assert_order_independent
 from routers._tcar import TCARQuery, parse_route, repair_prompt, router_prompt, tcar_router
-from routers._tcar_lexical import LexicalRouter
 from routers._tcar_registry import OOS, AgentCard, AgentRegistry
 from routers._tcar_team import tcar
+from routers._tcar_trained import TrainedRouter, train_tcar
 from traces import Decision, MemoryStore, StepRecord
-
-CARDS = [
-    AgentCard(
-        id="billing",
-        name="Billing",
-        description="invoices, payments, refunds and charges on the bill",
-        examples=["why was my card charged twice", "i want a refund for my invoice"],
-    ),
-    AgentCard(
-        id="network",
-        name="Network",
-        description="internet connection, wifi, router and outages",
-        examples=["my wifi keeps dropping", "is there an internet outage in my area"],
-    ),
-    AgentCard(
-        id="travel",
-        name="Travel",
-        description="flights, hotels, bookings and luggage",
-        examples=["book a flight to paris", "my luggage was lost on the flight"],
-    ),
-]
 
 
 def make_runner(agent_id: str, answer: str | None = None, *, fail: bool = False) -> Any:
@@ -212,10 +192,10 @@ async def test_unknown_id_is_repaired() -> None:
     assert "unknown agent ids" in repair[-1].content
 
 
-async def test_malformed_twice_goes_to_the_lexical_fallback() -> None:
+async def test_malformed_twice_goes_to_the_offline_fallback() -> None:
     out, decision, client = await route("my wifi keeps dropping", "I think network", "still no")
     assert out.via == "fallback" and out.chosen == ["network"]
-    assert [a["by"] for a in decision.evidence["attempts"]] == ["router", "router", "lexical"]
+    assert [a["by"] for a in decision.evidence["attempts"]] == ["router", "router", "offline"]
     assert decision.scores["network"] > decision.scores["billing"]
     assert len(client.calls) == 2
 
@@ -244,28 +224,28 @@ async def test_fallback_fail_is_a_clear_step_error() -> None:
     )
 
 
-# -- offline lexical router -------------------------------------------------------------------
+# -- offline trained router -------------------------------------------------------------------
 
 
 async def test_offline_router_meets_the_contract() -> None:
     out, decision, client = await route("lost luggage on my flight")
     assert out.via == "offline" and out.chosen == ["travel"] and client.calls == []
-    assert decision.evidence["attempts"][0]["by"] == "lexical"
+    assert decision.evidence["attempts"][0]["by"] == "offline"
     assert "travel" in decision.reason
-    assert decision.evidence["lexical"]["nearest"][0]["agent"] == "travel"
+    assert decision.evidence["offline"]["top"][0]["agent"] == "travel"
+    assert decision.state_version is not None  # the trained state that routed
 
 
-def test_lexical_router_oos_multi_and_no_overlap() -> None:
-    r = LexicalRouter(CARDS, k=5, min_similarity=0.2, ratio=0.5)
+def test_trained_router_oos_multi_and_no_overlap() -> None:
+    r = TrainedRouter(train_tcar(CARDS), CARDS)
+    ids = [c.id for c in CARDS]
     text, _scores, evidence = r.reply("zebra quantum", 3)
-    assert parse_route(text, r.owner).ids == [OOS] and evidence["nearest"] == []
-    both = parse_route(r.reply("refund for my lost luggage flight invoice", 3)[0], r.owner)
+    assert parse_route(text, ids).ids == [OOS] and evidence["decline_score"] == 0.0
+    both = parse_route(r.reply("refund for my lost luggage flight invoice", 3)[0], ids)
     assert set(both.ids) == {"billing", "travel"}
-    one = parse_route(r.reply("refund for my lost luggage flight invoice", 1)[0], r.owner)
+    one = parse_route(r.reply("refund for my lost luggage flight invoice", 1)[0], ids)
     assert len(one.ids) == 1
-    # min_similarity 0 and no overlap at all: still out of scope, never a crash
-    zero = LexicalRouter(CARDS, min_similarity=0.0)
-    assert parse_route(zero.reply("zebra", 3)[0], zero.owner).ids == [OOS]
+    assert parse_route(r.reply("", 3)[0], ids).ids == [OOS]  # nothing to go on: declined
 
 
 # -- the refining team ----------------------------------------------------------------------
@@ -306,7 +286,6 @@ async def test_team_runs_chosen_agents_in_parallel_and_refines() -> None:
     out, _store, result = await run_team(
         "refund for my lost luggage flight invoice",
         registry(billing="refund", travel="lost"),
-        lexical_ratio=0.5,
     )
     assert set(out.route.chosen) == {"billing", "travel"}
     assert out.final.kind == "conflict" and set(out.final.sources) == {"billing", "travel"}
@@ -322,9 +301,7 @@ async def test_team_survives_a_failing_agent() -> None:
             (CARDS[2], make_runner("travel")),
         ]
     )
-    out, _store, _result = await run_team(
-        "refund for my lost luggage flight invoice", reg, lexical_ratio=0.5
-    )
+    out, _store, _result = await run_team("refund for my lost luggage flight invoice", reg)
     by_agent = {a.agent: a for a in out.answers}
     assert by_agent["billing"].error and "billing is down" in by_agent["billing"].error
     assert out.final.kind == "single" and out.final.sources == ["travel"]
@@ -358,7 +335,9 @@ async def test_agent_with_wrong_output_type_is_a_clear_error() -> None:
 
 async def test_team_is_completion_order_independent() -> None:
     p = PipelineBuilder("tcar-det")
-    p.node("team", tcar.with_config(router={"lexical_ratio": 0.5}), query=p.input("query", str))
+    p.node(
+        "team", tcar.with_config(router={"train": {"set_ratio": 0.5}}), query=p.input("query", str)
+    )
     await assert_order_independent(
         p.build(),
         {"query": "refund for my lost luggage flight invoice"},
