@@ -29,7 +29,7 @@ from orch._events import EventSink, log_tap
 from orch._pipeline import Const, ListBinding, Pipeline
 from orch._pool import WorkerPool
 from orch._refs import InputRef, Ref
-from orch._retry import RetryPolicy, call_with_retry
+from orch._retry import RetryPolicy, call_with_retry, retryable
 from orch._typecheck import is_optional
 from orch.errors import OrchError, StepError, StepTimeoutError
 from traces import (
@@ -314,7 +314,7 @@ class RunState:
                     place.step_id,
                     attempt=n,
                     error={"type": info.type, "message": info.message},
-                    retried=n < retry.max_attempts and isinstance(exc, retry.retry_on),
+                    retried=n < retry.max_attempts and retryable(exc, retry.retry_on),
                 )
                 raise
 
