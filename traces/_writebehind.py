@@ -47,7 +47,7 @@ from typing import Protocol
 
 import anyio.lowlevel
 
-from ._notices import notice
+from ._notices import current_sink, forwarding, notice
 from ._store import ArtifactStore
 
 __all__ = [
@@ -89,6 +89,17 @@ class Batch:
         """Bytes held (artifacts and lines)."""
         self.first_at = 0.0
         """When its first write was accepted (``time.monotonic``)."""
+        self.sinks: list[list[str]] = []
+        """The notice sinks of the contexts that wrote into it (:mod:`traces._notices`):
+        whoever commits it reports its retries to each of them."""
+        self.last_sink: list[str] | None = None
+        """The sink added last (writes come in runs from one context: a cheap check)."""
+
+    def add_sink(self, sink: list[str]) -> None:
+        """Report this batch's notices to ``sink`` too."""
+        self.last_sink = sink
+        if all(s is not sink for s in self.sinks):
+            self.sinks.append(sink)
 
     def add_blob(self, key: str, data: bytes) -> None:
         if key not in self.blobs:
@@ -113,6 +124,8 @@ class Batch:
 
     def extend(self, later: Batch) -> None:
         """Append ``later``'s writes after this batch's own."""
+        for sink in later.sinks:
+            self.add_sink(sink)
         for key, data in later.blobs.items():
             self.add_blob(key, data)
         for run_id, line in later.events:
@@ -176,6 +189,9 @@ class WriteBehind:
             return
         if not batch.count:
             self._started(batch)
+        sink = current_sink()
+        if sink is not None and sink is not batch.last_sink:
+            batch.add_sink(sink)
         blobs[key] = data
         batch.count += 1
         batch.size += len(data)
@@ -186,6 +202,9 @@ class WriteBehind:
         batch = self.pending
         if not batch.count:
             self._started(batch)
+        sink = current_sink()
+        if sink is not None and sink is not batch.last_sink:
+            batch.add_sink(sink)
         batch.events.append((run_id, line))
         batch.count += 1
         batch.size += len(line)
@@ -259,7 +278,8 @@ class WriteBehind:
             return
         committed = False
         try:
-            owner._commit_batch(batch)
+            with forwarding(batch.sinks):
+                owner._commit_batch(batch)
             committed = True
         finally:
             self.end_foreground(batch, committed)
@@ -309,7 +329,9 @@ class WriteBehind:
             return
         failed: Exception | None = None
         try:
-            owner._commit_batch(batch)
+            # The writers' notices (a retry of a lost connection): they are not here to log.
+            with forwarding(batch.sinks):
+                owner._commit_batch(batch)
         except Exception as exc:
             failed = exc
         with self._idle:
@@ -323,14 +345,15 @@ class WriteBehind:
                     self._schedule(0.0 if full else nxt.first_at + self.max_delay)
             self._idle.notify_all()
         if failed is not None:
-            notice(
-                log,
-                "store %s: committing %d pending writes failed: %s; trying again in %.1f s",
-                self.where,
-                batch.count,
-                failed,
-                RETRY_DELAY,
-            )
+            with forwarding(batch.sinks):
+                notice(
+                    log,
+                    "store %s: committing %d pending writes failed: %s; trying again in %.1f s",
+                    self.where,
+                    batch.count,
+                    failed,
+                    RETRY_DELAY,
+                )
 
 
 class WriteBehindStore(ArtifactStore):

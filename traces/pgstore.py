@@ -76,7 +76,7 @@ from tenacity import (
 )
 
 from ._canonical import digest
-from ._notices import notice
+from ._notices import forwarding, notice
 from ._store import check_run_id, claim_change
 from ._writebehind import Batch, WriteBehind, WriteBehindStore, lost_at_close
 from .errors import StoreError, StoreLocationError, StoreNotFoundError
@@ -631,7 +631,8 @@ class PostgresStore(WriteBehindStore):
             return
         committed = False
         try:
-            self._commit_batch(batch)
+            with forwarding(batch.sinks):  # the retries reach the runs that wrote it too
+                self._commit_batch(batch)
             committed = True
         finally:
             with self._buffer_lock:

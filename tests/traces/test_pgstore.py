@@ -39,6 +39,7 @@ from traces import (
     verify_run,
     verify_store,
 )
+from traces._notices import collecting
 from traces.conformance import StoreConformance
 
 try:
@@ -51,6 +52,7 @@ except ImportError:
     pytest.skip("psycopg is not installed (pip install 'orch[postgres]')", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[2]
+HOUR = 3600.0  # a commit delay the test never waits for
 # Schemas of one session never collide, even if a temporary directory name comes back.
 _SESSION = secrets.token_hex(4)
 
@@ -300,6 +302,44 @@ OPS: dict[str, tuple[Callable[[PostgresStore], object], object]] = {
     "swap_claim": (lambda s: s.swap_claim("c", b"held", b"next"), True),
     "read_claim": (lambda s: s.read_claim("c"), b"held"),
 }
+
+
+def test_a_background_commits_retry_reaches_the_writers_notices(pg_dsn: str) -> None:
+    # The timer thread commits the batch, out of the writer's context: its retry of the lost
+    # connection must still reach whoever collects the writer's notices (a batch worker
+    # returns them to the client), once, and so must a retry of a foreground commit.
+    app = f"orch-bg-{secrets.token_hex(4)}"
+    location = with_params(pg_dsn, application_name=app, schema=fresh_schema())
+    store = PostgresStore(location, commit_delay=0.05)
+    other = PostgresStore(pg_dsn, schema=store.schema)
+    try:
+        store.put(b"opened")
+        store.flush()
+        assert terminate_backends(pg_dsn, app) == 1
+        with collecting() as notices:
+            key = store.put(b"committed by the timer")
+        deadline = time.monotonic() + 30
+        while not other.has(key) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert other.has(key), "the background commit never came"
+        assert store.reconnects == 1
+        assert len(notices) == 1 and "; retrying" in notices[0], notices
+        assert password_of(pg_dsn) not in notices[0]
+        store.close()
+        # Written in two contexts, committed in a third (a flush): each of them hears of it.
+        store = PostgresStore(location, commit_delay=HOUR)
+        with collecting() as first:
+            store.put(b"first writer")
+        with collecting() as second:
+            store.append_event("r", b'{"n":0}')
+        assert terminate_backends(pg_dsn, app) == 1
+        with collecting() as flusher:
+            store.flush()
+        assert store.reconnects == 1 and other.read_events("r") == [b'{"n":0}']
+        assert len(first) == len(second) == len(flusher) == 1, (first, second, flusher)
+    finally:
+        store.close()
+        other.close()
 
 
 @pytest.mark.parametrize("op", sorted(OPS))
