@@ -41,7 +41,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,17 +50,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from orch import Pipeline, PipelineBuilder, arun
+from orch_reproductions.trained_grid import TRAINED, described
 from routers import (
     AgentNode,
     AMROParams,
     CachedEmbedder,
-    ClassifierTraining,
     EMAState,
     Embedder,
     LearnEntry,
-    MFTraining,
     PheromoneState,
-    SWTraining,
     TfidfEmbedder,
     TrajectoryBuffer,
     WordLlamaEmbedder,
@@ -68,17 +66,11 @@ from routers import (
     amro_router,
     apply_feedback,
     baselines,
-    classifier_router,
-    mf_router,
     panel,
     predict_quality,
     save_state,
     sentence_embeddings_available,
     serving_embedder,
-    sw_router,
-    train_classifier_router,
-    train_mf_router,
-    train_sw_router,
 )
 from routers.eval import (
     CurveRecord,
@@ -130,16 +122,6 @@ SETTINGS = 5
 validation hull, at most this many (the ones keeping the most area under it)."""
 KS = [5, 20, 50, 100, 300]
 """kNN neighbourhood sizes tried on validation."""
-TRAINED: dict[str, tuple[Any, Callable[..., Any], list[Any]]] = {
-    "classifier": (
-        classifier_router,
-        train_classifier_router,
-        [ClassifierTraining(c=c) for c in (0.3, 1.0, 3.0)],
-    ),
-    "MF": (mf_router, train_mf_router, [MFTraining(l2=l2) for l2 in (1e-5, 1e-3)]),
-    "SW": (sw_router, train_sw_router, [SWTraining(gamma=g) for g in (1.0, 3.0, 10.0, 30.0)]),
-}
-"""Router, training function and the configurations tried on validation."""
 BETAS = [0.0, 8.0, 32.0, 64.0]
 """AMRO-S heuristic exponents: 0 = pheromone only (learned quality per cost), large =
 ability prior only (best model for the task type). (Eight values until the trained routers
@@ -297,11 +279,6 @@ async def knn(bench: Bench, tune: Tuning) -> None:
     bench.tuning.append(["kNN", f"k={best}", round(scores[best][0], 4), lams, round(delta, 4)])
 
 
-def _described(config: Any) -> str:
-    fields = {"c": "C", "l2": "l2", "gamma": "gamma"}
-    return ", ".join(f"{fields[k]}={v:g}" for k, v in config.model_dump().items() if k in fields)
-
-
 def _router_utilities(quality: NDArray[np.float64], cost: Sequence[float]) -> list[Any]:
     return [quality - lam * np.asarray(cost) for lam in LAMBDAS]
 
@@ -316,23 +293,23 @@ async def trained(bench: Bench, tune: Tuning, name: str) -> None:
         quality = predict_quality(state, features=tune.val_features, embedder=tune.fit_embedder)
         points = choice_points(_router_utilities(quality, state.mean_cost_usd), val, labels)
         found.append((aiq_gain(points, val.singles()), config, points))
-        print(f"  {name} {_described(config)}: validation AIQ - zero router {found[-1][0]:+.4f}")
+        print(f"  {name} {described(config)}: validation AIQ - zero router {found[-1][0]:+.4f}")
     gain, config, val_points = max(found, key=lambda f: f[0])  # ties: the first tried
     lams = settings_on_test(val_points, LAMBDAS)
     state = train_router(tune.train, tune.embedder, config=config)
     version = save_state(bench.store, state)
-    print(f"{name} router ({_described(config)}, best on validation), on test at λ {lams}:")
+    print(f"{name} router ({described(config)}, best on validation), on test at λ {lams}:")
     points = []
     for lam in lams:
         r = await bench.measure(
             router_pipeline(agent.with_config(lam=lam), state=version),
-            f"{name} {_described(config)} λ={lam:g}",
+            f"{name} {described(config)} λ={lam:g}",
             {"lam": lam, "state": version, **config.model_dump(exclude={"sentence"})},
         )
         points.append(Point(r.cost_per_task, r.accuracy, f"λ={lam:g}"))
-    delta = bench.curve(f"{name} router ({_described(config)})", name, points)
+    delta = bench.curve(f"{name} router ({described(config)})", name, points)
     bench.tuning.append(
-        [f"{name} router", _described(config), round(gain, 4), lams, round(delta, 4)]
+        [f"{name} router", described(config), round(gain, 4), lams, round(delta, 4)]
     )
 
 

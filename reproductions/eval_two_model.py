@@ -45,25 +45,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from orch import Pipeline
+from orch_reproductions.trained_grid import TRAINED, described
 from routers import (
     CachedEmbedder,
-    ClassifierTraining,
     Embedder,
-    MFTraining,
-    SWTraining,
     TfidfEmbedder,
     WordLlamaEmbedder,
     baselines,
-    classifier_router,
-    mf_router,
     save_state,
     sentence_embeddings_available,
     serving_embedder,
-    sw_router,
     threshold_for_share,
-    train_classifier_router,
-    train_mf_router,
-    train_sw_router,
     two_model_scores,
 )
 from routers.eval import (
@@ -100,23 +92,8 @@ SHARES = [round(0.1 * i, 1) for i in range(1, 10)]
 KS = [5, 10, 20, 50, 100, 200]
 """kNN neighbourhood sizes tried on validation."""
 FOLDS = 5
-TRAINED: dict[str, tuple[Any, Callable[..., Any], list[Any]]] = {
-    "classifier": (
-        classifier_router,
-        train_classifier_router,
-        [ClassifierTraining(c=c) for c in (0.3, 1.0, 3.0)],
-    ),
-    "MF": (mf_router, train_mf_router, [MFTraining(l2=l2) for l2 in (1e-5, 1e-3)]),
-    "SW": (sw_router, train_sw_router, [SWTraining(gamma=g) for g in (1.0, 3.0, 10.0, 30.0)]),
-}
-"""Router, training function and the configurations tried on validation."""
 MMLU_LIMIT = 2000
 """RouteLLM's MMLU test split has 9,910 tasks; the first 2,000 keep the sweep to minutes."""
-
-
-def _described(config: Any) -> str:
-    fields = {"k": "k", "c": "C", "l2": "l2", "gamma": "gamma"}
-    return ", ".join(f"{fields[k]}={v:g}" for k, v in config.items() if k in fields)
 
 
 @dataclass
@@ -299,7 +276,7 @@ async def trained(src: Source, name: str, parallel: int) -> float:
     calibration = out_of_fold(src, train_router, config)
     state = train_router(src.train, src.embedder, config=config)
     version = save_state(src.store, state)
-    setting = _described(config.model_dump())
+    setting = described(config)
     reports, labels = [], []
     for share in SHARES:
         threshold = threshold_for_share(calibration, share)

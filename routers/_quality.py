@@ -16,7 +16,8 @@ query (q̂ in [0, 1]) and choose a model from it. This module holds what they sh
   :func:`calibrate_threshold` sets to a target share of strong calls (RouteLLM's
   ``calibrate_threshold``, as the deterministic quantile :func:`threshold_for_share`);
 * :func:`predict_quality`: q̂ for texts from any registered state (each router module
-  registers how to serve its format, :func:`register_predictor`).
+  registers how to serve its format, :func:`register_predictor`), and :func:`sigmoid`, the
+  logistic function their scores go through.
 
 This module must never fit anything, and never read a clock or a global random state.
 """
@@ -57,6 +58,7 @@ __all__ = [
     "quality_embedder",
     "quality_table",
     "register_predictor",
+    "sigmoid",
     "state_fields",
     "strong_and_weak",
     "threshold_for_share",
@@ -164,6 +166,13 @@ class Predictor(Protocol):
 
 
 _PREDICTORS: dict[str, Callable[[Any, Embedder], Predictor]] = {}
+
+
+def sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The logistic function 1 / (1 + e^-z), elementwise."""
+    # The tanh form never overflows (e^-z does for z below about -709) and is exact at 0.
+    out: NDArray[np.float64] = 0.5 * (1.0 + np.tanh(0.5 * z))
+    return out
 
 
 def register_predictor(fmt: str, make: Callable[[Any, Embedder], Predictor]) -> None:

@@ -35,6 +35,7 @@ from routers._quality import (
     quality_embedder,
     quality_table,
     register_predictor,
+    sigmoid,
     state_fields,
 )
 from routers._state import register_state_format
@@ -73,11 +74,6 @@ class ClassifierRouterState(QualityState):
     """(models,) float32."""
 
 
-def _sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
-    out: NDArray[np.float64] = 0.5 * (1.0 + np.tanh(0.5 * z))
-    return out
-
-
 class _Served:
     def __init__(self, state: ClassifierRouterState, embedder: Embedder) -> None:
         self.weight = np.array(state.weight.to_numpy(), dtype=np.float64)
@@ -90,7 +86,7 @@ class _Served:
             )
 
     def quality(self, features: Features) -> NDArray[np.float64]:
-        return _sigmoid(np.asarray(features @ self.weight, dtype=np.float64) + self.bias)
+        return sigmoid(np.asarray(features @ self.weight, dtype=np.float64) + self.bias)
 
 
 def _fit_column(features: Features, target: NDArray[np.float64], c: float, max_iter: int) -> Any:

@@ -35,6 +35,7 @@ from routers._quality import (
     quality_embedder,
     quality_table,
     register_predictor,
+    sigmoid,
     state_fields,
 )
 from routers._state import register_state_format
@@ -75,11 +76,6 @@ class MFRouterState(QualityState):
     """b: (models,) float32."""
 
 
-def _sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
-    out: NDArray[np.float64] = 0.5 * (1.0 + np.tanh(0.5 * z))
-    return out
-
-
 class _Served:
     def __init__(self, state: MFRouterState, embedder: Embedder) -> None:
         p = np.array(state.projection.to_numpy(), dtype=np.float64)
@@ -95,7 +91,7 @@ class _Served:
         self.folded = p.T @ (v * w).T
 
     def quality(self, features: Features) -> NDArray[np.float64]:
-        return _sigmoid(np.asarray(features @ self.folded, dtype=np.float64) + self.bias)
+        return sigmoid(np.asarray(features @ self.folded, dtype=np.float64) + self.bias)
 
 
 def _fit(x: Features, y: NDArray[np.float64], cfg: MFTraining) -> dict[str, NDArray[np.float64]]:
@@ -118,7 +114,7 @@ def _fit(x: Features, y: NDArray[np.float64], cfg: MFTraining) -> dict[str, NDAr
     for t in range(1, cfg.iterations + 1):
         h = np.asarray(x @ p["P"].T, dtype=np.float64)  # (n, d): projected queries
         u = p["V"] * p["w"]
-        g = (_sigmoid(h @ u.T + p["b"]) - y) / (n * models)  # d loss / d score
+        g = (sigmoid(h @ u.T + p["b"]) - y) / (n * models)  # d loss / d score
         dh, du = g @ u, g.T @ h
         grads = {
             "b": g.sum(axis=0),

@@ -39,6 +39,7 @@ from routers._quality import (
     quality_embedder,
     quality_table,
     register_predictor,
+    sigmoid,
     state_fields,
 )
 from routers._served import cosines
@@ -120,14 +121,9 @@ class _Served:
         idx = np.arange(m)
         wins[:, idx, idx] = 0.0
         theta = bradley_terry(wins, cfg.iterations)
-        beats = _sigmoid(theta[:, :, None] - theta[:, None, :])
+        beats = sigmoid(theta[:, :, None] - theta[:, None, :])
         out = (beats.sum(axis=2) - 0.5) / (m - 1)
         return out
-
-
-def _sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
-    out: NDArray[np.float64] = 0.5 * (1.0 + np.tanh(0.5 * z))
-    return out
 
 
 def bradley_terry(wins: NDArray[np.float64], iterations: int) -> NDArray[np.float64]:
@@ -144,7 +140,7 @@ def bradley_terry(wins: NDArray[np.float64], iterations: int) -> NDArray[np.floa
     # constant); the gradient sums to zero, so the step keeps the mean of theta at 0.
     ones = np.ones((m, m))
     for _ in range(iterations):
-        p = _sigmoid(theta[:, :, None] - theta[:, None, :])
+        p = sigmoid(theta[:, :, None] - theta[:, None, :])
         grad = total - (games * p).sum(axis=2)
         curv = games * p * (1.0 - p)
         system = -curv + ones

@@ -9,7 +9,9 @@ reproduction of a paper needs, on the recorded data of ``../shared/data``:
   name;
 * :mod:`orch_reproductions.acar_table`, :mod:`orch_reproductions.acar_judge` and
   :mod:`orch_reproductions.mot_views`: the ACAR table on the MoT recordings;
-* :mod:`orch_reproductions.clinc_team`: the TCAR team on CLINC150 and its measures.
+* :mod:`orch_reproductions.clinc_team`: the TCAR team on CLINC150 and its measures;
+* :mod:`orch_reproductions.trained_grid`: the trained routers and the configurations the
+  RouterBench and two-model reproductions choose among.
 
 The scripts beside this package (``reproductions/eval_*.py``) run the reproductions; see
 ``reproductions/README.md``. Nothing here is imported by ``orch``, ``agents`` or ``routers``,
