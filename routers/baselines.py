@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Annotated, Any, Final, Literal
 
 import numpy as np
@@ -305,22 +305,44 @@ class _Caller:
         self.invoked: list[str] = []
         self.costs: list[float] = []
 
+    def _chat(
+        self, model: str, question: str, temperature: float | None, sample: int
+    ) -> Awaitable[ChatResponse]:
+        request = ChatRequest(
+            model=model,
+            messages=[ChatMessage(role="user", content=question)],
+            temperature=temperature,
+            sample=sample,
+            max_tokens=self.max_tokens,
+        )
+        return self.hub.chat(self.ctx, request)
+
+    def _account(self, model: str, response: ChatResponse) -> None:
+        self.invoked.append(model)
+        self.costs.append(self.hub.registry.model(model).cost(response.usage))
+
     async def ask(
         self, model: str, question: str, *, temperature: float | None = None, sample: int = 0
     ) -> ChatResponse:
-        response = await self.hub.chat(
-            self.ctx,
-            ChatRequest(
-                model=model,
-                messages=[ChatMessage(role="user", content=question)],
-                temperature=temperature,
-                sample=sample,
-                max_tokens=self.max_tokens,
-            ),
-        )
-        self.invoked.append(model)
-        self.costs.append(self.hub.registry.model(model).cost(response.usage))
+        response = await self._chat(model, question, temperature, sample)
+        self._account(model, response)
         return response
+
+    async def ask_all(
+        self,
+        calls: Sequence[tuple[str, int]],
+        question: str,
+        *,
+        temperature: float | None = None,
+    ) -> list[ChatResponse]:
+        """Ask each ``(model, sample)`` at once (``Context.gather``); the responses, models
+        invoked and costs are in the order given, whichever answered first."""
+        responses = await self.ctx.gather(
+            *(self._chat(m, question, temperature, sample) for m, sample in calls)
+        )
+        for (model, _), response in zip(calls, responses, strict=True):
+            self._account(model, response)
+        return responses
 
     @property
     def cost(self) -> float:
@@ -389,12 +411,13 @@ async def random_router(q: Query, ctx: Context) -> Routed:
 
 @agent(name="majority-vote", version="2", config=MajorityConfig)
 async def majority_vote(q: Query, ctx: Context) -> Routed:
-    """Every model answers (sequentially, config order); the majority wins, ties to the
-    answer of the model listed first."""
+    """Every model answers (at once, recorded in config order); the majority wins, ties to
+    the answer of the model listed first."""
     cfg: MajorityConfig = ctx.config
     caller = _Caller(ctx, cfg.max_tokens)
     extract = extractor(cfg.extractor)
-    answers = [extract((await caller.ask(m, q.question)).text) for m in cfg.models]
+    responses = await caller.ask_all([(m, 0) for m in cfg.models], q.question)
+    answers = [extract(r.text) for r in responses]
     winner, counts = vote(answers)
     top = max(counts.values(), default=0)
     tied = sorted(a for a, c in counts.items() if c == top)
@@ -689,10 +712,9 @@ async def cascade(q: Query, ctx: Context) -> Routed:
     cfg: CascadeConfig = ctx.config
     caller = _Caller(ctx, cfg.max_tokens)
     extract = extractor(cfg.extractor)
-    samples: list[str | None] = []
-    for i in range(cfg.n_samples):
-        response = await caller.ask(cfg.weak, q.question, temperature=cfg.temperature, sample=i)
-        samples.append(extract(response.text))
+    weak = [(cfg.weak, i) for i in range(cfg.n_samples)]
+    responses = await caller.ask_all(weak, q.question, temperature=cfg.temperature)
+    samples = [extract(r.text) for r in responses]
     top, counts = vote(samples)
     agreement = counts[top] / cfg.n_samples if top is not None else 0.0
     accepted = agreement >= cfg.threshold
@@ -740,7 +762,8 @@ async def agreement_cascade(q: Query, ctx: Context) -> Routed:
     cfg: AgreementCascadeConfig = ctx.config
     caller = _Caller(ctx, cfg.max_tokens)
     extract = extractor(cfg.extractor)
-    answers = [extract((await caller.ask(m, q.question)).text) for m in cfg.probes]
+    responses = await caller.ask_all([(m, 0) for m in cfg.probes], q.question)
+    answers = [extract(r.text) for r in responses]
     agreed = answers[0] is not None and all(a == answers[0] for a in answers)
     strong_answer: str | None = None
     if agreed:
@@ -790,7 +813,8 @@ async def oracle(q: Query, ctx: Context) -> Routed:
         )
     caller = _Caller(ctx, cfg.max_tokens)
     extract = extractor(cfg.extractor)
-    answers = [extract((await caller.ask(m, q.question)).text) for m in cfg.models]
+    responses = await caller.ask_all([(m, 0) for m in cfg.models], q.question)
+    answers = [extract(r.text) for r in responses]
     gold = extract(q.gold) or q.gold
     by_cost = sorted(range(len(cfg.models)), key=lambda i: (caller.costs[i], i))
     right = [i for i in by_cost if answers[i] == gold]
