@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from orch._ask import DEADLINE_PRINCIPAL, Answer, AwaitingAnswer, Question
 from orch._events import RunEvent
-from orch._gather import LANE, gather_calls
+from orch._gather import LANE, call_ended, gather_calls
 from orch._pool import WorkerPool
 from orch.errors import ChildStepError, OrchError, StepError
 from traces import Decision, Encoded, canonical_bytes
@@ -409,34 +409,38 @@ class Context:
             )
         path = state.effects
         keeps = failure is not None
-        slot = path.lookup(self.step_id, index, target, req_key, keeps_failures=keeps)
-        if slot is not None:
-            log.effects[index] = slot[0]  # the same record: same bytes, same key
-            served = path.serve(
+        try:
+            slot = path.lookup(self.step_id, index, target, req_key, keeps_failures=keeps)
+            if slot is not None:
+                log.effects[index] = slot[0]  # the same record: same bytes, same key
+                served = path.serve(
+                    self.step_id,
+                    index,
+                    slot,
+                    keeps_failures=keeps,
+                    response_model=response_model,
+                    rechunk=rechunk,
+                )
+                return cast(R, served)
+
+            def done(key: str) -> None:
+                log.effects[index] = key
+
+            return await path.make(
                 self.step_id,
                 index,
-                slot,
-                keeps_failures=keeps,
-                response_model=response_model,
-                rechunk=rechunk,
+                kind,
+                target,
+                req_key,
+                perform,
+                meter=meter,
+                failure=failure,
+                done=done,
+                encode=encode,
             )
-            return cast(R, served)
-
-        def done(key: str) -> None:
-            log.effects[index] = key
-
-        return await path.make(
-            self.step_id,
-            index,
-            kind,
-            target,
-            req_key,
-            perform,
-            meter=meter,
-            failure=failure,
-            done=done,
-            encode=encode,
-        )
+        finally:
+            if LANE.get() is not None:  # served or made, waited or not: as in the record
+                call_ended(log)
 
     def anchor(
         self, source: str, subject: str, seq: int, hash: str, *, defer: bool = False
@@ -494,7 +498,11 @@ class Context:
         Raises :class:`~orch.errors.ChildStepError` when the child fails.
         """
         step_id = self._child_id()
-        outcome = await self._state.execute_child(self, step_id, agent, input, timeout, retry)
+        try:
+            outcome = await self._state.execute_child(self, step_id, agent, input, timeout, retry)
+        finally:
+            if LANE.get() is not None:  # a child served from a record may never wait
+                call_ended(self._log)
         if outcome.waiting is not None:
             raise outcome.waiting  # the child waits for an answer: so does its parent
         if outcome.status != "ok":
@@ -547,6 +555,8 @@ class Context:
                     pool.submit(i)
                 pool.close()
         finally:
+            if LANE.get() is not None:
+                call_ended(self._log)
             if failure:
                 for sibling in ids:
                     state.cancel_causes.pop(sibling, None)
@@ -564,22 +574,23 @@ class Context:
         replay and resume are those of the same calls awaited one after another: each call
         starts once the one before has first waited, which is when ``ctx.effect`` has taken
         its index. So each awaitable makes *one* call, or several before its first wait: an
-        effect, child call or decision it starts after it has waited raises
+        effect, child call or decision it starts after it has waited, or after its first
+        effect or child call has ended (a served one never waits), raises
         :class:`~orch.errors.OrchError` (its place would follow timing). The step's RNG and
         logical clock are not guarded: draw before gathering.
 
-        At most ``limit`` calls run at once (default: the run's ``max_concurrency``). The
-        first failure cancels the other calls and stops those not yet started (an effect
-        cancelled while it runs leaves no record), then it is raised as it was, never
-        wrapped in an ``ExceptionGroup``; when several calls failed before the cancellation
-        reached them, the failure of the earliest call given is raised. A call that waits
-        for an answer (:meth:`ask`) counts as one that failed. Calls given to ``gather``
-        must not call ``gather`` of this step again.
+        At most ``limit`` calls run at once (default: the run's ``max_concurrency``). A
+        failure stops no other call: every call given runs to its end, then the failure of
+        the earliest call given is raised as it was, never wrapped in an ``ExceptionGroup``
+        (the later calls' failures are added to it as notes). A call that waits for an
+        answer (:meth:`ask`) counts as one that failed. Calls given to ``gather`` must not
+        call ``gather`` of this step again.
 
-        A failed step's record keeps the calls that ended before the failure. A replay,
-        which serves every call at once, reproduces it when those were the calls given
-        before the failed one (as when they end in call order, or in turn); a call given
-        after it that ended first is in the record but not in the replay's.
+        So a failed step's record is that of the calls made one after another, each one's
+        failure caught, whichever call ended first, and a replay makes that record again
+        (stopping the others at the first failure would keep or drop them by timing). The
+        price: the calls beside a failed one are still made, recorded and paid for, and the
+        step fails once the slowest has ended.
         """
         bound = self._state.max_concurrency if limit is None else limit
         if len(calls) <= 1 and bound >= 1:  # one call has nothing to be ordered against

@@ -12,12 +12,33 @@ What a lane numbers *after* its first wait would be numbered in completion order
 refused with an :class:`~orch.errors.OrchError` naming the fix (each awaitable given to
 ``gather`` makes one call; several calls in turn are awaited outside it). The end of a
 lane's opening is seen exactly, by stepping its awaitable until it first yields to the event
-loop (:class:`_Opening`), with no help from the event loop.
+loop (:class:`_Opening`), with no help from the event loop. The first effect or child call
+a lane made also ends its numbering as it ends, waited or not (:func:`call_ended`): a
+served effect (replay, resume) answers without waiting, so a rule about real waits alone
+would let a replayed call number what the live call, which did wait, was refused.
 
-Failures: a lane's exception never reaches the task group (no ``ExceptionGroup``): the lane
-keeps it, cancels the others and stops lanes not yet started; then the failure of the
-earliest call given is raised as it was (its own type and traceback). This module must
-never choose what is numbered by timing, and never swallow a failure.
+Failures. The record of a failed gathered step must be the same whatever order its calls ended
+in, and a replay must make it again. Stopping the other calls at the first failure gives
+neither: which of them had ended (kept in the record) or were still running (cancelled, left
+out, their slots holes) is timing, and whether a later call had started at all depends on
+whether the failed call failed before or after its first wait, which differs between a live
+call and a served one (which never waits). Cutting the record at the failed call (dropping
+what the later calls did, ended or not) would hide calls the world did see, and child steps
+already recorded. So a failure stops nothing: every call given starts, in argument order as
+always, and runs to its end; then the failure of the earliest call given is raised as it was
+(its own type and traceback; never an ``ExceptionGroup``), the later calls' failures added to
+it as notes (those of effects are in the record too). The record of a failed gathered step is
+thus that of the calls made in turn, each one's failure caught, followed by the earliest
+failure raised: independent of completion order, and what a replay, serving every call from
+the record, makes again. The price is paid on failure only: the calls beside a failed one are
+still made (and recorded, and paid for), and the step fails once its slowest call has ended (a
+step timeout still bounds that). A call waiting for an answer (``ctx.ask``) counts as one that
+failed. A cancellation from outside (the step's timeout, the run stopping) cancels every lane,
+and the record keeps the calls that had ended: that record is a matter of timing, as any
+cancelled step's is.
+
+This module must never choose what is numbered or recorded by timing, and never swallow a
+failure.
 """
 
 from __future__ import annotations
@@ -31,7 +52,7 @@ import anyio
 from orch._ask import AwaitingAnswer
 from orch.errors import OrchError
 
-__all__ = ["LANE", "Lane", "gather_calls"]
+__all__ = ["LANE", "Lane", "call_ended", "gather_calls"]
 
 R = TypeVar("R")
 
@@ -46,11 +67,21 @@ class Lane:
         """The :class:`~orch._context.StepLog` of the step that gathered (a child step's own
         numbering is not this lane's business)."""
         self.opened = False
-        """True once the call first waited (or ended): from then on it may number nothing."""
+        """True once the call first waited or ended, or an effect or child call it made
+        ended (:func:`call_ended`): from then on it may number nothing."""
 
 
 LANE: ContextVar[Lane | None] = ContextVar("orch_gather_lane", default=None)
 """The lane the running task is, if any (each lane's task sets it in its own context)."""
+
+
+def call_ended(log: object) -> None:
+    """An effect or child call of the step whose log is ``log`` ended: when the running task
+    is a lane of that step's ``gather``, it may number nothing more, as after a wait (a
+    served effect never waits; see the module docstring)."""
+    lane = LANE.get()
+    if lane is not None and lane.log is log:
+        lane.opened = True
 
 
 def _until_first_wait(
@@ -131,8 +162,7 @@ async def gather_calls(
         try:
             results[i] = await _Opening(calls[i], lane, opened)
         except (Exception, AwaitingAnswer) as exc:
-            failures[i] = exc
-            tg.cancel_scope.cancel()
+            failures[i] = exc  # the others go on: what they record must not follow timing
         finally:
             if slots is not None:
                 slots.release()
@@ -142,16 +172,28 @@ async def gather_calls(
             for i in range(n):
                 if slots is not None:
                     await slots.acquire()
-                if failures:  # a call failed (the cancellation may not have reached us yet)
-                    break
                 opened = anyio.Event()
                 tg.start_soon(run, i, opened)
                 if i + 1 < n:
                     await opened.wait()  # the next lane starts once this one has waited
     finally:
         for call, ran in zip(calls, began, strict=True):
-            if not ran:  # not started after a failure, or cancelled before it ran
+            if not ran:  # cancelled from outside before it started
                 _close(call)
     if failures:
-        raise failures[min(failures)]
+        raise _earliest(failures, n)
     return results
+
+
+def _earliest(failures: dict[int, BaseException], n: int) -> BaseException:
+    """The failure of the earliest call given, the others noted on it (never swallowed)."""
+    first = min(failures)
+    exc = failures[first]
+    for i in sorted(failures):
+        other = failures[i]
+        if other is not exc:
+            exc.add_note(
+                f"ctx.gather(): call {i} (from 0) of {n} failed too: "
+                f"{type(other).__name__}: {other}"
+            )
+    return exc

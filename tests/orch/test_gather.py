@@ -1,13 +1,17 @@
 """``Context.gather``: a step's calls made at once, numbered in argument order.
 
 Effects gathered by a step keep their indexes (and so the run's root hash) whatever order
-they complete in, which a gate that releases the calls in a hypothesis-chosen order checks;
-the run verifies and replays clean. Failures come back as the exception raised, never an
-exception group; a call that numbers something after its first wait is refused."""
+they complete in, which a gate that releases the calls in a hypothesis-chosen order checks,
+failing calls included: a failure stops no other call, so a failed step records every call
+(as the calls made in turn, each failure caught) and replays to the same record, whichever
+call ended first. Failures come back as the exception raised, never an exception group; a
+call that numbers something after its first wait (or after its first effect ended, waited or
+not) is refused, in replay as live."""
 
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +23,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from orch import Context, Pipeline, PipelineBuilder, RetryPolicy, RunResult, agent, arun
+from orch._replay import areplay, replay_store
 from orch.testing import aassert_replays_clean
 from traces import EffectRecord, MemoryStore, StepRecord, verify_run
 
@@ -27,6 +32,8 @@ class Fan(BaseModel):
     n: int
     fail: list[int] = []
     """Calls that raise (a ValueError naming the call)."""
+    limit: int | None = None
+    """How many calls may run at once (None: the run's max_concurrency)."""
 
 
 class Out(BaseModel):
@@ -52,25 +59,40 @@ async def fan(inp: Fan, ctx: Context) -> Out:
         reply = await ctx.effect("model", f"m{i % 2}", {"call": i}, perform)
         return int(reply["value"])
 
-    if SEQUENTIAL[0]:
-        values = [await call(i) for i in range(inp.n)]
+    if SEQUENTIAL[0]:  # in turn, each failure caught, the earliest raised at the end
+        values: list[int] = []
+        first: ValueError | None = None
+        for i in range(inp.n):
+            try:
+                values.append(await call(i))
+            except ValueError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
     else:
-        values = await ctx.gather(*(call(i) for i in range(inp.n)))
+        values = await ctx.gather(*(call(i) for i in range(inp.n)), limit=inp.limit)
     return Out(values=values)
 
 
-def pipeline() -> Pipeline:
+def pipeline(limit: int | None = None) -> Pipeline:
     p = PipelineBuilder("gather")
-    p.node("fan", fan, n=p.input("n", int), fail=p.input("fail", list[int]))
+    bound: dict[str, Any] = {} if limit is None else {"limit": limit}
+    p.node("fan", fan, n=p.input("n", int), fail=p.input("fail", list[int]), **bound)
     return p.build()
 
 
-async def run(n: int, gate: Gate | None, fail: Sequence[int] = ()) -> tuple[RunResult, MemoryStore]:
+async def run(
+    n: int, gate: Gate | None, fail: Sequence[int] = (), limit: int | None = None
+) -> tuple[RunResult, MemoryStore]:
     store = MemoryStore()
 
     async def go() -> RunResult:
         return await arun(
-            pipeline(), {"n": n, "fail": list(fail)}, store=store, seed=1, services={"gate": gate}
+            pipeline(limit),
+            {"n": n, "fail": list(fail)},
+            store=store,
+            seed=1,
+            services={"gate": gate},
         )
 
     return (await (go() if gate is None else gated_run(gate, go))), store
@@ -81,10 +103,11 @@ def effects(store: MemoryStore, result: RunResult) -> list[EffectRecord]:
     return [EffectRecord.model_validate(store.get_value(k)) for k in rec.effects]
 
 
-async def sequential_root(n: int) -> str:
+async def sequential_root(n: int, fail: Sequence[int] = ()) -> str:
+    """The root hash of the same calls made one after another (each failure caught)."""
     SEQUENTIAL[0] = True
     try:
-        result, _ = await run(n, None)
+        result, _ = await run(n, None, fail)
     finally:
         SEQUENTIAL[0] = False
     return result.root_hash
@@ -99,17 +122,27 @@ def reversed_order(labels: list[str]) -> Sequence[int]:
 def test_root_hash_is_that_of_the_calls_in_turn_for_every_completion_order(
     n: int, data: st.DataObject
 ) -> None:
+    fail = sorted(data.draw(st.sets(st.integers(0, n - 1), max_size=n), label="failing calls"))
+
     def chosen(labels: list[str]) -> Sequence[int]:
         return data.draw(st.permutations(range(len(labels))), label="release order")
 
     async def check() -> None:
         gate = Gate([n], chosen)
-        result, store = await run(n, gate)
-        assert result.ok, result.error
-        assert result.outputs["fan"].values == [i * i for i in range(n)]
-        assert [e.index for e in effects(store, result)] == list(range(n))
-        assert [e.target for e in effects(store, result)] == [f"m{i % 2}" for i in range(n)]
-        assert result.root_hash == await sequential_root(n)
+        result, store = await run(n, gate, fail)
+        recorded = effects(store, result)
+        # every call is in the record, ended as it ended, whichever failed or ended first
+        assert [(e.index, e.status) for e in recorded] == [
+            (i, "failed" if i in fail else "ok") for i in range(n)
+        ]
+        assert [e.target for e in recorded] == [f"m{i % 2}" for i in range(n)]
+        if fail:
+            assert result.error is not None and result.error.type == "ValueError"
+            assert result.error.message.endswith(f"call {fail[0]} failed")
+        else:
+            assert result.ok, result.error
+            assert result.outputs["fan"].values == [i * i for i in range(n)]
+        assert result.root_hash == await sequential_root(n, fail)
         assert verify_run(store, result.run_id).ok
         await aassert_replays_clean(
             result, store=store, pipeline=pipeline(), services={"gate": None}
@@ -155,71 +188,105 @@ async def test_limit_bounds_the_calls_at_once() -> None:
     assert gate.arrivals == [f"call {i}" for i in range(4)]  # started in argument order
 
 
-@pytest.mark.parametrize(
-    ("order", "recorded"),
-    [
-        ([1, 0, 2], [(1, "failed")]),  # calls 0 and 2 were cancelled: left out of the record
-        ([0, 2, 1], [(0, "ok"), (1, "failed"), (2, "ok")]),  # they had ended: kept
-    ],
-)
-async def test_one_failure_is_raised_as_it_is_and_cancels_the_rest(
-    order: list[int], recorded: list[tuple[int, str]]
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+async def test_a_failed_step_records_every_call_and_replays_it_whatever_ends_first(
+    order: tuple[int, ...],
 ) -> None:
+    """gather(a, b, c) where b fails: c, made concurrently, may end before or after b; the
+    record holds all three either way, and the replay (which serves b's failure at once,
+    before c ever starts) makes the very same record."""
     gate = Gate([3], lambda labels: order)
     result, store = await run(3, gate, fail=[1])
     assert not result.ok and result.error is not None
     assert result.error.type == "ValueError"  # not an ExceptionGroup
     assert result.error.message.endswith("call 1 failed")
-    assert [(e.index, e.status) for e in effects(store, result)] == recorded
-    assert gate.released[0] == f"call {order[0]}"
+    assert gate.released == [f"call {i}" for i in order]
+    assert [(e.index, e.status) for e in effects(store, result)] == [
+        (0, "ok"),
+        (1, "failed"),
+        (2, "ok"),
+    ]
+    assert result.root_hash == await sequential_root(3, [1])
+    assert verify_run(store, result.run_id).ok
+    report = await areplay(
+        pipeline(), result.run_id, replay_store(store, record=False), services={"gate": None}
+    )
+    assert report.divergences == []
+    assert report.result.root_hash == result.root_hash
+    assert report.result.error == result.error
+    await aassert_replays_clean(result, store=store, pipeline=pipeline(), services={"gate": None})
 
 
-async def test_a_failure_before_the_first_wait_stops_the_calls_not_started() -> None:
+async def test_a_failure_before_the_first_wait_stops_no_other_call() -> None:
     result, store = await run(4, None, fail=[1])
     assert not result.ok and result.error is not None
     assert result.error.message.endswith("call 1 failed")
-    # as the calls made in turn: call 0 made, call 1 failed, 2 and 3 never started
-    assert [(e.index, e.status) for e in effects(store, result)] == [(0, "ok"), (1, "failed")]
-    SEQUENTIAL[0] = True
-    try:
-        in_turn, _ = await run(4, None, fail=[1])
-    finally:
-        SEQUENTIAL[0] = False
-    assert in_turn.root_hash == result.root_hash
+    # call 1 failed as it started (before any wait), and calls 2 and 3 were made all the same
+    assert [(e.index, e.status) for e in effects(store, result)] == [
+        (0, "ok"),
+        (1, "failed"),
+        (2, "ok"),
+        (3, "ok"),
+    ]
+    assert result.root_hash == await sequential_root(4, [1])
+    await aassert_replays_clean(result, store=store, pipeline=pipeline(), services={"gate": None})
+
+
+async def test_the_earliest_failed_call_is_raised_whichever_failed_first() -> None:
+    gate = Gate([3], reversed_order)  # call 2 fails first, then call 0
+    result, store = await run(3, gate, fail=[0, 2])
+    assert gate.released == ["call 2", "call 1", "call 0"]
+    assert result.error is not None and result.error.message.endswith("call 0 failed")
+    assert [(e.index, e.status) for e in effects(store, result)] == [
+        (0, "failed"),
+        (1, "ok"),
+        (2, "failed"),
+    ]
+    await aassert_replays_clean(result, store=store, pipeline=pipeline(), services={"gate": None})
 
 
 class Boom(Exception):
     pass
 
 
-async def test_the_earliest_failed_call_wins_when_several_fail_at_once() -> None:
-    events = [anyio.Event() for _ in range(3)]
-    waiting: list[int] = []
-    never = [anyio.Event()]
+async def test_the_later_failures_are_noted_on_the_one_raised() -> None:
+    caught: list[BaseException] = []
 
-    @agent(name="fan-boom", version="1")
-    async def boom(inp: Fan, ctx: Context) -> Out:
+    @agent(name="fan-noted", version="1")
+    async def noted(inp: Fan, ctx: Context) -> Out:
         async def call(i: int) -> int:
-            waiting.append(i)
-            await (events[i] if i < 2 else never[0]).wait()
-            raise Boom(f"call {i}")
-
-        return Out(values=await ctx.gather(*(call(i) for i in range(3))))
-
-    p = PipelineBuilder("boom")
-    p.node("fan", boom, n=p.input("n", int), fail=p.input("fail", list[int]))
-
-    async def release() -> None:
-        while len(waiting) < 3:
             await anyio.lowlevel.checkpoint()
-        events[1].set()  # both fail in the same turn of the loop: call 1 first
-        events[0].set()
+            if i in inp.fail:
+                raise Boom(f"call {i}")
+            return i
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(release)
-        result = await arun(p.build(), {"n": 3, "fail": []})
-    assert result.error is not None
-    assert result.error.type.endswith("Boom") and result.error.message.endswith("call 0")
+        try:
+            return Out(values=await ctx.gather(*(call(i) for i in range(inp.n))))
+        except Boom as exc:
+            caught.append(exc)
+            raise
+
+    p = PipelineBuilder("noted")
+    p.node("fan", noted, n=p.input("n", int), fail=p.input("fail", list[int]))
+    result = await arun(p.build(), {"n": 4, "fail": [3, 1]})
+    assert result.error is not None and result.error.message.endswith("call 1")
+    assert caught[0].__notes__ == ["ctx.gather(): call 3 (from 0) of 4 failed too: Boom: call 3"]
+
+
+async def test_a_failure_under_a_limit_still_starts_the_calls_after_it() -> None:
+    gate = Gate([2, 1, 1], reversed_order)  # call 1 ends first, then call 0 fails
+    result, store = await run(4, gate, fail=[0], limit=2)
+    assert gate.released == ["call 1", "call 0", "call 2", "call 3"]
+    assert result.error is not None and result.error.message.endswith("call 0 failed")
+    assert gate.most_waiting == 2
+    assert gate.arrivals == [f"call {i}" for i in range(4)]
+    assert [(e.index, e.status) for e in effects(store, result)] == [
+        (0, "failed"),
+        (1, "ok"),
+        (2, "ok"),
+        (3, "ok"),
+    ]
+    await aassert_replays_clean(result, store=store, pipeline=pipeline(2), services={"gate": None})
 
 
 async def test_results_come_back_in_argument_order_for_calls_that_record_nothing() -> None:
@@ -254,6 +321,9 @@ def _late_pipeline(shape: str) -> Pipeline:
             await anyio.lowlevel.checkpoint()
             return 1
 
+        async def at_once() -> int:
+            return 1
+
         async def call(i: int) -> int:
             if shape == "reserved":
                 index = ctx.reserve_effect()
@@ -261,6 +331,8 @@ def _late_pipeline(shape: str) -> Pipeline:
                 return await ctx.effect("model", "m", {"i": i}, answer, index=index)
             if shape == "two-in-turn":
                 await ctx.effect("model", "m", {"i": i, "part": 1}, answer)
+            elif shape == "at-once":  # the first effect answers without waiting
+                await ctx.effect("model", "m", {"i": i, "part": 1}, at_once)
             else:
                 await anyio.lowlevel.checkpoint()
             if shape == "decision":
@@ -277,13 +349,25 @@ def _late_pipeline(shape: str) -> Pipeline:
 
 @pytest.mark.parametrize(
     ("shape", "what"),
-    [("wait-first", "an effect"), ("two-in-turn", "an effect"), ("decision", "a decision")],
+    [
+        ("wait-first", "an effect"),
+        ("two-in-turn", "an effect"),
+        ("at-once", "an effect"),
+        ("decision", "a decision"),
+    ],
 )
-async def test_numbering_after_the_first_wait_is_refused(shape: str, what: str) -> None:
-    result = await arun(_late_pipeline(shape), {"n": 2, "fail": []})
+async def test_numbering_after_the_first_wait_is_refused_in_replay_too(
+    shape: str, what: str
+) -> None:
+    """Refused whether or not the call's first effect waited ("at-once"), so that a replay,
+    whose served effects never wait, refuses what the live run refused: the same record."""
+    store = MemoryStore()
+    p = _late_pipeline(shape)
+    result = await arun(p, {"n": 2, "fail": []}, store=store)
     assert result.error is not None and result.error.type == "orch.errors.OrchError"
     assert f"{what} was started by a call given to ctx.gather() after" in result.error.message
     assert "fix:" in result.error.message
+    await aassert_replays_clean(result, store=store, pipeline=p)
 
 
 async def test_an_index_reserved_before_the_first_wait_may_be_used_after_it() -> None:
@@ -354,6 +438,68 @@ async def test_children_called_in_a_gather_get_ids_in_argument_order() -> None:
     ]
 
 
+@agent(name="gated-child", version="1")
+async def gated_child(inp: Fan, ctx: Context) -> Out:
+    gate: Gate | None = ctx.service("gate")
+
+    async def perform() -> dict[str, int]:
+        if gate is not None:
+            await gate.hold(f"child {inp.n}")
+        if inp.n in inp.fail:
+            raise ValueError(f"child {inp.n} failed")
+        return {"value": inp.n * inp.n}
+
+    reply = await ctx.effect("model", "m", {"n": inp.n}, perform)
+    return Out(values=[reply["value"]])
+
+
+@agent(name="gathering-parent", version="1")
+async def gathering_parent(inp: Fan, ctx: Context) -> Out:
+    calls = (ctx.call(gated_child, Fan(n=i, fail=inp.fail)) for i in range(inp.n))
+    return Out(values=[o.values[0] for o in await ctx.gather(*calls)])
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 2, 0)])
+async def test_failed_children_of_a_gather_are_recorded_and_replayed_whatever_ends_first(
+    order: tuple[int, ...],
+) -> None:
+    p = PipelineBuilder("gathered-children")
+    p.node("fan", gathering_parent, n=p.input("n", int), fail=p.input("fail", list[int]))
+    pipe = p.build()
+    store = MemoryStore()
+    gate = Gate([3], lambda labels: order)
+
+    async def go() -> RunResult:
+        inputs = {"n": 3, "fail": [1]}
+        return await arun(pipe, inputs, store=store, seed=1, services={"gate": gate})
+
+    result = await gated_run(gate, go)
+    assert gate.released == [f"child {i}" for i in order]
+    assert result.error is not None and result.error.type == "orch.errors.ChildStepError"
+    assert "fan/1" in result.error.message
+    steps = {sid: StepRecord.model_validate(store.get_value(k)) for sid, k in result.record.steps}
+    assert [(sid, steps[sid].status) for sid in sorted(steps)] == [
+        ("fan", "failed"),
+        ("fan/0", "ok"),
+        ("fan/1", "failed"),
+        ("fan/2", "ok"),
+    ]
+    assert steps["fan"].children == ["fan/0", "fan/1", "fan/2"]
+    assert verify_run(store, result.run_id).ok
+    await aassert_replays_clean(result, store=store, pipeline=pipe, services={"gate": None})
+    # the same record whatever the completion order: that of the children released in turn
+    in_turn_store = MemoryStore()
+    in_turn_gate = Gate([3], lambda labels: range(len(labels)))
+
+    async def in_turn() -> RunResult:
+        inputs = {"n": 3, "fail": [1]}
+        return await arun(
+            pipe, inputs, store=in_turn_store, seed=1, services={"gate": in_turn_gate}
+        )
+
+    assert (await gated_run(in_turn_gate, in_turn)).root_hash == result.root_hash
+
+
 async def test_a_retried_step_numbers_on_where_the_failed_attempt_stopped() -> None:
     attempts = [0]
 
@@ -378,11 +524,13 @@ async def test_a_retried_step_numbers_on_where_the_failed_attempt_stopped() -> N
     store = MemoryStore()
     result = await arun(p.build(), {"n": 3, "fail": []}, store=store)
     assert result.ok, result.error
-    # attempt 1: call 0 ok, call 1 failed (call 2 never started); attempt 2 from index 2 on
+    # attempt 1: calls 0 and 2 ok, call 1 failed (it stopped no other); attempt 2 from 3 on
     assert [(e.index, e.status) for e in effects(store, result)] == [
         (0, "ok"),
         (1, "failed"),
         (2, "ok"),
         (3, "ok"),
         (4, "ok"),
+        (5, "ok"),
     ]
+    await aassert_replays_clean(result, store=store, pipeline=p.build())

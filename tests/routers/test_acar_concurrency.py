@@ -95,7 +95,7 @@ PINNED = {
     "five-probes": "sha256:189fea9e333f0c8670d6efd77f30a709eeb915045e9034c9dd104816e3aa448b",
     "full-no-probes": "sha256:c44cc84c1adb88699bbc1940d068014d08dbae246a74c427a615eae5b1bbc619",
 }
-PINNED_FAILURE = "sha256:34c46ce81159edf457aa6fa1264ec2e680697be1a96a93209126b8c3a10d804f"
+PINNED_FAILURE = "sha256:636ea8b5a598c19fc1522c80ee7cd1d773d0af34d611b0340e6e67989093f334"
 QUESTION = {"question": "Which one? A) x B) y C) z D) w"}
 
 
@@ -220,13 +220,20 @@ async def failing_run(gate: Gate | None) -> tuple[RunResult, MemoryStore]:
 
 
 async def test_a_failed_probe_fails_the_step_with_its_own_error() -> None:
-    """The first failure cancels the calls still running and is raised as it was (no
-    exception group); when the calls end in call order the record is the sequential one."""
-    for gate in (None, Gate([3], in_order)):
+    """A failure stops no other call: every probe runs to its end, then the failure is
+    raised as it was (no exception group); the record is the same whatever order the probes
+    end in (that of the probes made in turn, each failure caught), and replays clean."""
+    for gate in (None, Gate([3], in_order), Gate([3], reversed_order)):
         result, store = await failing_run(gate)
         assert not result.ok and result.error is not None
         assert result.error.type == "agents.models.retrying.ProviderError"
         assert "a scripted failure" in result.error.message
         rec = StepRecord.model_validate(store.get_value(dict(result.record.steps)["route"]))
-        assert len(rec.effects) == 2  # probe 2 never ran, or was cancelled: left out
+        assert len(rec.effects) == 3  # probe 2 ran too, after probe 1 failed
         assert result.root_hash == PINNED_FAILURE
+        assert verify_run(store, result.run_id).ok
+        client = GatedClient(script(SCENARIOS["single"][1]), None, fails=_failing(1))
+        models = ModelHub(ModelRegistry.from_dict(REGISTRY), clients={"g": client})
+        await aassert_replays_clean(
+            result, store=store, pipeline=pipeline(), services={"models": models}
+        )
