@@ -215,8 +215,18 @@ class _Checker:
             self.load(rec.input, f"input of step {step_id!r}")
         if rec.output is not None:
             self.load(rec.output, f"output of step {step_id!r}")
-        for i, k in enumerate(rec.effects):
-            self.effect(step_id, i, k)
+        if rec.status == "ok":
+            for i, k in enumerate(rec.effects):
+                self.effect(step_id, i, k)
+        else:
+            # A step stopped part-way (timed out, cancelled, failed) leaves out the effects
+            # it had begun concurrently and cut short: their slots are empty, so its effects
+            # come in increasing index order, not always one index after another.
+            last = -1
+            for i, k in enumerate(rec.effects):
+                eff = self.effect(step_id, i, k, after=last)
+                if eff is not None:
+                    last = eff.index
         for i, k in enumerate(rec.decisions):
             decision = self.load_model(
                 Decision, k, f"decision #{i} of step {step_id!r}", "artifact"
@@ -233,12 +243,19 @@ class _Checker:
         self.count("steps")
         return rec
 
-    def effect(self, step_id: str, index: int, key: object) -> EffectRecord | None:
+    def effect(
+        self, step_id: str, index: int, key: object, *, after: int | None = None
+    ) -> EffectRecord | None:
+        """Check the effect ``key``, ``index``-th of ``step_id``'s: its own index is
+        ``index``, or, given ``after``, any index past ``after`` (a stopped step's)."""
         subject = f"effect #{index} of step {step_id!r}"
+        if after is not None:
+            subject = f"effect listed {index + 1}{_ordinal(index + 1)} in step {step_id!r}"
         eff: EffectRecord | None = self.load_model(EffectRecord, key, subject, "effect")
         if eff is None:
             return None
-        if (eff.step_id, eff.index) != (step_id, index):
+        misplaced = eff.index != index if after is None else eff.index <= after
+        if eff.step_id != step_id or misplaced:
             self.problem(
                 "effect",
                 f"{subject} ({key})",
@@ -250,6 +267,12 @@ class _Checker:
             self.load(eff.response, f"response of {subject}")
         self.count("effects")
         return eff
+
+
+def _ordinal(n: int) -> str:
+    if n % 100 in (11, 12, 13):
+        return "th"
+    return {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
 
 
 def _first(exc: ValidationError) -> str:

@@ -32,11 +32,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from pydantic import BaseModel
 
+from orch import Context, PipelineBuilder, agent, arun
 from traces._note import Verifier
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -799,3 +802,50 @@ def test_node_verifies_runs_that_waited_for_an_answer_and_turns_of_a_thread(
     assert json.loads(members[f"objects/{answer_key}"])["by"] == "alice"
     threaded = json.loads(read_bundle((tmp_path / f"{runs[2]}.orchpack").read_bytes())["head.json"])
     assert (threaded["thread"], threaded["turn"]) == ("t-1", 1)
+
+
+# ---- a step stopped part-way: its effects skip the slots of the calls it cut short ----
+
+
+class Fan(BaseModel):
+    n: int
+
+
+class Values(BaseModel):
+    values: list[int]
+
+
+@agent(name="stalled-gather", version="1")
+async def stalled_gather(inp: Fan, ctx: Context) -> Values:
+    async def call(i: int) -> int:
+        async def perform() -> int:
+            if i == 0:
+                await anyio.Event().wait()  # never answers: the step's timeout stops it
+            return i
+
+        return await ctx.effect("model", "m", {"i": i}, perform)
+
+    return Values(values=await ctx.gather(*(call(i) for i in range(3))))
+
+
+def test_node_verifies_a_step_timed_out_mid_gather(node: str, tmp_path: Path) -> None:
+    # formats.md E.5: a step not ok lists its effects by increasing index, with gaps.
+    from traces import DirectoryStore
+    from traces._bundle import export_bundle, verify_bundle
+    from traces._ledger import ledger_of
+    from traces._note import Signer
+
+    p = PipelineBuilder("stalled")
+    p.node("fan", stalled_gather, n=p.input("n", int), timeout=1.0)
+    store = DirectoryStore(tmp_path / "store")
+    result = anyio.run(lambda: arun(p.build(), {"n": 3}, store=store))
+    assert result.status == "failed"
+    record = json.loads(store.get(dict(result.record.steps)["fan"]))
+    assert [json.loads(store.get(k))["index"] for k in record["effects"]] == [1, 2]
+    signer = Signer.generate("test")
+    note = ledger_of(store).checkpoint([signer])
+    path = tmp_path / "stalled.orchpack"
+    path.write_bytes(export_bundle(store, result.run_id, checkpoint=note, orch_version="test"))
+    assert verify_bundle(path.read_bytes(), [signer.verifier()]).ok
+    ours = verify(node, path, "--trust", signer.verifier_key)
+    assert ours.returncode == 0, ours.stdout + ours.stderr
