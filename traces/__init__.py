@@ -58,6 +58,7 @@ from ._records import (
     step_record_bytes,
     steps_root,
 )
+from ._runindex import IndexedRun, RunFilter, RunIndex, RunPage, list_runs
 from ._runview import RunView, StepView, load_run_head, load_run_view
 from ._sqlitestore import SQLiteStore
 from ._store import ArtifactStore, MemoryStore, check_run_id
@@ -107,6 +108,12 @@ __all__ = [
     "intact_events",
     "load_run_head",
     "load_run_view",
+    # runs lists (traces._runindex)
+    "IndexedRun",
+    "RunFilter",
+    "RunIndex",
+    "RunPage",
+    "list_runs",
     "mask_location",
     "notice",
     "open_bundle",

@@ -32,12 +32,15 @@ import hashlib
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ._canonical import HASH_PREFIX, canonical_bytes, check_key, digest
 from .errors import ArtifactNotFoundError, IntegrityError, InvalidRunIdError, RunNotFoundError
+
+if TYPE_CHECKING:
+    from ._runindex import RunIndex
 
 __all__ = ["LEDGER_ENTRY_LIMIT", "ArtifactStore", "MemoryStore", "check_run_id", "claim_change"]
 
@@ -151,6 +154,11 @@ class ArtifactStore(abc.ABC):
     @abc.abstractmethod
     def run_ids(self) -> list[str]:
         """Ids of every run with a head document, sorted."""
+
+    def run_index(self) -> RunIndex | None:
+        """The index of runs this backend keeps (:mod:`traces._runindex`), or None (this
+        default): then a runs list reads every head per query."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing open
         """Release files or connections; the store is unusable afterwards."""
