@@ -4,14 +4,14 @@ measured on test, every test query a recorded run.
 Reads CLINC150 (Larson et al., EMNLP 2019; CC BY 3.0) from the shared data at run time
 (``$ORCH_EVAL_DATA`` or the nearest ``shared/data/``) and says "skipped" when it is absent.
 The team (:mod:`orch_reproductions.clinc_team`) is the paper's setting: 150 intent agents
-whose cards hold their intent's **train** queries, the ``oos_train`` queries as the
-registry's out-of-scope examples. For each of two configurations, the scikit-learn TF-IDF
-features with wordllama sentence embeddings (the default when the ``embed`` extra is
-installed) and TF-IDF alone, the script
+whose cards hold their intent's **train** queries and its domain as their group, the
+``oos_train`` queries as the registry's out-of-scope examples. For each of two
+configurations, the scikit-learn TF-IDF features with wordllama sentence embeddings (the
+default when the ``embed`` extra is installed) and TF-IDF alone, the script
 
-1. trains the offline router (:func:`routers.train_tcar`) and calibrates its set ratio and
-   decline threshold on **val** (+ ``oos_val``) only, then stores the state in the run store
-   (:func:`routers.save_state`);
+1. trains the offline router (:func:`routers.train_tcar`, with its domain head) and
+   calibrates its set ratio, decline threshold and domain weight on **val** (+ ``oos_val``)
+   only, then stores the state in the run store (:func:`routers.save_state`);
 2. runs every **test** query (4,500 in-scope, 1,000 out-of-scope) through the TCAR team
    pipeline with ``router_state`` set to that version, each an engine run recorded in the
    store (:func:`routers.eval.evaluate`);
@@ -290,7 +290,9 @@ async def measure(
     version = save_state(store, state)
     print(
         f"{label}: trained on {state.examples} texts ({clock.phases['train']:.0f} s), set ratio "
-        f"{state.set_ratio}, decline below {state.decline_below:.4f} (val); state {version}"
+        f"{state.set_ratio}, decline below {state.decline_below:.4f}"
+        + (f", domain weight {state.groups.weight:g}" if state.groups is not None else "")
+        + f" (val); state {version}"
     )
     report = await evaluate(
         team.pipeline(version),
@@ -400,11 +402,12 @@ def results_table(measured: list[Measured], tasks: int) -> TableRecord:
         title=f"CLINC150 test ({tasks} queries): the trained offline router",
         columns=columns,
         rows=rows,
-        note="Trained on the train split (+ oos_train), set ratio and decline threshold "
-        "calibrated on val (+ oos_val), nothing tuned on test. Routing set: the classifier's "
-        "set before any decline; in-scope accuracy: not declined and gold in the set; "
-        "accuracy: all queries, an out-of-scope query right only when declined (the paper's "
-        "figure is its gold-in-set accuracy with a fine-tuned 4B reasoning model).",
+        note="Trained on the train split (+ oos_train), set ratio, decline threshold and "
+        "domain weight calibrated on val (+ oos_val), nothing tuned on test. Routing set: the "
+        "classifier's set before any decline, ordered by the domain head; in-scope "
+        "accuracy: not declined and gold in the set; accuracy: all queries, an "
+        "out-of-scope query right only when declined (the paper's figure is its gold-in-set "
+        "accuracy with a fine-tuned 4B reasoning model).",
     )
 
 
@@ -540,8 +543,9 @@ async def main_async(args: argparse.Namespace) -> int:
         tables=tables,
         notes=[
             "150 intent agents from the train split (+ oos_train as out-of-scope examples); "
-            "set ratio and decline threshold calibrated on val (+ oos_val) only; measured on "
-            "test. No model is called: cost is $0.",
+            "each card's group is its intent's domain; set ratio, decline threshold and "
+            "domain weight calibrated on val (+ oos_val) only; measured on test. No model is "
+            "called: cost is $0.",
             *(f"{m.label}: router state {m.version}" for m in measured),
             f"Replayed {sum(m.replayed for m in measured)} sampled runs offline: "
             f"{diverged} divergences. Store verification: {runs} runs, "

@@ -1,10 +1,10 @@
 """The agents a TCAR router may choose: their cards and the registry that holds them.
 
 An :class:`AgentCard` is what the router knows of an agent (id, name, description, example
-queries); the :class:`AgentRegistry` holds the cards with the runnable agent behind each, and
-onboarding is adding or removing a card at run time (the offline router adapts at once). Its
-:attr:`version`, a hash of the cards, goes into every decision. :data:`OOS` is the id of
-"out of scope".
+queries, optionally a group); the :class:`AgentRegistry` holds the cards with the runnable
+agent behind each, and onboarding is adding or removing a card at run time (the offline
+router adapts at once). Its :attr:`version`, a hash of the cards, goes into every decision.
+:data:`OOS` is the id of "out of scope".
 
 Both the reasoning router (:mod:`routers._tcar`) and the offline trained router
 (:mod:`routers._tcar_trained`) read these; this module must import neither.
@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from orch import Agent
 from traces import hash_value
@@ -36,6 +36,18 @@ class AgentCard(BaseModel):
     description: str = Field(min_length=1)
     examples: list[str] = Field(default_factory=list)
     """Sample queries this agent handles (the offline router's training data, not the prompt)."""
+    group: str | None = Field(default=None, min_length=1, max_length=64)
+    """The family the agent belongs to (a domain, a team): when cards have groups, the offline
+    router also learns which group a query is about and lets it order the routing set
+    (:mod:`routers._tcar_trained`). None: no group (and not written out, so a card without
+    one dumps, and hashes, as cards did before groups existed)."""
+
+    @model_serializer(mode="wrap")
+    def _without_no_group(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if self.group is None and isinstance(data, dict):
+            data.pop("group", None)
+        return data
 
     def model_post_init(self, _context: Any) -> None:
         if not _ID.match(self.id) or self.id.lower() == OOS:
@@ -114,8 +126,8 @@ class AgentRegistry:
 
     @property
     def version(self) -> str:
-        """Hash of the descriptions (id, name, description, examples), sorted by id, and of
-        the out-of-scope examples when there are any."""
+        """Hash of the descriptions (id, name, description, examples, group when set), sorted
+        by id, and of the out-of-scope examples when there are any."""
         if self._version is None:
             cards = [c.model_dump(mode="json") for c in self.cards()]
             if not self.out_of_scope:  # the version registries had before out-of-scope ones

@@ -2,17 +2,18 @@
 
 The paper's setting (TCAR, arXiv 2601.04544): an intent is an agent. :func:`build_team` makes
 one :class:`~routers.AgentCard` per intent of a dataset's training split (its examples: that
-intent's training queries) and gives the split's out-of-scope queries to the registry as
-``out_of_scope``, what the offline router learns to decline. Each agent
-(:data:`clinc150_intent_agent`) answers its own intent. The team routes with TCAR's offline
-trained router, from a state version named in the pipeline (``router_state``), and merges
-with the offline refining agent: no model is called.
+intent's training queries; its group: the intent's domain) and gives the split's
+out-of-scope queries to the registry as ``out_of_scope``, what the offline router learns to
+decline. Each agent (:data:`clinc150_intent_agent`) answers its own intent. The team routes
+with TCAR's offline trained router, from a state version named in the pipeline
+(``router_state``), and merges with the offline refining agent: no model is called.
 
 The measures are over one :class:`QueryRecord` per query, read from the recorded runs (the
 route and the decision's decline score) and from the classifier's routing set before any
 decline: :func:`figures` at the runs' own threshold or at another one (a sweep), with the
-domain view derived from the intent router's top choice. This module runs nothing and reads
-no file; the script ``reproductions/eval_tcar_clinc.py`` does.
+domain view derived from the set's top choice (which the router's domain head helps
+order). This module runs nothing and reads no file; the script
+``reproductions/eval_tcar_clinc.py`` does.
 """
 
 from __future__ import annotations
@@ -114,7 +115,9 @@ class ClincTeam:
 
 def build_team(train: Dataset, domain_of: Mapping[str, str]) -> ClincTeam:
     """The team of ``train``'s in-scope queries (``gold`` the intent, as the ``clinc150``
-    adapter gives them); its out-of-scope queries become the registry's ``out_of_scope``."""
+    adapter gives them); its out-of-scope queries become the registry's ``out_of_scope``.
+    Each card's group is its intent's domain, so the offline router learns a domain head
+    that orders the routing set (:mod:`routers._tcar_trained`)."""
     by_intent: dict[str, list[str]] = {}
     negatives: list[str] = []
     for t in train.tasks:
@@ -139,6 +142,7 @@ def build_team(train: Dataset, domain_of: Mapping[str, str]) -> ClincTeam:
             name=_words(intent),
             description=f"Handles '{_words(intent)}' requests ({_words(domain_of[intent])}).",
             examples=queries,
+            group=domain_of[intent],
         )
         for intent, queries in sorted(by_intent.items())
     )
