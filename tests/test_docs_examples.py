@@ -92,7 +92,10 @@ def test_test_file_block_passes(block: Block, pytester: pytest.Pytester) -> None
     tests = block.code.count("\ndef test_") + block.code.count("\nasync def test_")
     assert tests >= 1
     result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=tests)
+    outcomes = result.parseoutcomes()
+    # anyio's plugin runs an async test once per installed backend (trio too, when present).
+    assert outcomes.get("passed", 0) >= tests, result.stdout.str()
+    assert set(outcomes) <= {"passed", "warnings"}, result.stdout.str()
 
 
 def test_plugin_page_blocks_parse() -> None:
