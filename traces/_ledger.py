@@ -81,7 +81,7 @@ class Ledger:
     def supported(self) -> bool:
         if self.store.supports_ledger:
             return True
-        if self.store.location not in _WARNED:
+        if self.store.ledger_expected and self.store.location not in _WARNED:
             _WARNED.add(self.store.location)
             log.warning(
                 "store %s keeps no ledger, so its runs are not anchored in one: a deleted or "

@@ -27,6 +27,7 @@ class OverlayStore(ArtifactStore):
     """Reads fall through to ``base``; writes stay in this object's memory."""
 
     supports_claims = False
+    ledger_expected = False  # what is written here is gone with the overlay
 
     def __init__(self, base: ArtifactStore) -> None:
         self.base = base

@@ -198,6 +198,9 @@ class ArtifactStore(abc.ABC):
     # -- the ledger (optional: backends that append atomically set supports_ledger) --------
 
     supports_ledger: bool = False
+    #: False for a store whose runs are thrown away by design (an overlay a replay writes
+    #: into without recording): a run there missing a ledger is no warning.
+    ledger_expected: bool = True
 
     def ledger_append(self, entry: bytes, *, at: int | None = None) -> int | None:
         """Append ``entry`` to the store's ledger and return its index (0, 1, 2 ...).

@@ -125,3 +125,27 @@ def test_claims_and_the_ledger_are_not_offered(tmp_path: Path) -> None:
     with pytest.raises(NotImplementedError, match="keeps no ledger"):
         overlay.ledger_append(b"entry")
     assert base.read_claim("input-1") is None
+
+
+def test_an_overlay_is_no_reason_to_warn_of_a_missing_ledger(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a replay writes into an overlay is thrown away by design: anchoring it in a ledger
+    # means nothing, and a warning that it is not would only be noise. A store of its own that
+    # keeps no ledger is still warned of, once.
+    from traces import _ledger
+
+    monkeypatch.setattr(_ledger, "_WARNED", set())
+
+    class Plain(OverlayStore):  # a store of its own that keeps no ledger
+        ledger_expected = True
+
+    base = DirectoryStore(tmp_path / "base")
+    plain = Plain(base)
+    plain.location = "plain"
+    with caplog.at_level("WARNING", logger=_ledger.log.name):
+        assert not _ledger.Ledger(OverlayStore(base)).supported
+        assert not _ledger.Ledger(plain).supported
+        assert not _ledger.Ledger(plain).supported
+    warned = [r.getMessage() for r in caplog.records if "keeps no ledger" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("store plain keeps no ledger"), warned
