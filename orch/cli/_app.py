@@ -36,6 +36,7 @@ from orch.cli._replay import diff_command, replay_command
 from orch.cli._report import report_command
 from orch.cli._run import run_command
 from orch.cli._thread import thread_app
+from orch.cli._ui import ui_command
 from orch.cli._verify import verify_command
 from orch.cli.common import print_error
 from orch.errors import PluginError
@@ -122,6 +123,7 @@ for _name, _command in (
     ("batch", batch_command),
     ("export", export_command),
     ("prove", prove_command),
+    ("ui", ui_command),
 ):
     app.command(_name)(_command)
 app.add_typer(keys_app, name="keys")

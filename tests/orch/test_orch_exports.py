@@ -20,6 +20,7 @@ FACES = [
     "orch.selection",
     "orch.testing",
     "orch.testing.pytest_plugin",
+    "orch.ui",
 ]
 
 

@@ -1,0 +1,79 @@
+"""The ``orch ui`` ASGI application: its pages, static assets, guard and error pages.
+
+:func:`create_app` builds it for one open store. Pages only read, unless the settings allow
+replay (a later page). Every asset is served from the package (no CDN: it works offline), and
+every response passes :class:`~orch.ui._security.SecurityMiddleware`.
+
+Extension: ``extra_routes`` and ``extra_nav`` add pages (replay, evaluations) beside these,
+under the same guard, templates and error handling (wrap handlers in
+:func:`orch.ui._state.guarded`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from orch.ui._compare_page import compare_page
+from orch.ui._errors import UiError, handle_error
+from orch.ui._run_page import live_json, run_page
+from orch.ui._runs_page import runs_json, runs_page
+from orch.ui._security import SecurityMiddleware
+from orch.ui._settings import UiSettings
+from orch.ui._state import NavLink, UiState
+from orch.ui._templating import STATIC_DIR
+from orch.ui._verify_cache import VerifyCache
+from orch.ui._verify_page import verify_form, verify_post
+from traces import TraceError
+
+__all__ = ["NAV", "create_app", "routes"]
+
+NAV = (NavLink("Runs", "/"), NavLink("Compare", "/compare"), NavLink("Verify", "/verify"))
+
+
+def routes() -> list[BaseRoute]:
+    """The built-in pages."""
+    return [
+        Route("/", runs_page, methods=["GET"], name="runs"),
+        Route("/runs", runs_page, methods=["GET"]),
+        Route("/runs.json", runs_json, methods=["GET"], name="runs_json"),
+        Route("/runs/{run_id}/live.json", live_json, methods=["GET"], name="live"),
+        Route("/runs/{run_id}", run_page, methods=["GET"], name="run"),
+        Route("/compare", compare_page, methods=["GET"], name="compare"),
+        Route("/compare.json", compare_page, methods=["GET"]),
+        Route("/verify", verify_form, methods=["GET"], name="verify"),
+        Route("/verify", verify_post, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC_DIR, follow_symlink=False), name="static"),
+    ]
+
+
+def create_app(
+    settings: UiSettings,
+    *,
+    extra_routes: Sequence[BaseRoute] = (),
+    extra_nav: Sequence[NavLink] = (),
+) -> Starlette:
+    """The app serving ``settings.store`` (see the module docstring)."""
+    app = Starlette(
+        routes=[*routes(), *extra_routes],
+        middleware=[
+            Middleware(
+                SecurityMiddleware, token=settings.token, allowed_hosts=settings.allowed_hosts
+            )
+        ],
+        exception_handlers={
+            HTTPException: handle_error,
+            UiError: handle_error,
+            TraceError: handle_error,
+            ValidationError: handle_error,
+            Exception: handle_error,
+        },
+    )
+    app.state.ui = UiState(settings, VerifyCache(settings.store), [*NAV, *extra_nav])
+    return app

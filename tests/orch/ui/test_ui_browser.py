@@ -1,0 +1,209 @@
+"""``orch ui`` in a real browser: Debian's chromium driven by Selenium through Debian's
+chromedriver, against ``orch ui`` started as a process over stores of real runs.
+
+Over quickstart runs: open the runs list, filter to the runs whose router escalated, open
+one, open a decision and check what it shows against the store, compare two runs; each
+screenshot must be a picture, not a blank page. Over the hostile run: no dialog opens and no
+injected script leaves its mark, with the page's own script running (CSP holds).
+
+Skipped without /usr/bin/chromium and /usr/bin/chromedriver, unless ORCH_REQUIRE_BROWSER=1
+(CI sets it), which makes a missing browser a failure.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import orch_ui
+
+from traces import DirectoryStore, load_run_view
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+WAIT = 30  # seconds a page may take to show what is awaited (a bound, never a measure)
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing.append("selenium (pip install selenium; the dev extra has it)")
+    if missing:
+        if os.environ.get("ORCH_REQUIRE_BROWSER") == "1":
+            pytest.fail(
+                f"ORCH_REQUIRE_BROWSER=1 but missing: {missing}; apt-get install "
+                "chromium chromium-driver"
+            )
+        pytest.skip(f"missing {missing} (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--window-size=1280,1600",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    browser.set_page_load_timeout(WAIT)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+def wait_for(driver: object, css: str) -> object:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, WAIT).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def not_blank(driver: object, path: Path) -> None:
+    from PIL import Image
+
+    png = driver.get_screenshot_as_png()  # type: ignore[attr-defined]
+    path.write_bytes(png)
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    assert image.width >= 1000 and image.height >= 600
+    colours = image.getcolors(maxcolors=1_000_000)
+    assert colours is not None and len(colours) > 100, path  # text, boxes: not one colour
+    # Not a near-empty page either: a good share of it is not the background.
+    background = max(colours)[0]
+    assert background < 0.97 * image.width * image.height, path
+
+
+def rows(driver: object) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, "tr.run")  # type: ignore[attr-defined]
+    return [r.get_attribute("data-run") for r in found]
+
+
+def test_browse_filter_open_expand_compare(
+    driver: object, quick_store: Path, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    store = DirectoryStore(quick_store)
+    shots = Path(os.environ.get("ORCH_UI_SHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with orch_ui(quick_store) as (url, _port):
+        d = driver
+        d.get(url)  # type: ignore[attr-defined]
+        wait_for(d, "table#runs")
+        assert sorted(rows(d)) == sorted(store.run_ids())
+        not_blank(d, shots / "ui-runs.png")
+
+        # Filter by the text of the decisions: the runs whose router escalated.
+        box = d.find_element(By.ID, "f-text")  # type: ignore[attr-defined]
+        box.send_keys("escalat")
+        d.find_element(By.ID, "f-apply").click()  # type: ignore[attr-defined]
+        wait_for(d, "a#f-clear")
+        escalated = rows(d)
+        expected = {
+            r
+            for r in store.run_ids()
+            if any(
+                "escalat" in dec.reason
+                for s in load_run_view(store, r).steps.values()
+                for dec in s.decisions
+            )
+        }
+        assert set(escalated) == expected and escalated
+        not_blank(d, shots / "ui-runs-escalated.png")
+
+        # Open one and expand its router's decision.
+        run_id = escalated[0]
+        d.find_element(By.CSS_SELECTOR, f'tr.run[data-run="{run_id}"] a.run-link').click()  # type: ignore[attr-defined]
+        wait_for(d, "table#run-summary")
+        view = load_run_view(store, run_id)
+        assert d.find_element(By.ID, "s-root").text == view.head.root_hash  # type: ignore[attr-defined]
+        assert d.find_element(By.ID, "verify-badge").get_attribute("data-ok") == "1"  # type: ignore[attr-defined]
+        vote = view.steps["vote"].decisions[0]
+        details = d.find_element(By.CSS_SELECTOR, 'details.decision[data-step="vote"]')  # type: ignore[attr-defined]
+        assert details.get_attribute("open") is None
+        reason = details.find_element(By.CSS_SELECTOR, ".reason")
+        assert not reason.is_displayed()
+        details.find_element(By.TAG_NAME, "summary").click()
+        assert details.get_attribute("open") is not None and reason.is_displayed()
+        assert reason.text == vote.reason
+        chosen = details.find_elements(By.CSS_SELECTOR, "li.candidate.chosen")
+        assert [c.get_attribute("data-candidate") for c in chosen] == vote.chosen
+        shown = [
+            c.get_attribute("data-candidate")
+            for c in details.find_elements(By.CSS_SELECTOR, "li.candidate")
+        ]
+        assert shown == vote.candidates
+        evidence = details.find_element(By.CSS_SELECTOR, 'dd[data-key="answers"]').text
+        for model, answer in vote.evidence["answers"].items():
+            assert f'"{model}":"{answer}"' in evidence
+        boxes = d.find_elements(By.CSS_SELECTOR, "svg.dag g.dag-node")  # type: ignore[attr-defined]
+        assert {b.get_attribute("data-step"): b.get_attribute("data-status") for b in boxes} == (
+            view.statuses()
+        )
+        not_blank(d, shots / "ui-run.png")
+
+        # Compare it with another run, through the field on its page.
+        other = next(r for r in rows_of(store) if r != run_id)
+        field = d.find_element(By.ID, "compare-b")  # type: ignore[attr-defined]
+        field.send_keys(other)
+        field.submit()
+        wait_for(d, "#compare-verdict")
+        verdict = d.find_element(By.ID, "compare-verdict")  # type: ignore[attr-defined]
+        assert verdict.get_attribute("data-identical") == "0"
+        not_blank(d, shots / "ui-compare.png")
+
+
+def rows_of(store: DirectoryStore) -> list[str]:
+    return sorted(store.run_ids())
+
+
+def test_hostile_text_runs_no_script(
+    driver: object, xss_store: tuple[Path, str], tmp_path: Path
+) -> None:
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+
+    root, run_id = xss_store
+    with orch_ui(root) as (url, _port):
+        for page in (url, f"{url}runs/{run_id}", f"{url}?q=escalating"):
+            driver.get(page)  # type: ignore[attr-defined]
+            wait_for(driver, "main#main")
+            with pytest.raises(NoAlertPresentException):
+                driver.switch_to.alert.text  # type: ignore[attr-defined]  # noqa: B018
+            marker = driver.execute_script("return window.__orch_xss")  # type: ignore[attr-defined]
+            assert marker is None, page
+        # Open every fold on the run page: the hostile text shows, as text, and still no mark.
+        driver.get(f"{url}runs/{run_id}")  # type: ignore[attr-defined]
+        wait_for(driver, "details.decision")
+        for summary in driver.find_elements(By.CSS_SELECTOR, "details > summary"):  # type: ignore[attr-defined]
+            driver.execute_script("arguments[0].parentElement.open = true", summary)  # type: ignore[attr-defined]
+        reason = driver.find_element(By.CSS_SELECTOR, "details.decision .reason").text  # type: ignore[attr-defined]
+        assert "<script>alert(1)</script>" in reason
+        assert driver.execute_script("return window.__orch_xss") is None  # type: ignore[attr-defined]
+        with pytest.raises(NoAlertPresentException):
+            driver.switch_to.alert.text  # type: ignore[attr-defined]  # noqa: B018
+        # Our own script is allowed to run (the CSP lets 'self' in): it loaded.
+        loaded = driver.execute_script(  # type: ignore[attr-defined]
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+        )
+        assert any(name.endswith("/static/ui.js") for name in loaded)
+        not_blank(driver, tmp_path / "ui-hostile.png")
