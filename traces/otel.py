@@ -9,11 +9,13 @@ never taken from ambient context, so concurrent fan-out cannot mis-parent a span
 Trace and span ids are derived from the run's root hash and the step ids, so a clean replay
 (same root hash) exports the same ids; nothing is exported unless asked. Timestamps are the
 wall-clock times of the event log. Prompt and response contents are left out unless
-``include_content`` is set.
+``include_content`` is set; then they are in the semconv's message shape (role and typed
+parts), which observability tools validate.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -254,11 +256,72 @@ def _effect_span(
         if response.get("finish_reason"):
             attrs[sc.RESPONSE_FINISH_REASONS] = [response["finish_reason"]]
     if include_content:
-        messages = request.get("messages") if isinstance(request, dict) else request
-        attrs[sc.INPUT_MESSAGES] = orjson.dumps(messages).decode()
+        attrs[sc.INPUT_MESSAGES] = orjson.dumps(_input_messages(request)).decode()
         if response is not None:
-            attrs[sc.OUTPUT_MESSAGES] = orjson.dumps(response).decode()
+            attrs[sc.OUTPUT_MESSAGES] = orjson.dumps(_output_messages(response)).decode()
     return f"{sc.OP_CHAT} {eff.target}", ctx, parent, attrs
+
+
+# Message contents in the semconv's shape: a list of {role, parts}, each part typed (text,
+# tool_call, tool_call_response); an output message also has its finish_reason. A consumer
+# (Arize Phoenix, say) validates that shape and drops anything else, so a recorded request
+# is converted, not copied. Shapes this does not know (a user's own effect payload) are kept
+# as they were recorded.
+
+
+def _parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if message.get("role") == "tool":
+        return [
+            {
+                "type": "tool_call_response",
+                "id": message.get("tool_call_id"),
+                "response": message.get("content", ""),
+            }
+        ]
+    parts: list[dict[str, Any]] = []
+    if message.get("content"):
+        parts.append({"type": "text", "content": message["content"]})
+    for call in message.get("tool_calls") or ():
+        arguments = call.get("arguments")
+        if isinstance(arguments, str):
+            # Not JSON: the model's text is kept as it wrote it.
+            with contextlib.suppress(orjson.JSONDecodeError):
+                arguments = orjson.loads(arguments)
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": call.get("id"),
+                "name": call.get("name"),
+                "arguments": arguments,
+            }
+        )
+    return parts
+
+
+def _input_messages(request: Any) -> Any:
+    messages = request.get("messages") if isinstance(request, dict) else None
+    if isinstance(messages, list) and all(
+        isinstance(m, dict) and isinstance(m.get("content", ""), str) for m in messages
+    ):
+        return [{"role": m.get("role"), "parts": _parts(m)} for m in messages]
+    if isinstance(request, dict) and isinstance(request.get("prompt"), str):
+        return [{"role": "user", "parts": [{"type": "text", "content": request["prompt"]}]}]
+    return messages if messages is not None else request
+
+
+def _output_messages(response: Any) -> Any:
+    if not isinstance(response, dict) or not isinstance(response.get("text", ""), str):
+        return response
+    content = response.get("text") or ""
+    if not content and response.get("structured") is not None:
+        content = orjson.dumps(response["structured"], option=orjson.OPT_SORT_KEYS).decode()
+    message = {
+        "role": "assistant",
+        "parts": _parts({"content": content, "tool_calls": response.get("tool_calls")}),
+        # Required by the semconv; "" where the provider gave none (never made up).
+        "finish_reason": response.get("finish_reason") or "",
+    }
+    return [message]
 
 
 def export_run(
