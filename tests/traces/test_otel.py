@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
 
@@ -129,3 +130,12 @@ async def test_replay_exports_the_same_ids_and_content_is_opt_in() -> None:
     assert n == len(exported) == 14
     chat = next(s for s in exported if s.name == "chat m7")
     assert '"role":"user"' in chat.attributes[sc.INPUT_MESSAGES]
+    # The semconv's message shape (role and typed parts; finish_reason on outputs), which
+    # consumers such as Phoenix validate, dropping what does not fit.
+    sent = orjson.loads(chat.attributes[sc.INPUT_MESSAGES])
+    assert len(sent) == 1 and sent[0]["role"] == "user"
+    [part] = sent[0]["parts"]
+    assert part["type"] == "text" and part["content"].startswith("why #"), sent
+    [out] = orjson.loads(chat.attributes[sc.OUTPUT_MESSAGES])
+    assert out["role"] == "assistant" and out["finish_reason"] == "stop"
+    assert out["parts"] == [{"type": "text", "content": part["content"][::-1]}]
