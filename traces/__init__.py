@@ -58,7 +58,7 @@ from ._records import (
     step_record_bytes,
     steps_root,
 )
-from ._runindex import IndexedRun, RunFilter, RunIndex, RunPage, list_runs
+from ._runindex import IndexedRun, RunFilter, RunIndex, RunPage, list_runs, rebuild_index
 from ._runview import RunView, StepView, load_run_head, load_run_view
 from ._sqlitestore import SQLiteStore
 from ._store import ArtifactStore, MemoryStore, check_run_id
@@ -114,6 +114,7 @@ __all__ = [
     "RunIndex",
     "RunPage",
     "list_runs",
+    "rebuild_index",
     "mask_location",
     "notice",
     "open_bundle",

@@ -11,6 +11,8 @@ Layout under the store root::
     ledger/entries.idx      where each entry ends (8 bytes each): a cache of the lines
     ledger/.lock            locked (flock) by appenders to the ledger
     ledger/checkpoints/<size>.note  a checkpoint note per tree size, replaced atomically
+    index/              the runs index: a journal of heads written, a sidecar SQLite file
+                        (derived data, see traces._dirindex)
     tmp/                    temporary files, renamed into place (same file system)
 
 An artifact is one record appended to this writer's pack (:mod:`traces._packs`): one ``write``
@@ -45,13 +47,17 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ._canonical import HASH_PREFIX, is_key
+from ._dirindex import DirectoryRunIndex, HeadJournal
 from ._dirledger import LedgerFile, fsync_dir
 from ._packs import Location, PackSet
 from ._store import ArtifactStore, check_run_id
 from .errors import StoreLocationError, StoreNotFoundError
+
+if TYPE_CHECKING:
+    from ._runindex import RunIndex
 
 __all__ = ["DirectoryStore"]
 
@@ -111,6 +117,8 @@ class DirectoryStore(ArtifactStore):
         self._lock = threading.Lock()
         self._ledger = LedgerFile(root / "ledger")
         self._packs = PackSet(root / "packs", self._tmp, fsync=fsync)
+        self._journal = HeadJournal(root / "index", fsync=fsync)
+        self._index: DirectoryRunIndex | None = None
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -272,6 +280,14 @@ class DirectoryStore(ArtifactStore):
         run_dir = self._run_dir(run_id)
         run_dir.mkdir(exist_ok=True)
         self._write_atomic(run_dir / "head.json", data)
+        self._journal.note(run_id)  # after the rename: a reader that sees it sees the head
+
+    def run_index(self) -> RunIndex:
+        """The index under ``index/`` (see :mod:`traces._dirindex`)."""
+        with self._lock:
+            if self._index is None:
+                self._index = DirectoryRunIndex(self)
+            return self._index
 
     def read_run_head(self, run_id: str) -> bytes | None:
         try:
@@ -354,7 +370,11 @@ class DirectoryStore(ArtifactStore):
     def close(self) -> None:
         self._packs.close()
         self._ledger.close()
+        self._journal.close()
         with self._lock:
+            index, self._index = self._index, None
+            if index is not None:
+                index.close()
             while self._logs:
                 _, log = self._logs.popitem()
                 log.close()

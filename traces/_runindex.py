@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from ._records import Decision, RunHead, RunRecord, StepRecord
 from ._store import ArtifactStore
+from .errors import IntegrityError
 
 __all__ = [
     "IndexedRun",
@@ -37,7 +38,13 @@ __all__ = [
     "ScanIndex",
     "decision_text",
     "list_runs",
+    "read_decisions",
+    "rebuild_index",
 ]
+
+#: What reading a run's head or records raises when they are damaged or missing: such a run is
+#: left out of every runs list (verification is what reports it).
+UNREADABLE = (ValidationError, orjson.JSONDecodeError, KeyError, ValueError, IntegrityError)
 
 #: Most runs a page holds.
 MAX_PAGE = 500
@@ -146,15 +153,23 @@ class RunIndex(abc.ABC):
     def pipelines(self) -> list[str]:
         """The pipeline names of the store's runs, sorted."""
 
+    def rebuild(self) -> None:  # noqa: B027 - an index that keeps nothing has nothing to redo
+        """Drop what this index derived and derive it again from the store's heads and
+        records (see :func:`rebuild_index`)."""
+
+
+def read_decisions(store: ArtifactStore, root_hash: str) -> list[Decision]:
+    """The decisions of the run whose record is ``root_hash``, in step order (raises one of
+    :data:`UNREADABLE` when a record is damaged or missing)."""
+    record = RunRecord.model_validate(store.get_value(root_hash))
+    steps = store.get_many([key for _, key in record.steps])
+    keys = [k for raw in steps for k in StepRecord.model_validate_json(raw).decisions]
+    return [Decision.model_validate_json(raw) for raw in store.get_many(keys)]
+
 
 def indexed_run(store: ArtifactStore, head: RunHead) -> IndexedRun:
     """A run's entry from its head and, once it has ended, its record's decisions."""
-    decisions: list[Decision] = []
-    if head.root_hash is not None:
-        record = RunRecord.model_validate(store.get_value(head.root_hash))
-        for _, key in record.steps:
-            step = StepRecord.model_validate(store.get_value(key))
-            decisions += [Decision.model_validate(store.get_value(k)) for k in step.decisions]
+    decisions = [] if head.root_hash is None else read_decisions(store, head.root_hash)
     return IndexedRun(
         run_id=head.run_id,
         pipeline=head.pipeline,
@@ -185,7 +200,7 @@ class ScanIndex(RunIndex):
                 continue
             try:
                 yield indexed_run(self.store, RunHead.model_validate(orjson.loads(raw)))
-            except (ValidationError, orjson.JSONDecodeError, KeyError, ValueError):
+            except UNREADABLE:
                 continue
 
     def page(self, where: RunFilter, *, limit: int = 50, after: str | None = None) -> RunPage:
@@ -221,3 +236,13 @@ def list_runs(
     """A page of ``store``'s runs matching ``where`` (see the module docstring)."""
     index = store.run_index() or ScanIndex(store)
     return index.page(where or RunFilter(), limit=limit, after=after)
+
+
+def rebuild_index(store: ArtifactStore) -> int:
+    """Rebuild ``store``'s runs index from its heads and records (nothing else changes: the
+    index is derived data) and return how many runs it lists. A store that keeps no index
+    (:meth:`~traces.ArtifactStore.run_index` None) has nothing to rebuild."""
+    index = store.run_index()
+    if index is not None:
+        index.rebuild()
+    return (index or ScanIndex(store)).count(RunFilter())

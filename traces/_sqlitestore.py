@@ -38,13 +38,18 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._canonical import HASH_PREFIX
+from ._sqlindex import sqlite_schema
 from ._sqlitebatch import commit_batch_with
+from ._sqliteindex import SQLiteStoreIndex, index_row, write_row
 from ._store import check_run_id, claim_change
 from ._writebehind import Batch, WriteBehind, WriteBehindStore, lost_at_close
 from .errors import StoreError, StoreLocationError, StoreNotFoundError
+
+if TYPE_CHECKING:
+    from ._runindex import RunIndex
 
 __all__ = ["COMMIT_DELAY", "SQLiteStore"]
 
@@ -58,7 +63,7 @@ CREATE TABLE IF NOT EXISTS run_heads (run_id TEXT PRIMARY KEY, data BLOB NOT NUL
 CREATE TABLE IF NOT EXISTS claims (name TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ledger (idx INTEGER PRIMARY KEY, entry BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
-"""
+""" + sqlite_schema()  # the runs index (traces._sqliteindex): derived from the heads
 
 # Each swap is one conditional statement, so one transaction (see claim_change).
 _CLAIM_SQL = {
@@ -221,6 +226,7 @@ class SQLiteStore(WriteBehindStore):
         """The connection every commit uses, opened by the first (see _writer_connection)."""
         # None: each write commits on its own (read-only, or commit_delay=0).
         self._behind: WriteBehind | None = None
+        self._index: SQLiteStoreIndex | None = None
         if not self.read_only and commit_delay > 0:
             self._behind = WriteBehind(
                 self, self._lock, where=self.location, max_delay=commit_delay
@@ -356,14 +362,21 @@ class SQLiteStore(WriteBehindStore):
 
     def write_run_head(self, run_id: str, data: bytes) -> None:
         check_run_id(run_id)
-        with self._lock:
-            self._durably(
-                lambda db: db.execute(
-                    "INSERT INTO run_heads (run_id, data) VALUES (?, ?) "
-                    "ON CONFLICT (run_id) DO UPDATE SET data = excluded.data",
-                    (run_id, data),
-                )
+        row = index_row(run_id, data)  # parsed before the lock: writers never wait on it
+
+        def write(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO run_heads (run_id, data) VALUES (?, ?) "
+                "ON CONFLICT (run_id) DO UPDATE SET data = excluded.data",
+                (run_id, data),
             )
+            write_row(db, run_id, row)  # the head's index row, in the same transaction
+
+        with self._lock:
+            if self._behind is None:  # autocommit: one explicit transaction for the two
+                self._durably(lambda db: self._in_transaction(lambda: write(db)))
+            else:
+                self._durably(write)
 
     def read_run_head(self, run_id: str) -> bytes | None:
         check_run_id(run_id)
@@ -377,6 +390,28 @@ class SQLiteStore(WriteBehindStore):
         with self._lock:
             rows = self._db.execute("SELECT run_id FROM run_heads ORDER BY run_id").fetchall()
         return [r[0] for r in rows]
+
+    def run_index(self) -> RunIndex:
+        """The ``run_index`` table of this file (see :mod:`traces._sqliteindex`)."""
+        with self._lock:
+            if self._closed:
+                raise StoreError(
+                    f"SQLite store {self.location} is closed; fix: open the store again"
+                )
+            if self._index is None:
+                self._index = SQLiteStoreIndex(
+                    self, self._index_connection, read_only=self.read_only
+                )
+            return self._index
+
+    def _index_connection(self) -> sqlite3.Connection:
+        """A connection for the runs index of its own (its reads and fills never wait for
+        this object's lock, nor hold it)."""
+        if self.read_only:
+            return _connect_read_only(self.path)
+        return sqlite3.connect(
+            self.path, isolation_level=None, timeout=30.0, check_same_thread=False
+        )
 
     # -- claims ----------------------------------------------------------------------------
 
@@ -466,6 +501,8 @@ class SQLiteStore(WriteBehindStore):
                 lost_at_close(self.location, self._behind, exc)
             finally:
                 self._closed = True
+                if self._index is not None:
+                    self._index.close()
                 if self._behind is not None:
                     self._behind.discard()
                 if self._writer is not None:

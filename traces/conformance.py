@@ -22,7 +22,15 @@ persistence across reopening, writers on several threads at once, (for a store w
 ``supports_claims``) compare-and-swap claims, with exactly one winner among racing threads, and
 (for a store with ``supports_ledger``) the ledger: dense indexes from 0, ranges read back,
 compare-and-append, entries refused, racing threads each given a distinct index that holds
-their entry, checkpoints written, replaced and listed, all kept across reopening.
+their entry, checkpoints written, replaced and listed, all kept across reopening; and (for a
+store with a runs index of its own, :meth:`~traces.ArtifactStore.run_index`) that every page,
+count and pipeline list it gives is what :class:`~traces._runindex.ScanIndex` gives on the same
+store, through heads rewritten, runs ending and the store reopened.
+
+Runs lists. :func:`write_run` writes a run's head and records from a :class:`RunSpec` (real
+record types, but a synthesised run: no events, so it does not verify) and
+:func:`assert_index_agrees` compares a store's index with the scan; property tests draw
+populations of specs (the built-in stores' run in ``tests/traces/test_runindex_conformance.py``).
 
 Test hooks. The built-in stores also carry private hooks that change stored data behind the
 API, as a failing disk or an attacker with write access would, for tests of verification (and
@@ -33,17 +41,31 @@ also checked to do what each says.
 
 from __future__ import annotations
 
+import random
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ._canonical import digest
+from ._records import AgentRef, Decision, RunHead, RunRecord, StepRecord, steps_root
+from ._runindex import RunFilter, RunIndex, ScanIndex
 from ._store import LEDGER_ENTRY_LIMIT, ArtifactStore
 from .errors import ArtifactNotFoundError, IntegrityError, InvalidKeyError, InvalidRunIdError
 
-__all__ = ["StoreConformance", "TamperableStore", "check_store", "tamper_hooks"]
+__all__ = [
+    "RunSpec",
+    "StoreConformance",
+    "TamperableStore",
+    "assert_index_agrees",
+    "check_store",
+    "sample_filters",
+    "sample_specs",
+    "tamper_hooks",
+    "write_run",
+]
 
 _PAYLOADS = [b"", b"x", bytes(range(256)), b"\x00" * 1000, "σ ünïcødé".encode(), b"a" * 2**20]
 
@@ -100,6 +122,142 @@ def tamper_hooks(store: ArtifactStore) -> TamperableStore:
         f"store {store.location} ({type(store).__name__}) lacks the test hooks "
         f"{', '.join(missing)}; fix: implement them (see traces.conformance.TamperableStore)"
     )
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A run to write for a runs-list check: its head's fields and, when it has ended, the
+    ``(router, chosen values, reason)`` of each of its decisions (None: still running, no
+    record)."""
+
+    run_id: str
+    pipeline: str
+    status: str
+    seed: int
+    started_at: float
+    decisions: tuple[tuple[str, tuple[str, ...], str], ...] | None = None
+
+
+def write_run(store: ArtifactStore, spec: RunSpec) -> str | None:
+    """Write ``spec``'s records (one step per decision) and head; return its root hash. The
+    records are real record types, hashed and stored through the API, but no event log is
+    written: a runs list reads heads and records only."""
+    root: str | None = None
+    if spec.decisions is not None:
+        steps: list[tuple[str, str]] = []
+        agent = AgentRef(name="conformance", version="1", config_hash=digest(b"{}"))
+        for i, (router, chosen, reason) in enumerate(spec.decisions):
+            decision = Decision(
+                router=router,
+                router_version="1",
+                candidates=sorted(set(chosen) | {"other"}),
+                chosen=list(chosen),
+                reason=reason,
+            )
+            step = StepRecord(
+                step_id=f"n{i:04d}",
+                node=f"n{i:04d}",
+                agent=agent,
+                decisions=[store.put_value(decision.model_dump(mode="json"))],
+                status="ok",
+                logical_time=i,
+            )
+            steps.append((step.step_id, store.put_value(step.model_dump(mode="json"))))
+        record = RunRecord(
+            pipeline=spec.pipeline,
+            spec_hash=digest(spec.pipeline.encode()),
+            inputs={},
+            seed=spec.seed,
+            steps=steps,
+            steps_root=steps_root(steps),
+            outputs={},
+            status="failed" if spec.status == "failed" else "ok",
+        )
+        root = store.put_value(record.model_dump(mode="json"))
+    head = RunHead(
+        run_id=spec.run_id,
+        pipeline=spec.pipeline,
+        spec_hash=digest(spec.pipeline.encode()),
+        seed=spec.seed,
+        status=spec.status,
+        root_hash=root,
+        started_at=spec.started_at,
+        finished_at=None if root is None else spec.started_at + 1.0,
+    )
+    store.write_run_head(spec.run_id, head.to_bytes())
+    return root
+
+
+def _all_pages(index: RunIndex, where: RunFilter, limit: int) -> list[Any]:
+    runs: list[Any] = []
+    after: str | None = None
+    while True:
+        page = index.page(where, limit=limit, after=after)
+        runs.append(page.runs)
+        if page.next is None:
+            return runs
+        after = page.next
+
+
+def assert_index_agrees(
+    store: ArtifactStore, filters: Iterable[RunFilter], limits: Sequence[int] = (1, 3, 50)
+) -> None:
+    """Assert that ``store.run_index()`` gives what :class:`ScanIndex` gives on ``store``: the
+    same pages (runs and their fields, split at the same places by the same cursors) for each
+    filter and page size, the same counts and the same pipelines. A store without an index of
+    its own passes."""
+    index = store.run_index()
+    if index is None:
+        return
+    scan = ScanIndex(store)
+    assert index.pipelines() == scan.pipelines(), (index.pipelines(), scan.pipelines())
+    for where in filters:
+        assert index.count(where) == scan.count(where), where
+        for limit in limits:
+            got, want = _all_pages(index, where, limit), _all_pages(scan, where, limit)
+            assert got == want, (where, limit, got, want)
+
+
+def sample_specs(seed: int, n: int) -> list[RunSpec]:
+    """``n`` runs drawn from ``seed``: a few pipelines and statuses, start times with ties,
+    decisions whose text repeats across runs (and differs in case)."""
+    rng = random.Random(seed)
+    words = ["escalated", "ESCALATED", "all agree", "small", "large", "σ 0.5", "Straße"]
+    specs = []
+    for i in range(n):
+        status = rng.choice(["running", "ok", "ok", "failed", "cancelled"])
+        decisions = None
+        if status != "running":
+            decisions = tuple(
+                (rng.choice(["acar", "tcar"]), (rng.choice(words[3:5]),), rng.choice(words))
+                for _ in range(rng.randrange(3))
+            )
+        specs.append(
+            RunSpec(
+                run_id=f"run-{i:03d}",
+                pipeline=rng.choice(["alpha", "beta", "gamma"]),
+                status=status,
+                seed=rng.randrange(3),
+                started_at=1_700_000_000.0 + rng.randrange(n // 2 + 1),
+                decisions=decisions,
+            )
+        )
+    return specs
+
+
+def sample_filters() -> list[RunFilter]:
+    """Filters over :func:`sample_specs`' populations: each field alone, and some together."""
+    return [
+        RunFilter(),
+        RunFilter(pipeline="alpha"),
+        RunFilter(status="running"),
+        RunFilter(status="ok", seed=1),
+        RunFilter(started_from=1_700_000_003.0, started_before=1_700_000_008.0),
+        RunFilter(text="escalated"),
+        RunFilter(text="STRASSE"),
+        RunFilter(text="tcar: large", pipeline="beta"),
+        RunFilter(text="nothing like it"),
+    ]
 
 
 class StoreConformance:
@@ -598,6 +756,38 @@ class StoreConformance:
             assert store.get(store.put(b"after the restore")) == b"after the restore"
 
         self._with_store(check)
+
+    # -- the runs index (for a store that keeps one) ------------------------------------------
+
+    def test_run_index_agrees_with_the_scan(self) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = self.make_store(Path(tmp))
+            try:
+                if store.run_index() is None:
+                    return
+                specs = sample_specs(7, 40)
+                for spec in specs[:30]:
+                    write_run(store, spec)
+                assert_index_agrees(store, sample_filters())
+                # More runs, running ones ending, a head that is no head, one rewritten with
+                # the same record and another status: each seen by the next query.
+                for spec in specs[30:]:
+                    write_run(store, spec)
+                for spec in specs[:30]:
+                    if spec.decisions is None:
+                        ended = ((spec.pipeline, ("large",), "escalated at the end"),)
+                        write_run(store, replace(spec, status="ok", decisions=ended))
+                store.write_run_head(specs[1].run_id, b"not a head")
+                done = next(s for s in specs[2:] if s.decisions is not None)
+                write_run(store, replace(done, status="superseded"))
+                assert_index_agrees(store, sample_filters())
+                store.flush()
+                if self.persistent:
+                    store.close()
+                    store = self.make_store(Path(tmp))
+                    assert_index_agrees(store, sample_filters(), limits=(7,))
+            finally:
+                store.close()
 
 
 def _on_threads(target: Callable[[int], None], n: int, errors: list[BaseException]) -> None:

@@ -12,6 +12,8 @@ when missing::
     ledger     (idx bigint PRIMARY KEY, entry bytea, token bytea)  the store's ledger
     ledger_length (id int PRIMARY KEY, length bigint)   the ledger's next index (one row)
     checkpoints (size bigint PRIMARY KEY, note bytea)   replaced atomically (upsert)
+    run_index, run_index_meta                           the runs index (traces._pgindex):
+                                                        derived from the heads
 
 Router state needs no table of its own: its versions are artifacts like any other.
 
@@ -60,7 +62,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import anyio
@@ -77,9 +79,13 @@ from tenacity import (
 
 from ._canonical import digest
 from ._notices import forwarding, notice
+from ._pgindex import PG_INDEX_DDL, PG_INDEX_SQL, PostgresRunIndex, pg_row
 from ._store import check_run_id, claim_change
 from ._writebehind import Batch, WriteBehind, WriteBehindStore, lost_at_close
 from .errors import StoreError, StoreLocationError, StoreNotFoundError
+
+if TYPE_CHECKING:
+    from ._runindex import RunIndex
 
 __all__ = ["COMMIT_DELAY", "DEFAULT_SCHEMA", "PostgresStore", "mask_dsn"]
 
@@ -121,7 +127,8 @@ _PERMANENT = (
 _T = TypeVar("_T")
 _Conn = psycopg.Connection[tuple[Any, ...]]
 
-_DDL = """
+_DDL = (
+    """
 CREATE SCHEMA IF NOT EXISTS {s};
 CREATE TABLE IF NOT EXISTS {s}.artifacts (key text PRIMARY KEY, data bytea NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.run_heads (run_id text PRIMARY KEY, data bytea NOT NULL);
@@ -148,6 +155,8 @@ INSERT INTO {s}.ledger_length (id, length)
     SELECT 0, COALESCE(MAX(idx) + 1, 0) FROM {s}.ledger
     ON CONFLICT (id) DO NOTHING;
 """
+    + PG_INDEX_DDL
+)
 _TABLES = (
     "artifacts",
     "run_heads",
@@ -157,6 +166,8 @@ _TABLES = (
     "ledger",
     "checkpoints",
     "ledger_length",
+    "run_index",
+    "run_index_meta",
 )
 # Every statement, with {s} for the quoted schema name.
 _SQL = {
@@ -245,6 +256,7 @@ _SQL = {
     ),
     "tamper_delete_checkpoint": "DELETE FROM {s}.checkpoints WHERE size = %s",
     "tables": "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename",
+    **PG_INDEX_SQL,
 }
 
 
@@ -360,6 +372,7 @@ class PostgresStore(WriteBehindStore):
         self._q = f'"{self.schema}"'
         self._sql = {name: q.format(s=self._q) for name, q in _SQL.items()}
         self._run_ids: set[str] = set()
+        self._index: PostgresRunIndex | None = None
         # Pending writes have a lock of their own, so that writers never wait for the
         # connection (a background commit holds it for a round trip). Order: this one first.
         self._buffer_lock = threading.Lock()
@@ -656,10 +669,21 @@ class PostgresStore(WriteBehindStore):
 
     def write_run_head(self, run_id: str, data: bytes) -> None:
         check_run_id(run_id)
-        self._durable_call(
-            f"write the head of run {run_id}",
-            lambda c: c.execute(self._sql["write_head"], (run_id, bytes(data))),
-        )
+        data = bytes(data)
+        # The head's index row goes in the statement that writes the head: one transaction.
+        row = pg_row(run_id, data)
+        if row is None:
+            sql, args = self._sql["write_head_unindexed"], (run_id, data, run_id)
+        else:
+            sql, args = self._sql["write_head_indexed"], (run_id, data, *row)
+        self._durable_call(f"write the head of run {run_id}", lambda c: c.execute(sql, args))
+
+    def run_index(self) -> RunIndex:
+        """The ``run_index`` table of this schema (see :mod:`traces._pgindex`)."""
+        with self._lock:
+            if self._index is None:
+                self._index = PostgresRunIndex(self)
+            return self._index
 
     def read_run_head(self, run_id: str) -> bytes | None:
         check_run_id(run_id)

@@ -695,7 +695,10 @@ def test_a_user_without_create_rights_uses_an_existing_store(pg_dsn: str) -> Non
         conn.execute(f"REVOKE CREATE ON DATABASE orch FROM PUBLIC, {role}")
         conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
         conn.execute(f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA {schema} TO {role}")
-        conn.execute(f"GRANT UPDATE ON {schema}.event_logs, {schema}.run_heads TO {role}")
+        conn.execute(
+            f"GRANT UPDATE ON {schema}.event_logs, {schema}.run_heads, {schema}.run_index TO {role}"
+        )
+        conn.execute(f"GRANT DELETE ON {schema}.run_index TO {role}")
     dsn = pg_dsn.replace("orch:" + password_of(pg_dsn), f"{role}:{password}")
     store = PostgresStore(dsn, schema=schema)
     try:
