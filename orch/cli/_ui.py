@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import secrets
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from orch.cli.common import CliError, StoreOpt, open_cli_store, trusted_keys, user_errors
+from traces import default_store_location
 
 __all__ = ["ui_command"]
 
@@ -49,8 +51,20 @@ def ui_command(
     ] = None,
     allow_replay: Annotated[
         bool,
-        typer.Option("--allow-replay", help="Offer pages that write (replay); read-only without."),
+        typer.Option(
+            "--allow-replay",
+            help="Offer replay from a run's page (it imports the run's pipeline file and runs "
+            "it offline; not recorded unless asked); read-only without.",
+        ),
     ] = False,
+    evals: Annotated[
+        Path | None,
+        typer.Option(
+            "--evals",
+            help="A folder of evaluation files (orch eval --save) for the Evaluations page; "
+            "no file outside it is read.",
+        ),
+    ] = None,
 ) -> None:
     """Browse, compare and verify a store's runs in a local web app (needs orch's ui extra)."""
     try:
@@ -64,6 +78,11 @@ def ui_command(
         raise CliError(f"--port {port} is out of range", "give a port from 1 to 65535")
     loopback = is_loopback(host)
     token = _token(host, token, loopback)
+    if evals is not None and not evals.is_dir():
+        raise CliError(
+            f"--evals {evals} is not a folder",
+            "give the folder your evaluation files (orch eval --save FILE) are in",
+        )
     keys = tuple(trusted_keys(None))
     with open_cli_store(store) as st:  # reading: a typo makes no store
         settings = UiSettings(
@@ -73,6 +92,9 @@ def ui_command(
             allowed_hosts=(*LOOPBACK_NAMES, host.lower()) if loopback else None,
             allow_replay=allow_replay,
             trusted=keys,
+            # The replay process opens the store again, from where this one was opened.
+            store_location=store or default_store_location(),
+            evals_dir=None if evals is None else evals.resolve(),
         )
 
         def announce(url: str) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -27,8 +27,7 @@ import orjson
 import typer
 from rich.text import Text
 
-from orch._loader import load_services
-from orch._plugins import find_entry_point, load_entry_point
+from orch._services import SERVICE_GROUP, command_services, service_factory, with_services
 from orch.errors import CliError, OrchError, PipelineValidationError
 from orch.render._terminal import (
     InertConsole,
@@ -76,7 +75,6 @@ out = _console()
 err = _console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
-T = TypeVar("T")
 
 ModelsOpt = Annotated[
     str | None,
@@ -221,42 +219,3 @@ def read_checkpoint_file(path: Path) -> bytes:
             f"cannot read checkpoint {inert(str(path))}: {exc.strerror}",
             "give the file 'orch checkpoint -o FILE' wrote",
         ) from None
-
-
-SERVICE_GROUP = "orch.services"
-"""Entry-point group of service factories: ``name = "pkg.module:factory"``, where
-``factory(location: str)`` returns the service (``models`` builds the model hub)."""
-
-
-def service_factory(name: str) -> Callable[[str], Any]:
-    """The factory of service ``name`` from the ``orch.services`` entry points."""
-    ep = find_entry_point(SERVICE_GROUP, name, what="service")
-    if ep is None:
-        raise CliError(
-            f"no installed package provides the {name!r} service (entry-point group "
-            f"{SERVICE_GROUP})",
-            "install orch with its agents package (pip install orch), or a plugin that "
-            f"registers {name!r} in {SERVICE_GROUP}",
-        )
-    factory: Callable[[str], Any] = load_entry_point(ep, what="service")
-    return factory
-
-
-def command_services(target: str, models: str | None) -> dict[str, Any]:
-    """The pipeline file's services, with the model hub from --models / $ORCH_MODELS."""
-    services = load_services(target)
-    registry = models or os.environ.get("ORCH_MODELS")
-    if registry:
-        services["models"] = service_factory("models")(registry)
-    return services
-
-
-async def with_services(services: dict[str, Any], call: Callable[[], Awaitable[T]]) -> T:
-    """Run ``call`` and then close every service that can be closed, in the same loop."""
-    try:
-        return await call()
-    finally:
-        for service in services.values():
-            close = getattr(service, "aclose", None)
-            if close is not None:
-                await close()

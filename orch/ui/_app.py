@@ -1,8 +1,11 @@
 """The ``orch ui`` ASGI application: its pages, static assets, guard and error pages.
 
 :func:`create_app` builds it for one open store. Pages only read, unless the settings allow
-replay (a later page). Every asset is served from the package (no CDN: it works offline), and
+replay. Every asset is served from the package (no CDN: it works offline), and
 every response passes :class:`~orch.ui._security.SecurityMiddleware`.
+
+Replay (``/runs/RUN/replay``, :mod:`orch.ui._replay_page`) and the evaluations
+(``/evals``, :mod:`orch.ui._evals_page`) are pages of their own modules, registered here.
 
 Extension: ``extra_routes`` and ``extra_nav`` add pages (replay, evaluations) beside these,
 under the same guard, templates and error handling (wrap handlers in
@@ -22,6 +25,10 @@ from starlette.staticfiles import StaticFiles
 
 from orch.ui._compare_page import compare_page
 from orch.ui._errors import UiError, handle_error
+from orch.ui._evalfile import EvalFiles
+from orch.ui._evals_page import eval_page, evals_json, evals_page
+from orch.ui._replay_jobs import ReplayJobs
+from orch.ui._replay_page import replay_json, replay_page, replay_post
 from orch.ui._run_page import live_json, run_page
 from orch.ui._runs_page import runs_json, runs_page
 from orch.ui._security import SecurityMiddleware
@@ -34,7 +41,12 @@ from traces import TraceError
 
 __all__ = ["NAV", "create_app", "routes"]
 
-NAV = (NavLink("Runs", "/"), NavLink("Compare", "/compare"), NavLink("Verify", "/verify"))
+NAV = (
+    NavLink("Runs", "/"),
+    NavLink("Compare", "/compare"),
+    NavLink("Verify", "/verify"),
+    NavLink("Evaluations", "/evals"),
+)
 
 
 def routes() -> list[BaseRoute]:
@@ -44,11 +56,17 @@ def routes() -> list[BaseRoute]:
         Route("/runs", runs_page, methods=["GET"]),
         Route("/runs.json", runs_json, methods=["GET"], name="runs_json"),
         Route("/runs/{run_id}/live.json", live_json, methods=["GET"], name="live"),
+        Route("/runs/{run_id}/replay.json", replay_json, methods=["GET"], name="replay_json"),
+        Route("/runs/{run_id}/replay", replay_page, methods=["GET"], name="replay"),
+        Route("/runs/{run_id}/replay", replay_post, methods=["POST"]),
         Route("/runs/{run_id}", run_page, methods=["GET"], name="run"),
         Route("/compare", compare_page, methods=["GET"], name="compare"),
         Route("/compare.json", compare_page, methods=["GET"]),
         Route("/verify", verify_form, methods=["GET"], name="verify"),
         Route("/verify", verify_post, methods=["POST"]),
+        Route("/evals", evals_page, methods=["GET"], name="evals"),
+        Route("/evals.json", evals_json, methods=["GET"]),
+        Route("/evals/{name}", eval_page, methods=["GET"], name="eval"),
         Mount("/static", StaticFiles(directory=STATIC_DIR, follow_symlink=False), name="static"),
     ]
 
@@ -76,4 +94,6 @@ def create_app(
         },
     )
     app.state.ui = UiState(settings, VerifyCache(settings.store), [*NAV, *extra_nav])
+    app.state.replays = ReplayJobs()
+    app.state.evals = None if settings.evals_dir is None else EvalFiles(settings.evals_dir)
     return app

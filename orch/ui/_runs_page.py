@@ -2,7 +2,9 @@
 
 Filters (all optional): ``pipeline``, ``status``, ``seed``, ``from`` and ``to`` (dates or
 ISO times, UTC; ``to`` as a date includes that day), ``q`` (text in the decisions' routers,
-chosen values and reasons), ``limit`` (page size) and ``after`` (the cursor of the next page).
+chosen values and reasons), ``eval`` and ``config`` (exactly the runs of one configuration
+of an evaluation file, :mod:`orch.ui._eval_runs`), ``limit`` (page size) and ``after`` (the
+cursor of the next page).
 It asks :func:`traces.list_runs`, which answers from the store's index when it keeps one.
 A filter that is not one is a 400 page naming it. ``/runs.json`` is the same as JSON.
 """
@@ -20,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from orch.ui._errors import UiError
+from orch.ui._eval_runs import EvalScope, scoped_page
+from orch.ui._evalfile import EvalFiles
 from orch.ui._state import guarded, render, state_of
 from orch.ui._values import wall
 from traces import ArtifactStore, IndexedRun, RunFilter, RunHead, RunPage, list_runs
@@ -32,7 +36,7 @@ SEED_MAX = 2**63 - 1
 """The largest recorded seed (as ``orch run --seed`` allows)."""
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-_FIELDS = ("pipeline", "status", "seed", "from", "to", "q", "limit")
+_FIELDS = ("pipeline", "status", "seed", "from", "to", "q", "limit", "eval", "config")
 
 
 def _time(name: str, text: str, *, end: bool) -> float:
@@ -94,10 +98,16 @@ def pipelines(store: ArtifactStore) -> list[str]:
     return sorted(names)
 
 
-def _page(store: ArtifactStore, query: Mapping[str, str]) -> tuple[RunFilter, int, RunPage]:
+def _page(
+    store: ArtifactStore, query: Mapping[str, str], evals: EvalFiles | None = None
+) -> tuple[RunFilter, int, RunPage, EvalScope | None]:
     where, limit, after = parse_filter(query)
+    if query.get("eval") or query.get("config"):  # one configuration of an evaluation
+        name, label = query.get("eval", ""), query.get("config", "")
+        page, scope = scoped_page(store, evals, name, label, where, limit, after)
+        return where, limit, page, scope
     try:
-        return where, limit, list_runs(store, where, limit=limit, after=after)
+        return where, limit, list_runs(store, where, limit=limit, after=after), None
     except ValueError as exc:  # a cursor that is not one
         raise UiError(400, str(exc)) from None
 
@@ -109,7 +119,8 @@ def _run_json(run: IndexedRun) -> dict[str, Any]:
 @guarded
 async def runs_json(request: Request) -> Response:
     store = state_of(request).store
-    _, _, page = await run_in_threadpool(_page, store, request.query_params)
+    evals = request.app.state.evals
+    _, _, page, _ = await run_in_threadpool(_page, store, request.query_params, evals)
     return JSONResponse({"runs": [_run_json(r) for r in page.runs], "next": page.next})
 
 
@@ -117,7 +128,8 @@ async def runs_json(request: Request) -> Response:
 async def runs_page(request: Request) -> Response:
     store = state_of(request).store
     query = request.query_params
-    where, limit, page = await run_in_threadpool(_page, store, query)
+    evals = request.app.state.evals
+    where, limit, page, scope = await run_in_threadpool(_page, store, query, evals)
     names = await run_in_threadpool(pipelines, store)
     kept = [(k, query[k]) for k in _FIELDS if query.get(k, "").strip()]
     return render(
@@ -128,7 +140,8 @@ async def runs_page(request: Request) -> Response:
             "next_url": f"/?{urlencode([*kept, ('after', page.next)])}" if page.next else None,
             "first_url": f"/?{urlencode(kept)}" if query.get("after") else None,
             "form": {k: query.get(k, "") for k in _FIELDS},
-            "filtered": any(v is not None for v in asdict(where).values()),
+            "filtered": any(v is not None for v in asdict(where).values()) or scope is not None,
+            "scope": scope,
             "limit": limit,
             "pipelines": names,
             "statuses": STATUSES,

@@ -130,10 +130,15 @@ def _hostname(host: str) -> str:
 
 def _same_origin(headers: Headers) -> bool:
     origin = headers.get("origin")
+    site = headers.get("sec-fetch-site")
+    if origin == "null":
+        # Under this server's own `Referrer-Policy: no-referrer`, Chromium sends `Origin: null`
+        # with a form posted from its pages; a sandboxed frame or a data: page sends it too.
+        # The browser's own Sec-Fetch-Site tells them apart: only same-origin passes.
+        return site == "same-origin"
     if origin is not None:
         parts = urlsplit(origin)
         return parts.scheme in ("http", "https") and parts.netloc == headers.get("host", "")
-    site = headers.get("sec-fetch-site")
     return site in (None, "same-origin", "none")
 
 

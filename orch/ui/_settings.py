@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from pathlib import Path
 
 from traces import ArtifactStore, Verifier
 
@@ -55,4 +56,11 @@ class UiSettings:
     trusted: tuple[Verifier, ...] = ()
     """Keys whose checkpoint signatures count when the whole store is verified."""
     live_poll_ms: int = 1500
-    """How often a running run's page asks whether it changed."""
+    """How often a running run's page asks whether it changed (and a replay's page how far
+    the replay got)."""
+    store_location: str | None = None
+    """Where :attr:`store` was opened from, for the replay process to open it too (None: no
+    replay from the page, only from a shell)."""
+    evals_dir: Path | None = None
+    """The folder of evaluation files (``orch eval --save``) the Evaluations page lists; no
+    file outside it is ever read (None: the page says how to give one)."""

@@ -197,3 +197,143 @@ def orch_ui(store: Path, *args: str, port: int | None = None) -> Iterator[tuple[
             proc.kill()
             _, errors = proc.communicate()
         assert "Traceback" not in errors, errors[-3000:]
+
+
+# -- replay and evaluations ----------------------------------------------------------------
+
+QUICKSTART_FILE = Path(__file__).resolve().parents[3] / "examples" / "quickstart.py"
+EFFECTS_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "effects_pipeline.py"
+
+
+def record_with_origin(
+    store: ArtifactStore, target: str, inputs: dict[str, Any], seed: int = 7
+) -> str:
+    """Run the pipeline file ``target`` as ``orch run`` records it (its origin: the file and
+    its source files), so that a replay knows what to import; returns the run id."""
+    from orch._loader import load_pipeline, load_services
+    from orch.cli._run import origin_of
+
+    result = orch.run(
+        load_pipeline(target),
+        inputs,
+        store=store,
+        seed=seed,
+        services=load_services(target),
+        origin=origin_of(store, target),
+    )
+    assert result.ok, result.error
+    return result.run_id
+
+
+@pytest.fixture(scope="session")
+def replayable_store(
+    quickstart: ModuleType, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, list[str]]:
+    """(store dir, run ids) of two quickstart runs recorded with their origin."""
+    root = tmp_path_factory.mktemp("ui-replay") / "store"
+    store = DirectoryStore(root)
+    items = quickstart.items()
+    ids = [
+        record_with_origin(store, str(QUICKSTART_FILE), {"question": item["question"]})
+        for item in items[:2]
+    ]
+    store.close()
+    return root, ids
+
+
+@pytest.fixture
+def changed_project(tmp_path: Path) -> tuple[Path, str, Path]:
+    """(store dir, run id, pipeline file): a run of a three-call pipeline whose file was
+    edited after the run (step b's prompt), so that a replay with it diverges at b."""
+    project = tmp_path / "project"
+    project.mkdir()
+    flow = project / "flow.py"
+    flow.write_text(EFFECTS_FILE.read_text())
+    root = tmp_path / "store"
+    store = DirectoryStore(root)
+    run_id = record_with_origin(store, str(flow), {"question": "hi"})
+    store.close()
+    text = flow.read_text()
+    assert 'pipeline = _three("Rephrase: {q}")' in text
+    flow.write_text(
+        text.replace('pipeline = _three("Rephrase: {q}")', 'pipeline = _three("Reword: {q}")')
+    )
+    return root, run_id, flow
+
+
+@pytest.fixture(scope="session")
+def eval_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """(evaluations folder, store dir, file name): a real evaluation (routers' harness over a
+    tiny recorded dataset, through the engine) of four configurations, two of them of the
+    same pipeline name, saved with routers.eval's own writer; plus a file that is no
+    evaluation."""
+    import anyio
+
+    from routers import baselines
+    from routers.eval import Dataset, Point, Sample, Task
+    from routers.eval import _evalfile as ef
+    from routers.eval._curves import aiq_curve
+    from routers.eval._harness import evaluate
+
+    def task(i: int) -> Task:
+        return Task(
+            id=f"t{i}",
+            question=f"Question {i}: pick A or B.",
+            gold="A",
+            split="test",
+            responses={
+                "cheap": [Sample(text="AB"[i % 2], score=float(i % 2 == 0), cost_usd=0.001)],
+                "mid": [Sample(text="BA"[i % 4 != 0], score=float(i % 4 != 0), cost_usd=0.003)],
+                "dear": [Sample(text="A", score=1.0, cost_usd=0.01)],
+            },
+        )
+
+    ds = Dataset(name="tiny <set>", tasks=[task(i) for i in range(8)])
+    routers = {
+        "single cheap": baselines.single.with_config(model="cheap"),
+        "single dear": baselines.single.with_config(model="dear"),
+        "cascade <b>": baselines.agreement_cascade.with_config(
+            probes=["cheap", "mid"], strong="dear"
+        ),
+    }
+
+    def pipe(agent: Any) -> orch.Pipeline:
+        p = PipelineBuilder(agent.name)
+        p.output("answer", p.node("r", agent, question=p.input("question", str)))
+        return p.build()
+
+    base = tmp_path_factory.mktemp("ui-evals")
+    root = base / "store"
+    store = DirectoryStore(root)
+
+    async def run_all() -> list[ef.EvalConfig]:
+        return [
+            ef.config_of(await evaluate(pipe(agent), ds, store), label)
+            for label, agent in routers.items()
+        ]
+
+    configs = anyio.run(run_all)
+    store.close()
+    references = ef.References.of(ds)
+    points = [
+        Point(c.summary["cost_per_task_usd"], c.summary["accuracy"], c.label) for c in configs
+    ]
+    curve = aiq_curve("all configurations", points, references)
+    ev = ef.EvalFile(
+        title="Tiny <evaluation> & co",
+        dataset=ds.name,
+        split="test",
+        tasks=len(ds.tasks),
+        store=str(root),
+        command="orch eval tiny --pipeline ...",
+        references=references,
+        configs=configs,
+        curves=[curve] if curve is not None else [],
+        tables=[
+            ef.TableRecord(title="A <table>", columns=["router", "acc"], rows=[["x<script>", 0.5]])
+        ],
+    )
+    folder = base / "evals"
+    ef.save(ev, folder / "tiny.json")
+    (folder / "other.json").write_text('{"format": "something-else/1"}')
+    return folder, root, "tiny.json"

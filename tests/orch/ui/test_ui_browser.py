@@ -207,3 +207,76 @@ def test_hostile_text_runs_no_script(
         )
         assert any(name.endswith("/static/ui.js") for name in loaded)
         not_blank(driver, tmp_path / "ui-hostile.png")
+
+
+def test_evaluation_hover_and_open_a_configuration(
+    driver: object, eval_folder: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    from orch.render import fmt_usd
+    from routers.eval import _evalfile as ef
+
+    folder, root, name = eval_folder
+    ev = ef.load(folder / name)
+    shots = Path(os.environ.get("ORCH_UI_SHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with orch_ui(root, "--evals", str(folder)) as (url, _port):
+        d = driver
+        d.get(f"{url}evals")  # type: ignore[attr-defined]
+        wait_for(d, "a.eval-link")
+        d.find_element(By.CSS_SELECTOR, "a.eval-link").click()  # type: ignore[attr-defined]
+        wait_for(d, "svg#cq-plot")
+        # Hover the point of each configuration: the tooltip shows its label and its point,
+        # as the file has them.
+        for i, c in enumerate(ev.configs):
+            point = d.find_element(By.CSS_SELECTOR, f'g.pt-config[data-config="{i}"] circle')  # type: ignore[attr-defined]
+            ActionChains(d).move_to_element(point).perform()
+            tip = d.find_element(By.ID, "cq-tip")  # type: ignore[attr-defined]
+            assert tip.is_displayed()
+            cost, quality = c.summary["cost_per_task_usd"], c.summary["accuracy"]
+            assert tip.text == (
+                f"{c.label} (configuration, {len(c.runs)} runs): quality {quality:.4f}, "
+                f"cost per task {fmt_usd(cost, 8)}"
+            )
+            title = d.execute_script(  # type: ignore[attr-defined]
+                "return arguments[0].parentElement.querySelector('title').textContent", point
+            )
+            assert title == tip.text
+        not_blank(d, shots / "ui-evaluation.png")
+        # Click the last hovered configuration: the runs list shows exactly its runs.
+        last = ev.configs[-1]
+        d.find_element(  # type: ignore[attr-defined]
+            By.CSS_SELECTOR, f'g.pt-config[data-config="{len(ev.configs) - 1}"] circle'
+        ).click()
+        wait_for(d, "p#eval-scope")
+        assert sorted(rows(d)) == sorted(r.run_id for r in last.runs)
+        not_blank(d, shots / "ui-evaluation-runs.png")
+
+
+def test_replay_a_run_from_its_page(
+    driver: object, replayable_store: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    root, ids = replayable_store
+    store = DirectoryStore(root)
+    before = sorted(store.run_ids())
+    shots = Path(os.environ.get("ORCH_UI_SHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with orch_ui(root, "--allow-replay") as (url, _port):
+        d = driver
+        d.get(f"{url}runs/{ids[0]}")  # type: ignore[attr-defined]
+        wait_for(d, "form#replay-form")
+        d.find_element(By.ID, "replay-start").click()  # type: ignore[attr-defined]
+        wait_for(d, "section#replay-job")
+        verdict = wait_for(d, "p#replay-verdict")  # the page reloads itself once it ended
+        assert verdict.get_attribute("data-clean") == "1"  # type: ignore[attr-defined]
+        assert "clean" in verdict.text  # type: ignore[attr-defined]
+        steps = len(load_run_view(store, ids[0]).steps)
+        assert d.find_element(By.ID, "replay-done").text == str(steps)  # type: ignore[attr-defined]
+        assert d.find_element(By.ID, "replay-total").text == str(steps)  # type: ignore[attr-defined]
+        assert load_run_view(store, ids[0]).head.root_hash in verdict.text  # type: ignore[attr-defined]
+        not_blank(d, shots / "ui-replay.png")
+    assert sorted(DirectoryStore(root).run_ids()) == before  # not recorded

@@ -40,6 +40,7 @@ def test_a_missing_store_is_one_line_and_creates_nothing(tmp_path: Path) -> None
         (["--token", "short"], "shorter than 16"),
         (["--port", "0"], "--port 0 is out of range"),
         (["--port", "70000"], "out of range"),
+        (["--evals", "/nonexistent/evals"], "--evals /nonexistent/evals is not a folder"),
     ],
 )
 def test_bad_options_are_one_line(quick_store: Path, args: list[str], says: str) -> None:
