@@ -12,6 +12,9 @@ made every decision and :func:`embedder_from_spec` rebuilds it for a replay.
 * :class:`WordLlamaEmbedder`: static sentence embeddings from the ``wordllama`` package (the
   ``embed`` extra), whose wheel ships the weights: loaded from a file whose sha256 is checked
   first, with no network. See ``docs/embeddings.md`` for why this model.
+* :class:`TextStatsEmbedder`: a few standardised statistics of a text's shape (length,
+  words, digits, numbers, lines, question marks, dollar signs), for a part of a
+  :class:`CombinedEmbedder` (never a router's embedder alone: its spec is a part's only);
 * :class:`CombinedEmbedder`: weighted parts side by side (TF-IDF words + characters +
   sentence vectors is the default for intent routing, :func:`default_embedder`).
 * :class:`CachedEmbedder`: rows cached by (embedder fingerprint, text hash).
@@ -25,11 +28,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import math
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, TypeAlias
+from typing import Annotated, Any, Literal, Protocol, TypeAlias, get_args, overload
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,8 +52,11 @@ __all__ = [
     "CombinedEmbedder",
     "CombinedSpec",
     "Embedder",
+    "EmbedderPart",
     "EmbedderSpec",
     "Features",
+    "TextStatsEmbedder",
+    "TextStatsSpec",
     "TfidfEmbedder",
     "TfidfSpec",
     "WordLlamaEmbedder",
@@ -103,10 +111,36 @@ class WordLlamaSpec(BaseModel):
     dim: int
 
 
+TextStat = Literal[
+    "log_chars",
+    "log_words",
+    "digit_share",
+    "log_numbers",
+    "log_lines",
+    "log_questions",
+    "log_dollars",
+]
+
+TEXT_STATS: tuple[TextStat, ...] = get_args(TextStat)
+"""The statistics :class:`TextStatsEmbedder` computes, in column order (see
+:func:`_text_stats`)."""
+
+
+class TextStatsSpec(BaseModel):
+    """Standardised text statistics: which ones (columns, in order), and the training mean
+    and scale each is standardised by (float64, one per statistic)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: Literal["text-stats"] = "text-stats"
+    features: list[TextStat] = Field(min_length=1)
+    mean: ArrayData
+    scale: ArrayData
+
+
 class CombinedPart(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     weight: float = Field(gt=0, allow_inf_nan=False)
-    spec: EmbedderSpec
+    spec: PartSpec
 
 
 class CombinedSpec(BaseModel):
@@ -118,6 +152,12 @@ class CombinedSpec(BaseModel):
 
 
 EmbedderSpec = Annotated[TfidfSpec | WordLlamaSpec | CombinedSpec, Field(discriminator="kind")]
+"""What a router state records as its embedder."""
+PartSpec = Annotated[
+    TfidfSpec | WordLlamaSpec | TextStatsSpec | CombinedSpec, Field(discriminator="kind")
+]
+"""What a part of a combined embedder may be: any embedder, or text statistics (which say
+too little about a query to be a router's embedder alone)."""
 CombinedPart.model_rebuild()
 
 
@@ -137,11 +177,27 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> Features: ...
 
 
+class EmbedderPart(Protocol):
+    """What a :class:`CombinedEmbedder` part needs: an :class:`Embedder`, or an embedder whose
+    spec may only be a part's (:class:`TextStatsEmbedder`)."""
+
+    @property
+    def spec(self) -> TfidfSpec | WordLlamaSpec | TextStatsSpec | CombinedSpec: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> Features: ...
+
+
 class _Fingerprinted:
     _fingerprint: str | None = None
 
     @property
-    def spec(self) -> TfidfSpec | WordLlamaSpec | CombinedSpec:
+    def spec(self) -> TfidfSpec | WordLlamaSpec | TextStatsSpec | CombinedSpec:
         raise NotImplementedError
 
     @property
@@ -260,6 +316,93 @@ def _vectorizer(spec: TfidfSpec, vocabulary: dict[str, int] | None) -> TfidfVect
         dtype=np.float32,
         lowercase=True,
     )
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _text_stats(text: str) -> tuple[float, ...]:
+    """The raw statistics of :data:`TEXT_STATS` for one text: log(1 + characters), log(1 +
+    whitespace-separated words), the share of characters that are digits, log(1 + numbers,
+    a decimal point inside one), and log(1 + count) of newlines, '?' and '$'."""
+    n = len(text)
+    return (
+        math.log1p(n),
+        math.log1p(len(text.split())),
+        sum(c.isdigit() for c in text) / n if n else 0.0,
+        math.log1p(len(_NUMBER.findall(text))),
+        math.log1p(text.count("\n")),
+        math.log1p(text.count("?")),
+        math.log1p(text.count("$")),
+    )
+
+
+class TextStatsEmbedder(_Fingerprinted):
+    """Statistics of a text's shape (:data:`TEXT_STATS`), each standardised by the mean and
+    scale of the training texts; dense float32. Whether a query is long, numeric or a
+    multi-line program says something about which model answers it (a sentence vector
+    averages it away). A part of a :class:`CombinedEmbedder`, not an embedder alone."""
+
+    def __init__(self, spec: TextStatsSpec) -> None:
+        self._spec = spec
+        n = len(spec.features)
+        mean = np.array(spec.mean.to_numpy(), dtype=np.float64)
+        scale = np.array(spec.scale.to_numpy(), dtype=np.float64)
+        if mean.shape != (n,) or scale.shape != (n,) or not bool((scale > 0).all()):
+            raise RouterStateError(
+                f"text statistics state has {n} features but mean of shape {mean.shape} and "
+                f"scale of shape {scale.shape} (scales must be > 0); fix: the state is "
+                "damaged, retrain it"
+            )
+        self._columns = [TEXT_STATS.index(f) for f in spec.features]
+        self._mean, self._scale = mean, scale
+
+    @classmethod
+    def fit(
+        cls, texts: Sequence[str], features: Sequence[TextStat] = TEXT_STATS
+    ) -> TextStatsEmbedder:
+        """Standardise by ``texts``' mean and (population) standard deviation; a statistic
+        that does not vary there gets scale 1. The same texts in any order give the same
+        spec: sums are exactly rounded (``math.fsum``), so their order cannot change a bit."""
+        if not texts:
+            raise ValueError("text statistics need training texts; fix: give at least one")
+        if not features:
+            raise ValueError("text statistics need at least one feature; fix: name some")
+        columns = [TEXT_STATS.index(f) for f in features]
+        raw = [[_text_stats(t)[j] for j in columns] for t in texts]
+        n = len(raw)
+        mean = [math.fsum(col) / n for col in zip(*raw, strict=True)]
+        std = [
+            math.sqrt(math.fsum((x - m) ** 2 for x in col) / n)
+            for col, m in zip(zip(*raw, strict=True), mean, strict=True)
+        ]
+        scale = [s if s > 0 else 1.0 for s in std]
+        return cls(
+            TextStatsSpec(
+                features=list(features),
+                mean=ArrayData.of(np.array(mean), dtype="float64"),
+                scale=ArrayData.of(np.array(scale), dtype="float64"),
+            )
+        )
+
+    @property
+    def spec(self) -> TextStatsSpec:
+        return self._spec
+
+    @property
+    def dim(self) -> int:
+        return len(self._spec.features)
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        # One text at a time and elementwise arithmetic only: a text gets the same row alone
+        # or in any batch.
+        raw = np.array([_text_stats(t) for t in texts], dtype=np.float64).reshape(
+            len(texts), len(TEXT_STATS)
+        )
+        out: NDArray[np.float32] = ((raw[:, self._columns] - self._mean) / self._scale).astype(
+            np.float32
+        )
+        return out
 
 
 _wordllama_lock = threading.Lock()
@@ -388,7 +531,7 @@ class WordLlamaEmbedder(_Fingerprinted):
 class CombinedEmbedder(_Fingerprinted):
     """Parts side by side, each scaled by its weight; sparse when any part is."""
 
-    def __init__(self, parts: Sequence[tuple[Embedder, float]]) -> None:
+    def __init__(self, parts: Sequence[tuple[EmbedderPart, float]]) -> None:
         if not parts:
             raise ValueError("a combined embedder needs at least one part; fix: give parts")
         self.parts = list(parts)
@@ -422,13 +565,28 @@ class CombinedEmbedder(_Fingerprinted):
         return np.hstack([np.asarray(b) * np.float32(w) for b, w in pairs]).astype(np.float32)
 
 
+@overload
+def embedder_from_spec(
+    spec: TextStatsSpec, sentence: Embedder | None = None
+) -> TextStatsEmbedder: ...
+
+
+@overload
 def embedder_from_spec(
     spec: TfidfSpec | WordLlamaSpec | CombinedSpec, sentence: Embedder | None = None
-) -> Embedder:
+) -> Embedder: ...
+
+
+def embedder_from_spec(
+    spec: TfidfSpec | WordLlamaSpec | TextStatsSpec | CombinedSpec,
+    sentence: Embedder | None = None,
+) -> Embedder | TextStatsEmbedder:
     """Rebuild the embedder a spec describes; ``sentence`` supplies a sentence model built
     from other files (its spec must equal the recorded one)."""
     if isinstance(spec, TfidfSpec):
         return TfidfEmbedder(spec)
+    if isinstance(spec, TextStatsSpec):
+        return TextStatsEmbedder(spec)
     if isinstance(spec, WordLlamaSpec):
         if sentence is not None:
             if sentence.spec != spec:

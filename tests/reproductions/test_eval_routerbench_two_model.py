@@ -4,6 +4,7 @@ time and say so when they are absent)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ def test_routerbench_script_compares_routers_with_the_zero_router(
     def count(prefix: str) -> int:
         return sum(1 for line in measured if line.startswith(prefix))
 
-    swept = {p: count(f"  {p} ") for p in ("knn", "classifier", "MF", "SW")}
+    swept = {p: count(f"  {p} ") for p in ("knn", "classifier", "classifier+text", "MF", "SW")}
     assert all(1 <= n <= module.SETTINGS for n in swept.values()), swept
     assert count("  amro-s β=") == len(module.BETAS)
     assert count("  cascade ") == len(module.CASCADES)
@@ -40,6 +41,7 @@ def test_routerbench_script_compares_routers_with_the_zero_router(
     for router in (
         "kNN (k=",
         "classifier router (",
+        "classifier+text router (",
         "MF router (",
         "SW router (",
         "AMRO-S:",
@@ -49,6 +51,10 @@ def test_routerbench_script_compares_routers_with_the_zero_router(
     ):
         assert router in out
     assert "AIQ per router" in out and "best: " in out and "failed" not in out
+    # The optimistic bound: configuration and λ chosen on test, said to be no result.
+    ceiling = [line for line in out.splitlines() if line.startswith("ceiling (optimistic")]
+    assert len(ceiling) == 1 and "chosen on test" in ceiling[0], ceiling
+    assert any(n.startswith("Ceiling (optimistic bound") for n in ev.notes)
     assert "audit: 10 sampled runs: 10 verified, 10 replayed" in out and "0 problems" in out
     settings = 1 + sum(swept.values()) + len(module.BETAS) + 1 + len(module.CASCADES)
     assert len(ev.configs) == settings
@@ -66,11 +72,29 @@ def test_two_model_script_gives_apgr_and_cpt(
     args = ["--limit", "10", "--save-dir", str(tmp_path), "--replay-sample", "5"]
     assert module.main(args) == 0
     out = capsys.readouterr().out
-    for router in ("kNN", "classifier", "MF", "SW"):
-        assert out.count(f"  {router} ") == len(module.SOURCES)
+    routers = ["kNN", *module.TRAINED]
+    for router in routers:
+        pattern = rf"^  {re.escape(router)} +\S+ +CV APGR "
+        assert len(re.findall(pattern, out, flags=re.M)) == len(module.SOURCES), router
     assert out.count("audit: 5 sampled runs: 5 verified, 5 replayed") == len(module.SOURCES)
+    # The runs' APGR is what the recorded outcomes give at the same thresholds.
+    checks = re.findall(r"offline check: recorded outcomes give each run's APGR within (\S+)", out)
+    assert len(checks) == len(module.SOURCES) and all(float(c) < 1e-9 for c in checks)
     ev = evalfile.load(tmp_path / "two-model-routellm-gsm8k.json")
-    assert len(ev.configs) == len(module.LAMBDAS) + len(module.TRAINED) * len(module.SHARES)
+    # Every router, kNN too, runs at the same calibrated strong-call shares.
+    assert len(ev.configs) == len(module.SHARES) * len(routers)
     assert ev.tables[0].columns[:2] == ["router", "setting"]
-    assert [r[0] for r in ev.tables[0].rows] == ["kNN", "classifier", "MF", "SW"]
-    assert ev.tables[0].rows[0][-1] == 0.0  # kNN against itself
+    names = [str(r[0]).removesuffix(" *") for r in ev.tables[0].rows]
+    assert names == ["kNN", "kNN, λ sweep (former)", *module.TRAINED]
+    starred = [str(r[0]) for r in ev.tables[0].rows if str(r[0]).endswith(" *")]
+    assert len(starred) == 1 and starred[0].removesuffix(" *") in module.TRAINED
+    columns = ev.tables[0].columns
+    knn, sweep, *trained = ev.tables[0].rows
+    assert knn[columns.index("APGR - kNN")] == 0.0  # kNN against itself
+    for row in (knn, *trained):  # measured rows: an SE and a ceiling
+        assert isinstance(row[columns.index("SE")], float)
+        assert isinstance(row[columns.index("ceiling")], float)
+    for row in trained:
+        assert isinstance(row[columns.index("SE of diff")], float)
+    assert sweep[columns.index("SE")] is None and sweep[columns.index("ceiling")] is None
+    assert any("chosen on test" in n for n in ev.notes)
