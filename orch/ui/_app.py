@@ -23,6 +23,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from orch.ui._bundle_page import bundle_download
 from orch.ui._compare_page import compare_page
 from orch.ui._errors import UiError, handle_error
 from orch.ui._evalfile import EvalFiles
@@ -56,6 +57,7 @@ def routes() -> list[BaseRoute]:
         Route("/runs", runs_page, methods=["GET"]),
         Route("/runs.json", runs_json, methods=["GET"], name="runs_json"),
         Route("/runs/{run_id}/live.json", live_json, methods=["GET"], name="live"),
+        Route("/runs/{run_id}/evidence.orchpack", bundle_download, methods=["GET"], name="bundle"),
         Route("/runs/{run_id}/replay.json", replay_json, methods=["GET"], name="replay_json"),
         Route("/runs/{run_id}/replay", replay_page, methods=["GET"], name="replay"),
         Route("/runs/{run_id}/replay", replay_post, methods=["POST"]),
