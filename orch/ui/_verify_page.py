@@ -1,11 +1,14 @@
 """Verify a run or the whole store from the page: a form (GET ``/verify``) posting to
 ``/verify`` with ``run`` (empty: the whole store). Verification only reads; each problem is
-shown with the record it names. A run verified here refreshes its page's badge.
+shown with the record it names, and its warnings with it. A run verified here refreshes its
+page's badge. The page also states the store's ledger: its size and its latest stored
+checkpoint (tree size, and who signed it: keys the server trusts, or others).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -16,16 +19,68 @@ from starlette.responses import Response
 from orch.ui._errors import UiError
 from orch.ui._run_model import version_of
 from orch.ui._state import UiState, guarded, render, resolve_run, state_of
-from traces import VerifyReport, load_run_view, verify_run, verify_store
+from traces import (
+    ArtifactStore,
+    TraceError,
+    VerifyReport,
+    ledger_of,
+    load_run_view,
+    open_checkpoint,
+    verify_run,
+    verify_store,
+)
 
 __all__ = ["verify_form", "verify_post"]
 
 _MAX_FORM = 4096  # the form holds one run id
 
 
+@dataclass(frozen=True)
+class LedgerState:
+    """What the verify page says of the store's ledger (never trusted for the verdict)."""
+
+    kept: bool
+    """False for a store that keeps no ledger."""
+    size: int = 0
+    checkpoint_size: int | None = None
+    """The tree size of the latest stored checkpoint, None without one."""
+    trusted: tuple[str, ...] = ()
+    """Names of the keys the server trusts that signed it."""
+    others: tuple[str, ...] = ()
+    """Names on its other signature lines (keys not given as trusted: unchecked)."""
+    unreadable: str = ""
+    """Why the ledger or its checkpoint could not be read, if so."""
+
+
+def ledger_state(store: ArtifactStore, trusted: Sequence[Any]) -> LedgerState:
+    if not store.supports_ledger:
+        return LedgerState(kept=False)
+    try:
+        size = store.ledger_size()
+        latest = ledger_of(store).latest_checkpoint()
+        if latest is None:
+            return LedgerState(kept=True, size=size)
+        checkpoint, opened = open_checkpoint(latest[1], list(trusted))
+    except (TraceError, ValueError) as exc:
+        return LedgerState(kept=True, unreadable=f"{type(exc).__name__}: {exc}")
+    return LedgerState(
+        kept=True,
+        size=size,
+        checkpoint_size=checkpoint.size,
+        trusted=tuple(sig.name for sig in opened.verified),
+        others=tuple(sig.name for sig in opened.unknown),
+    )
+
+
+async def _page(request: Request, report: VerifyReport | None, run: str) -> Response:
+    state = state_of(request)
+    ledger = await run_in_threadpool(ledger_state, state.store, state.settings.trusted)
+    return render(request, "verify.html", {"report": report, "run": run, "ledger": ledger})
+
+
 @guarded
 async def verify_form(request: Request) -> Response:
-    return render(request, "verify.html", {"report": None, "run": ""})
+    return await _page(request, None, "")
 
 
 def _verify(state: UiState, run: str, trusted: Sequence[Any]) -> VerifyReport:
@@ -49,4 +104,4 @@ async def verify_post(request: Request) -> Response:
     if run:
         run = await run_in_threadpool(resolve_run, state.store, run)
     report = await run_in_threadpool(_verify, state, run, state.settings.trusted)
-    return render(request, "verify.html", {"report": report, "run": run})
+    return await _page(request, report, run)
