@@ -64,6 +64,7 @@ from ._sqlitestore import SQLiteStore
 from ._store import ArtifactStore, MemoryStore, check_run_id
 from ._tlog import MerkleTree, verify_consistency, verify_inclusion
 from ._verify import Problem, VerifyReport, verify_run, verify_store
+from ._verify_ledger import LedgerView
 from .errors import (
     ArtifactNotFoundError,
     CanonicalEncodingError,
@@ -149,6 +150,7 @@ __all__ = [
     "Checkpoint",
     "KeyRing",
     "Ledger",
+    "LedgerView",
     "MerkleTree",
     "Signer",
     "Verifier",

@@ -46,7 +46,6 @@ from typing import TYPE_CHECKING, Any
 
 from ._sqlindex import (
     FORMAT,
-    PENDING,
     SQLITE_DELETE,
     SQLITE_FILL,
     SQLITE_UPSERT,
@@ -54,7 +53,6 @@ from ._sqlindex import (
     head_row,
     sqlite_schema,
     sqlite_seed,
-    text_fill,
 )
 from ._store import check_run_id
 
@@ -65,7 +63,6 @@ __all__ = ["DirectoryRunIndex", "HeadJournal", "journal_line"]
 
 #: Seconds between two looks at the head files of the runs the index holds as running.
 RECHECK = 5.0
-_FILL_CHUNK = 500
 
 
 def journal_line(run_id: str) -> bytes:
@@ -299,14 +296,11 @@ class DirectoryRunIndex(SQLIndex):
             if time.monotonic() - self._rechecked >= RECHECK:
                 self._write(db, lambda: self._recheck_running(db))
                 self._rechecked = time.monotonic()
-            while True:
-                pending = db.execute(
-                    f"SELECT run_id, root_hash FROM run_index WHERE {PENDING} LIMIT {_FILL_CHUNK}"
-                ).fetchall()
-                if not pending:
-                    return
-                fills = [text_fill(self.store, run_id, root) for run_id, root in pending]
-                self._write(db, functools.partial(db.executemany, SQLITE_FILL, fills))
+
+    def _store_fills(self, fills: list[tuple[Any, ...]]) -> None:
+        with self._lock:
+            db = self._connection()
+            self._write(db, functools.partial(db.executemany, SQLITE_FILL, fills))
 
     def _query(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._lock:

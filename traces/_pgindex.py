@@ -5,7 +5,7 @@ statement, one transaction), so the two never disagree. A schema made before the
 the empty table from the next process that opens it, and the rows of every head on the first
 query (:meth:`PostgresRunIndex._catch_up`: in one transaction holding a ``SHARE`` lock on
 ``run_heads``, so that no head is written meanwhile); ``run_index_meta`` says when that is done.
-Decisions are read on the first query that finds them pending (:mod:`traces._sqlindex`).
+Decisions are read by the queries that need them (:mod:`traces._sqlindex`).
 
 Texts are ``bytea`` (UTF-8): PostgreSQL's ``text`` cannot hold NUL, which a decision's reason
 may. Run ids and pipelines sort in the ``C`` collation, code point order, as Python's do. A
@@ -20,14 +20,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._sqlindex import FORMAT, PENDING, ROW_COLUMNS, SQLIndex, head_row, text_fill
+from ._sqlindex import FORMAT, ROW_COLUMNS, SQLIndex, head_row
 
 if TYPE_CHECKING:
     from .pgstore import PostgresStore
 
 __all__ = ["PG_INDEX_DDL", "PG_INDEX_SQL", "PostgresRunIndex", "pg_row"]
 
-_FILL_CHUNK = 500
 _HEAD_COLUMNS = ROW_COLUMNS[1:11]
 _TEXT_COLUMNS = ROW_COLUMNS[11:]
 
@@ -86,9 +85,6 @@ PG_INDEX_SQL = {
     ),
     "index_lock_heads": "LOCK TABLE {s}.run_heads IN SHARE MODE",
     "index_heads": "SELECT run_id, data FROM {s}.run_heads",
-    "index_pending": (
-        f"SELECT run_id, root_hash FROM {{s}}.run_index WHERE {PENDING} LIMIT {_FILL_CHUNK}"
-    ),
     "index_fill": (
         "UPDATE {s}.run_index SET decisions = %s, decision_text = %s, folded = %s, "
         "text_of = %s WHERE run_id = %s AND root_hash = %s"
@@ -154,24 +150,16 @@ class PostgresRunIndex(SQLIndex):
                 self._built = True
             else:
                 self._build()
-        while True:
-            pending = self._pg._call(
-                "read the runs index", lambda c: c.execute(sql["index_pending"]).fetchall()
-            )
-            if not pending:
-                return
-            fills = [
-                (n, text.encode(), folded, *rest)
-                for n, text, folded, *rest in (
-                    text_fill(self.store, str(run_id), str(root)) for run_id, root in pending
-                )
-            ]
 
-            def fill(conn: Any, fills: list[Any] = fills) -> None:
-                with conn.transaction():
-                    conn.cursor().executemany(sql["index_fill"], fills)
+    def _store_fills(self, fills: list[tuple[Any, ...]]) -> None:
+        sql = self._pg._sql
+        rows = [(n, text.encode(), *rest) for n, text, *rest in fills]  # bytea: see above
 
-            self._pg._call("fill the runs index", fill)
+        def fill(conn: Any) -> None:
+            with conn.transaction():
+                conn.cursor().executemany(sql["index_fill"], rows)
+
+        self._pg._call("fill the runs index", fill)
 
     def rebuild(self) -> None:
         self._build(again=True)

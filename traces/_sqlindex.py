@@ -11,11 +11,16 @@ A row holds the head's fields and, once read, the run's decisions: their count, 
 (:func:`~traces._runindex.decision_text`) and that text case-folded as UTF-8 bytes (what a text
 filter searches: a byte substring of UTF-8 is a character substring, and Python's casefold on
 both sides is exactly :meth:`RunFilter.matches`). Decisions are filled lazily: a head written
-with a new root hash leaves them NULL ("pending", a partial index finds those rows), and the
-first query after reads the run's records once and stores the result, so writers pay nothing
-for them. ``text_of`` is the root hash the decisions were read from: a head rewritten with the
-same root keeps them. ``decisions`` -1 marks a run whose records cannot be read: left out of
-every list, as :class:`~traces._runindex.ScanIndex` leaves it out.
+with a new root hash leaves them NULL ("pending", a partial index finds those rows), writers
+pay nothing for them, and a query reads a pending run's records once, when it needs them, and
+stores the result. What a query needs: a page without a text filter, only the rows it returns
+(at most its limit, however many runs a batch just wrote); a page with a text filter, and a
+count, every pending row that matches the filter's other fields (a text cannot be searched
+unread, and a run whose records cannot be read is not counted); the pipelines, per pipeline
+its runs in turn until one reads (the first, unless records are damaged). ``text_of`` is the
+root hash the decisions were read from: a head rewritten with the same root keeps them.
+``decisions`` -1 marks a run whose records cannot be read: left out of every list, as
+:class:`~traces._runindex.ScanIndex` leaves it out.
 
 This module must never write a record: an index is derived data, rebuilt from the records.
 """
@@ -23,6 +28,7 @@ This module must never write a record: an index is derived data, rebuilt from th
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +50,7 @@ from ._runindex import (
 from ._store import ArtifactStore
 
 __all__ = [
+    "FILL_CHUNK",
     "FORMAT",
     "PENDING",
     "SQLIndex",
@@ -83,6 +90,10 @@ _SELECT = (
 
 #: Rows whose decisions are still to be read.
 PENDING = "decisions IS NULL"
+#: Pending rows read per transaction when a query needs many (a text filter's first query
+#: after a batch): each transaction holds the write lock briefly, and an interrupted fill keeps
+#: what it did.
+FILL_CHUNK = 500
 # Rows a list shows: filled or pending (a run written since the last catch-up), not unreadable.
 _LISTED = "(decisions IS NULL OR decisions >= 0)"
 
@@ -198,11 +209,30 @@ class SQLIndex(RunIndex):
 
     @abc.abstractmethod
     def _query(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """The rows ``sql`` returns, read from an index brought up to date (:meth:`_catch_up`)."""
+        """The rows ``sql`` returns, as the table is now."""
 
     @abc.abstractmethod
     def _catch_up(self) -> None:
-        """Bring the table up to date with the store's heads, then read pending decisions."""
+        """Bring the table's rows up to date with the store's heads (decisions stay pending:
+        each query reads those it needs, :meth:`_fill`)."""
+
+    @abc.abstractmethod
+    def _store_fills(self, fills: list[tuple[Any, ...]]) -> None:
+        """Write :func:`text_fill` values (the parameters of :data:`SQLITE_FILL`, in its
+        order) in one transaction."""
+
+    def _fill(self, pending: Sequence[tuple[Any, ...]]) -> None:
+        """Read and store the decisions of the ``(run id, root hash)`` rows ``pending``."""
+        self._store_fills([text_fill(self.store, str(run), str(root)) for run, root in pending])
+
+    def _fill_matching(self, where: RunFilter) -> None:
+        """Read the decisions of every pending row matching ``where`` but for its text."""
+        cond, args = self._where(dataclasses.replace(where, text=None), None)
+        sql = f"SELECT run_id, root_hash FROM run_index WHERE {cond} AND {PENDING} LIMIT "
+        while pending := self._query(sql + str(FILL_CHUNK), args):
+            # A head rewritten meanwhile keeps its row pending (the fill names the old root):
+            # the next round reads it under its new root, so this ends.
+            self._fill(pending)
 
     def _seed(self, seed: int) -> object:
         return sqlite_seed(seed)
@@ -232,14 +262,9 @@ class SQLIndex(RunIndex):
             args += [start[0], start[1]]
         return " AND ".join(conds), args
 
-    def _indexed(self, row: tuple[Any, ...]) -> IndexedRun | None:
+    def _indexed(self, row: tuple[Any, ...]) -> IndexedRun:
         run_id, pipeline, status, seed, started, finished, root, thread, turn, lineage = row[:10]
         decisions, text = row[10], row[11]
-        if decisions is None:  # written since this query's catch-up: read it now
-            _, text, _, _, _, _ = fill = text_fill(self.store, run_id, root)
-            decisions = fill[0]
-            if decisions < 0:
-                return None
         return IndexedRun(
             run_id=run_id,
             pipeline=pipeline,
@@ -259,23 +284,55 @@ class SQLIndex(RunIndex):
         limit = _check_limit(limit)
         start = decode_cursor(after) if after is not None else None
         self._catch_up()
+        if where.text:
+            self._fill_matching(where)
         cond, args = self._where(where, start)
-        rows = self._query(
+        sql = (
             f"SELECT {_SELECT} FROM run_index WHERE {cond} "
-            f"ORDER BY started_at DESC, run_id DESC LIMIT {limit + 1}",
-            args,
+            f"ORDER BY started_at DESC, run_id DESC LIMIT {limit + 1}"
         )
-        runs = [run for run in map(self._indexed, rows) if run is not None]
-        more = len(rows) > limit
+        while True:
+            rows = self._query(sql, args)
+            pending = [(row[0], row[6]) for row in rows if row[10] is None]
+            if not pending:
+                break
+            # Only the rows this page shows are read; one whose records cannot be read drops
+            # out of the list, so ask again (each round fills at least one row: this ends).
+            self._fill(pending)
+        runs = [self._indexed(row) for row in rows]
+        more = len(runs) > limit
         runs = runs[:limit]
-        return RunPage(runs, encode_cursor(runs[-1]) if more and runs else None)
+        return RunPage(runs, encode_cursor(runs[-1]) if more else None)
 
     def count(self, where: RunFilter) -> int:
         self._catch_up()
+        self._fill_matching(where)  # a run whose records cannot be read is not counted
         cond, args = self._where(where, None)
         return int(self._query(f"SELECT count(*) FROM run_index WHERE {cond}", args)[0][0])
 
     def pipelines(self) -> list[str]:
         self._catch_up()
-        rows = self._query(f"SELECT DISTINCT pipeline FROM run_index WHERE {_LISTED}", ())
-        return sorted(str(r[0]) for r in rows)
+        m = self.mark
+        # Each pipeline name once, by a walk down the pipeline index (a look-up per name, not
+        # a pass over every row: the runs page asks on every request).
+        names = self._query(
+            "WITH RECURSIVE p(name) AS (SELECT min(pipeline) FROM run_index "
+            "UNION ALL SELECT (SELECT min(pipeline) FROM run_index WHERE pipeline > p.name) "
+            "FROM p WHERE p.name IS NOT NULL) SELECT name FROM p WHERE name IS NOT NULL",
+            (),
+        )
+        first = (
+            f"SELECT run_id, root_hash, decisions FROM run_index WHERE pipeline = {m} "
+            f"AND {_LISTED} LIMIT 1"
+        )
+        listed = []
+        for (name,) in names:
+            # Listed when a run of it reads; a pending run is read first, and one that
+            # cannot be read drops out, so the next is tried.
+            while row := self._query(first, (name,)):
+                run_id, root, decisions = row[0]
+                if decisions is not None:
+                    listed.append(str(name))
+                    break
+                self._fill([(run_id, root)])
+        return sorted(listed)

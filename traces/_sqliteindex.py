@@ -5,7 +5,7 @@ writes the head (:func:`write_row`), so the two never disagree, whatever crashes
 before the index existed gets the (empty) table when a writer opens it, and the rows of every
 head on the first query (:meth:`SQLiteStoreIndex._catch_up`, in one transaction that holds the
 write lock, so no head is written meanwhile); ``run_index_meta`` says when that is done.
-Decisions are read on the first query that finds them pending (:mod:`traces._sqlindex`).
+Decisions are read by the queries that need them (:mod:`traces._sqlindex`).
 
 A store this process may only read gets an index in memory (SQLite's ``temp`` schema, which
 shadows the file's table): a copy of the file's index when it has one, else rows read from
@@ -24,7 +24,6 @@ from typing import Any
 
 from ._sqlindex import (
     FORMAT,
-    PENDING,
     SQLITE_DELETE,
     SQLITE_FILL,
     SQLITE_UPSERT,
@@ -32,15 +31,10 @@ from ._sqlindex import (
     head_row,
     sqlite_schema,
     sqlite_seed,
-    text_fill,
 )
 from ._store import ArtifactStore
 
 __all__ = ["SQLiteStoreIndex", "index_row", "write_row"]
-
-# Decisions read per transaction when many are pending (a store's first query): each
-# transaction holds the write lock only briefly, and an interrupted fill keeps what it did.
-_FILL_CHUNK = 500
 
 
 def index_row(run_id: str, data: bytes) -> tuple[Any, ...] | None:
@@ -138,21 +132,18 @@ class SQLiteStoreIndex(SQLIndex):
             db = self._connection()
             if not self._built and not self._read_only:
                 self._build(db)
-            while True:
-                pending = db.execute(
-                    f"SELECT run_id, root_hash FROM run_index WHERE {PENDING} LIMIT {_FILL_CHUNK}"
-                ).fetchall()
-                if not pending:
-                    return
-                fills = [text_fill(self.store, run_id, root) for run_id, root in pending]
-                db.execute("BEGIN" if self._read_only else "BEGIN IMMEDIATE")
-                try:
-                    db.executemany(SQLITE_FILL, fills)
-                    db.execute("COMMIT")
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
+
+    def _store_fills(self, fills: list[tuple[Any, ...]]) -> None:
+        with self._lock:
+            db = self._connection()
+            db.execute("BEGIN" if self._read_only else "BEGIN IMMEDIATE")
+            try:
+                db.executemany(SQLITE_FILL, fills)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
     def _query(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._lock:

@@ -3,7 +3,8 @@
 A run's own hashes (:mod:`traces._verify`) catch any edit inside a run. They cannot catch a
 run that vanished whole, a log cut short before its run ended, or a store put back to an
 older copy: for that, the ledger (:mod:`traces._ledger`) says what existed. This module reads
-the ledger once (:class:`LedgerView`) and checks:
+the ledger once (:class:`LedgerView`; a server that verifies run after run extends the view
+it has with the entries appended since, :meth:`LedgerView.extended`) and checks:
 
 * the ledger itself: every entry readable and canonical, entry 0 the only genesis, each
   run started or adopted once, nothing said of a run before it started;
@@ -22,8 +23,9 @@ Nothing here raises on bad data; findings are :class:`~traces._verify.Problem` v
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._ledger import ORIGIN_PREFIX, RANGE_EXTENSION, checkpoint_range
@@ -63,6 +65,8 @@ class LedgerView:
     are then absent without anything being wrong."""
     problems: list[tuple[str, str, str]] = field(default_factory=list)
     """Findings about the ledger itself (kind, subject, detail)."""
+    started: set[str] = field(default_factory=set)
+    """The runs a start or adopt entry names (what a later entry of a run is checked against)."""
 
     @classmethod
     def read(cls, store: ArtifactStore) -> LedgerView | None:
@@ -72,23 +76,62 @@ class LedgerView:
         raw = store.ledger_read()
         if not raw:
             return None
-        tree = MerkleTree(leaf_hash(data) for data in raw)
-        view = cls(size=len(raw), tree=tree, entries=[])
-        for index, data in enumerate(raw):
+        view = cls(size=0, tree=MerkleTree(), entries=[])
+        view._add(raw)
+        return view
+
+    def extended(self, store: ArtifactStore) -> LedgerView | None:
+        """This view brought up to ``store``'s ledger as it is now, reading only the entries
+        appended since it was read: a new view (this one is left as it is, for whoever still
+        uses it), or this one when nothing was appended.
+
+        The entries already read are trusted, not read again, except the last, which must
+        still hash the same: a ledger cut short, or rewritten at its end, is read again whole
+        (:meth:`read`), and so is one of another store. An entry rewritten further back goes
+        unnoticed until the ledger is read afresh, which is what ``orch verify`` does."""
+        if not store.supports_ledger:
+            return None
+        size = store.ledger_size()
+        if size < self.size or not self.size or not self.complete or len(self.tree) != self.size:
+            return LedgerView.read(store)
+        last = store.ledger_read(self.size - 1, self.size)
+        if len(last) != 1 or leaf_hash(last[0]) != self.tree.leaf(self.size - 1):
+            return LedgerView.read(store)
+        if size == self.size:
+            return self
+        raw = store.ledger_read(self.size)  # maybe more than ``size`` by now: all are read
+        view = replace(
+            self,
+            tree=copy.deepcopy(self.tree),
+            entries=list(self.entries),
+            by_run=dict(self.by_run),
+            problems=list(self.problems),
+            started=set(self.started),
+        )
+        view._add(raw)
+        return view
+
+    def _add(self, raw: Sequence[bytes]) -> None:
+        """Append the entries ``raw`` (those from index :attr:`size` on) to this view."""
+        start = self.size
+        self.tree.extend(leaf_hash(data) for data in raw)
+        added: list[tuple[int, LedgerEntry | str]] = []
+        for index, data in enumerate(raw, start):
             try:
                 entry: LedgerEntry | str = parse_entry(data)
             except ValueError as exc:
                 entry = _reason(exc)
-            view.entries.append((index, entry))
-        view._index()
-        return view
+            added.append((index, entry))
+        self.entries.extend(added)
+        self.size = start + len(raw)
+        self._index(added)
 
     def _problem(self, subject: str, detail: str) -> None:
         self.problems.append(("ledger", subject, detail))
 
-    def _index(self) -> None:
-        started: set[str] = set()
-        for index, entry in self.entries:
+    def _index(self, added: Sequence[tuple[int, LedgerEntry | str]]) -> None:
+        started = self.started
+        for index, entry in added:
             subject = f"ledger entry #{index}"
             if isinstance(entry, str):
                 self._problem(subject, f"unreadable: {entry}: the ledger was altered")
@@ -112,7 +155,8 @@ class LedgerView:
                 self._problem(
                     subject, f"a {entry.type!r} entry of run {run}, which the ledger never started"
                 )
-            self.by_run.setdefault(run, []).append((index, entry))
+            # A new list, never an append to one an older view shares (see ``extended``).
+            self.by_run[run] = [*self.by_run.get(run, ()), (index, entry)]
 
     @property
     def origin(self) -> str | None:

@@ -12,8 +12,9 @@ log (so ``orch verify`` would report the events missing). A run in 20 is still r
 others hold one or two decisions, "escalated" in about a third of them, one run a word no
 other has. Start times are one second apart, with ties.
 
-Per store and size: the time to write the runs, the first query (which catches up: it reads
-every run's decisions once, see docs/stores.md), then the median of ``--repeat`` calls of each
+Per store and size: the time to write the runs, the first query, a count of every run (which
+catches up: it reads every run's decisions once, as the first text filter would; a page without
+one reads only its own runs', see docs/stores.md), then the median of ``--repeat`` calls of each
 query: the first page (50 runs), a deep page (50 runs after a cursor half way down), a text
 filter for the common word and for the rare one, and a status filter (failed). The last column
 is the ratio of the 100,000-run store to the 1,000-run one. Nothing is asserted.
