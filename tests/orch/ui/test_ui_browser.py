@@ -2,8 +2,10 @@
 chromedriver, against ``orch ui`` started as a process over stores of real runs.
 
 Over quickstart runs: open the runs list, filter to the runs whose router escalated, open
-one, open a decision and check what it shows against the store, compare two runs; each
-screenshot must be a picture, not a blank page. Over the hostile run: no dialog opens and no
+one, open a decision and check what it shows against the store, compare two runs. Over the
+quickstart and the ACAR example's runs in one store: filter by pipeline and decision text to
+the ACAR runs escalated to the full ensemble, and check σ as shown. Each screenshot must be a
+picture, not a blank page. Over the hostile run: no dialog opens and no
 injected script leaves its mark, with the page's own script running (CSP holds).
 
 Skipped without /usr/bin/chromium and /usr/bin/chromedriver, unless ORCH_REQUIRE_BROWSER=1
@@ -280,3 +282,67 @@ def test_replay_a_run_from_its_page(
         assert load_run_view(store, ids[0]).head.root_hash in verdict.text  # type: ignore[attr-defined]
         not_blank(d, shots / "ui-replay.png")
     assert sorted(DirectoryStore(root).run_ids()) == before  # not recorded
+
+
+@pytest.fixture(scope="module")
+def mixed_store(quick_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The quickstart runs and six runs of the ACAR example (σ escalation), in one store."""
+    import shutil
+
+    from example_modules import load_example
+
+    import orch
+
+    acar_sigma = load_example("acar_sigma", "acar_sigma_for_ui")
+    root = tmp_path_factory.mktemp("ui-mixed") / "store"
+    shutil.copytree(quick_store, root)
+    store = DirectoryStore(root)
+    for item in acar_sigma.items()[:6]:
+        question = {"question": item["question"]}
+        result = orch.run(
+            acar_sigma.pipeline, question, store=store, seed=3, services=acar_sigma.services()
+        )
+        assert result.ok, result.error
+    store.close()
+    return root
+
+
+def test_acar_runs_escalated_to_the_full_ensemble(
+    driver: object, mixed_store: Path, tmp_path: Path
+) -> None:
+    # A store of the quickstart and the ACAR example: the pipeline filter and the text of the
+    # decisions find exactly the ACAR runs whose probes all differed (σ = 1: full ensemble).
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    store = DirectoryStore(mixed_store)
+    shots = Path(os.environ.get("ORCH_UI_SHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with orch_ui(mixed_store) as (url, _port):
+        d = driver
+        d.get(url)  # type: ignore[attr-defined]
+        wait_for(d, "table#runs")
+        Select(d.find_element(By.ID, "f-pipeline")).select_by_value("acar-sigma")  # type: ignore[attr-defined]
+        d.find_element(By.ID, "f-text").send_keys("full ensemble")  # type: ignore[attr-defined]
+        d.find_element(By.ID, "f-apply").click()  # type: ignore[attr-defined]
+        wait_for(d, "a#f-clear")
+        full = rows(d)
+        views = {r: load_run_view(store, r) for r in store.run_ids()}
+        expected = {
+            r
+            for r, v in views.items()
+            if v.head.pipeline == "acar-sigma"
+            and any(dec.chosen == ["full"] for dec in v.steps["acar"].decisions)
+        }
+        assert set(full) == expected and full
+        not_blank(d, shots / "ui-runs-acar-full.png")
+        run_id = full[0]
+        d.find_element(By.CSS_SELECTOR, f'tr.run[data-run="{run_id}"] a.run-link').click()  # type: ignore[attr-defined]
+        wait_for(d, "table#run-summary")
+        decision = views[run_id].steps["acar"].decisions[0]
+        details = d.find_element(By.CSS_SELECTOR, 'details.decision[data-step="acar"]')  # type: ignore[attr-defined]
+        details.find_element(By.TAG_NAME, "summary").click()
+        assert details.find_element(By.CSS_SELECTOR, ".reason").text == decision.reason
+        sigma = details.find_element(By.CSS_SELECTOR, 'dd[data-key="sigma"]').text
+        assert float(sigma.rsplit(":", 1)[-1]) == decision.evidence["sigma"] == 1.0
+        not_blank(d, shots / "ui-run-acar.png")
