@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
+    # Listening before the URL is printed: a client that reads it and connects at once must
+    # find the port answering, not refused until uvicorn gets round to listen().
+    sock.listen(2048)
     host, port = sock.getsockname()[:2]
     print(f"serving on http://{host}:{port}  (runs recorded in {settings.store})", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
