@@ -58,7 +58,15 @@ from ._records import (
     step_record_bytes,
     steps_root,
 )
-from ._runindex import IndexedRun, RunFilter, RunIndex, RunPage, list_runs, rebuild_index
+from ._runindex import (
+    IndexedRun,
+    RunFilter,
+    RunIndex,
+    RunPage,
+    indexed_run,
+    list_runs,
+    rebuild_index,
+)
 from ._runview import RunView, StepView, load_run_head, load_run_view
 from ._sqlitestore import SQLiteStore
 from ._store import ArtifactStore, MemoryStore, check_run_id
@@ -114,6 +122,7 @@ __all__ = [
     "RunFilter",
     "RunIndex",
     "RunPage",
+    "indexed_run",
     "list_runs",
     "rebuild_index",
     "mask_location",

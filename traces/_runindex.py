@@ -167,9 +167,11 @@ def read_decisions(store: ArtifactStore, root_hash: str) -> list[Decision]:
     return [Decision.model_validate_json(raw) for raw in store.get_many(keys)]
 
 
-def indexed_run(store: ArtifactStore, head: RunHead) -> IndexedRun:
-    """A run's entry from its head and, once it has ended, its record's decisions."""
-    decisions = [] if head.root_hash is None else read_decisions(store, head.root_hash)
+def indexed_run(store: ArtifactStore, head: RunHead, *, decisions: bool = True) -> IndexedRun:
+    """A run's entry from its head and, once it has ended, its record's decisions (unless
+    ``decisions`` is False: then none, and the records are not read)."""
+    read = decisions and head.root_hash is not None
+    found = read_decisions(store, head.root_hash) if read and head.root_hash else []
     return IndexedRun(
         run_id=head.run_id,
         pipeline=head.pipeline,
@@ -181,8 +183,8 @@ def indexed_run(store: ArtifactStore, head: RunHead) -> IndexedRun:
         thread=head.thread,
         turn=head.turn,
         lineage=head.lineage,
-        decisions=len(decisions),
-        decision_text=decision_text(decisions),
+        decisions=len(found),
+        decision_text=decision_text(found),
     )
 
 

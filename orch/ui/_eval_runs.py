@@ -11,7 +11,7 @@ names that are not in this store are counted, and the page says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
@@ -19,15 +19,13 @@ from orch.ui._errors import UiError
 from orch.ui._evalfile import EvalFiles, check_name
 from traces import (
     ArtifactStore,
-    Decision,
     IndexedRun,
     RunFilter,
     RunHead,
     RunPage,
-    RunRecord,
-    StepRecord,
     TraceError,
     check_run_id,
+    indexed_run,
     load_run_head,
 )
 
@@ -51,41 +49,15 @@ class EvalScope:
     """Where the file says its runs are."""
 
 
-def _decision_text(store: ArtifactStore, head: RunHead) -> tuple[int, str]:
-    """(how many decisions, their text) as :func:`traces.list_runs` searches it."""
-    if head.root_hash is None:
-        return 0, ""
-    record = RunRecord.model_validate(store.get_value(head.root_hash))
-    steps = store.get_many([key for _, key in record.steps])
-    keys = [k for raw in steps for k in StepRecord.model_validate_json(raw).decisions]
-    found = [Decision.model_validate_json(raw) for raw in store.get_many(keys)]
-    text = "\n".join(f"{d.router}: {', '.join(d.chosen)}: {d.reason}" for d in found)
-    return len(found), text
-
-
-def _entry(head: RunHead) -> IndexedRun:
-    return IndexedRun(
-        run_id=head.run_id,
-        pipeline=head.pipeline,
-        status=head.status,
-        seed=head.seed,
-        started_at=head.started_at,
-        finished_at=head.finished_at,
-        root_hash=head.root_hash,
-        thread=head.thread,
-        turn=head.turn,
-        lineage=head.lineage,
-        decisions=0,
-        decision_text="",
-    )
+def _entry(store: ArtifactStore, head: RunHead) -> IndexedRun:
+    return indexed_run(store, head, decisions=False)
 
 
 def _with_decisions(store: ArtifactStore, head: RunHead, run: IndexedRun) -> IndexedRun:
     try:
-        count, text = _decision_text(store, head)
+        return indexed_run(store, head)
     except _UNREADABLE:
         return run  # a damaged record: the run's own page and verification say what
-    return replace(run, decisions=count, decision_text=text)
 
 
 def scoped_page(
@@ -124,7 +96,7 @@ def scoped_page(
         except _UNREADABLE:
             missing += 1
             continue
-        run = _entry(head)
+        run = _entry(store, head)
         if where.text:  # text in the decisions: read them for every candidate
             run = _with_decisions(store, head, run)
         if where.matches(run):
