@@ -28,6 +28,8 @@ A store this process may only read is never written: its index lives in memory, 
 the sidecar when there is a sound one, caught up from the journal like any other; a store
 that has neither is indexed from its heads, once per process.
 
+The sidecar also holds the text search's tables (:mod:`traces._sqlindex`), kept by the fills.
+
 This module must never write a record or a head; everything it writes is under ``index/``.
 """
 
@@ -46,13 +48,16 @@ from typing import TYPE_CHECKING, Any
 
 from ._sqlindex import (
     FORMAT,
-    SQLITE_DELETE,
-    SQLITE_FILL,
     SQLITE_UPSERT,
     SQLIndex,
     head_row,
+    sqlite_clear,
+    sqlite_delete,
+    sqlite_drain,
     sqlite_schema,
     sqlite_seed,
+    sqlite_store_fills,
+    trigram_enabled,
 )
 from ._store import check_run_id
 
@@ -139,6 +144,7 @@ class DirectoryRunIndex(SQLIndex):
         self._in_memory = store.read_only
         self._lock = threading.Lock()
         self._rechecked = float("-inf")
+        self.trigram = trigram_enabled()
 
     # -- the sidecar ---------------------------------------------------------------------
 
@@ -157,7 +163,7 @@ class DirectoryRunIndex(SQLIndex):
                     db = sqlite3.connect(
                         self.file, isolation_level=None, timeout=30.0, check_same_thread=False
                     )
-                    db.executescript(sqlite_schema())
+                    db.executescript(sqlite_schema(trigram=self.trigram))
                     db.execute("SELECT count(*) FROM run_index_meta").fetchone()
                     return db
                 except sqlite3.DatabaseError:
@@ -185,11 +191,11 @@ class DirectoryRunIndex(SQLIndex):
                 finally:
                     source.close()
         try:
-            db.executescript(sqlite_schema())
+            db.executescript(sqlite_schema(trigram=self.trigram))
         except sqlite3.DatabaseError:
             db.close()
             db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-            db.executescript(sqlite_schema())
+            db.executescript(sqlite_schema(trigram=self.trigram))
         return db
 
     def _meta(self, db: sqlite3.Connection) -> dict[str, str]:
@@ -229,14 +235,14 @@ class DirectoryRunIndex(SQLIndex):
         for run_id in run_ids:
             row = self._read_head(run_id)
             if row is None:
-                db.execute(SQLITE_DELETE, (run_id,))
+                sqlite_delete(db, run_id)
             else:
                 db.execute(SQLITE_UPSERT, row)
 
     def _rebuild(self, db: sqlite3.Connection) -> None:
         """Inside the caller's transaction: every head read again."""
         st = self._journal_stat()  # before the heads: a head written meanwhile is journaled
-        db.execute("DELETE FROM run_index")
+        sqlite_clear(db, self.trigram)
         self._apply(db, self.store.run_ids())
         self._set_meta(
             db,
@@ -300,7 +306,13 @@ class DirectoryRunIndex(SQLIndex):
     def _store_fills(self, fills: list[tuple[Any, ...]]) -> None:
         with self._lock:
             db = self._connection()
-            self._write(db, functools.partial(db.executemany, SQLITE_FILL, fills))
+            self._write(db, functools.partial(sqlite_store_fills, db, fills, self.trigram))
+
+    def _settle(self) -> None:
+        with self._lock:
+            db = self._connection()
+            if db.execute("SELECT 1 FROM run_index_unsearched LIMIT 1").fetchone():
+                self._write(db, functools.partial(sqlite_drain, db))
 
     def _query(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._lock:

@@ -22,6 +22,23 @@ root hash the decisions were read from: a head rewritten with the same root keep
 ``decisions`` -1 marks a run whose records cannot be read: left out of every list, as
 :class:`~traces._runindex.ScanIndex` leaves it out.
 
+A text filter is a pass over the rows in page order, cheap when the word is common (the page
+fills at once) and a pass over the whole table when it is in almost no run. SQLite (>= 3.34,
+with FTS5) also keeps the folded texts in an FTS5 table with the ``trigram`` tokenizer
+(``run_index_fts``; its rowid is a run's id in ``run_index_text``): a needle of 3 characters
+or more (case-folded, without NUL) that the trigram table finds in fewer than :data:`SPARSE`
+runs is answered from those runs alone, the exact byte-substring check still applied to each,
+so the answer is the scan's. The trigram table is maintained where the text is written: a fill
+(and a row's deletion) names the run in ``run_index_unsearched``, and a process that has the
+trigram tokenizer moves those runs' texts into the trigram table in the same transaction
+(:func:`sqlite_store_fills`). Every run with text is thus in the trigram table or still named
+in ``run_index_unsearched``, whatever process wrote it: a process whose SQLite lacks the
+tokenizer leaves its fills named there (it never touches the FTS5 table, which it could not
+open), and the trigram path counts those runs as candidates too. Stale entries (a run
+rewritten or deleted since) are only extra candidates: the exact check rejects them.
+PostgreSQL keeps the scan (its trigram index, ``pg_trgm``, is an extension a user may not be
+allowed to create).
+
 This module must never write a record: an index is derived data, rebuilt from the records.
 """
 
@@ -29,6 +46,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,14 +71,53 @@ __all__ = [
     "FILL_CHUNK",
     "FORMAT",
     "PENDING",
+    "SPARSE",
+    "TRIGRAM",
     "SQLIndex",
     "head_row",
+    "sqlite_clear",
+    "sqlite_delete",
+    "sqlite_drain",
     "sqlite_schema",
     "sqlite_seed",
+    "sqlite_store_fills",
+    "trigram_enabled",
 ]
 
-#: The version of the index's layout and meaning; an index of another version is rebuilt.
-FORMAT = "1"
+#: The version of the index's layout and meaning; an index of another version is rebuilt
+#: (2: the trigram table, which an index of version 1 holds no entries in).
+FORMAT = "2"
+
+# The folded text is searched exactly, so the tokenizer must not fold again.
+_TOKENIZE = "trigram case_sensitive 1"
+
+
+def _has_trigram() -> bool:
+    """Whether this process's SQLite has FTS5 and its trigram tokenizer (3.34 and later)."""
+    try:
+        db = sqlite3.connect(":memory:")
+        try:
+            db.execute(f"CREATE VIRTUAL TABLE t USING fts5(body, tokenize = '{_TOKENIZE}')")
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
+    return True
+
+
+#: Whether SQLite indexes keep and search the trigram table (read when an index or a schema
+#: is made; a test sets it False to force the scan).
+TRIGRAM = _has_trigram()
+#: A text filter whose needle the trigram table finds in this many runs or more walks the rows
+#: in page order instead: the page then fills within about ``limit * rows / SPARSE`` rows,
+#: while answering from the candidates costs a look-up and a sort per candidate.
+SPARSE = 1000
+
+
+def trigram_enabled() -> bool:
+    """:data:`TRIGRAM` as it is now (what a new index reads)."""
+    return TRIGRAM
+
 
 #: The columns of a row, in the order :func:`head_row` gives them.
 ROW_COLUMNS = (
@@ -88,6 +145,19 @@ _SELECT = (
     "lineage, decisions, decision_text"
 )
 
+# The runs the trigram table finds a phrase in (up to a limit), plus the unsearched ones.
+_HOW_MANY = (
+    "SELECT (SELECT count(*) FROM (SELECT 1 FROM run_index_fts WHERE run_index_fts MATCH ? "
+    "LIMIT ?)) + (SELECT count(*) FROM run_index_unsearched)"
+)
+# Rows of those runs; CROSS JOIN keeps SQLite from walking run_index in page order instead.
+_CANDIDATES = (
+    "(SELECT run_index_text.text_run AS candidate FROM run_index_fts CROSS JOIN run_index_text "
+    "ON run_index_text.id = run_index_fts.rowid WHERE run_index_fts MATCH ? "
+    "UNION SELECT run_id FROM run_index_unsearched) AS c "
+    "CROSS JOIN run_index ON run_index.run_id = c.candidate"
+)
+
 #: Rows whose decisions are still to be read.
 PENDING = "decisions IS NULL"
 #: Pending rows read per transaction when a query needs many (a text filter's first query
@@ -98,9 +168,19 @@ FILL_CHUNK = 500
 _LISTED = "(decisions IS NULL OR decisions >= 0)"
 
 
-def sqlite_schema(schema: str = "main") -> str:
+def sqlite_schema(schema: str = "main", *, trigram: bool | None = None) -> str:
     """The SQLite tables of a runs index in ``schema`` (``main``, or ``temp`` for an index
-    kept in memory beside a store this process may only read)."""
+    kept in memory beside a store this process may only read); the trigram table when
+    ``trigram`` (default: :data:`TRIGRAM`)."""
+    search = f"""
+CREATE TABLE IF NOT EXISTS {schema}.run_index_text (
+    id INTEGER PRIMARY KEY,
+    text_run TEXT NOT NULL UNIQUE
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS {schema}.run_index_fts USING fts5(
+    body, tokenize = '{_TOKENIZE}'
+);
+"""
     return f"""
 CREATE TABLE IF NOT EXISTS {schema}.run_index (
     run_id TEXT PRIMARY KEY,
@@ -126,7 +206,8 @@ CREATE INDEX IF NOT EXISTS {schema}.run_index_pipeline
 CREATE INDEX IF NOT EXISTS {schema}.run_index_seed ON run_index (seed, started_at, run_id);
 CREATE INDEX IF NOT EXISTS {schema}.run_index_pending ON run_index (run_id) WHERE {PENDING};
 CREATE TABLE IF NOT EXISTS {schema}.run_index_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+CREATE TABLE IF NOT EXISTS {schema}.run_index_unsearched (run_id TEXT PRIMARY KEY) WITHOUT ROWID;
+""" + (search if (trigram_enabled() if trigram is None else trigram) else "")
 
 
 #: Insert or replace a row (SQLite); a head rewritten with the root hash its decisions were
@@ -143,11 +224,66 @@ SQLITE_UPSERT = (
     )
 )
 SQLITE_DELETE = "DELETE FROM run_index WHERE run_id = ?"
+# A run whose text the trigram table may not hold as it now is.
+_UNSEARCHED = "INSERT OR IGNORE INTO run_index_unsearched (run_id) VALUES (?)"
 #: Store a run's decisions, unless its head changed root meanwhile.
 SQLITE_FILL = (
     "UPDATE run_index SET decisions = ?, decision_text = ?, folded = ?, text_of = ? "
     "WHERE run_id = ? AND root_hash = ?"
 )
+
+
+def sqlite_delete(db: sqlite3.Connection, run_id: str) -> None:
+    """Delete a run's row inside the caller's transaction (its trigram entry goes with the
+    next :func:`sqlite_drain`)."""
+    db.execute(SQLITE_DELETE, (run_id,))
+    db.execute(_UNSEARCHED, (run_id,))
+
+
+def sqlite_store_fills(db: sqlite3.Connection, fills: list[tuple[Any, ...]], trigram: bool) -> None:
+    """Inside the caller's transaction: :data:`SQLITE_FILL` each of ``fills``, and their
+    texts into the trigram table when ``trigram`` (else left named as unsearched)."""
+    db.executemany(SQLITE_FILL, fills)
+    db.executemany(_UNSEARCHED, [(fill[4],) for fill in fills])
+    if trigram:
+        sqlite_drain(db)
+
+
+def sqlite_drain(db: sqlite3.Connection) -> None:
+    """Inside the caller's transaction: every run named unsearched gets its trigram entry
+    as its row now is (none when the row is gone or holds no text)."""
+    runs = db.execute(
+        "SELECT u.run_id, r.decisions, r.folded FROM run_index_unsearched AS u "
+        "LEFT JOIN run_index AS r ON r.run_id = u.run_id"
+    ).fetchall()
+    if not runs:
+        return
+    names = [(run,) for run, _, _ in runs]
+    db.executemany(
+        "DELETE FROM run_index_fts WHERE rowid = "
+        "(SELECT id FROM run_index_text WHERE text_run = ?)",
+        names,
+    )
+    db.executemany("DELETE FROM run_index_text WHERE text_run = ?", names)
+    for run, decisions, folded in runs:
+        if decisions is not None and decisions > 0:
+            entry = db.execute("INSERT INTO run_index_text (text_run) VALUES (?)", (run,))
+            # FTS5 reads a text only up to a NUL; a needle (which holds none) cannot span
+            # one, so a space in its place finds every run the text itself would.
+            body = bytes(folded).decode().replace("\x00", " ")
+            db.execute(
+                "INSERT INTO run_index_fts (rowid, body) VALUES (?, ?)", (entry.lastrowid, body)
+            )
+    db.execute("DELETE FROM run_index_unsearched")
+
+
+def sqlite_clear(db: sqlite3.Connection, trigram: bool) -> None:
+    """Inside the caller's transaction: every row gone, and what the trigram table held."""
+    db.execute("DELETE FROM run_index")
+    db.execute("DELETE FROM run_index_unsearched")
+    if trigram:
+        db.execute("DELETE FROM run_index_text")
+        db.execute("DELETE FROM run_index_fts")
 
 
 def sqlite_seed(seed: int) -> int | str:
@@ -206,6 +342,11 @@ class SQLIndex(RunIndex):
 
     def __init__(self, store: ArtifactStore) -> None:
         self.store = store
+        #: Whether this index's text filters may use the trigram table (SQLite's, see the
+        #: module docstring); PostgreSQL's never do.
+        self.trigram = False
+        #: How many text filters the trigram table answered (tests, benchmarks).
+        self.trigram_answers = 0
 
     @abc.abstractmethod
     def _query(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -220,6 +361,24 @@ class SQLIndex(RunIndex):
     def _store_fills(self, fills: list[tuple[Any, ...]]) -> None:
         """Write :func:`text_fill` values (the parameters of :data:`SQLITE_FILL`, in its
         order) in one transaction."""
+
+    def _settle(self) -> None:
+        """Before a text filter that may use the trigram table: runs other processes left
+        unsearched get their entries (an index with a trigram table overrides this)."""
+
+    def _source(self, where: RunFilter) -> tuple[str, list[Any]]:
+        """What a query of ``where`` reads from: ``run_index``, or its rows whose run the
+        trigram table finds the needle in (and those still unsearched), when few."""
+        needle = (where.text or "").casefold()
+        if not self.trigram or len(needle) < 3 or "\x00" in needle:
+            return "run_index", []
+        self._settle()
+        match = '"' + needle.replace('"', '""') + '"'  # a phrase: the needle's trigrams in a row
+        found = self._query(_HOW_MANY, (match, SPARSE))[0][0]
+        if int(found) >= SPARSE:
+            return "run_index", []
+        self.trigram_answers += 1
+        return _CANDIDATES, [match]
 
     def _fill(self, pending: Sequence[tuple[Any, ...]]) -> None:
         """Read and store the decisions of the ``(run id, root hash)`` rows ``pending``."""
@@ -286,9 +445,11 @@ class SQLIndex(RunIndex):
         self._catch_up()
         if where.text:
             self._fill_matching(where)
-        cond, args = self._where(where, start)
+        source, args = self._source(where)
+        cond, where_args = self._where(where, start)
+        args += where_args
         sql = (
-            f"SELECT {_SELECT} FROM run_index WHERE {cond} "
+            f"SELECT {_SELECT} FROM {source} WHERE {cond} "
             f"ORDER BY started_at DESC, run_id DESC LIMIT {limit + 1}"
         )
         while True:
@@ -307,8 +468,10 @@ class SQLIndex(RunIndex):
     def count(self, where: RunFilter) -> int:
         self._catch_up()
         self._fill_matching(where)  # a run whose records cannot be read is not counted
-        cond, args = self._where(where, None)
-        return int(self._query(f"SELECT count(*) FROM run_index WHERE {cond}", args)[0][0])
+        source, args = self._source(where)
+        cond, where_args = self._where(where, None)
+        sql = f"SELECT count(*) FROM {source} WHERE {cond}"
+        return int(self._query(sql, args + where_args)[0][0])
 
     def pipelines(self) -> list[str]:
         self._catch_up()

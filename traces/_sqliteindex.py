@@ -5,14 +5,16 @@ writes the head (:func:`write_row`), so the two never disagree, whatever crashes
 before the index existed gets the (empty) table when a writer opens it, and the rows of every
 head on the first query (:meth:`SQLiteStoreIndex._catch_up`, in one transaction that holds the
 write lock, so no head is written meanwhile); ``run_index_meta`` says when that is done.
-Decisions are read by the queries that need them (:mod:`traces._sqlindex`).
+Decisions are read by the queries that need them, and their texts go into the trigram table
+with them (:mod:`traces._sqlindex`).
 
 A store this process may only read gets an index in memory (SQLite's ``temp`` schema, which
 shadows the file's table): a copy of the file's index when it has one, else rows read from
 the heads; that copy does not follow heads written later by other processes (an index opened
 read-only is a snapshot), but its decisions are read and kept in memory as for any other.
 
-This module never writes the store's records or heads, only ``run_index`` and its meta row.
+This module never writes the store's records or heads, only ``run_index``, its meta row and
+the tables of its text search.
 """
 
 from __future__ import annotations
@@ -24,13 +26,16 @@ from typing import Any
 
 from ._sqlindex import (
     FORMAT,
-    SQLITE_DELETE,
-    SQLITE_FILL,
     SQLITE_UPSERT,
     SQLIndex,
     head_row,
+    sqlite_clear,
+    sqlite_delete,
+    sqlite_drain,
     sqlite_schema,
     sqlite_seed,
+    sqlite_store_fills,
+    trigram_enabled,
 )
 from ._store import ArtifactStore
 
@@ -48,7 +53,7 @@ def index_row(run_id: str, data: bytes) -> tuple[Any, ...] | None:
 def write_row(db: sqlite3.Connection, run_id: str, row: tuple[Any, ...] | None) -> None:
     """Write ``row`` (from :func:`index_row`) inside the caller's transaction."""
     if row is None:
-        db.execute(SQLITE_DELETE, (run_id,))
+        sqlite_delete(db, run_id)
     else:
         db.execute(SQLITE_UPSERT, row)
 
@@ -85,23 +90,31 @@ class SQLiteStoreIndex(SQLIndex):
         self._db: sqlite3.Connection | None = None
         self._built = False
         self._lock = threading.Lock()
+        self.trigram = trigram_enabled()
 
     def _connection(self) -> sqlite3.Connection:
         db = self._db
         if db is None:
             db = self._db = self._connect()
             if self._read_only:
-                db.executescript(sqlite_schema("temp"))
+                db.executescript(sqlite_schema("temp", trigram=self.trigram))
                 self._load(db)
+            elif self.trigram:  # the store made them, unless its file was made without
+                db.executescript(sqlite_schema())
         return db
 
     def _load(self, db: sqlite3.Connection) -> None:
         """Fill the in-memory index of a read-only store."""
         db.execute("BEGIN")
         try:
-            db.execute("DELETE FROM temp.run_index")
+            sqlite_clear(db, self.trigram)  # temp's tables: they shadow the file's
             if _format(db, "main") == FORMAT:
                 db.execute("INSERT INTO temp.run_index SELECT * FROM main.run_index")
+                # Their texts go into the in-memory trigram table on the first text filter.
+                db.execute(
+                    "INSERT INTO temp.run_index_unsearched SELECT run_id FROM temp.run_index "
+                    "WHERE decisions > 0"
+                )
             else:
                 _insert_heads(db)
             db.execute("COMMIT")
@@ -114,7 +127,7 @@ class SQLiteStoreIndex(SQLIndex):
         db.execute("BEGIN IMMEDIATE")
         try:
             if again or _format(db, "main") != FORMAT:
-                db.execute("DELETE FROM run_index")
+                sqlite_clear(db, self.trigram)
                 _insert_heads(db)
                 db.execute(
                     "INSERT OR REPLACE INTO run_index_meta (key, value) VALUES ('format', ?)",
@@ -133,17 +146,24 @@ class SQLiteStoreIndex(SQLIndex):
             if not self._built and not self._read_only:
                 self._build(db)
 
-    def _store_fills(self, fills: list[tuple[Any, ...]]) -> None:
+    def _write(self, work: Callable[[sqlite3.Connection], object]) -> None:
         with self._lock:
             db = self._connection()
             db.execute("BEGIN" if self._read_only else "BEGIN IMMEDIATE")
             try:
-                db.executemany(SQLITE_FILL, fills)
+                work(db)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
+
+    def _store_fills(self, fills: list[tuple[Any, ...]]) -> None:
+        self._write(lambda db: sqlite_store_fills(db, fills, self.trigram))
+
+    def _settle(self) -> None:
+        if self._query("SELECT 1 FROM run_index_unsearched LIMIT 1", ()):
+            self._write(sqlite_drain)
 
     def _query(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -155,7 +175,7 @@ class SQLiteStoreIndex(SQLIndex):
             if self._read_only:
                 db.execute("BEGIN")
                 try:
-                    db.execute("DELETE FROM temp.run_index")
+                    sqlite_clear(db, self.trigram)
                     _insert_heads(db)
                     db.execute("COMMIT")
                 except BaseException:
