@@ -12,20 +12,40 @@ may. Run ids and pipelines sort in the ``C`` collation, code point order, as Pyt
 head whose pipeline, thread or lineage holds a NUL gets no row (it would not fit), and is
 missing from the lists; nothing else is refused.
 
+A user who may read the store but not write ``run_index`` (an auditor with ``SELECT`` only)
+cannot fill decision texts or build the index: the first refusal turns this index object into
+the scan of every head (:class:`~traces._runindex.ScanIndex`), with a notice saying so and the
+grant that makes it fast. Listing is then slow on a big store, never refused.
+
 This module never writes the store's records or heads, only ``run_index`` and its meta row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._notices import notice
+from ._runindex import RunFilter, RunIndex, RunPage, ScanIndex
 from ._sqlindex import FORMAT, ROW_COLUMNS, SQLIndex, head_row
+from .errors import StoreError
 
 if TYPE_CHECKING:
     from .pgstore import PostgresStore
 
 __all__ = ["PG_INDEX_DDL", "PG_INDEX_SQL", "PostgresRunIndex", "pg_row"]
+
+log = logging.getLogger("traces.pgstore")
+_T = TypeVar("_T")
+
+
+def _refused(exc: StoreError) -> bool:
+    """Whether ``exc`` is the server refusing this user a write (not a lost connection)."""
+    import psycopg
+
+    return isinstance(exc.__cause__, psycopg.errors.InsufficientPrivilege)
+
 
 _HEAD_COLUMNS = ROW_COLUMNS[1:11]
 _TEXT_COLUMNS = ROW_COLUMNS[11:]
@@ -110,6 +130,37 @@ class PostgresRunIndex(SQLIndex):
         super().__init__(store)
         self._pg = store
         self._built = False
+        self._scan: RunIndex | None = None
+        """The scan this index turned into, once the user was refused a write (see above)."""
+
+    def _or_scan(self, ask: Callable[[RunIndex], _T]) -> _T:
+        if self._scan is None:
+            try:
+                return ask(super())  # type: ignore[arg-type]
+            except StoreError as exc:
+                if not _refused(exc):
+                    raise
+                notice(
+                    log,
+                    "PostgreSQL store %s: this user may not write the runs index (%s), so runs "
+                    "lists read every head instead (slow on a big store); fix: grant INSERT, "
+                    "UPDATE and DELETE on %s.run_index and %s.run_index_meta",
+                    self._pg.location,
+                    type(exc.__cause__).__name__,
+                    self._pg.schema,
+                    self._pg.schema,
+                )
+                self._scan = ScanIndex(self._pg)
+        return ask(self._scan)
+
+    def page(self, where: RunFilter, *, limit: int = 50, after: str | None = None) -> RunPage:
+        return self._or_scan(lambda index: index.page(where, limit=limit, after=after))
+
+    def count(self, where: RunFilter) -> int:
+        return self._or_scan(lambda index: index.count(where))
+
+    def pipelines(self) -> list[str]:
+        return self._or_scan(lambda index: index.pipelines())
 
     def _seed(self, seed: int) -> object:
         return seed

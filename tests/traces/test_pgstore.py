@@ -719,6 +719,43 @@ def test_a_user_without_create_rights_uses_an_existing_store(pg_dsn: str) -> Non
     assert password not in str(info.value)
 
 
+def test_a_reader_who_may_not_write_the_index_still_lists_runs(
+    pg_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An auditor with SELECT only: filling decision texts is refused, so the list turns into
+    the scan of every head, with a notice naming the grant; it is never refused."""
+    from traces import RunFilter, list_runs
+    from traces.conformance import RunSpec, write_run
+
+    schema = fresh_schema("reader")
+    owner = PostgresStore(pg_dsn, schema=schema)
+    try:
+        for i in range(3):
+            decisions = (("router", ("large" if i else "small",), f"reason {i}"),)
+            spec = RunSpec(f"run-{i}", "p", "ok", i, 1000.0 + i, decisions)
+            write_run(owner, spec)
+        owner.flush()
+    finally:
+        owner.close()
+    role, password = f"reader_{secrets.token_hex(4)}", secrets.token_hex(8)
+    with admin(pg_dsn) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
+    dsn = pg_dsn.replace("orch:" + password_of(pg_dsn), f"{role}:{password}")
+    reader = PostgresStore(dsn, schema=schema)
+    try:
+        with caplog.at_level(logging.WARNING, logger="traces.pgstore"):
+            page = list_runs(reader, RunFilter(text="large"))
+            assert [r.run_id for r in page.runs] == ["run-2", "run-1"]
+            assert [r.run_id for r in list_runs(reader).runs] == ["run-2", "run-1", "run-0"]
+        warned = [r.getMessage() for r in caplog.records if "runs index" in r.getMessage()]
+        assert len(warned) == 1 and "fix: grant INSERT, UPDATE and DELETE" in warned[0], warned
+        assert password not in warned[0]
+    finally:
+        reader.close()
+
+
 # -- the ledger: retries and lost connections -------------------------------------------------
 
 
