@@ -10,6 +10,7 @@ here writes to a store.
 from __future__ import annotations
 
 from orch.render._html import (
+    DAG_CSS,
     DagNode,
     dag_svg,
     esc,
@@ -49,6 +50,7 @@ __all__ = [
     "step_tree",
     "wall",
     # HTML parts (the run report and the evaluation report)
+    "DAG_CSS",
     "DagNode",
     "dag_svg",
     "esc",

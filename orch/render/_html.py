@@ -21,6 +21,7 @@ import networkx as nx
 import orjson
 
 __all__ = [
+    "DAG_CSS",
     "DagNode",
     "dag_svg",
     "esc",
@@ -38,7 +39,28 @@ _CSP = (
     "base-uri 'none'; form-action 'none'"
 )
 
-_CSS = """
+#: The rules of the DAG's SVG (:func:`dag_svg`): the report inlines them, ``orch ui`` serves them.
+DAG_CSS = """\
+.dag-wrap { overflow: auto; border: 1px solid #d8dee4; border-radius: 6px; padding: 8px; }
+.dag-wrap svg { display: block; margin: 0 auto; }
+svg.dag text { font: 12px system-ui, sans-serif; fill: #1d2430; }
+svg.dag text.title { font-weight: 700; }
+svg.dag text.dim { fill: #5b6573; }
+svg.dag .edge { fill: none; stroke: #7b8794; stroke-width: 1.4; }
+svg.dag .edge.cond { stroke-dasharray: 5 4; stroke: #8e44ad; }
+svg.dag text.edge-label { fill: #8e44ad; font-size: 11px; }
+svg.dag .dag-node rect { stroke-width: 1.6; fill: #ffffff; stroke: #7b8794; }
+svg.dag .dag-node.status-ok rect { fill: #d4f7d4; stroke: #2e7d32; }
+svg.dag .dag-node.status-failed rect { fill: #fbd5d5; stroke: #c62828; }
+svg.dag .dag-node.status-skipped rect { fill: #eeeeee; stroke: #9e9e9e;
+                                        stroke-dasharray: 4 3; }
+svg.dag .dag-node.status-cancelled rect { fill: #fff3cd; stroke: #b28704; }
+svg.dag .dag-node.status-waiting rect { fill: #ead7f7; stroke: #6a1b9a; }
+svg.dag .dag-io rect { fill: #e8f0fe; stroke: #4a6fa5; }
+"""
+
+_CSS = (
+    """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1240px;
        padding: 0 16px; color: #1d2430; }
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
@@ -62,23 +84,9 @@ td.hash, .hash { font-family: ui-monospace, Menlo, monospace; font-size: 12px;
 .badge.good { background: #d4f7d4; color: #1b5e20; }
 .badge.bad { background: #fbd5d5; color: #b71c1c; }
 .note { background: #fff8e1; border-left: 4px solid #f9a825; padding: 6px 10px; }
-.dag-wrap { overflow: auto; border: 1px solid #d8dee4; border-radius: 6px; padding: 8px; }
-.dag-wrap svg { display: block; margin: 0 auto; }
-svg.dag text { font: 12px system-ui, sans-serif; fill: #1d2430; }
-svg.dag text.title { font-weight: 700; }
-svg.dag text.dim { fill: #5b6573; }
-svg.dag .edge { fill: none; stroke: #7b8794; stroke-width: 1.4; }
-svg.dag .edge.cond { stroke-dasharray: 5 4; stroke: #8e44ad; }
-svg.dag text.edge-label { fill: #8e44ad; font-size: 11px; }
-svg.dag .dag-node rect { stroke-width: 1.6; fill: #ffffff; stroke: #7b8794; }
-svg.dag .dag-node.status-ok rect { fill: #d4f7d4; stroke: #2e7d32; }
-svg.dag .dag-node.status-failed rect { fill: #fbd5d5; stroke: #c62828; }
-svg.dag .dag-node.status-skipped rect { fill: #eeeeee; stroke: #9e9e9e;
-                                        stroke-dasharray: 4 3; }
-svg.dag .dag-node.status-cancelled rect { fill: #fff3cd; stroke: #b28704; }
-svg.dag .dag-node.status-waiting rect { fill: #ead7f7; stroke: #6a1b9a; }
-svg.dag .dag-io rect { fill: #e8f0fe; stroke: #4a6fa5; }
-.timeline { position: relative; height: 10px; min-width: 160px; background: #f0f3f6; }
+"""
+    + DAG_CSS
+    + """.timeline { position: relative; height: 10px; min-width: 160px; background: #f0f3f6; }
 .timeline span { position: absolute; top: 0; height: 10px; background: #4a6fa5; }
 ul.candidates { margin: 0; padding-left: 18px; }
 li.chosen { font-weight: 700; color: #1b5e20; }
@@ -86,6 +94,7 @@ details { margin: 4px 0; } summary { cursor: pointer; }
 dl { margin: 0; } dt { font-weight: 600; } dd { margin: 0 0 4px 12px; }
 img.plot { max-width: 100%; border: 1px solid #d8dee4; }
 """
+)
 
 
 def esc(value: object) -> str:

@@ -20,9 +20,12 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from orch.render import DAG_CSS
 from orch.ui._bundle_page import bundle_download
 from orch.ui._compare_page import compare_page
 from orch.ui._errors import UiError, handle_error
@@ -50,6 +53,11 @@ NAV = (
 )
 
 
+async def dag_css(request: Request) -> Response:
+    """The rules of the DAG's SVG, as the run report inlines them."""
+    return Response(DAG_CSS, media_type="text/css")
+
+
 def routes() -> list[BaseRoute]:
     """The built-in pages."""
     return [
@@ -69,6 +77,8 @@ def routes() -> list[BaseRoute]:
         Route("/evals", evals_page, methods=["GET"], name="evals"),
         Route("/evals.json", evals_json, methods=["GET"]),
         Route("/evals/{name}", eval_page, methods=["GET"], name="eval"),
+        # The DAG's style is the report's own (orch.render), not a copy that could drift.
+        Route("/dag.css", dag_css, methods=["GET"], name="dag_css"),
         Mount("/static", StaticFiles(directory=STATIC_DIR, follow_symlink=False), name="static"),
     ]
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 import orch
 from orch import Context, PipelineBuilder, agent
+from orch.render import DAG_CSS
 from traces import (
     DirectoryStore,
     MemoryStore,
@@ -226,6 +227,11 @@ def test_an_empty_store_and_the_static_assets(make_client: MakeClient) -> None:
     css, js = client.get("/static/ui.css"), client.get("/static/ui.js")
     assert css.status_code == js.status_code == 200
     assert js.headers["content-type"].startswith(("text/javascript", "application/javascript"))
+    # The DAG's style is the run report's own rules, served from orch.render, not a copy.
+    dag = client.get("/dag.css")
+    assert dag.status_code == 200 and dag.headers["content-type"].startswith("text/css")
+    assert dag.text == DAG_CSS and "svg.dag .dag-node.status-ok rect" in dag.text
+    assert Elements(page.text).select("link", rel="stylesheet", href="/dag.css")
     assert client.get("/nowhere").status_code == 404
 
 
