@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._notices import notice
 from ._runindex import RunFilter, RunIndex, RunPage, ScanIndex
-from ._sqlindex import FORMAT, ROW_COLUMNS, SQLIndex, head_row
+from ._sqlindex import FORMAT, SQLIndex, head_row, upsert_sql
 from .errors import StoreError
 
 if TYPE_CHECKING:
@@ -46,9 +46,6 @@ def _refused(exc: StoreError) -> bool:
 
     return isinstance(exc.__cause__, psycopg.errors.InsufficientPrivilege)
 
-
-_HEAD_COLUMNS = ROW_COLUMNS[1:11]
-_TEXT_COLUMNS = ROW_COLUMNS[11:]
 
 PG_INDEX_DDL = """
 CREATE TABLE IF NOT EXISTS {s}.run_index (
@@ -76,18 +73,7 @@ CREATE INDEX IF NOT EXISTS run_index_pending ON {s}.run_index (run_id) WHERE dec
 CREATE TABLE IF NOT EXISTS {s}.run_index_meta (key text PRIMARY KEY, value text NOT NULL);
 """
 
-_UPSERT = (
-    f"INSERT INTO {{s}}.run_index AS r ({', '.join(ROW_COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(ROW_COLUMNS))}) "
-    "ON CONFLICT (run_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _HEAD_COLUMNS)
-    + ", "
-    + ", ".join(
-        f"{c} = CASE WHEN r.text_of IS NOT DISTINCT FROM excluded.root_hash AND r.decisions "
-        f"IS NOT NULL THEN r.{c} ELSE excluded.{c} END"
-        for c in _TEXT_COLUMNS
-    )
-)
+_UPSERT = upsert_sql("{s}.run_index AS r", "r", "%s", "IS NOT DISTINCT FROM")
 _WRITE_HEAD = (
     "WITH h AS (INSERT INTO {s}.run_heads (run_id, data) VALUES (%s, %s) "
     "ON CONFLICT (run_id) DO UPDATE SET data = excluded.data) "

@@ -82,6 +82,7 @@ __all__ = [
     "sqlite_seed",
     "sqlite_store_fills",
     "trigram_enabled",
+    "upsert_sql",
 ]
 
 #: The version of the index's layout and meaning; an index of another version is rebuilt
@@ -210,19 +211,26 @@ CREATE TABLE IF NOT EXISTS {schema}.run_index_unsearched (run_id TEXT PRIMARY KE
 """ + (search if (trigram_enabled() if trigram is None else trigram) else "")
 
 
-#: Insert or replace a row (SQLite); a head rewritten with the root hash its decisions were
-#: read from keeps them.
-SQLITE_UPSERT = (
-    f"INSERT INTO run_index ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join('?' * 15)}) "
-    "ON CONFLICT (run_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _HEAD_COLUMNS)
-    + ", "
-    + ", ".join(
-        f"{c} = CASE WHEN run_index.text_of IS excluded.root_hash AND run_index.decisions IS "
-        f"NOT NULL THEN run_index.{c} ELSE excluded.{c} END"
-        for c in _TEXT_COLUMNS
+def upsert_sql(target: str, existing: str, mark: str, same: str) -> str:
+    """Insert or replace a row: ``INSERT INTO target``, the row already there named
+    ``existing``, ``mark`` the parameter placeholder and ``same`` the dialect's null-safe
+    equality. A head rewritten with the root hash its decisions were read from keeps them."""
+    return (
+        f"INSERT INTO {target} ({', '.join(ROW_COLUMNS)}) "
+        f"VALUES ({', '.join([mark] * len(ROW_COLUMNS))}) "
+        "ON CONFLICT (run_id) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in _HEAD_COLUMNS)
+        + ", "
+        + ", ".join(
+            f"{c} = CASE WHEN {existing}.text_of {same} excluded.root_hash AND "
+            f"{existing}.decisions IS NOT NULL THEN {existing}.{c} ELSE excluded.{c} END"
+            for c in _TEXT_COLUMNS
+        )
     )
-)
+
+
+#: Insert or replace a row (SQLite): :func:`upsert_sql`.
+SQLITE_UPSERT = upsert_sql("run_index", "run_index", "?", "IS")
 SQLITE_DELETE = "DELETE FROM run_index WHERE run_id = ?"
 # A run whose text the trigram table may not hold as it now is.
 _UNSEARCHED = "INSERT OR IGNORE INTO run_index_unsearched (run_id) VALUES (?)"
