@@ -21,6 +21,7 @@ from gated_calls import Gate, gated_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
+from stalled_gather import stalled_pipeline
 
 from orch import Context, Pipeline, PipelineBuilder, RetryPolicy, RunResult, agent, arun
 from orch._replay import areplay, replay_store
@@ -540,30 +541,11 @@ async def test_a_retried_step_numbers_on_where_the_failed_attempt_stopped() -> N
 # -- a step stopped while its calls run ----------------------------------------------------------
 
 
-class Fanned(BaseModel):
-    values: list[int]
-
-
-@agent(name="stalled-fan", version="1")
-async def stalled_fan(inp: Fan, ctx: Context) -> Fanned:
-    async def call(i: int) -> int:
-        async def perform() -> int:
-            if i == 0:
-                await anyio.Event().wait()  # never answers: the step's timeout stops it
-            return i
-
-        return await ctx.effect("model", "m", {"i": i}, perform)
-
-    return Fanned(values=await ctx.gather(*(call(i) for i in range(3))))
-
-
 async def test_a_step_timed_out_mid_gather_leaves_a_record_that_verifies() -> None:
     # Calls 1 and 2 answered, call 0 was cut short: its slot stays empty, so the stopped
     # step's effects are #1 and #2, and that record verifies (positions are not indexes).
-    p = PipelineBuilder("stalled")
-    p.node("fan", stalled_fan, n=p.input("n", int), fail=p.input("fail", list[int]), timeout=1.0)
     store = MemoryStore()
-    result = await arun(p.build(), {"n": 3, "fail": []}, store=store)
+    result = await arun(stalled_pipeline(), {"n": 3}, store=store)
     assert result.error is not None and result.error.type == "orch.errors.StepTimeoutError"
     assert [(e.index, e.status) for e in effects(store, result)] == [(1, "ok"), (2, "ok")]
     assert verify_run(store, result.run_id).ok
@@ -572,10 +554,8 @@ async def test_a_step_timed_out_mid_gather_leaves_a_record_that_verifies() -> No
 async def test_a_stopped_steps_effects_out_of_order_fail_verification() -> None:
     # The same record with its effects listed #2, #1: stored as a step record of its own (a
     # valid artifact), it is refused for its order, not only as a changed root.
-    p = PipelineBuilder("stalled")
-    p.node("fan", stalled_fan, n=p.input("n", int), fail=p.input("fail", list[int]), timeout=1.0)
     store = MemoryStore()
-    result = await arun(p.build(), {"n": 3, "fail": []}, store=store)
+    result = await arun(stalled_pipeline(), {"n": 3}, store=store)
     step = StepRecord.model_validate(store.get_value(dict(result.record.steps)["fan"]))
     swapped = store.put(canonical_bytes(step.model_copy(update={"effects": step.effects[::-1]})))
     checker = _Checker(store, result.run_id)

@@ -37,9 +37,9 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from pydantic import BaseModel
+from stalled_gather import stalled_pipeline
 
-from orch import Context, PipelineBuilder, agent, arun
+from orch import arun
 from traces._note import Verifier
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -807,27 +807,6 @@ def test_node_verifies_runs_that_waited_for_an_answer_and_turns_of_a_thread(
 # ---- a step stopped part-way: its effects skip the slots of the calls it cut short ----
 
 
-class Fan(BaseModel):
-    n: int
-
-
-class Values(BaseModel):
-    values: list[int]
-
-
-@agent(name="stalled-gather", version="1")
-async def stalled_gather(inp: Fan, ctx: Context) -> Values:
-    async def call(i: int) -> int:
-        async def perform() -> int:
-            if i == 0:
-                await anyio.Event().wait()  # never answers: the step's timeout stops it
-            return i
-
-        return await ctx.effect("model", "m", {"i": i}, perform)
-
-    return Values(values=await ctx.gather(*(call(i) for i in range(3))))
-
-
 def test_node_verifies_a_step_timed_out_mid_gather(node: str, tmp_path: Path) -> None:
     # formats.md E.5: a step not ok lists its effects by increasing index, with gaps.
     from traces import DirectoryStore
@@ -835,10 +814,8 @@ def test_node_verifies_a_step_timed_out_mid_gather(node: str, tmp_path: Path) ->
     from traces._ledger import ledger_of
     from traces._note import Signer
 
-    p = PipelineBuilder("stalled")
-    p.node("fan", stalled_gather, n=p.input("n", int), timeout=1.0)
     store = DirectoryStore(tmp_path / "store")
-    result = anyio.run(lambda: arun(p.build(), {"n": 3}, store=store))
+    result = anyio.run(lambda: arun(stalled_pipeline(), {"n": 3}, store=store))
     assert result.status == "failed"
     record = json.loads(store.get(dict(result.record.steps)["fan"]))
     assert [json.loads(store.get(k))["index"] for k in record["effects"]] == [1, 2]
