@@ -12,6 +12,16 @@ from orch._ask import Answer, Question, check_answer, pending_questions
 from orch._builder import PipelineBuilder
 from orch._context import Context
 from orch._deltas import stream_delta, wants_deltas
+from orch._evalformat import (
+    EVAL_FORMAT,
+    EvalConfigOf,
+    EvalCurveOf,
+    EvalFileOf,
+    EvalPoint,
+    EvalReferencesOf,
+    EvalRun,
+    EvalTable,
+)
 from orch._events import EventSink, RunEvent, RunStream
 from orch._loader import load_pipeline
 from orch._pipeline import Pipeline
@@ -97,6 +107,15 @@ __all__ = [
     "find_entry_point",
     "load_entry_point",
     "plugin_package",
+    # the evaluation file's format (orch.eval-report/1): routers.eval writes it, orch ui reads it
+    "EVAL_FORMAT",
+    "EvalConfigOf",
+    "EvalCurveOf",
+    "EvalFileOf",
+    "EvalPoint",
+    "EvalReferencesOf",
+    "EvalRun",
+    "EvalTable",
     # errors
     "AgentDefinitionError",
     "AnswerError",

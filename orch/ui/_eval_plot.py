@@ -10,12 +10,23 @@ for a ``<title>``, which browsers show on hover with no script, and for the page
 Cost is on a log axis when every cost is above zero (as in the report), else linear. A hull
 is drawn as a polyline dense enough to stay straight in linear cost on a log axis. Pure
 layout: every number comes from the file; labels stay text for the template to escape.
+
+**Labels never overlap.** Points close together would draw their labels over each other, so
+each label is placed where its text box (estimated from its characters and the font size)
+overlaps no label placed before, no point's marker, and stays inside the plot: the first free
+one of a few places around its point (right, left, above, below, the diagonals, then the same
+a line further out). Points are labelled in a fixed order (single models, the oracle, then
+configurations; each by x, y and label), so the same file always gives the same picture.
+A point with no free place is drawn without its label; its ``<title>`` and tooltip still say
+what it is.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -23,11 +34,87 @@ from urllib.parse import urlencode
 from orch.render import fmt_usd
 from orch.ui._evalfile import EvalDoc
 
-__all__ = ["HEIGHT", "WIDTH", "Plot", "PlotPoint", "hull", "plot_of"]
+__all__ = [
+    "HEIGHT",
+    "LABEL_CHARS",
+    "LABEL_SIZE",
+    "WIDTH",
+    "Box",
+    "Plot",
+    "PlotPoint",
+    "PointLabel",
+    "hull",
+    "label_width",
+    "plot_of",
+]
 
 WIDTH, HEIGHT = 880, 500
 _LEFT, _RIGHT, _TOP, _BOTTOM = 72, 24, 20, 56
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+LABEL_SIZE = 11
+"""The labels' font size in px: ``svg.cq text.pt-label`` in ``static/ui.css`` (a test keeps the
+two equal, since the boxes are estimated from it)."""
+LABEL_CHARS = 40
+"""A longer label is cut to this many characters (the rest is in its ``<title>``)."""
+_ASCENT, _DESCENT = 1.07, 0.3
+"""A line of text above and below its baseline, in em: the larger of the fonts ``system-ui``
+usually is on Linux (getBBox measures DejaVu Sans at 0.91 and 0.27, Noto Sans is 1.07 and
+0.29)."""
+_RADIUS = {"config": 7.0, "oracle": 8.0}
+"""A marker's radius by kind (5 for the others), as the template draws it."""
+_STROKE = 1.5
+"""What a marker's outline (2 px wide when hovered) adds around its radius."""
+_GAP = 3.0
+"""Between a marker and its label."""
+_PAD = 2.0
+"""Kept clear between label boxes (the labels' white halo, ui.css, is 1.5 px wide)."""
+_LABELLED = {"single": 0, "oracle": 1, "config": 2}
+"""The kinds of point that carry a label, in the order their labels are placed: the few
+references first (a crowd of configurations, a sweep, would otherwise hide the names of the
+models among it; each configuration is a link with its label in its tooltip)."""
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle on the plot, in SVG units (y grows downwards)."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def overlaps(self, other: Box, pad: float = 0.0) -> bool:
+        """Whether the two share any area, or come closer than ``pad``."""
+        return (
+            self.x0 < other.x1 + pad
+            and other.x0 < self.x1 + pad
+            and self.y0 < other.y1 + pad
+            and other.y0 < self.y1 + pad
+        )
+
+    def within(self, other: Box) -> bool:
+        return (
+            other.x0 <= self.x0
+            and self.x1 <= other.x1
+            and other.y0 <= self.y0
+            and self.y1 <= other.y1
+        )
+
+
+@dataclass(frozen=True)
+class PointLabel:
+    """Where a point's label is drawn: ``<text x y text-anchor>``, and the box it may fill."""
+
+    text: str
+    """The label, cut to :data:`LABEL_CHARS` (text: the template escapes it)."""
+    x: float
+    y: float
+    """The baseline."""
+    anchor: str
+    """``start``, ``middle`` or ``end``: which part of the text ``x`` is."""
+    box: Box
+    """The text's estimated box (the text drawn fits inside it)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +131,18 @@ class PlotPoint:
     href: str | None = None
     colour: str = "#333333"
     index: int = 0
+    shown: PointLabel | None = None
+    """Its label as drawn; None: no label (a curve's point, or no free place for one)."""
+
+    @property
+    def r(self) -> float:
+        """The marker's radius."""
+        return _RADIUS.get(self.kind, 5.0)
+
+    def marker(self) -> Box:
+        """The box the marker covers, outline included."""
+        r = self.r + _STROKE
+        return Box(self.x - r, self.y - r, self.x + r, self.y + r)
 
 
 @dataclass(frozen=True)
@@ -160,6 +259,83 @@ def _densify(hull_pts: Sequence[tuple[float, float]], right: float) -> list[tupl
     return out
 
 
+def label_width(text: str, size: float = LABEL_SIZE) -> float:
+    """An upper estimate of ``text``'s width at ``size`` px: an average per character, more
+    for the wide ones (DejaVu Sans draws ``m`` at 0.97 em, digits at 0.64 em, ``i`` at 0.28)."""
+    em = 0.0
+    for ch in text:
+        if ch in "mwMW@%" or ord(ch) > 0xFFFF or unicodedata.east_asian_width(ch) in "WF":
+            em += 1.05
+        elif ch.isupper() or ch in "#&+<=>~":
+            em += 0.84
+        else:
+            em += 0.64
+    return em * size
+
+
+def _cut(label: str) -> str:
+    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
+
+
+def _places(p: PlotPoint) -> list[tuple[str, float, float]]:
+    """Where ``p``'s label may go, best first: (anchor, x, top of the box)."""
+    height = (_ASCENT + _DESCENT) * LABEL_SIZE
+    out = []
+    for d in (p.r + _STROKE + _GAP, p.r + _STROKE + _GAP + height):
+        above, below, middle = p.y - d - height, p.y + d, p.y - height / 2
+        out += [
+            ("start", p.x + d, middle),  # right
+            ("end", p.x - d, middle),  # left
+            ("middle", p.x, above),
+            ("middle", p.x, below),
+            ("start", p.x + d, above),
+            ("end", p.x - d, above),
+            ("start", p.x + d, below),
+            ("end", p.x - d, below),
+        ]
+    return out
+
+
+def _label(p: PlotPoint, area: Box, taken: list[Box], markers: list[Box]) -> PointLabel | None:
+    """The first place for ``p``'s label that is inside ``area`` and clear of every box in
+    ``taken`` and ``markers`` (None when there is none)."""
+    text = _cut(p.label)
+    if not text:
+        return None
+    width, height = label_width(text), (_ASCENT + _DESCENT) * LABEL_SIZE
+    for anchor, x, top in _places(p):
+        left = {"start": x, "middle": x - width / 2, "end": x - width}[anchor]
+        box = Box(left, top, left + width, top + height)
+        if not box.within(area):
+            continue
+        if any(box.overlaps(b, _PAD) for b in taken) or any(box.overlaps(m) for m in markers):
+            continue
+        baseline = round(top + _ASCENT * LABEL_SIZE, 2)
+        return PointLabel(text, round(x, 2), baseline, anchor, box)
+    return None
+
+
+def _place_labels(plot: Plot) -> None:
+    """Give each labelled point of ``plot`` its label's place (see the module docstring)."""
+    area = Box(plot.left + _PAD, plot.top + _PAD, plot.right - _PAD, plot.bottom - _PAD)
+    markers = [p.marker() for p in plot.points]
+    order = sorted(
+        (i for i, p in enumerate(plot.points) if p.kind in _LABELLED),
+        key=lambda i: (
+            _LABELLED[plot.points[i].kind],
+            plot.points[i].x,
+            plot.points[i].y,
+            plot.points[i].label,
+        ),
+    )
+    taken: list[Box] = []
+    for i in order:
+        shown = _label(plot.points[i], area, taken, markers)
+        if shown is not None:
+            taken.append(shown.box)
+            plot.points[i] = dataclasses.replace(plot.points[i], shown=shown)
+
+
 def plot_of(doc: EvalDoc, name: str) -> Plot | None:
     """The plot of evaluation file ``name`` (None when it holds no point to draw)."""
     refs = doc.references
@@ -273,4 +449,5 @@ def plot_of(doc: EvalDoc, name: str) -> Plot | None:
             )
         )
         plot.legend.append(("oracle", "#c28a00", "oracle"))
+    _place_labels(plot)
     return plot

@@ -6,11 +6,12 @@ DIR``. Only that folder is read: a name is a plain file name (letters, digits, `
 ``-``, ending ``.json``; no path, so no traversal), a symbolic link or anything but a regular
 file is never opened, and a file larger than :data:`MAX_BYTES` is refused.
 
-The format is documented (``docs/eval.md``; written by :mod:`routers.eval._evalfile`, which
-the engine's UI may not import: ``routers`` sits above ``orch``). This module reads the fields
-the pages show, with the writer's types, and ignores fields it does not know, so a file with
-more fields still opens. Every string in a file is untrusted text. Parsed files are kept per
-(name, size, modification time), a few at a time.
+The format is documented (``docs/eval.md``) and declared once, in :mod:`orch._evalformat`:
+the writer (:mod:`routers.eval._evalfile`, which the engine's UI may not import: ``routers``
+sits above ``orch``) makes its models strict; this module reads with them as declared, which
+ignore fields they do not know, so a file a newer writer made with more fields still opens.
+Every string in a file is untrusted text. Parsed files are kept per (name, size,
+modification time), a few at a time.
 """
 
 from __future__ import annotations
@@ -26,8 +27,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from orch._evalformat import (
+    EVAL_FORMAT,
+    EvalConfigOf,
+    EvalCurveOf,
+    EvalFileOf,
+    EvalPoint,
+    EvalReferencesOf,
+    EvalRun,
+    EvalTable,
+)
 from orch.ui._errors import UiError
 
 __all__ = [
@@ -40,11 +51,9 @@ __all__ = [
     "check_name",
 ]
 
-EVAL_FORMAT = "orch.eval-report/1"
 MAX_BYTES = 256 * 1024 * 1024
 """The largest evaluation file opened (one holds every task's run of every configuration)."""
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.json")
-_LOOSE = ConfigDict(extra="ignore")
 _KEPT = 16
 
 
@@ -59,34 +68,8 @@ def check_name(name: str) -> str:
     return name
 
 
-class EvalRun(BaseModel):
-    model_config = _LOOSE
-    task: str
-    run_id: str
-    ok: bool = True
-    score: float = 0.0
-    cost_usd: float = 0.0
-    answer: str | None = None
-    chosen: list[str] = Field(default_factory=list)
-    mode: str | None = None
-    sigma: float | None = None
-    error: str | None = None
-
-
-class EvalPoint(BaseModel):
-    model_config = _LOOSE
-    label: str = ""
-    cost: float
-    quality: float
-
-
-class EvalConfig(BaseModel):
-    model_config = _LOOSE
-    label: str
-    router: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    summary: dict[str, Any] = Field(default_factory=dict)
-    runs: list[EvalRun] = Field(default_factory=list)
+class EvalConfig(EvalConfigOf[EvalRun]):
+    """A configuration, as the pages read it."""
 
     def figures(self) -> dict[str, Any]:
         """The summary as saved, else computed from the runs (as ``orch report`` does)."""
@@ -118,59 +101,22 @@ class EvalConfig(BaseModel):
         return float(cost), float(quality)
 
 
-class EvalCurve(BaseModel):
-    model_config = _LOOSE
-    label: str
-    points: list[EvalPoint]
-    aiq: float | None = None
-    cost_range: tuple[float, float] | None = None
+EvalReferences = EvalReferencesOf[EvalPoint]
+EvalCurve = EvalCurveOf[EvalPoint]
 
 
-class EvalTable(BaseModel):
-    model_config = _LOOSE
-    title: str
-    columns: list[str]
-    rows: list[list[str | float | int | None]]
-    note: str | None = None
-
-
-class EvalReferences(BaseModel):
-    model_config = _LOOSE
-    single_models: list[EvalPoint] = Field(default_factory=list)
-    zero_router: list[EvalPoint] = Field(default_factory=list)
-    zero_router_aiq: float | None = None
-    oracle: EvalPoint | None = None
-    cost_range: tuple[float, float] | None = None
-    note: str | None = None
-
-
-class EvalDoc(BaseModel):
+class EvalDoc(EvalFileOf[EvalReferences, EvalConfig, EvalCurve, EvalTable]):
     """An evaluation file, as the pages read it."""
 
-    model_config = _LOOSE
-    format: str
-    title: str
-    dataset: str
-    split: str
-    tasks: int
-    seed: int = 0
-    store: str | None = None
-    command: str | None = None
-    references: EvalReferences = Field(default_factory=EvalReferences)
-    configs: list[EvalConfig] = Field(default_factory=list)
-    curves: list[EvalCurve] = Field(default_factory=list)
-    tables: list[EvalTable] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list)
-
     def config(self, label: str) -> EvalConfig:
-        for c in self.configs:
-            if c.label == label:
-                return c
-        raise UiError(
-            404,
-            f"evaluation {self.title[:80]!r} has no configuration {label[:80]!r}; fix: click "
-            "a point or a row of the evaluation's page",
-        )
+        try:
+            return super().config(label)
+        except KeyError:
+            raise UiError(
+                404,
+                f"evaluation {self.title[:80]!r} has no configuration {label[:80]!r}; fix: "
+                "click a point or a row of the evaluation's page",
+            ) from None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ the run ids behind it in the store the file names; plus the reference points (si
 zero router, oracle), cost-quality **curves** with their AIQ, and free-form **tables** (the
 ACAR table, say) exactly as the example printed them.
 
+The fields are declared once, in :mod:`orch` (``orch._evalformat``, which ``orch ui`` reads
+files with, leniently); the classes here are the writer's: strict (a field the format does not
+have is an error) and with what needs ``routers`` (``References.of``, ``EvalConfig.report``).
 The file is written whole, atomically (a temporary file renamed into place), so a reader never
 sees half of one; :func:`load` names the file and the field when it is not one.
 """
@@ -20,8 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, ValidationError
 
+from orch import (
+    EVAL_FORMAT,
+    EvalConfigOf,
+    EvalCurveOf,
+    EvalFileOf,
+    EvalPoint,
+    EvalReferencesOf,
+    EvalRun,
+    EvalTable,
+)
 from routers.errors import DatasetError
 from routers.eval._dataset import Dataset
 from routers.eval._harness import EvalReport, TaskResult
@@ -42,39 +55,22 @@ __all__ = [
     "save",
 ]
 
-EVAL_FORMAT = "orch.eval-report/1"
 _STRICT = ConfigDict(extra="forbid")
+"""What the writer holds to: a field the format does not have is an error, never dropped
+(the fields are declared once, in :mod:`orch`, which reads unknown ones leniently)."""
 
 
-class RunRecord(BaseModel):
+class RunRecord(EvalRun):
     """One task's run: its id in the store, its grade and what it did."""
 
     model_config = _STRICT
-    task: str
-    run_id: str
-    root_hash: str | None = None
-    ok: bool
-    score: float
-    cost_usd: float
-    calls: list[tuple[str, int]] = Field(default_factory=list)
-    answer: str | None = None
-    chosen: list[str] = Field(default_factory=list)
-    mode: str | None = None
-    sigma: float | None = None
-    seconds: float = 0.0
-    error: str | None = None
-    details: dict[str, Any] = Field(default_factory=dict)
 
     def to_result(self) -> TaskResult:
         return TaskResult(**self.model_dump())
 
 
-class PointRecord(BaseModel):
+class PointRecord(EvalPoint):
     model_config = _STRICT
-    label: str = ""
-    cost: float
-    """Mean cost per task, USD."""
-    quality: float
 
     @classmethod
     def of(cls, p: Point) -> PointRecord:
@@ -84,17 +80,10 @@ class PointRecord(BaseModel):
         return Point(self.cost, self.quality, self.label)
 
 
-class EvalConfig(BaseModel):
+class EvalConfig(EvalConfigOf[RunRecord]):
     """One configuration: a router at one setting, measured on every task of the split."""
 
     model_config = _STRICT
-    label: str
-    """Unique within the file, e.g. ``knn λ=0.01``."""
-    router: str
-    """The pipeline's name."""
-    params: dict[str, Any] = Field(default_factory=dict)
-    summary: dict[str, Any] = Field(default_factory=dict)
-    runs: list[RunRecord] = Field(default_factory=list)
 
     def report(self, dataset: str, split: str) -> EvalReport:
         out = EvalReport(dataset=dataset, split=split, router=self.router)
@@ -102,37 +91,22 @@ class EvalConfig(BaseModel):
         return out
 
 
-class CurveRecord(BaseModel):
+class CurveRecord(EvalCurveOf[PointRecord]):
     """A router's cost-quality points (one per setting) and its AIQ over ``cost_range``."""
 
     model_config = _STRICT
-    label: str
-    points: list[PointRecord]
-    aiq: float | None = None
-    cost_range: tuple[float, float] | None = None
 
 
-class TableRecord(BaseModel):
+class TableRecord(EvalTable):
     """A table as printed: a title, column names and rows of cells (numbers or text)."""
 
     model_config = _STRICT
-    title: str
-    columns: list[str]
-    rows: list[list[str | float | int | None]]
-    note: str | None = None
 
 
-class References(BaseModel):
+class References(EvalReferencesOf[PointRecord]):
     """The points every router is measured against, on the same tasks."""
 
     model_config = _STRICT
-    single_models: list[PointRecord] = Field(default_factory=list)
-    zero_router: list[PointRecord] = Field(default_factory=list)
-    """The zero router's hull, cheapest first."""
-    zero_router_aiq: float | None = None
-    oracle: PointRecord | None = None
-    cost_range: tuple[float, float] | None = None
-    note: str | None = None
 
     @classmethod
     def of(cls, dataset: Dataset) -> References:
@@ -154,33 +128,10 @@ class References(BaseModel):
         return refs
 
 
-class EvalFile(BaseModel):
-    model_config = _STRICT
-    format: str = EVAL_FORMAT
-    title: str
-    dataset: str
-    split: str
-    tasks: int
-    """Tasks each configuration ran."""
-    seed: int = 0
-    store: str | None = None
-    """Where the runs are recorded (a store location ``orch show`` takes)."""
-    command: str | None = None
-    """The command that regenerates this file."""
-    references: References = Field(default_factory=References)
-    configs: list[EvalConfig] = Field(default_factory=list)
-    curves: list[CurveRecord] = Field(default_factory=list)
-    tables: list[TableRecord] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list)
+class EvalFile(EvalFileOf[References, EvalConfig, CurveRecord, TableRecord]):
+    """One evaluation as written: see :mod:`orch._evalformat` for the fields."""
 
-    def config(self, label: str) -> EvalConfig:
-        for c in self.configs:
-            if c.label == label:
-                return c
-        raise KeyError(
-            f"no configuration {label!r} in this evaluation (has: "
-            f"{', '.join(c.label for c in self.configs) or 'none'})"
-        )
+    model_config = _STRICT
 
 
 def config_of(

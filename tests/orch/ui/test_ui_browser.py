@@ -15,6 +15,7 @@ Skipped without /usr/bin/chromium and /usr/bin/chromedriver, unless ORCH_REQUIRE
 from __future__ import annotations
 
 import io
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -230,6 +231,27 @@ def test_evaluation_hover_and_open_a_configuration(
         wait_for(d, "a.eval-link")
         d.find_element(By.CSS_SELECTOR, "a.eval-link").click()  # type: ignore[attr-defined]
         wait_for(d, "svg#cq-plot")
+        # The labels as chromium draws them: none overlaps another or any point's marker,
+        # all inside the plot's frame, and every point of this (uncrowded) file has one.
+        drawn = d.execute_script(  # type: ignore[attr-defined]
+            """const box = (e) => { const b = e.getBBox();
+                 return [b.x, b.y, b.x + b.width, b.y + b.height]; };
+               const svg = document.getElementById("cq-plot");
+               const all = (css) => Array.from(svg.querySelectorAll(css)).map(box);
+               return {labels: all("g.pt text.pt-label"), markers: all("g.pt circle, g.pt polygon"),
+                       frame: box(svg.querySelector("rect.frame"))};"""
+        )
+        labels, frame = drawn["labels"], drawn["frame"]
+        assert len(labels) == len(d.find_elements(By.CSS_SELECTOR, "g.pt:not(.pt-curve)"))  # type: ignore[attr-defined]
+
+        def overlap(a: list[float], b: list[float]) -> bool:
+            return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+        for a, b in itertools.combinations(labels, 2):
+            assert not overlap(a, b), (a, b)
+        for a in labels:
+            assert frame[0] <= a[0] and a[2] <= frame[2] and frame[1] <= a[1] and a[3] <= frame[3]
+            assert not any(overlap(a, m) for m in drawn["markers"]), a
         # Hover the point of each configuration: the tooltip shows its label and its point,
         # as the file has them.
         for i, c in enumerate(ev.configs):

@@ -8,6 +8,7 @@ Expected figures come from the file itself (read with routers.eval.load), never 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -17,7 +18,7 @@ from conftest import Elements, MakeClient
 
 from orch.render import fmt_usd
 from orch.ui._eval_plot import hull
-from routers.eval import Point, ndch
+from routers.eval import DatasetError, Point, ndch
 from routers.eval import _evalfile as ef
 from traces import DirectoryStore
 
@@ -86,6 +87,32 @@ def test_an_evaluation_shows_its_tables_and_plot(
     ]
     assert len(page.select("g", "pt-single")) == len(ev.references.single_models)
     assert len(page.select("g", "pt-oracle")) == (ev.references.oracle is not None)
+
+
+def test_a_file_with_fields_this_version_does_not_know_still_opens(
+    eval_folder: tuple[Path, Path, str], make_client: MakeClient, tmp_path: Path
+) -> None:
+    """A newer writer may add fields anywhere: the page reads past them and shows what it
+    knows exactly as before, while routers' writer, strict, refuses them."""
+    folder, root, name = eval_folder
+    raw = json.loads((folder / name).read_bytes())
+    raw["added_later"] = {"x": 1}
+    raw["references"]["added"] = 1
+    raw["references"]["single_models"][0]["added"] = [1]
+    raw["configs"][0]["added"] = None
+    raw["configs"][0]["runs"][0]["added"] = "text"
+    raw["curves"][0]["added"] = 1
+    raw["curves"][0]["points"][0]["added"] = 1
+    raw["tables"][0]["added"] = 1
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    (newer / name).write_text(json.dumps(raw))
+    original = client_for(make_client, eval_folder).get(f"/evals/{name}")  # type: ignore[attr-defined]
+    response = make_client(DirectoryStore(root), evals_dir=newer).get(f"/evals/{name}")
+    assert response.status_code == 200
+    assert response.text == original.text
+    with pytest.raises(DatasetError, match="added: Extra inputs are not permitted"):
+        ef.load(newer / name)
 
 
 def test_a_configuration_link_lists_exactly_its_runs(
