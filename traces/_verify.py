@@ -22,7 +22,8 @@ exist.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -43,7 +44,14 @@ from .errors import (
     RunNotFoundError,
 )
 
-__all__ = ["Problem", "VerifyReport", "verify_run", "verify_store"]
+__all__ = ["PROGRESS_EVERY", "Problem", "Progress", "VerifyReport", "verify_run", "verify_store"]
+
+Progress = Callable[[str, int, int | None], None]
+"""Told how far :func:`verify_store` got: the phase (``artifacts``, ``ledger``, ``runs``), how
+many of its items are done, and how many there are (None while unknown)."""
+PROGRESS_EVERY = {"artifacts": 256, "runs": 16}
+"""How many items of a phase pass between two calls of a progress hook (besides the calls at
+the start and the end of each phase): a call per artifact would cost more than the check."""
 
 
 class Problem(BaseModel):
@@ -538,17 +546,30 @@ def verify_store(
     *,
     since: bytes | None = None,
     trusted: Sequence[Verifier] = (),
+    progress: Progress | None = None,
 ) -> VerifyReport:
     """Re-hash every artifact in ``store``, check its ledger and the checkpoints stored with
     it (and ``since``, a checkpoint note the auditor kept), and verify every run (or those
-    given) against it. ``trusted`` are the keys whose signatures count."""
+    given) against it. ``trusted`` are the keys whose signatures count.
+
+    ``progress``, when given, is told how far it got (see :data:`Progress`): per phase, the
+    count rises from 0 and ends at the phase's total, at most every :data:`PROGRESS_EVERY`
+    items. It only watches: the report is the same with it or without. An exception it
+    raises stops the verification and propagates (a caller's way to stop one)."""
     report = VerifyReport(run_id=None, status="store", complete=True)
     checked = {"artifacts": 0, "runs": 0}
+    tell = _Teller(progress)
 
     def problem(kind: str, subject: str, detail: str) -> None:
         report.problems.append(Problem(kind=kind, subject=subject, detail=detail))
 
-    for key in store.keys():
+    keys = store.keys()
+    # Stores list their keys whole and sorted, so the count is known without a second pass
+    # (a store that yields them lazily has no count: None).
+    hint = operator.length_hint(keys, -1)
+    tell.start("artifacts", hint if hint >= 0 else None)
+    for key in keys:
+        tell.step()
         try:
             store.get(key)
         except IntegrityError as exc:
@@ -561,6 +582,8 @@ def verify_store(
             problem("artifact", f"artifact {key}", str(exc))
         else:
             checked["artifacts"] += 1
+    tell.end()
+    tell.start("ledger", None)
     view = LedgerView.read(store)
     all_runs = store.run_ids()
     if view is None:
@@ -614,7 +637,11 @@ def verify_store(
         checked["checkpoints"] = checkpoints
         if run_ids is None:
             missing_runs(view, set(all_runs), lambda r: bool(store.read_events(r)), problem)
-    for run_id in all_runs if run_ids is None else run_ids:
+    tell.end(view.size if view is not None else 0)
+    runs = all_runs if run_ids is None else list(run_ids)
+    tell.start("runs", len(runs))
+    for run_id in runs:
+        tell.step()
         sub = verify_run(store, run_id, ledger=view or False)
         checked["runs"] += 1
         for what in ("steps", "events", "decisions", "effects"):
@@ -624,5 +651,37 @@ def verify_store(
             p.model_copy(update={"subject": f"run {run_id}: {p.subject}"}) for p in sub.problems
         )
         report.warnings.extend(sub.warnings)
+    tell.end()
     report.checked = checked
     return report
+
+
+class _Teller:
+    """Calls a progress hook at the start and end of each phase and every
+    :data:`PROGRESS_EVERY` items in between (or does nothing without one)."""
+
+    def __init__(self, hook: Progress | None) -> None:
+        self.hook = hook
+        self.phase = ""
+        self.done = 0
+        self.total: int | None = None
+        self.every = 0
+
+    def start(self, phase: str, total: int | None) -> None:
+        self.phase, self.done, self.total = phase, 0, total
+        self.every = PROGRESS_EVERY.get(phase, 1)
+        if self.hook is not None:
+            self.hook(phase, 0, total)
+
+    def step(self) -> None:
+        """One more item is about to be done: say so for the items before it, now and then."""
+        if self.hook is not None and self.done and self.done % self.every == 0:
+            self.hook(self.phase, self.done, self.total)
+        self.done += 1
+
+    def end(self, done: int | None = None) -> None:
+        """The phase ended, ``done`` items in all (default: as counted): its total now."""
+        if done is not None:
+            self.done = done
+        if self.hook is not None:
+            self.hook(self.phase, self.done, self.done)

@@ -8,6 +8,7 @@ is :mod:`orch.ui`, imported only when this command runs, so the CLI works withou
 
 from __future__ import annotations
 
+import math
 import secrets
 import sys
 from pathlib import Path
@@ -27,6 +28,20 @@ def _token(host: str, given: str | None, loopback: bool) -> str | None:
             raise CliError("--token is shorter than 16 characters", "give a longer --token")
         return given
     return None if loopback else secrets.token_urlsafe(24)
+
+
+def _seconds(given: str) -> float:
+    """``--replay-timeout``: a positive, finite number of seconds."""
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise CliError(
+            f"--replay-timeout {given[:40]!r} is not a positive number of seconds",
+            "give seconds, e.g. --replay-timeout 1800 (the default is 600)",
+        )
+    return seconds
 
 
 @user_errors
@@ -57,6 +72,15 @@ def ui_command(
             "it offline; not recorded unless asked); read-only without.",
         ),
     ] = False,
+    replay_timeout: Annotated[
+        str,
+        typer.Option(
+            "--replay-timeout",
+            metavar="SECONDS",
+            help="Stop a replay started from a page that runs longer than this (its process "
+            "and what it started); it ends as failed, saying so.",
+        ),
+    ] = "600",
     evals: Annotated[
         Path | None,
         typer.Option(
@@ -78,6 +102,7 @@ def ui_command(
         raise CliError(f"--port {port} is out of range", "give a port from 1 to 65535")
     loopback = is_loopback(host)
     token = _token(host, token, loopback)
+    timeout = _seconds(replay_timeout)
     if evals is not None and not evals.is_dir():
         raise CliError(
             f"--evals {evals} is not a folder",
@@ -95,6 +120,7 @@ def ui_command(
             # The replay process opens the store again, from where this one was opened.
             store_location=store or default_store_location(),
             evals_dir=None if evals is None else evals.resolve(),
+            replay_timeout=timeout,
         )
 
         def announce(url: str) -> None:

@@ -1,7 +1,15 @@
-"""``orch verify``: recompute a run's or a whole store's hashes, or check an evidence file."""
+"""``orch verify``: recompute a run's or a whole store's hashes, or check an evidence file.
+
+Verifying a whole store shows a progress bar on stderr when stderr is a terminal (phase and
+count, from :func:`traces.verify_store`'s progress hook); stdout and ``--json`` are the same
+with it or without.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +24,7 @@ from orch.cli.common import (
     StoreOpt,
     TrustOpt,
     emit_json,
+    err,
     open_cli_store,
     out,
     read_checkpoint_file,
@@ -25,7 +34,7 @@ from orch.cli.common import (
 from orch.render._terminal import (
     inert,
 )
-from traces import verify_run, verify_store
+from traces import ArtifactStore, Verifier, VerifyReport, verify_run, verify_store
 
 __all__ = ["verify_command"]
 
@@ -62,7 +71,7 @@ def verify_command(
     keys = trusted_keys(trust)
     with open_cli_store(store) as st:
         if all_:
-            report = verify_store(st, since=kept, trusted=keys)
+            report = _verify_store(st, kept, keys)
         else:
             report = verify_run(st, st.resolve_run(target or ""))
     if as_json:
@@ -71,6 +80,43 @@ def verify_command(
         _print_report(report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+_PHASES = {
+    "artifacts": "artifacts re-hashed",
+    "ledger": "ledger and checkpoints",
+    "runs": "runs verified",
+}
+
+
+def _verify_store(store: ArtifactStore, kept: bytes | None, keys: list[Verifier]) -> VerifyReport:
+    with _progress_bar() as progress:
+        return verify_store(store, since=kept, trusted=keys, progress=progress)
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Any]:
+    """A progress hook drawing a bar on stderr (None when stderr is not a terminal)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,  # gone once done: the report that follows is what stays
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(phase: str, done: int, total: int | None) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(_PHASES.get(phase, phase), total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield progress
 
 
 def _print_report(report: Any) -> None:

@@ -7,6 +7,10 @@ every response passes :class:`~orch.ui._security.SecurityMiddleware`.
 Replay (``/runs/RUN/replay``, :mod:`orch.ui._replay_page`) and the evaluations
 (``/evals``, :mod:`orch.ui._evals_page`) are pages of their own modules, registered here.
 
+Background work (replays, each a child process; verifications of the whole store, each a
+thread) ends with the app: its lifespan's exit, and :func:`orch.ui._serve.serve` after the
+server stopped, call :func:`stop_background`, so that no replay process outlives the server.
+
 Extension: ``extra_routes`` and ``extra_nav`` add pages (replay, evaluations) beside these,
 under the same guard, templates and error handling (wrap handlers in
 :func:`orch.ui._state.guarded`).
@@ -14,10 +18,12 @@ under the same guard, templates and error handling (wrap handlers in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -40,10 +46,11 @@ from orch.ui._settings import UiSettings
 from orch.ui._state import NavLink, UiState
 from orch.ui._templating import STATIC_DIR
 from orch.ui._verify_cache import VerifyCache
-from orch.ui._verify_page import verify_form, verify_post
+from orch.ui._verify_jobs import VerifyJobs
+from orch.ui._verify_page import verify_form, verify_job_json, verify_job_page, verify_post
 from traces import TraceError
 
-__all__ = ["NAV", "create_app", "routes"]
+__all__ = ["NAV", "create_app", "routes", "stop_background"]
 
 NAV = (
     NavLink("Runs", "/"),
@@ -74,6 +81,8 @@ def routes() -> list[BaseRoute]:
         Route("/compare.json", compare_page, methods=["GET"]),
         Route("/verify", verify_form, methods=["GET"], name="verify"),
         Route("/verify", verify_post, methods=["POST"]),
+        Route("/verify/jobs/{number:int}.json", verify_job_json, methods=["GET"]),
+        Route("/verify/jobs/{number:int}", verify_job_page, methods=["GET"], name="verify_job"),
         Route("/evals", evals_page, methods=["GET"], name="evals"),
         Route("/evals.json", evals_json, methods=["GET"]),
         Route("/evals/{name}", eval_page, methods=["GET"], name="eval"),
@@ -90,8 +99,17 @@ def create_app(
     extra_nav: Sequence[NavLink] = (),
 ) -> Starlette:
     """The app serving ``settings.store`` (see the module docstring)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await run_in_threadpool(stop_background, app)
+
     app = Starlette(
         routes=[*routes(), *extra_routes],
+        lifespan=lifespan,
         middleware=[
             Middleware(
                 SecurityMiddleware, token=settings.token, allowed_hosts=settings.allowed_hosts
@@ -106,6 +124,19 @@ def create_app(
         },
     )
     app.state.ui = UiState(settings, VerifyCache(settings.store), [*NAV, *extra_nav])
-    app.state.replays = ReplayJobs()
+    app.state.replays = ReplayJobs(timeout=settings.replay_timeout)
+    app.state.verify_jobs = VerifyJobs()
     app.state.evals = None if settings.evals_dir is None else EvalFiles(settings.evals_dir)
     return app
+
+
+def stop_background(app: Starlette) -> None:
+    """Stop what the app runs in the background: kill every replay process (its whole
+    process group) and wait for it to end, stop the store's verification at its next step.
+    Idempotent; nothing new starts after it."""
+    verify_jobs: VerifyJobs | None = getattr(app.state, "verify_jobs", None)
+    if verify_jobs is not None:
+        verify_jobs.close()
+    replays: ReplayJobs | None = getattr(app.state, "replays", None)
+    if replays is not None:
+        replays.close()

@@ -6,15 +6,22 @@ replay page polls the job (``/runs/RUN/replay.json``). One replay per run at a t
 again while one runs is refused), at most :data:`MAX_RUNNING` at once, and at most
 :data:`MAX_KEPT` jobs kept in memory (the oldest finished ones go first).
 
+A replay process runs in a session (and process group) of its own, so that stopping it stops
+whatever its pipeline started too: one that runs longer than the server's replay time limit
+(``orch ui --replay-timeout``) is stopped and its job fails saying so, and when the server
+shuts down (:meth:`ReplayJobs.close`) every replay process is stopped before it exits.
+
 What a job shows is what the worker said, never its traceback: an unexpected failure is one
 line on the page, and the worker's stderr goes to the server's log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -27,7 +34,16 @@ import orjson
 
 from orch.ui._errors import UiError
 
-__all__ = ["MAX_KEPT", "MAX_RUNNING", "ReplayJob", "ReplayJobs", "ReplayRequest", "run_worker"]
+__all__ = [
+    "MAX_KEPT",
+    "MAX_RUNNING",
+    "ReplayJob",
+    "ReplayJobs",
+    "ReplayRequest",
+    "run_worker",
+    "stop_group",
+    "timed_out",
+]
 
 log = logging.getLogger("orch.ui")
 
@@ -37,6 +53,7 @@ MAX_RUNNING = 2
 """Replays running at once (each is a process importing a pipeline)."""
 _MAX_LINE = 1 << 20  # one protocol line; a longer one is cut and dropped, never buffered whole
 _STDERR_KEPT = 4000  # characters of a failed worker's stderr sent to the log
+_GRACE = 3.0  # seconds a stopped replay process has to end on SIGTERM before SIGKILL
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,11 @@ class ReplayJob:
     """Changed source files: why it was refused, or what a replay with them ran with."""
     report: dict[str, Any] | None = None
     """The replay report (``orch replay --json``) once it ended."""
+    timeout: float | None = None
+    """Seconds its replay process may run (None: no limit)."""
+    _stopper: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    _stop_asked: str | None = field(default=None, repr=False, compare=False)
+    _stop_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def finished(self) -> bool:
@@ -92,6 +114,23 @@ class ReplayJob:
             self.changes = _changes(message.get("changes"))
         elif event == "error":
             self.state, self.line = "failed", str(message.get("line", "the replay failed"))
+
+    def on_stop(self, stopper: Callable[[str], None] | None) -> None:
+        """The runner's way to stop its replay (None once its process ended); called at once
+        when the job was asked to stop before the runner could say how."""
+        with self._stop_lock:
+            self._stopper = stopper
+            asked = self._stop_asked
+        if stopper is not None and asked is not None:
+            stopper(asked)
+
+    def stop(self, why: str) -> None:
+        """Stop the replay (``timeout`` or ``shutdown``); returns once its process ended."""
+        with self._stop_lock:
+            self._stop_asked = self._stop_asked or why
+            stopper = self._stopper
+        if stopper is not None:
+            stopper(why)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,7 +159,8 @@ tests pass their own)."""
 
 
 def run_worker(job: ReplayJob, hear: Callable[[dict[str, Any]], None]) -> None:
-    """Run :mod:`orch.ui._replay_worker` for ``job`` and pass on each line it says."""
+    """Run :mod:`orch.ui._replay_worker` for ``job`` and pass on each line it says; stop it
+    (its whole process group) when it runs longer than ``job.timeout`` or is asked to."""
     request = job.request
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
@@ -129,32 +169,65 @@ def run_worker(job: ReplayJob, hear: Callable[[dict[str, Any]], None]) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
+        # A group of its own: stopping it stops what the pipeline started, and a Ctrl-C
+        # meant for the server reaches the server, which then stops it (close()).
+        start_new_session=True,
     )
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     errors: list[bytes] = []
     drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
     drain.start()
-    # The location goes on stdin, not the command line: a PostgreSQL URL may hold a password.
-    proc.stdin.write(
-        orjson.dumps(
-            {
-                "store": request.store,
-                "run_id": request.run_id,
-                "record": request.record,
-                "accept_changed": request.accept_changed,
-            }
-        )
-    )
-    proc.stdin.close()
-    for raw in iter(lambda: proc.stdout.readline(_MAX_LINE), b""):  # type: ignore[union-attr]
-        try:
-            message = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue  # a cut line: the report that follows (or the exit code) tells
-        if isinstance(message, dict):
-            hear(message)
-    code = proc.wait()
-    drain.join()
+    stopped: list[str] = []  # why it was stopped, first reason first
+
+    def stop(why: str) -> None:
+        stopped.append(why)
+        stop_group(proc)
+
+    job.on_stop(stop)
+    timer = None
+    if job.timeout is not None:
+        timer = threading.Timer(job.timeout, job.stop, args=("timeout",))
+        timer.daemon = True
+        timer.start()
+    try:
+        # The location goes on stdin, not the command line: a PostgreSQL URL may hold a
+        # password. A process stopped already has closed its end: nothing more to say.
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(
+                orjson.dumps(
+                    {
+                        "store": request.store,
+                        "run_id": request.run_id,
+                        "record": request.record,
+                        "accept_changed": request.accept_changed,
+                    }
+                )
+            )
+            proc.stdin.close()
+        for raw in iter(lambda: proc.stdout.readline(_MAX_LINE), b""):  # type: ignore[union-attr]
+            try:
+                message = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue  # a cut line: the report that follows (or the exit code) tells
+            if isinstance(message, dict):
+                hear(message)
+        code = proc.wait()
+    finally:
+        if timer is not None:
+            timer.cancel()
+        job.on_stop(None)
+    drain.join(_GRACE)  # a process its pipeline moved out of the group may hold the pipe
+    if stopped and not job.finished:
+        if stopped[0] == "timeout":
+            log.warning(
+                "orch ui: replay of run %s ran longer than %g s and was stopped",
+                request.run_id,
+                job.timeout,
+            )
+            hear({"event": "error", "line": timed_out(job)})
+        else:
+            hear({"event": "error", "line": "the server shut down while the replay ran"})
+        return
     if code != 0 or not job.finished:
         tail = b"".join(errors).decode("utf-8", "replace")[-_STDERR_KEPT:]
         log.warning("orch ui: replay of run %s: worker exit %s: %s", request.run_id, code, tail)
@@ -162,15 +235,52 @@ def run_worker(job: ReplayJob, hear: Callable[[dict[str, Any]], None]) -> None:
         hear({"event": "error", "line": f"the replay process ended (exit {code}) without a report"})
 
 
+def timed_out(job: ReplayJob) -> str:
+    """The line of a replay stopped at the time limit: what happened and the two fixes."""
+    run_id = job.request.run_id
+    shell = f"orch replay {run_id}" + ("" if job.request.record else " --no-record")
+    return (
+        f"the replay took longer than {job.timeout:g} s and was stopped; fix: replay it from "
+        f"a shell, where it has no time limit ({shell}), or start orch ui with a larger "
+        "--replay-timeout"
+    )
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop ``proc`` and its process group: SIGTERM, then SIGKILL after :data:`_GRACE`
+    seconds (to the group in any case: what the pipeline started may outlive its leader)."""
+    if sys.platform == "win32":  # no process groups to signal
+        proc.kill()
+        proc.wait()
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return  # the group is gone already
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(_GRACE)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 class ReplayJobs:
     """The jobs of one server (thread-safe; see the module docstring)."""
 
     def __init__(
-        self, runner: Runner = run_worker, *, kept: int = MAX_KEPT, running: int = MAX_RUNNING
+        self,
+        runner: Runner = run_worker,
+        *,
+        kept: int = MAX_KEPT,
+        running: int = MAX_RUNNING,
+        timeout: float | None = None,
     ) -> None:
         self.runner = runner
         self.kept = kept
         self.running = running
+        self.timeout = timeout
+        """Seconds a replay may run before it is stopped (None: no limit)."""
+        self._closed = False
         self._jobs: OrderedDict[int, ReplayJob] = OrderedDict()
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
@@ -191,6 +301,8 @@ class ReplayJobs:
         """Start replaying ``request``; UiError 409 while that run replays, 429 when
         :attr:`running` replays already run."""
         with self._lock:
+            if self._closed:
+                raise UiError(503, "this server is shutting down; fix: start orch ui again")
             busy = [j for j in self._jobs.values() if not j.finished]
             if any(j.request.run_id == request.run_id for j in busy):
                 raise UiError(
@@ -204,13 +316,25 @@ class ReplayJobs:
                     f"{len(busy)} replays are running, the most this server runs at once; "
                     "fix: wait for one to end",
                 )
-            job = ReplayJob(next(self._numbers), request)
+            job = ReplayJob(next(self._numbers), request, timeout=self.timeout)
             self._jobs[job.number] = job
             self._trim()
         threading.Thread(
             target=self._run, args=(job,), name=f"orch-ui-replay-{job.number}", daemon=True
         ).start()
         return job
+
+    def close(self) -> None:
+        """Stop every running replay (its process group) and start no other: the server
+        shuts down. Returns once their processes ended."""
+        with self._lock:
+            self._closed = True
+            busy = [j for j in self._jobs.values() if not j.finished]
+        stoppers = [threading.Thread(target=j.stop, args=("shutdown",), daemon=True) for j in busy]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join()
 
     def _trim(self) -> None:
         finished = [n for n, j in self._jobs.items() if j.finished]

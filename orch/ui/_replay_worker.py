@@ -21,12 +21,19 @@ Protocol: one JSON request on stdin (``store`` location, ``run_id``, ``record``,
 as ``orch replay --json`` gives it), ``refused`` (changed source files, nothing imported) or
 ``error`` (one line). What the pipeline prints goes to stderr, never into the protocol, and
 a traceback only to stderr (the server's log).
+
+The server starts it in a process group of its own and stops that group (time limit,
+shutdown). A server killed outright (SIGKILL) cannot: then this process notices that its
+parent is gone and stops its own group, so that no replay outlives its server for long.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from functools import partial
@@ -107,7 +114,27 @@ def replay(request: dict[str, Any], say: Say) -> None:
         store.close()
 
 
+_ORPHAN_CHECK = 1.0  # seconds between two looks at whether the server is still there
+
+
+def _watch_parent() -> None:
+    """Stop this process's group once its parent (the server) is gone: re-parented, the
+    process's parent id changes."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_ORPHAN_CHECK)
+        if os.getpgrp() == os.getpid():  # the group is the replay's own (as the server starts it)
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+        os._exit(1)
+
+    if sys.platform != "win32":
+        threading.Thread(target=watch, name="orch-replay-orphan-watch", daemon=True).start()
+
+
 def main() -> int:
+    _watch_parent()
     # The protocol gets stdout's descriptor to itself; anything the pipeline prints (print,
     # a library's banner) goes to stderr instead of into a line the server parses.
     protocol = os.fdopen(os.dup(1), "wb", buffering=0)

@@ -2,7 +2,10 @@
 line before anything is printed, and the printed address is the one that answers.
 
 The token rule is checked before binding (:func:`~orch.ui._settings.require_token`). Never
-creates a store: the caller opens it (``create=False``) and closes it.
+creates a store: the caller opens it (``create=False``) and closes it, after what the app ran
+in the background was stopped (:func:`~orch.ui._app.stop_background`: on SIGINT or SIGTERM,
+uvicorn ends the app's lifespan, and this stops it again once the server returned, for a
+server that stopped another way).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Callable
 
 import uvicorn
 
-from orch.ui._app import create_app
+from orch.ui._app import create_app, stop_background
 from orch.ui._settings import UiSettings, require_token
 
 __all__ = ["bind", "serve", "url_of"]
@@ -47,10 +50,11 @@ def serve(
     sock = bind(host, port)
     app = create_app(settings)
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="off", server_header=False
+        app, log_level="warning", access_log=False, lifespan="on", server_header=False
     )
     announce(url_of(host, port, settings.token))
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
+        stop_background(app)

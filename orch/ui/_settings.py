@@ -64,3 +64,6 @@ class UiSettings:
     evals_dir: Path | None = None
     """The folder of evaluation files (``orch eval --save``) the Evaluations page lists; no
     file outside it is ever read (None: the page says how to give one)."""
+    replay_timeout: float = 600.0
+    """Seconds a replay process may run: one still running then is stopped (its whole
+    process group) and its replay ends as failed, saying so."""

@@ -3,6 +3,12 @@
 shown with the record it names, and its warnings with it. A run verified here refreshes its
 page's badge. The page also states the store's ledger: its size and its latest stored
 checkpoint (tree size, and who signed it: keys the server trusts, or others).
+
+One run is verified within the request. The whole store is a background job
+(:mod:`orch.ui._verify_jobs`): the post starts it (or finds the one running), waits a moment
+for it (a small store's report then comes straight away), and goes to the job's page,
+``GET /verify/jobs/N``, which shows how far it got while it runs (``static/verify.js`` polls
+``/verify/jobs/N.json``) and its report once it ended.
 """
 
 from __future__ import annotations
@@ -14,11 +20,12 @@ from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from orch.ui._errors import UiError
 from orch.ui._run_model import version_of
 from orch.ui._state import UiState, guarded, render, resolve_run, state_of
+from orch.ui._verify_jobs import VerifyJobs
 from traces import (
     ArtifactStore,
     TraceError,
@@ -27,10 +34,9 @@ from traces import (
     load_run_view,
     open_checkpoint,
     verify_run,
-    verify_store,
 )
 
-__all__ = ["verify_form", "verify_post"]
+__all__ = ["jobs_of", "verify_form", "verify_job_json", "verify_job_page", "verify_post"]
 
 _MAX_FORM = 4096  # the form holds one run id
 
@@ -83,9 +89,13 @@ async def verify_form(request: Request) -> Response:
     return await _page(request, None, "")
 
 
-def _verify(state: UiState, run: str, trusted: Sequence[Any]) -> VerifyReport:
-    if not run:
-        return verify_store(state.store, trusted=trusted)
+def jobs_of(request: Request) -> VerifyJobs:
+    """The server's store verifications (made with the app: :func:`orch.ui._app.create_app`)."""
+    jobs: VerifyJobs = request.app.state.verify_jobs
+    return jobs
+
+
+def _verify(state: UiState, run: str) -> VerifyReport:
     try:
         version = version_of(load_run_view(state.store, run))
     except Exception:  # unreadable: verify it all the same, and keep nothing for the badge
@@ -101,7 +111,46 @@ async def verify_post(request: Request) -> Response:
         raise UiError(413, "the form is too large; fix: give one run id, or none for the store")
     fields = dict(parse_qsl(body.decode("utf-8", "replace")))
     run = fields.get("run", "").strip()
-    if run:
-        run = await run_in_threadpool(resolve_run, state.store, run)
-    report = await run_in_threadpool(_verify, state, run, state.settings.trusted)
+    if not run:
+        jobs = jobs_of(request)
+        number, _ = jobs.start(state.store, state.settings.trusted)
+        await run_in_threadpool(jobs.wait, number, jobs.quick)
+        return RedirectResponse(f"/verify/jobs/{number}", status_code=303)
+    run = await run_in_threadpool(resolve_run, state.store, run)
+    report = await run_in_threadpool(_verify, state, run)
     return await _page(request, report, run)
+
+
+def _job_number(request: Request) -> int:
+    number: int = request.path_params["number"]
+    return number
+
+
+def _unknown(number: int) -> UiError:
+    return UiError(
+        404,
+        f"no verification #{number} on this server (a server keeps its latest few, and forgets "
+        "them when it restarts); fix: verify again from /verify",
+    )
+
+
+@guarded
+async def verify_job_page(request: Request) -> Response:
+    state = state_of(request)
+    number = _job_number(request)
+    jobs = jobs_of(request)
+    job = jobs.get(number)
+    if job is None:
+        raise _unknown(number)
+    ledger = await run_in_threadpool(ledger_state, state.store, state.settings.trusted)
+    context = {"job": job, "report": jobs.report(number), "ledger": ledger, "run": ""}
+    return render(request, "verify_job.html", context)
+
+
+@guarded
+async def verify_job_json(request: Request) -> Response:
+    number = _job_number(request)
+    job = jobs_of(request).get(number)
+    if job is None:
+        raise _unknown(number)
+    return JSONResponse(job)

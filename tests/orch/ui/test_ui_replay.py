@@ -1,6 +1,8 @@
 """Replay from a run's page: a clean replay of a quickstart run, a divergent one (the pipeline
 file edited after the run), refused without --allow-replay, the progress endpoint, one replay
-per run at a time, and a bounded number of jobs kept.
+per run at a time, and a bounded number of jobs kept; a replay that hangs stopped at the
+time limit (``--replay-timeout``), and replays stopped with the server (jobs closed, and a
+real ``orch ui`` process sent SIGTERM), their processes and what they started gone.
 
 The replays are real: the app starts the replay process (:mod:`orch.ui._replay_worker`) over
 the store, which imports the recorded pipeline file and replays the run offline. Expected
@@ -9,14 +11,19 @@ figures come from the store (root hashes, step counts), never typed in.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from conftest import Elements, MakeClient
+import pytest
+from conftest import Elements, MakeClient, orch_ui, record_with_origin
+from typer.testing import CliRunner
 
 from orch._replay import check_recorded_pipeline
+from orch.cli import app
 from orch.ui._replay_jobs import ReplayJob, ReplayJobs, ReplayRequest
 from orch.ui._replay_page import ENABLE
 from traces import DirectoryStore, load_run_head, load_run_view
@@ -224,3 +231,127 @@ def test_jobs_kept_are_bounded() -> None:
             time.sleep(0.01)
     assert len(jobs) <= 3
     assert jobs.latest("run-7") is made[-1] and jobs.latest("run-0") is None
+
+
+# -- the replay time limit, and replays stopped with the server -----------------------------
+
+HANG_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "ui_hang_pipeline.py"
+DEADLINE = 120.0  # seconds a condition may take to come true (a bound, never a measure)
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_until(condition: Any, what: str) -> None:
+    end = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < end, f"not within {DEADLINE} s: {what}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def hanging_run(tmp_path: Path) -> tuple[Path, str, Path]:
+    """(store dir, run id, project folder): a run of tests/fixtures/ui_hang_pipeline.py
+    recorded while its gate file was there; gone now, so a replay of it waits forever."""
+    project = tmp_path / "project"
+    project.mkdir()
+    flow = project / "flow.py"
+    flow.write_text(HANG_FILE.read_text())
+    (project / "go").write_text("")
+    root = tmp_path / "store"
+    store = DirectoryStore(root)
+    run_id = record_with_origin(store, str(flow), {"question": "hi"})
+    store.close()
+    (project / "go").unlink()
+    return root, run_id, project
+
+
+class Recording(subprocess.Popen):  # type: ignore[type-arg]
+    """subprocess.Popen, noting the pid of each process started (the replay worker's)."""
+
+    pids: ClassVar[list[int]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        Recording.pids.append(self.pid)
+
+
+def test_a_hung_replay_is_stopped_at_the_time_limit(
+    hanging_run: tuple[Path, str, Path], make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, run_id, project = hanging_run
+    monkeypatch.setattr(Recording, "pids", [])
+    monkeypatch.setattr(subprocess, "Popen", Recording)
+    client = make_client(
+        DirectoryStore(root), allow_replay=True, store_location=str(root), replay_timeout=1
+    )
+    client.post(f"/runs/{run_id}/replay", data={})
+    job = wait_done(client, run_id)
+    assert job["state"] == "failed"
+    assert job["line"] == (
+        "the replay took longer than 1 s and was stopped; fix: replay it from a shell, where "
+        f"it has no time limit (orch replay {run_id} --no-record), or start orch ui with a "
+        "larger --replay-timeout"
+    )
+    page = client.get(f"/runs/{run_id}/replay")
+    assert "took longer than 1 s and was stopped" in "".join(Elements(page.text).text)
+    assert "Traceback" not in page.text
+    (worker,) = Recording.pids
+    # The worker was reaped once stopped; what it started (if it got that far before the
+    # limit) was in its process group, stopped with it.
+    assert not running(worker)
+    if (project / "pids").exists():
+        for pid in map(int, (project / "pids").read_text().split()):
+            wait_until(lambda pid=pid: not running(pid), f"process {pid} ended")
+
+
+def test_closing_the_jobs_stops_the_replay_and_what_it_started(
+    hanging_run: tuple[Path, str, Path], make_client: MakeClient
+) -> None:
+    root, run_id, project = hanging_run
+    client = make_client(DirectoryStore(root), allow_replay=True, store_location=str(root))
+    client.post(f"/runs/{run_id}/replay", data={})
+    pids_file = project / "pids"
+    wait_until(pids_file.exists, "the replay waits on its gate")
+    pids = [int(p) for p in pids_file.read_text().split()]
+    assert all(running(p) for p in pids)
+    jobs: ReplayJobs = client.app.state.replays  # type: ignore[attr-defined]
+    jobs.close()  # what the server does as it shuts down; returns once the worker ended
+    assert not running(pids[0])
+    wait_until(lambda: not running(pids[1]), "the worker's own child ended")
+    job = wait_done(client, run_id)
+    assert (job["state"], job["line"]) == ("failed", "the server shut down while the replay ran")
+    refused = client.post(f"/runs/{run_id}/replay", data={})
+    assert refused.status_code == 503 and "shutting down" in refused.text
+
+
+def test_a_server_stopped_with_sigterm_stops_its_replays(
+    hanging_run: tuple[Path, str, Path],
+) -> None:
+    root, run_id, project = hanging_run
+    pids_file = project / "pids"
+    with orch_ui(root, "--allow-replay") as (url, _port):
+        request = urllib.request.Request(f"{url}runs/{run_id}/replay", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+        wait_until(pids_file.exists, "the replay waits on its gate")
+        pids = [int(p) for p in pids_file.read_text().split()]
+        assert all(running(p) for p in pids)
+    # orch_ui sent SIGTERM and waited for the server to exit (with no traceback).
+    for pid in pids:
+        wait_until(lambda pid=pid: not running(pid), f"process {pid} ended with the server")
+
+
+@pytest.mark.parametrize("given", ["0", "-5", "abc", "nan", "inf", ""])
+def test_a_bad_replay_timeout_is_one_line(quick_store: Path, given: str) -> None:
+    done = CliRunner().invoke(app, ["ui", "--store", str(quick_store), "--replay-timeout", given])
+    assert done.exit_code == 2, done.output
+    assert done.stderr.count("\n") == 1
+    assert f"--replay-timeout {given!r} is not a positive number of seconds" in done.stderr
+    assert "fix: give seconds" in done.stderr
