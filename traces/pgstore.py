@@ -68,14 +68,6 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 import anyio
 import psycopg
 from psycopg import conninfo as pg_conninfo
-from tenacity import (
-    RetryCallState,
-    RetryError,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
 
 from ._canonical import digest
 from ._notices import forwarding, notice
@@ -441,52 +433,54 @@ class PostgresStore(WriteBehindStore):
                     "fix: open the store again"
                 )
             started = time.monotonic()
-
-            def warn(state: RetryCallState) -> None:
-                exc = state.outcome.exception() if state.outcome else None
-                notice(
-                    log,
-                    "PostgreSQL store %s: %s failed (attempt %d of %d): %s; retrying",
-                    self.location,
-                    what,
-                    state.attempt_number,
-                    self._attempts,
-                    self._scrub(exc),
-                )
-                # A connection that failed is never trusted again, broken or not: libpq can
-                # be left mid-command ("another command is already in progress") by a
-                # backend terminated under it, and would fail every retry the same way.
-                self._discard_connection()
-
-            retrying = Retrying(
-                stop=stop_after_attempt(self._attempts),
-                wait=wait_exponential(multiplier=0.1, min=0.1, max=self._max_wait),
-                retry=retry_if_exception(_is_transient),
-                before_sleep=warn,
-            )
-            try:
-                return retrying(lambda: op(self._connection()))
-            except RetryError as exc:
-                last = exc.last_attempt.exception()
-                tries = f"{self._attempts} attempt{'s' if self._attempts != 1 else ''}"
+            # A plain loop, not a tenacity Retrying: each Retrying holds a threading.local in
+            # a reference cycle, which only the cyclic collector frees, and on CPython 3.11
+            # before 3.11.9 a collection that frees one inside sys._current_frames() (Dask's
+            # worker profiler calls it 100 times a second) deadlocks the whole process
+            # holding the GIL (CPython gh-106883). This runs several times per run.
+            attempt = 1
+            while True:
+                try:
+                    return op(self._connection())
+                except psycopg.OperationalError as exc:
+                    if attempt >= self._attempts or not _is_transient(exc):
+                        last: psycopg.OperationalError = exc
+                        break
+                    notice(
+                        log,
+                        "PostgreSQL store %s: %s failed (attempt %d of %d): %s; retrying",
+                        self.location,
+                        what,
+                        attempt,
+                        self._attempts,
+                        self._scrub(exc),
+                    )
+                    # A connection that failed is never trusted again, broken or not: libpq
+                    # can be left mid-command ("another command is already in progress") by
+                    # a backend terminated under it, and would fail every retry the same way.
+                    self._discard_connection()
+                    # 0.1 s, doubling, at most max_wait (what tenacity's wait_exponential did).
+                    time.sleep(max(0.1, min(0.1 * 2 ** (attempt - 1), self._max_wait)))
+                    attempt += 1
+                except psycopg.Error as exc:
+                    raise StoreError(
+                        f"PostgreSQL store {self.location} (schema {self.schema}): could not "
+                        f"{what}: {type(exc).__name__}: {self._scrub(exc)}; fix: check that the "
+                        f"user may read and write schema {self.schema}"
+                    ) from exc
+            if not _is_transient(last):  # permanent: no retry can fix it
                 raise StoreLocationError(
-                    f"PostgreSQL store {self.location}: could not {what} after {tries} over "
-                    f"{time.monotonic() - started:.1f} s: {self._scrub(last)}; "
-                    "fix: check that the server is running and "
-                    "reachable from here, then run again (the operation did not complete, or its "
-                    "answer was lost)"
-                ) from last
-            except psycopg.OperationalError as exc:  # permanent: no retry can fix it
-                raise StoreLocationError(
-                    f"PostgreSQL store {self.location}: could not {what}: {self._scrub(exc)}; "
+                    f"PostgreSQL store {self.location}: could not {what}: {self._scrub(last)}; "
                     "fix: check the location's host, port, user, password and database"
-                ) from exc
-            except psycopg.Error as exc:
-                raise StoreError(
-                    f"PostgreSQL store {self.location} (schema {self.schema}): could not "
-                    f"{what}: {type(exc).__name__}: {self._scrub(exc)}; fix: check that the "
-                    f"user may read and write schema {self.schema}"
-                ) from exc
+                ) from last
+            tries = f"{self._attempts} attempt{'s' if self._attempts != 1 else ''}"
+            raise StoreLocationError(
+                f"PostgreSQL store {self.location}: could not {what} after {tries} over "
+                f"{time.monotonic() - started:.1f} s: {self._scrub(last)}; "
+                "fix: check that the server is running and "
+                "reachable from here, then run again (the operation did not complete, or its "
+                "answer was lost)"
+            ) from last
 
     def _create_schema(self, conn: _Conn) -> None:
         names = [f"{self._q}.{t}" for t in _TABLES]

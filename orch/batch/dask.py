@@ -17,6 +17,13 @@ input finds its state in the shared store (finished: returned as is; interrupted
 its finished steps), so nothing is run twice and nothing is lost. Results are gathered by
 chunk and returned in input order, whatever order the chunks finished in.
 
+Before a batch, each worker is also guarded (:func:`guard_worker`): on CPython 3.11 before
+3.11.9 a sampling profiler can freeze a process for good (a garbage collection inside
+``sys._current_frames()`` deadlocks holding the GIL: CPython issue 106883), and Dask's worker
+profiler samples 100 times a second. A frozen worker holds its runs' leases and any open
+database transaction until the scheduler gives up on it minutes later; so on such an
+interpreter the worker's profiler is stopped, and the batch's notices say so.
+
 ``distributed`` is an optional dependency (the ``dask`` extra), imported only when a batch
 runs. This module must never import ``agents`` or ``routers``.
 """
@@ -24,8 +31,10 @@ runs. This module must never import ``agents`` or ``routers``.
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 import re
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -55,12 +64,15 @@ __all__ = [
     "ChunkResult",
     "DaskExecutor",
     "default_chunk_size",
+    "guard_worker",
     "probe_worker",
+    "profiler_can_deadlock",
     "run_chunk",
     "run_chunk_in_thread",
     "worker_store_reconnects",
 ]
 
+log = logging.getLogger("orch.batch")
 _ADDRESS_RE = re.compile(r"^[a-z][a-z0-9+.-]*://[^\s/]+:\d+$")
 _INSTALL = "pip install 'orch[dask]' (or: pip install 'dask[distributed]')"
 
@@ -119,6 +131,47 @@ async def probe_worker(header: BatchHeader) -> str | None:
     except Exception as exc:
         return f"its services cannot be made: {type(exc).__name__}: {exc}"
     return None
+
+
+def profiler_can_deadlock(
+    version: tuple[int, ...] | None = None, implementation: str | None = None
+) -> bool:
+    """Whether a sampling profiler can freeze this interpreter for good: CPython 3.11 before
+    3.11.9, where a garbage collection that frees a ``threading.local`` inside
+    ``sys._current_frames()`` deadlocks holding the GIL (CPython issue 106883; fixed in 3.11.9,
+    and 3.12 collects only between bytecodes). Defaults: the running interpreter."""
+    version = tuple(sys.version_info[:3]) if version is None else tuple(version[:3])
+    implementation = sys.implementation.name if implementation is None else implementation
+    return implementation == "cpython" and version[:2] == (3, 11) and version < (3, 11, 9)
+
+
+def guard_worker(dask_worker: Any) -> str | None:
+    """Run on every worker before a batch (on its event loop; Dask passes the worker): on an
+    interpreter where its statistical profiler can freeze it (:func:`profiler_can_deadlock`),
+    stop the profiler and return a notice saying so; else None. Work that runs on it, ours
+    included (a store's retry wrappers, an SDK's), leaves garbage that makes a freeze likely:
+    a frozen worker keeps its runs' leases and any open database transaction, holding up the
+    other workers, until the scheduler drops it (by default after 5 to 10 minutes)."""
+    if not profiler_can_deadlock():
+        return None
+    callbacks = getattr(dask_worker, "periodic_callbacks", None) or {}
+    stopped = False
+    for name in ("profile", "profile-cycle"):
+        callback = callbacks.get(name)
+        if callback is not None and callback.is_running():
+            callback.stop()
+            stopped = True
+    if not stopped:
+        return None
+    version = ".".join(str(v) for v in sys.version_info[:3])
+    message = (
+        f"Dask's statistical profiler was stopped {process_label()}: Python {version} can "
+        "deadlock under it and freeze the worker for good (CPython issue 106883, fixed in "
+        "3.11.9); fix: run the workers on Python 3.11.9 or newer, or start them with the "
+        "setting distributed.worker.profile.enabled: false"
+    )
+    log.warning("%s", message)
+    return message
 
 
 @dataclass(frozen=True)
@@ -255,7 +308,9 @@ class DaskExecutor(Executor):
             return {a: n for a, n in answers.items() if isinstance(n, int)}
         return None
 
-    async def _check_workers(self, client: Any, header: BatchHeader) -> int:
+    async def _check_workers(self, client: Any, header: BatchHeader) -> tuple[int, list[str]]:
+        """The worker slots (threads) of the cluster, and the notices of guarding its workers
+        (:func:`guard_worker`); raises when a worker cannot run the batch."""
         try:
             await client.wait_for_workers(1, timeout=self.worker_timeout)
         except TimeoutError:
@@ -279,14 +334,16 @@ class DaskExecutor(Executor):
                 f"{len(problems)} of {len(answers)} Dask workers cannot run this batch: "
                 + "; ".join(problems)
             )
+        guarded = await client.run(guard_worker, on_error="return")
+        guards = [n for _, n in sorted(guarded.items()) if isinstance(n, str)]
         threads: dict[str, int] = await client.nthreads()
-        return sum(threads.values())
+        return sum(threads.values()), guards
 
     async def _run(
         self, dd: Any, client: Any, batch: BatchSpec, progress: Progress | None
     ) -> tuple[list[ItemResult], int | None, list[str]]:
         header = batch.header()
-        threads = await self._check_workers(client, header)
+        threads, guards = await self._check_workers(client, header)
         before = await self._store_reconnects(client, header.store)
         items = batch.items
         size = self.chunk_size or default_chunk_size(len(items), threads, self.parallel)
@@ -330,7 +387,7 @@ class DaskExecutor(Executor):
         # (and one restarted at the same address counts from 0 again).
         after = await self._store_reconnects(client, header.store)
         # In input order of the chunks (they finish in any order).
-        ordered = [n for _, chunk_notices in sorted(notices) for n in chunk_notices]
+        ordered = guards + [n for _, chunk_notices in sorted(notices) for n in chunk_notices]
         if before is None or not after:
             return results, None, ordered
         return results, sum(max(0, n - before.get(a, 0)) for a, n in after.items()), ordered

@@ -25,7 +25,7 @@ from batch_checks import (
 )
 
 from orch import BatchSpec, ExecutorError
-from orch.batch.dask import DaskExecutor
+from orch.batch.dask import DaskExecutor, profiler_can_deadlock
 from traces._open import open_store
 
 dask_cluster.require_dask()
@@ -70,6 +70,44 @@ async def test_a_worker_refuses_a_batch_it_cannot_run(cluster: Any, tmp_path: Pa
         ExecutorError, match=r"2 of 2 Dask workers cannot run this batch.*spec hash"
     ):
         await DaskExecutor(cluster.address).run_batch(stale)
+
+
+def test_the_profiler_can_freeze_cpython_3_11_before_3_11_9() -> None:
+    for version in [(3, 11, 0), (3, 11, 7), (3, 11, 8)]:
+        assert profiler_can_deadlock(version, "cpython")
+    for version in [(3, 11, 9), (3, 11, 14), (3, 12, 1), (3, 13, 0), (3, 10, 13)]:
+        assert not profiler_can_deadlock(version, "cpython")
+    assert not profiler_can_deadlock((3, 11, 7), "pypy")
+
+
+async def _profilers_running(address: str) -> list[bool]:
+    from distributed import Client
+
+    async with Client(address, asynchronous=True) as client:
+        # A lambda travels by value (the workers cannot import this test module).
+        answers = await client.run(
+            lambda dask_worker: dask_worker.periodic_callbacks["profile"].is_running()
+        )
+    return [bool(v) for _, v in sorted(answers.items())]
+
+
+async def test_a_worker_that_its_profiler_could_freeze_has_it_stopped(tmp_path: Path) -> None:
+    # A cluster of its own: the guard acts on a worker's first batch, whatever ran before.
+    with dask_cluster.dask_cluster(1, tmp_path / "dask") as cluster:
+        spec = BatchSpec.create(BATCH, questions(4), store=str(tmp_path / "store"), seed=1)
+        result = await DaskExecutor(cluster.address, parallel=2).run_batch(spec)
+        assert result.ok, result.summary()
+        stopped = [n for n in result.notices if "statistical profiler was stopped" in n]
+        if profiler_can_deadlock():  # this interpreter is the workers' too
+            assert len(stopped) == 1, result.notices
+            assert stopped[0].startswith("Dask's statistical profiler was stopped on ")
+            assert "(pid " in stopped[0] and "CPython issue 106883" in stopped[0]
+            assert result.summary()["notices"][0] == stopped[0]
+            assert await _profilers_running(cluster.address) == [False]
+            again = await DaskExecutor(cluster.address, parallel=2).run_batch(spec)
+            assert not any("profiler" in n for n in again.notices)  # said once, when stopped
+        else:
+            assert stopped == [] and await _profilers_running(cluster.address) == [True]
 
 
 BLOCKING = """

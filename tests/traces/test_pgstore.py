@@ -10,6 +10,7 @@ location.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
@@ -17,6 +18,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -340,6 +342,33 @@ def test_a_background_commits_retry_reaches_the_writers_notices(pg_dsn: str) -> 
     finally:
         store.close()
         other.close()
+
+
+def test_store_calls_leave_no_thread_local_for_the_cycle_collector(pg_dsn: str) -> None:
+    # On CPython 3.11 before 3.11.9, a collection that frees a threading.local inside
+    # sys._current_frames() (Dask's worker profiler, 100 times a second) deadlocks the whole
+    # process holding the GIL (CPython gh-106883): a Dask worker froze mid-batch, and the
+    # batch waited out the scheduler's 5-minute worker TTL. Each retrying wrapper per call
+    # (tenacity's Retrying) left one in a reference cycle; a store call must leave none.
+    store = PostgresStore(pg_dsn + f"?schema={fresh_schema()}")
+    try:
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            for i in range(20):
+                store.put(f"blob {i}".encode())
+                store.append_event("r", b'{"n":%d}' % i)
+                store.write_run_head("r", b'{"h":%d}' % i)
+                assert store.swap_claim(f"c{i}", None, b"held")
+                assert store.read_run_head("r") == b'{"h":%d}' % i
+            gc.collect()
+            left = [type(o).__qualname__ for o in gc.garbage if isinstance(o, threading.local)]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+        assert left == []
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("op", sorted(OPS))
