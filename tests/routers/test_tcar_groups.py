@@ -7,15 +7,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tcar_routing import route_once
 
-from orch import PipelineBuilder, arun
-from orch._replay import areplay
 from routers import IntentClassifier, TrainConfig, calibrate, classify, save_state, train_tcar
 from routers._classifier import regroup
-from routers._tcar import tcar_router
 from routers._tcar_registry import AgentCard, AgentRegistry
 from routers._tcar_trained import card_groups, state_for_cards
-from traces import Decision, MemoryStore, StepRecord, hash_value, verify_run
+from traces import Decision, MemoryStore, hash_value
 
 # Wide sets, so that the group head has members to order.
 WIDE = TrainConfig(sentence=False, set_ratio=0.1)
@@ -182,16 +180,7 @@ def test_groups_name_clashes_and_missing_groups_are_clear_errors() -> None:
 
 
 async def _route(reg: AgentRegistry, query: str, store: MemoryStore, **cfg: Any) -> Decision:
-    p = PipelineBuilder("tcar-groups")
-    p.node("route", tcar_router.with_config(**cfg), query=p.input("query", str))
-    result = await arun(p.build(), {"query": query}, store=store, services={"agents": reg})
-    assert result.ok, result.error
-    rec = StepRecord.model_validate(store.get_value(dict(result.record.steps)["route"]))
-    decision = Decision.model_validate(store.get_value(rec.decisions[0]))
-    report = await areplay(p.build(), result.run_id, store, services={"agents": reg})
-    assert report.clean, report.first_divergence
-    assert verify_run(store, result.run_id).ok
-    return decision
+    return await route_once("tcar-groups", reg, query, store, **cfg)
 
 
 async def test_the_decision_says_which_group_was_chosen_and_why() -> None:

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tcar_cards import CARDS
+from tcar_routing import route_once
 
 from orch import PipelineBuilder, arun
-from orch._replay import areplay
 from routers import (
     ArrayData,
     IntentClassifier,
@@ -29,7 +29,7 @@ from routers import (
 from routers._served import _CHECKED
 from routers._tcar import tcar_router
 from routers._tcar_registry import OOS, AgentCard, AgentRegistry
-from traces import Decision, MemoryStore, StepRecord, canonical_bytes, verify_run
+from traces import Decision, MemoryStore, canonical_bytes
 
 NO_SENTENCE = TrainConfig(sentence=False)
 EXTRA = AgentCard(
@@ -108,16 +108,7 @@ def test_a_changed_card_is_relearned_and_a_stale_state_is_refused() -> None:
 
 
 async def _route(reg: AgentRegistry, query: str, store: MemoryStore, **cfg: Any) -> Decision:
-    p = PipelineBuilder("tcar-trained")
-    p.node("route", tcar_router.with_config(**cfg), query=p.input("query", str))
-    result = await arun(p.build(), {"query": query}, store=store, services={"agents": reg})
-    assert result.ok, result.error
-    rec = StepRecord.model_validate(store.get_value(dict(result.record.steps)["route"]))
-    decision = Decision.model_validate(store.get_value(rec.decisions[0]))
-    report = await areplay(p.build(), result.run_id, store, services={"agents": reg})
-    assert report.clean, report.first_divergence
-    assert verify_run(store, result.run_id).ok
-    return decision
+    return await route_once("tcar-trained", reg, query, store, **cfg)
 
 
 async def test_a_run_names_the_state_and_onboarding_changes_it_at_once() -> None:
