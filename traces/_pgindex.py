@@ -148,6 +148,9 @@ class PostgresRunIndex(SQLIndex):
     def pipelines(self) -> list[str]:
         return self._or_scan(lambda index: index.pipelines())
 
+    def warm(self) -> None:
+        self._or_scan(lambda index: index.warm())
+
     def _seed(self, seed: int) -> object:
         return seed
 

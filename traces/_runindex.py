@@ -157,6 +157,12 @@ class RunIndex(abc.ABC):
         """Drop what this index derived and derive it again from the store's heads and
         records (see :func:`rebuild_index`)."""
 
+    def warm(self) -> None:  # noqa: B027 - an index that keeps nothing has nothing to prepare
+        """Do now the one-off work that the first queries would otherwise do (catch up with
+        the store's heads, read every run's decisions for text search), so that a server's
+        first runs page and first text filter answer as fast as later ones. Changes no
+        result; safe beside concurrent queries."""
+
 
 def read_decisions(store: ArtifactStore, root_hash: str) -> list[Decision]:
     """The decisions of the run whose record is ``root_hash``, in step order (raises one of

@@ -401,6 +401,12 @@ class SQLIndex(RunIndex):
             # the next round reads it under its new root, so this ends.
             self._fill(pending)
 
+    def warm(self) -> None:
+        self._catch_up()
+        self._fill_matching(RunFilter())  # every pending row: what a first text filter reads
+        if self.trigram:
+            self._settle()
+
     def _seed(self, seed: int) -> object:
         return sqlite_seed(seed)
 

@@ -48,6 +48,7 @@ from orch.ui._templating import STATIC_DIR
 from orch.ui._verify_cache import VerifyCache
 from orch.ui._verify_jobs import VerifyJobs
 from orch.ui._verify_page import verify_form, verify_job_json, verify_job_page, verify_post
+from orch.ui._warm import WarmUp
 from traces import TraceError
 
 __all__ = ["NAV", "create_app", "routes", "stop_background"]
@@ -102,6 +103,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.warm.start()  # the first pages' one-off reads, done now (orch.ui._warm)
         try:
             yield
         finally:
@@ -123,7 +125,9 @@ def create_app(
             Exception: handle_error,
         },
     )
-    app.state.ui = UiState(settings, VerifyCache(settings.store), [*NAV, *extra_nav])
+    verify = VerifyCache(settings.store)
+    app.state.ui = UiState(settings, verify, [*NAV, *extra_nav])
+    app.state.warm = WarmUp(settings.store, verify)
     app.state.replays = ReplayJobs(timeout=settings.replay_timeout)
     app.state.verify_jobs = VerifyJobs()
     app.state.evals = None if settings.evals_dir is None else EvalFiles(settings.evals_dir)

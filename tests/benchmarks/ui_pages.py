@@ -5,6 +5,7 @@ Starlette's TestClient (in process: no socket, the same handlers, templates and 
 
     python tests/benchmarks/ui_pages.py                       # 1,000, 10,000, 100,000 runs
     python tests/benchmarks/ui_pages.py --sizes 1000,3000 --repeat 3   # smoke
+    python tests/benchmarks/ui_pages.py --warm   # servers started as orch ui starts them
 
 The stores hold runs that verify. Making 100,000 runs through the engine takes about an hour
 here, so a few template runs are made for real (a one-step pipeline whose router decides:
@@ -158,9 +159,17 @@ def get(client: TestClient, url: str, *, want: str | None = None) -> None:
         raise SystemExit(f"GET {url}: {response.status_code} {response.text[:300]}")
 
 
-def measure(store: ArtifactStore, ids: list[str], repeat: int) -> dict[str, float]:
-    """One-off times (one server's first requests, in seconds) and the pages' medians (ms)."""
+def measure(store: ArtifactStore, ids: list[str], repeat: int, warm: bool) -> dict[str, float]:
+    """One-off times (one server's first requests, in seconds) and the pages' medians (ms).
+    With ``warm``, the server starts as ``orch ui`` does (its lifespan: the warm-up of
+    :mod:`orch.ui._warm`), and its first requests come once the warm-up ended."""
     client = TestClient(create_app(UiSettings(store=store)), base_url="http://127.0.0.1:8765")
+    extra: dict[str, float] = {}
+    if warm:
+        began = time.perf_counter()
+        client.__enter__()
+        client.app.state.warm.done.wait()  # type: ignore[attr-defined]
+        extra["warm-up"] = time.perf_counter() - began
     middle = ids[len(ids) // 2]
     raw = store.read_run_head(middle)
     assert raw is not None
@@ -169,6 +178,7 @@ def measure(store: ArtifactStore, ids: list[str], repeat: int) -> dict[str, floa
         IndexedRun(middle, "", "", 0, head.started_at, None, None, None, None, None, 0, "")
     )
     out = {
+        **extra,
         "first list": timed(lambda: get(client, "/"), 1) / 1000,
         "first text": timed(lambda: get(client, "/?q=escalated"), 1) / 1000,
         "first run page": timed(lambda: get(client, f"/runs/{middle}", want="verified"), 1) / 1000,
@@ -183,6 +193,8 @@ def measure(store: ArtifactStore, ids: list[str], repeat: int) -> dict[str, floa
         lambda: get(client, f"/runs/{next(fresh)}", want="verified"), repeat
     )
     out["run (cached)"] = timed(lambda: get(client, f"/runs/{middle}"), repeat)
+    if warm:
+        client.__exit__(None, None, None)
     client.close()
     return out
 
@@ -192,7 +204,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--kinds", default="directory,sqlite")
+    parser.add_argument(
+        "--warm", action="store_true", help="start each server as orch ui does (its warm-up)"
+    )
     args = parser.parse_args()
+    one_off = (("warm-up",) if args.warm else ()) + ONE_OFF
     sizes = [int(s) for s in args.sizes.split(",")]
     kinds = args.kinds.split(",")
     results: dict[tuple[str, int], dict[str, float]] = {}
@@ -200,10 +216,10 @@ def main() -> None:
         for n in sizes:
             with tempfile.TemporaryDirectory() as tmp:
                 store, ids, wrote = build(kind, Path(tmp), n)
-                results[(kind, n)] = got = measure(store, ids, args.repeat)
+                results[(kind, n)] = got = measure(store, ids, args.repeat, args.warm)
                 print(
                     f"{kind:9} n={n:>7,}  wrote {wrote:6.1f} s  load {os.getloadavg()[0]:.2f}  "
-                    + "  ".join(f"{k} {got[k]:.2f} s" for k in ONE_OFF)
+                    + "  ".join(f"{k} {got[k]:.2f} s" for k in one_off)
                     + "  "
                     + "  ".join(f"{k} {got[k]:.1f} ms" for k in PAGES),
                     flush=True,
@@ -214,8 +230,8 @@ def main() -> None:
     print("| store | page | " + " | ".join(f"{n:,}" for n in sizes) + f" | {hi:,} / {lo:,} |")
     print("|---|---|" + "---:|" * (len(sizes) + 1))
     for kind in kinds:
-        for page in (*ONE_OFF, *PAGES):
-            cells = [results[(kind, n)][page] * (1000 if page in ONE_OFF else 1) for n in sizes]
+        for page in (*one_off, *PAGES):
+            cells = [results[(kind, n)][page] * (1000 if page in one_off else 1) for n in sizes]
             ratio = results[(kind, hi)][page] / results[(kind, lo)][page]
             print(
                 f"| {kind} | {page} | "

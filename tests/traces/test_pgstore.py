@@ -775,6 +775,9 @@ def test_a_reader_who_may_not_write_the_index_still_lists_runs(
     reader = PostgresStore(dsn, schema=schema)
     try:
         with caplog.at_level(logging.WARNING, logger="traces.pgstore"):
+            index = reader.run_index()
+            assert index is not None
+            index.warm()  # a server's warm-up: refused the fill, it turns to the scan too
             page = list_runs(reader, RunFilter(text="large"))
             assert [r.run_id for r in page.runs] == ["run-2", "run-1"]
             assert [r.run_id for r in list_runs(reader).runs] == ["run-2", "run-1", "run-0"]
@@ -783,6 +786,31 @@ def test_a_reader_who_may_not_write_the_index_still_lists_runs(
         assert password not in warned[0]
     finally:
         reader.close()
+
+
+def test_warm_reads_every_runs_decisions_into_the_index(pg_dsn: str) -> None:
+    from traces import RunFilter
+    from traces.conformance import assert_index_agrees, sample_specs, write_run
+
+    store = PostgresStore(pg_dsn, schema=fresh_schema("warm"))
+    try:
+        for spec in sample_specs(5, 30):
+            write_run(store, spec)
+        store.flush()
+        index = store.run_index()
+        assert index is not None
+        pending = f"SELECT count(*) FROM {store._q}.run_index WHERE decisions IS NULL"
+
+        def unread() -> int:
+            return int(store._call("count", lambda c: c.execute(pending).fetchone()[0]))
+
+        index.page(RunFilter(), limit=1)
+        assert unread() > 0
+        index.warm()
+        assert unread() == 0
+        assert_index_agrees(store, [RunFilter(text="escalated"), RunFilter()], limits=(1, 50))
+    finally:
+        store.close()
 
 
 # -- the ledger: retries and lost connections -------------------------------------------------
